@@ -1,0 +1,51 @@
+# Chave: the two commands a newcomer needs are `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: run test test-pg install install-test system-deps bench messages clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test system-deps
+
+# Debian packages the tests drive for real: SoftHSM2, Chromium, Kannel (+ fakesmsc), poppler, qpdf.
+system-deps:
+	@scripts/system-deps.sh
+
+## make run: install, migrate the embedded database, seed the demo, start web + worker on :$(PORT)
+run: install
+	$(BIN)/chave migrate --noinput -v0
+	$(BIN)/chave seed_demo
+	$(BIN)/chave serve --port $(PORT) --with-worker
+
+## make test: install what tests need (Debian packages included) and run the whole suite
+test: install-test
+	@scripts/pytest.sh $(PYTEST_ARGS)
+
+## the same suite on PostgreSQL (started by .ci/run when not running)
+test-pg: install-test
+	CHAVE_DATABASE_URL=$${CHAVE_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} scripts/pytest.sh $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python bench/login.py
+
+messages: install
+	cd chave && ../$(BIN)/chave makemessages -l pt_PT --no-obsolete --no-location && ../$(BIN)/chave compilemessages -l pt_PT
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,1 @@
+"""Chave: an open-source Digital Mobile Key."""

@@ -1,0 +1,73 @@
+"""The texts Chave sends, in Portuguese and English.
+
+A code message names the portal, says how long the code lasts, warns not to share it, and ends
+with the origin-bound WebOTP line ``@<host> #<code>`` so that browsers can offer to fill it in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.utils import translation
+from django.utils.translation import gettext as _
+
+
+@dataclass(frozen=True)
+class Text:
+    subject: str
+    body: str
+    redacted: str
+
+
+def service_host() -> str:
+    return urlsplit(settings.CHAVE_PUBLIC_URL).hostname or "localhost"
+
+
+def _minutes(lifetime: dt.timedelta) -> int:
+    return max(1, int(lifetime.total_seconds() // 60))
+
+
+def code_message(*, purpose: str, code: str, portal: str, lifetime: dt.timedelta, language: str) -> Text:
+    with translation.override(language or settings.LANGUAGE_CODE):
+        what = {
+            "login": _("to sign in to %(portal)s") % {"portal": portal or "Chave"},
+            "contact": _("to confirm this contact for your Digital Mobile Key"),
+            "signing": _("to sign documents at %(portal)s") % {"portal": portal or "Chave"},
+        }.get(purpose, "")
+        template = _(
+            "Chave: your security code %(what)s is %(code)s. It is valid for %(minutes)d minutes. "
+            "Never share it with anyone, not even Chave staff."
+        )
+        subject = _("Your Chave security code")
+        params = {"what": what, "minutes": _minutes(lifetime)}
+        body = (template % {**params, "code": code}) + f"\n\n@{service_host()} #{code}"
+        redacted = (template % {**params, "code": "••••••"}) + f"\n\n@{service_host()} #••••••"
+        return Text(subject=str(subject), body=body, redacted=redacted)
+
+
+def notice_message(event: str, *, language: str, until: dt.datetime | None = None) -> Text:
+    """Security notices: locks, blocks, PIN and contact changes, registration."""
+    from django.utils import formats, timezone
+
+    with translation.override(language or settings.LANGUAGE_CODE):
+        when = formats.date_format(timezone.localtime(until), "DATETIME_FORMAT") if until else ""
+        texts = {
+            "locked": _(
+                "Chave: your Digital Mobile Key was locked after several wrong PINs. You can try again "
+                "after %(when)s. If this was not you, contact us: %(help)s."
+            ),
+            "blocked": _(
+                "Chave: your Digital Mobile Key is blocked after too many wrong PINs. Unlock it with your "
+                "Citizen Card in the personal area or at a counter. Help: %(help)s."
+            ),
+            "pin_changed": _("Chave: the PIN of your Digital Mobile Key was changed. If this was not you, contact %(help)s."),
+            "registered": _("Chave: your Digital Mobile Key is active. If you did not ask for it, contact %(help)s."),
+            "contact_changed": _(
+                "Chave: a contact of your Digital Mobile Key was changed. If this was not you, contact %(help)s."
+            ),
+        }
+        body = texts[event] % {"when": when, "help": settings.CHAVE_HELP_EMAIL}
+        return Text(subject=str(_("Chave: security notice")), body=body, redacted=body)

@@ -1,0 +1,203 @@
+"""Citizens, their key, and the key's contacts.
+
+The key's lifecycle lives here and only here (:data:`TRANSITIONS` and :meth:`Key.transition`):
+``pending → active ⇄ locked → blocked → (unlocked) active``, any state → ``cancelled``,
+``active → expired``. Services call :meth:`Key.transition`; nothing assigns ``status`` directly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+
+class DocType(models.TextChoices):
+    CITIZEN_CARD = "cc", _("Portuguese civil ID (Citizen Card)")
+    PASSPORT = "passport", _("Passport")
+    RESIDENCE_PERMIT = "residence_permit", _("Residence permit")
+    RESIDENCE_CARD = "residence_card", _("Residence card")
+
+
+FOREIGN_DOC_TYPES = [DocType.PASSPORT, DocType.RESIDENCE_PERMIT, DocType.RESIDENCE_CARD]
+
+
+class CivilRecord(models.Model):
+    """The local civil records: the default source of identity data (see ``registry``).
+
+    In production a registry adapter asks the State's registry instead; these rows are what the
+    CLI (and later the counter) record after checking a document.
+    """
+
+    doc_type = models.CharField(max_length=20, choices=DocType.choices)
+    doc_country = models.CharField(max_length=2)
+    doc_number = models.CharField(max_length=32)
+    full_name = models.CharField(max_length=200)
+    given_name = models.CharField(max_length=100)
+    family_name = models.CharField(max_length=100)
+    birth_date = models.DateField()
+    nif = models.CharField(max_length=9, blank=True)
+    document_expiry = models.DateField()
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["doc_type", "doc_country", "doc_number"], name="civil_record_doc_unique")
+        ]
+
+
+class Citizen(models.Model):
+    """A person identified by NIC (Portuguese) or a foreign document (type, country, number)."""
+
+    doc_type = models.CharField(max_length=20, choices=DocType.choices)
+    # For Portuguese citizens doc_country is "PT" and doc_number the 8-digit NIC.
+    doc_country = models.CharField(max_length=2)
+    doc_number = models.CharField(max_length=32)
+    full_name = models.CharField(max_length=200)
+    given_name = models.CharField(max_length=100)
+    family_name = models.CharField(max_length=100)
+    birth_date = models.DateField()
+    nif = models.CharField(max_length=9, blank=True)
+    document_expiry = models.DateField()
+    language = models.CharField(max_length=8, default="pt-pt")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["doc_type", "doc_country", "doc_number"], name="citizen_doc_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.full_name} ({self.document_label})"
+
+    @property
+    def nic(self) -> str | None:
+        return self.doc_number if self.doc_type == DocType.CITIZEN_CARD else None
+
+    @property
+    def document_label(self) -> str:
+        if self.doc_type == DocType.CITIZEN_CARD:
+            return f"NIC {self.doc_number}"
+        return f"{self.get_doc_type_display()} {self.doc_country} {self.doc_number}"
+
+
+class KeyStatus(models.TextChoices):
+    PENDING = "pending", _("Pending activation")
+    ACTIVE = "active", _("Active")
+    LOCKED = "locked", _("Temporarily locked")
+    BLOCKED = "blocked", _("Blocked")
+    CANCELLED = "cancelled", _("Cancelled")
+    EXPIRED = "expired", _("Expired")
+
+
+S = KeyStatus
+TRANSITIONS: dict[str, set[str]] = {
+    S.PENDING: {S.ACTIVE, S.CANCELLED},
+    S.ACTIVE: {S.LOCKED, S.BLOCKED, S.CANCELLED, S.EXPIRED},
+    # locked → locked: a further failure after a lock ran out lengthens the wait.
+    S.LOCKED: {S.ACTIVE, S.LOCKED, S.BLOCKED, S.CANCELLED, S.EXPIRED},
+    S.BLOCKED: {S.ACTIVE, S.CANCELLED, S.EXPIRED},
+    S.EXPIRED: {S.CANCELLED},
+    S.CANCELLED: set(),
+}
+LIVE_STATUSES = {S.PENDING, S.ACTIVE, S.LOCKED, S.BLOCKED}
+
+
+class IllegalTransition(Exception):
+    def __init__(self, current: str, target: str):
+        super().__init__(f"a key cannot go from {current} to {target}")
+        self.current, self.target = current, target
+
+
+class Key(models.Model):
+    """The Digital Mobile Key: one per citizen."""
+
+    citizen = models.OneToOneField(Citizen, on_delete=models.PROTECT, related_name="key")
+    status = models.CharField(max_length=16, choices=KeyStatus.choices, default=KeyStatus.PENDING)
+    pin_hash = models.CharField(max_length=200, blank=True)
+    pin_is_temporary = models.BooleanField(default=False)
+    pin_expires_at = models.DateTimeField(null=True, blank=True)
+    pin_failures = models.PositiveIntegerField(default=0)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    valid_until = models.DateField()
+    created_at = models.DateTimeField()
+    activated_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"key of {self.citizen} ({self.status})"
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in LIVE_STATUSES
+
+    def transition(self, target: str, *, at: dt.datetime, locked_until: dt.datetime | None = None) -> None:
+        """Move to ``target`` or raise :class:`IllegalTransition`. The caller saves."""
+        if target not in TRANSITIONS[self.status]:
+            raise IllegalTransition(self.status, target)
+        self.status = target
+        self.status_changed_at = at
+        self.locked_until = locked_until if target == KeyStatus.LOCKED else None
+        if target == KeyStatus.ACTIVE and self.activated_at is None:
+            self.activated_at = at
+
+    def lock_has_lapsed(self, at: dt.datetime) -> bool:
+        return self.status == KeyStatus.LOCKED and self.locked_until is not None and self.locked_until <= at
+
+    def effective_status(self, at: dt.datetime) -> str:
+        """The status as the citizen would see it now (a lapsed lock reads as active)."""
+        if self.lock_has_lapsed(at):
+            return KeyStatus.ACTIVE
+        if self.status in {KeyStatus.ACTIVE, KeyStatus.LOCKED} and self.valid_until < at.date():
+            return KeyStatus.EXPIRED
+        return self.status
+
+
+class ContactKind(models.TextChoices):
+    MOBILE = "mobile", _("Mobile number")
+    EMAIL = "email", _("E-mail address")
+    X = "x", _("X account")
+
+
+class Contact(models.Model):
+    """A way to reach the citizen: at most one of each kind per key.
+
+    ``live`` mirrors whether the key is live, so that a mobile number or e-mail address can
+    belong to at most one live key (a partial unique index) and is released on cancellation.
+    """
+
+    key = models.ForeignKey(Key, on_delete=models.CASCADE, related_name="contacts")
+    kind = models.CharField(max_length=8, choices=ContactKind.choices)
+    # E.164 for mobile, lower-cased address for e-mail, numeric user id for X.
+    value = models.CharField(max_length=254)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    live = models.BooleanField(default=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["key", "kind"], name="contact_one_per_kind"),
+            models.UniqueConstraint(
+                fields=["kind", "value"], condition=Q(live=True), name="contact_value_one_live_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.masked}"
+
+    @property
+    def masked(self) -> str:
+        return mask(self.kind, self.value)
+
+
+def mask(kind: str, value: str) -> str:
+    """What a page may show of a contact: enough to recognise, not enough to harvest."""
+    if kind == ContactKind.MOBILE:
+        return value[:4] + "•" * max(0, len(value) - 7) + value[-3:]
+    if kind == ContactKind.EMAIL:
+        local, _, domain = value.partition("@")
+        return (local[:1] + "•" * max(2, len(local) - 1)) + "@" + domain
+    return "X •••" + value[-3:]

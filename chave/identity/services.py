@@ -1,0 +1,327 @@
+"""Operations on citizens and keys. Every write to identity data goes through here.
+
+Errors a person can act on are raised as ``django.core.exceptions.ValidationError`` (translated,
+with a code); :class:`IllegalTransition` guards the key lifecycle. PIN checks return a
+:class:`PinDecision` value; nothing here returns, logs or audits a PIN.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext_lazy as _
+
+from chave import clock, policy
+from chave.audit import services as audit
+from chave.delivery import services as delivery
+from chave.throttle import services as throttle
+
+from . import pins
+from .models import Citizen, Contact, ContactKind, DocType, Key, KeyStatus
+from .registry import DocumentRef, IdentityRecord, civil_registry
+from .validation import check_pin_rules
+
+
+# --- Registration -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContactInput:
+    kind: str
+    value: str  # already normalised by chave.identity.validation
+
+
+def age_on(birth_date: dt.date, day: dt.date) -> int:
+    return day.year - birth_date.year - ((day.month, day.day) < (birth_date.month, birth_date.day))
+
+
+def key_valid_until(doc_type: str, document_expiry: dt.date) -> dt.date:
+    """Citizen Card: card expiry + 30 days (Portaria 190-A/2019); foreign documents: their expiry."""
+    if doc_type == DocType.CITIZEN_CARD:
+        return document_expiry + dt.timedelta(days=policy.get("key_validity_after_card_days"))
+    return document_expiry
+
+
+def generate_temporary_pin() -> str:
+    """A random PIN that passes the PIN rules, for counters, letters and the CLI."""
+    length = policy.get("pin_max_length")
+    while True:
+        candidate = "".join(secrets.choice("0123456789") for _ in range(length))
+        try:
+            return check_pin_rules(candidate)
+        except ValidationError:
+            continue
+
+
+def register_citizen(
+    doc: DocumentRef,
+    contacts: list[ContactInput],
+    *,
+    pin: str | None = None,
+    contacts_verified_by: str = "",
+    language: str = "pt-pt",
+    ip: str | None = None,
+) -> tuple[Key, str | None]:
+    """Create the citizen (from the civil registry) and their key.
+
+    With ``pin`` the key is activated with it; without, a temporary PIN is generated, returned
+    once (it must be changed at first use and expires after ``temporary_pin_days``).
+    ``contacts_verified_by`` names who vouched for the contacts (an operator, a counter); when
+    empty, the contacts stay unverified and the key pending until they are confirmed by code.
+
+    Raises ``ValidationError`` for: unknown document, under the minimum age, expired document,
+    a key already registered, no contact, a contact held by another live key, a bad PIN.
+    """
+    record: IdentityRecord | None = civil_registry().lookup(doc)
+    if record is None:
+        raise ValidationError(_("The civil registry has no record of this document."), code="unknown_document")
+    today = clock.today()
+    if age_on(record.birth_date, today) < policy.get("citizen_min_age_years"):
+        raise ValidationError(
+            _("The Digital Mobile Key is for people aged %(age)d or over.") % {"age": policy.get("citizen_min_age_years")},
+            code="too_young",
+        )
+    if record.document_expiry < today:
+        raise ValidationError(_("The identity document has expired: renew it first."), code="document_expired")
+    kinds = [c.kind for c in contacts]
+    if not ({ContactKind.MOBILE, ContactKind.EMAIL} & set(kinds)):
+        raise ValidationError(_("Give a mobile number or an e-mail address (or both)."), code="no_contact")
+    if len(kinds) != len(set(kinds)):
+        raise ValidationError(_("A key has at most one mobile number and one e-mail address."), code="duplicate_contact")
+    temporary = pin is None
+    if temporary:
+        pin = generate_temporary_pin()
+    else:
+        check_pin_rules(pin, birth_date=record.birth_date)
+    pin_hash = pins.hash_pin(pin)
+
+    now = clock.now()
+    try:
+        with transaction.atomic():
+            if Citizen.objects.filter(doc_type=doc.doc_type, doc_country=doc.doc_country, doc_number=doc.doc_number).exists():
+                raise ValidationError(_("This person already has a Digital Mobile Key."), code="already_registered")
+            _check_contacts_free(contacts)
+            citizen = Citizen.objects.create(
+                doc_type=doc.doc_type, doc_country=doc.doc_country, doc_number=doc.doc_number,
+                full_name=record.full_name, given_name=record.given_name, family_name=record.family_name,
+                birth_date=record.birth_date, nif=record.nif, document_expiry=record.document_expiry,
+                language=language, created_at=now,
+            )
+            key = Key.objects.create(
+                citizen=citizen,
+                pin_hash=pin_hash,
+                pin_is_temporary=temporary,
+                pin_expires_at=now + dt.timedelta(days=policy.get("temporary_pin_days")) if temporary else None,
+                valid_until=key_valid_until(doc.doc_type, record.document_expiry),
+                created_at=now,
+            )
+            verified_at = now if contacts_verified_by else None
+            for c in contacts:
+                Contact.objects.create(key=key, kind=c.kind, value=c.value, verified_at=verified_at, created_at=now)
+            audit.record("key.register", outcome="ok", citizen=citizen, ip=ip, by=contacts_verified_by or "self",
+                         temporary_pin=temporary)
+            if contacts_verified_by:
+                activate_key(key, ip=ip)
+    except IntegrityError:
+        # A concurrent registration took the document or a contact between our check and insert.
+        raise ValidationError(_("This person or contact is already registered."), code="already_registered")
+    return key, (pin if temporary else None)
+
+
+def _check_contacts_free(contacts: list[ContactInput], *, except_key: Key | None = None) -> None:
+    for c in contacts:
+        if c.kind == ContactKind.X:
+            continue
+        taken = Contact.objects.filter(kind=c.kind, value=c.value, live=True)
+        if except_key is not None:
+            taken = taken.exclude(key=except_key)
+        if taken.exists():
+            if c.kind == ContactKind.MOBILE:
+                raise ValidationError(_("This mobile number is already tied to another Digital Mobile Key."),
+                                      code="mobile_taken")
+            raise ValidationError(_("This e-mail address is already tied to another Digital Mobile Key."),
+                                  code="email_taken")
+
+
+def activate_key(key: Key, *, ip: str | None = None) -> None:
+    """pending → active, once at least one contact is verified; tells the citizen."""
+    if not key.contacts.filter(verified_at__isnull=False).exists():
+        raise ValidationError(_("Confirm a contact before activating the key."), code="no_verified_contact")
+    key.transition(KeyStatus.ACTIVE, at=clock.now())
+    key.save()
+    audit.record("key.activate", outcome="ok", citizen=key.citizen, ip=ip)
+    delivery.notify(key.citizen, "registered")
+
+
+# --- Finding keys ------------------------------------------------------------------------
+
+
+def find_key_by_contact(kind: str, value: str) -> Key | None:
+    """The live key whose verified contact is ``value`` (a normalised mobile or e-mail)."""
+    contact = (
+        Contact.objects.select_related("key__citizen")
+        .filter(kind=kind, value=value, live=True, verified_at__isnull=False)
+        .first()
+    )
+    return contact.key if contact else None
+
+
+def find_citizen(text: str) -> Citizen | None:
+    """By mobile number, e-mail or NIC, for operators (``chave citizen show``)."""
+    from .validation import parse_identifier, parse_nic
+
+    try:
+        nic = parse_nic(text)
+    except ValidationError:
+        nic = None
+    if nic:
+        return Citizen.objects.filter(doc_type=DocType.CITIZEN_CARD, doc_number=nic).first()
+    try:
+        kind, value = parse_identifier(text)
+    except ValidationError:
+        return None
+    contact = Contact.objects.select_related("key__citizen").filter(kind=kind, value=value).order_by("-live").first()
+    return contact.key.citizen if contact else None
+
+
+# --- PIN checks ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PinDecision:
+    """The outcome of a PIN check. ``reason`` is for audit and internal use; pages show the
+    same words for ``wrong``, ``unknown``, ``locked``, ``blocked`` and the other refusals so that
+    nobody learns whether a number has a key (the citizen is told of locks on their contacts)."""
+
+    ok: bool
+    reason: str  # ok | wrong | unknown | throttled | locked | blocked | cancelled | expired | pending | temporary_pin_expired
+    key: Key | None = None
+    until: dt.datetime | None = None
+    must_change_pin: bool = False
+
+
+def _may_attempt(key: Key, now: dt.datetime) -> str:
+    """``""`` when a PIN may be tried now, else why not."""
+    status = key.effective_status(now)
+    if status == KeyStatus.ACTIVE:
+        return ""
+    return status
+
+
+def check_login_pin(key: Key | None, pin: str, *, ip: str | None = None, channel: str = "") -> PinDecision:
+    """Check a login PIN for ``key`` (None when the identifier matched no key).
+
+    Order: the per-IP throttle first (so that one client cannot lock many keys), then the key's
+    state, then Argon2id (always run, also for unknown keys and refusals, so the answer takes the
+    same time), then the outcome is recorded under the key's row lock: failures are counted
+    exactly under concurrency and lock or block the key as ``pin_lock_steps`` say.
+    """
+    now = clock.now()
+    citizen = key.citizen if key else None
+    gate = throttle.hit(("pin_attempt_per_ip", ip or ""))
+    if not gate.allowed:
+        pins.verify(None, pin)
+        audit.record("pin.attempt", outcome="throttled", citizen=citizen, channel=channel, ip=ip)
+        return PinDecision(False, "throttled", until=gate.retry_at)
+    if key is None:
+        pins.verify(None, pin)
+        audit.record("pin.attempt", outcome="unknown", channel=channel, ip=ip)
+        return PinDecision(False, "unknown")
+    refusal = _may_attempt(key, now)
+    if refusal:
+        pins.verify(None, pin)
+        audit.record("pin.attempt", outcome=refusal, citizen=citizen, channel=channel, ip=ip)
+        return PinDecision(False, refusal, key=key, until=key.locked_until)
+
+    correct, needs_rehash = pins.verify(key.pin_hash, pin)
+
+    with transaction.atomic():
+        key = Key.objects.select_for_update().select_related("citizen").get(pk=key.pk)
+        now = clock.now()
+        refusal = _may_attempt(key, now)
+        if refusal:
+            # Another request locked the key while we were hashing: this attempt does not count.
+            audit.record("pin.attempt", outcome=refusal, citizen=key.citizen, channel=channel, ip=ip)
+            return PinDecision(False, refusal, key=key, until=key.locked_until)
+        if key.lock_has_lapsed(now):
+            key.transition(KeyStatus.ACTIVE, at=now)
+        if correct:
+            if key.pin_is_temporary and key.pin_expires_at and key.pin_expires_at <= now:
+                key.save()
+                audit.record("pin.attempt", outcome="temporary_pin_expired", citizen=key.citizen, channel=channel, ip=ip)
+                return PinDecision(False, "temporary_pin_expired", key=key)
+            key.pin_failures = 0
+            if needs_rehash:
+                key.pin_hash = pins.hash_pin(pin)
+            key.save()
+            audit.record("pin.attempt", outcome="ok", citizen=key.citizen, channel=channel, ip=ip,
+                         rehashed=needs_rehash or None)
+            return PinDecision(True, "ok", key=key, must_change_pin=key.pin_is_temporary)
+        key.pin_failures += 1
+        decision = PinDecision(False, "wrong", key=key)
+        if key.pin_failures >= policy.get("pin_block_after"):
+            key.transition(KeyStatus.BLOCKED, at=now)
+            decision = PinDecision(False, "blocked", key=key)
+        else:
+            seconds = policy.get("pin_lock_steps").get(key.pin_failures)
+            if seconds:
+                until = now + dt.timedelta(seconds=seconds)
+                key.transition(KeyStatus.LOCKED, at=now, locked_until=until)
+                decision = PinDecision(False, "locked", key=key, until=until)
+        key.save()
+        audit.record("pin.attempt", outcome="wrong", citizen=key.citizen, channel=channel, ip=ip,
+                     failures=key.pin_failures)
+        if decision.reason in ("locked", "blocked"):
+            audit.record(f"key.{decision.reason}", outcome="ok", citizen=key.citizen, ip=ip,
+                         until=decision.until.isoformat() if decision.until else None)
+            delivery.notify(key.citizen, decision.reason, until=decision.until)
+        return decision
+
+
+def change_pin(key: Key, new_pin: str, *, ip: str | None = None, reason: str = "citizen") -> None:
+    """Set a new (permanent) PIN, after the caller has authenticated the citizen.
+
+    Raises ``ValidationError`` when the PIN breaks the rules or equals the current one.
+    """
+    check_pin_rules(new_pin, birth_date=key.citizen.birth_date)
+    if pins.verify(key.pin_hash, new_pin)[0]:
+        raise ValidationError(_("Choose a PIN different from the current one."), code="pin_same")
+    new_hash = pins.hash_pin(new_pin)
+    with transaction.atomic():
+        key = Key.objects.select_for_update().select_related("citizen").get(pk=key.pk)
+        key.pin_hash = new_hash
+        key.pin_is_temporary = False
+        key.pin_expires_at = None
+        key.pin_failures = 0
+        key.save()
+        audit.record("pin.change", outcome="ok", citizen=key.citizen, ip=ip, by=reason)
+        delivery.notify(key.citizen, "pin_changed")
+
+
+def record_login(key: Key, *, at: dt.datetime) -> None:
+    Key.objects.filter(pk=key.pk).update(last_used_at=at)
+
+
+def cancel_key(key: Key, *, ip: str | None = None, by: str = "citizen") -> None:
+    """Any state → cancelled; contacts are released for other keys."""
+    with transaction.atomic():
+        key = Key.objects.select_for_update().select_related("citizen").get(pk=key.pk)
+        key.transition(KeyStatus.CANCELLED, at=clock.now())
+        key.save()
+        key.contacts.update(live=False)
+        audit.record("key.cancel", outcome="ok", citizen=key.citizen, ip=ip, by=by)
+
+
+def unlock_key(key: Key, *, ip: str | None = None, by: str) -> None:
+    """locked / blocked → active (after a Citizen Card or counter check by the caller)."""
+    with transaction.atomic():
+        key = Key.objects.select_for_update().select_related("citizen").get(pk=key.pk)
+        key.transition(KeyStatus.ACTIVE, at=clock.now())
+        key.pin_failures = 0
+        key.save()
+        audit.record("key.unlock", outcome="ok", citizen=key.citizen, ip=ip, by=by)
+

@@ -1,0 +1,31 @@
+"""A login in progress: PIN checked, code being sent and entered.
+
+The browser session holds only the transaction's random id; the transaction binds the key,
+the chosen channel and destination, the client IP and the portal the login is for, and it is
+the ``transaction`` the one-time code is issued for.
+"""
+
+import uuid
+
+from django.db import models
+
+
+class LoginTransaction(models.Model):
+    class Status(models.TextChoices):
+        PIN_OK = "pin_ok"
+        CODE_SENT = "code_sent"
+        PIN_CHANGE = "pin_change"  # code verified, a temporary PIN must be changed first
+        COMPLETED = "completed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    key = models.ForeignKey("identity.Key", on_delete=models.CASCADE, related_name="logins")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PIN_OK)
+    portal = models.CharField(max_length=200, blank=True)
+    channel = models.CharField(max_length=8, blank=True)
+    destination = models.CharField(max_length=254, blank=True)
+    assurance_level = models.PositiveSmallIntegerField(null=True, blank=True)
+    must_change_pin = models.BooleanField(default=False)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)

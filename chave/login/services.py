@@ -1,0 +1,159 @@
+"""The interactive two-factor login: identifier + PIN → channel → code → signed in.
+
+Views call these; each step checks the transaction is the session's, unexpired and at the
+right step. The session is rotated when the PIN is accepted and again when the login
+completes, and then holds :class:`SignedIn` (who, how, at which assurance level, when).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+
+from django.db import transaction
+
+from chave import clock, policy
+from chave.audit import services as audit
+from chave.codes import services as codes
+from chave.codes.models import Purpose
+from chave.delivery.providers import enabled_channels
+from chave.identity import services as identity
+from chave.identity.models import Citizen, ContactKind, Key, mask
+
+from .models import LoginTransaction
+
+SESSION_TRANSACTION = "chave.login.transaction"
+SESSION_SIGNED_IN = "chave.signed_in"
+CHANNEL_OF_KIND = {ContactKind.MOBILE: "sms", ContactKind.EMAIL: "email", ContactKind.X: "x"}
+
+
+@dataclass(frozen=True)
+class ChannelOption:
+    channel: str
+    masked: str
+    assurance_level: int
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    key_id: int
+    citizen_id: int
+    full_name: str
+    method: str  # the channel the code came by: sms | email | x
+    assurance_level: int
+    auth_time: str  # ISO 8601
+
+
+def client_ip(request) -> str | None:
+    from django.conf import settings
+
+    hops = settings.CHAVE_TRUSTED_PROXIES
+    if hops:
+        forwarded = [p.strip() for p in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if p.strip()]
+        if len(forwarded) >= hops:
+            return forwarded[-hops]
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def channel_options(key: Key) -> list[ChannelOption]:
+    """The key's verified contacts that an enabled channel can reach, best level first."""
+    enabled = enabled_channels()
+    options = []
+    for contact in key.contacts.filter(verified_at__isnull=False, live=True):
+        channel = CHANNEL_OF_KIND[contact.kind]
+        if channel in enabled:
+            options.append(ChannelOption(channel, mask(contact.kind, contact.value), policy.assurance_level(channel)))
+    return sorted(options, key=lambda o: (-o.assurance_level, o.channel))
+
+
+def _destination(key: Key, channel: str) -> str | None:
+    kind = {v: k for k, v in CHANNEL_OF_KIND.items()}[channel]
+    contact = key.contacts.filter(kind=kind, verified_at__isnull=False, live=True).first()
+    return contact.value if contact else None
+
+
+def start(request, *, key: Key, must_change_pin: bool, portal: str = "") -> LoginTransaction:
+    """After a correct PIN: open the login transaction and bind it to a fresh session."""
+    now = clock.now()
+    tx = LoginTransaction.objects.create(
+        key=key, portal=portal, must_change_pin=must_change_pin, ip=client_ip(request), created_at=now,
+        expires_at=now + dt.timedelta(seconds=policy.get("login_transaction_seconds")),
+    )
+    request.session.cycle_key()
+    request.session[SESSION_TRANSACTION] = str(tx.pk)
+    return tx
+
+
+def current(request, *statuses: str) -> LoginTransaction | None:
+    """The session's login transaction, if unexpired and at one of ``statuses``."""
+    tx_id = request.session.get(SESSION_TRANSACTION)
+    if not tx_id:
+        return None
+    tx = LoginTransaction.objects.select_related("key__citizen").filter(pk=tx_id).first()
+    if tx is None or tx.expires_at <= clock.now() or (statuses and tx.status not in statuses):
+        return None
+    return tx
+
+
+def send_code(tx: LoginTransaction, channel: str, *, ip: str | None, language: str) -> codes.IssueResult | None:
+    """Send (or resend) the login code by ``channel``; None when the key has no such channel."""
+    if channel not in {o.channel for o in channel_options(tx.key)}:
+        return None
+    destination = _destination(tx.key, channel)
+    result = codes.issue_code(
+        tx.key, purpose=Purpose.LOGIN, transaction=str(tx.pk), channel=channel, destination=destination,
+        ip=ip, portal=tx.portal or "Chave", language=language,
+    )
+    if result.sent:
+        LoginTransaction.objects.filter(pk=tx.pk).update(
+            status=LoginTransaction.Status.CODE_SENT, channel=channel, destination=destination,
+            assurance_level=policy.assurance_level(channel),
+        )
+        tx.refresh_from_db()
+    return result
+
+
+def verify(request, tx: LoginTransaction, submitted: str) -> codes.VerifyResult:
+    """Check the code; on success the login completes (or moves to the PIN change)."""
+    ip = client_ip(request)
+    result = codes.verify_code(purpose=Purpose.LOGIN, transaction=str(tx.pk), submitted=submitted, ip=ip)
+    if result.ok:
+        if tx.must_change_pin:
+            LoginTransaction.objects.filter(pk=tx.pk).update(status=LoginTransaction.Status.PIN_CHANGE)
+        else:
+            complete(request, tx)
+    return result
+
+
+def complete(request, tx: LoginTransaction) -> SignedIn:
+    now = clock.now()
+    with transaction.atomic():
+        updated = LoginTransaction.objects.filter(
+            pk=tx.pk, status__in=[LoginTransaction.Status.CODE_SENT, LoginTransaction.Status.PIN_CHANGE]
+        ).update(status=LoginTransaction.Status.COMPLETED, completed_at=now)
+        if updated != 1:
+            raise PermissionError("login transaction already completed")
+        identity.record_login(tx.key, at=now)
+        audit.record("login", outcome="ok", citizen=tx.key.citizen, channel=tx.channel, ip=client_ip(request),
+                     level=tx.assurance_level, portal=tx.portal or None)
+    signed_in = SignedIn(
+        key_id=tx.key_id, citizen_id=tx.key.citizen_id, full_name=tx.key.citizen.full_name,
+        method=tx.channel, assurance_level=tx.assurance_level, auth_time=now.isoformat(),
+    )
+    request.session.cycle_key()
+    request.session.pop(SESSION_TRANSACTION, None)
+    request.session[SESSION_SIGNED_IN] = asdict(signed_in)
+    return signed_in
+
+
+def signed_in(request) -> SignedIn | None:
+    data = request.session.get(SESSION_SIGNED_IN)
+    return SignedIn(**data) if data else None
+
+
+def sign_out(request) -> None:
+    who = signed_in(request)
+    if who:
+        citizen = Citizen.objects.filter(pk=who.citizen_id).first()
+        audit.record("logout", outcome="ok", citizen=citizen, ip=client_ip(request))
+    request.session.flush()

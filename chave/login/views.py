@@ -1,0 +1,205 @@
+"""The login pages: parse → call a service → render or redirect. No JavaScript needed."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
+
+from chave import clock, policy
+from chave.codes.models import Purpose
+from chave.codes.services import latest_code
+from chave.identity import services as identity
+from chave.identity.models import mask
+
+from . import services
+from .forms import ChannelForm, CodeForm, CredentialsForm, NewPinForm
+from .models import LoginTransaction
+
+TX = LoginTransaction.Status
+
+# One answer for every refused PIN step, so that nobody learns whether a number has a key.
+GENERIC_REFUSAL = gettext_noop(
+    "The mobile number, e-mail or PIN is not correct. After several wrong PINs the key is locked "
+    "for a while, and its owner is told by SMS or e-mail."
+)
+
+
+def _language() -> str:
+    return translation.get_language() or "pt-pt"
+
+
+def _expired(request):
+    messages.error(request, _("Your sign-in has expired or was not started. Please start again."))
+    return redirect("login:start")
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def start(request):
+    form = CredentialsForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            kind, value = form.cleaned_data["identifier"]
+            key = identity.find_key_by_contact(kind, value)
+            ip = services.client_ip(request)
+            decision = identity.check_login_pin(key, form.cleaned_data["pin"], ip=ip)
+            if decision.ok:
+                tx = services.start(request, key=decision.key, must_change_pin=decision.must_change_pin)
+                options = services.channel_options(tx.key)
+                if not options:
+                    form.add_error(None, _("No contact of this key can receive codes now. Contact the help line."))
+                elif len(options) == 1:
+                    return _send_and_continue(request, tx, options[0].channel)
+                else:
+                    return redirect("login:channel")
+            elif decision.reason == "throttled":
+                form.add_error(None, _("Too many attempts from this connection. Please try again later."))
+                status = 429
+            elif decision.reason == "temporary_pin_expired":
+                form.add_error(None, _("Your temporary PIN has expired. Ask for a new one at a counter or with "
+                                       "your Citizen Card in the personal area."))
+            else:
+                form.add_error(None, _(GENERIC_REFUSAL))
+    return render(request, "login/start.html", {"form": form}, status=status)
+
+
+def _send_and_continue(request, tx, channel):
+    result = services.send_code(tx, channel, ip=services.client_ip(request), language=_language())
+    if result is None:
+        messages.error(request, _("Choose one of the options shown."))
+        return redirect("login:channel")
+    if not result.sent:
+        messages.error(request, _refusal_text(result))
+        if tx.status == TX.PIN_OK:
+            return redirect("login:channel") if len(services.channel_options(tx.key)) > 1 else redirect("login:start")
+    return redirect("login:code")
+
+
+def _refusal_text(result) -> str:
+    when = timezone.localtime(result.retry_at).strftime("%H:%M:%S") if result.retry_at else ""
+    return {
+        "cooldown": _("Please wait: you can ask for a new code from %(when)s.") % {"when": when},
+        "too_many_sends": _("You have asked for the most codes allowed for this sign-in. Please start again."),
+        "rate_limited": _("Too many codes were sent recently. Please try again after %(when)s.") % {"when": when},
+        "country_not_allowed": _("We cannot send SMS to this country. Choose another option or contact the help line."),
+    }.get(result.reason, _("The code could not be sent. Please try again."))
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def channel(request):
+    tx = services.current(request, TX.PIN_OK, TX.CODE_SENT)
+    if tx is None:
+        return _expired(request)
+    options = services.channel_options(tx.key)
+    form = ChannelForm(request.POST or None, options=options)
+    if request.method == "POST":
+        if form.is_valid():
+            return _send_and_continue(request, tx, form.cleaned_data["channel"])
+        return render(request, "login/channel.html", {"form": form}, status=400)
+    return render(request, "login/channel.html", {"form": form})
+
+
+def _code_context(tx, form):
+    now = clock.now()
+    code = latest_code(Purpose.LOGIN, str(tx.pk))
+    cooldown = dt.timedelta(seconds=policy.get("code_resend_cooldown_seconds"))
+    max_sends = policy.get("code_max_sends_per_transaction")
+    from chave.codes.models import OneTimeCode
+
+    sends = OneTimeCode.objects.filter(purpose=Purpose.LOGIN, transaction=str(tx.pk)).count()
+    resend_at = code.created_at + cooldown if code else now
+    kind = {v: k for k, v in services.CHANNEL_OF_KIND.items()}.get(tx.channel)
+    return {
+        "form": form,
+        "channel": tx.channel,
+        "masked": mask(kind, tx.destination) if kind else "",
+        "expires_at": code.expires_at if code else None,
+        "minutes_left": max(0, int((code.expires_at - now).total_seconds() + 59) // 60) if code else 0,
+        "can_resend": sends < max_sends and resend_at <= now,
+        "resend_at": resend_at if sends < max_sends else None,
+        "several_channels": len(services.channel_options(tx.key)) > 1,
+    }
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def code(request):
+    tx = services.current(request, TX.CODE_SENT)
+    if tx is None:
+        return _expired(request)
+    form = CodeForm(request.POST or None)
+    if request.method == "POST":
+        if form.is_valid():
+            result = services.verify(request, tx, form.cleaned_data["code"])
+            if result.ok:
+                return redirect("login:change_pin" if tx.must_change_pin else "login:done")
+            form.add_error("code", {
+                "wrong": _("The code is not correct. You have %(n)d more attempt(s).") % {"n": result.attempts_left},
+                "spent": _("Too many wrong codes: this code no longer works. Ask for a new code."),
+                "expired": _("This code has expired. Ask for a new code."),
+                "used": _("This code was already used. Ask for a new code."),
+                "invalidated": _("A newer code was sent: use the most recent message."),
+            }.get(result.reason, _("Ask for a new code.")))
+        return render(request, "login/code.html", _code_context(tx, form), status=400)
+    return render(request, "login/code.html", _code_context(tx, form))
+
+
+@never_cache
+@require_POST
+def resend(request):
+    tx = services.current(request, TX.CODE_SENT)
+    if tx is None:
+        return _expired(request)
+    result = services.send_code(tx, tx.channel, ip=services.client_ip(request), language=_language())
+    if result is not None and result.sent:
+        messages.success(request, _("We sent you a new code. Only the most recent one works."))
+    elif result is not None:
+        messages.error(request, _refusal_text(result))
+    return redirect("login:code")
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def change_pin(request):
+    tx = services.current(request, TX.PIN_CHANGE)
+    if tx is None:
+        return _expired(request)
+    form = NewPinForm(request.POST or None, birth_date=tx.key.citizen.birth_date)
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                identity.change_pin(tx.key, form.cleaned_data["new_pin"], ip=services.client_ip(request),
+                                    reason="first use of temporary PIN")
+            except identity.ValidationError as exc:
+                form.add_error("new_pin", exc)
+            else:
+                services.complete(request, tx)
+                messages.success(request, _("Your new PIN is set."))
+                return redirect("login:done")
+        return render(request, "login/change_pin.html", {"form": form}, status=400)
+    return render(request, "login/change_pin.html", {"form": form})
+
+
+@never_cache
+def done(request):
+    who = services.signed_in(request)
+    if who is None:
+        return redirect("login:start")
+    return render(request, "login/done.html", {"who": who, "auth_time": dt.datetime.fromisoformat(who.auth_time)})
+
+
+@require_POST
+def logout(request):
+    services.sign_out(request)
+    messages.success(request, _("You have signed out."))
+    return redirect("public:home")

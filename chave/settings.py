@@ -1,0 +1,278 @@
+"""Django settings for Chave, read from environment variables.
+
+``CHAVE_ENV`` is ``dev`` (the default, what ``make run`` uses), ``test`` or ``production``.
+Production refuses to start without a secret key and a PIN pepper, with DEBUG on, or with
+the development message sink (see :func:`_check_production`).
+
+Every rule and number of ``shared/domain.md`` lives in :data:`CHAVE_POLICY` (one table);
+code reads it through :mod:`chave.policy`, never a literal.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy as _
+
+BASE_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = BASE_DIR.parent
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return default if value in (None, "") else value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = env(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = env(name)
+    return default if value is None else int(value)
+
+
+CHAVE_ENV = env("CHAVE_ENV", "dev")
+if CHAVE_ENV not in {"dev", "test", "production"}:
+    raise ImproperlyConfigured("CHAVE_ENV must be dev, test or production")
+IS_PRODUCTION = CHAVE_ENV == "production"
+
+DATA_DIR = Path(env("CHAVE_DATA_DIR", str(PROJECT_DIR / "var")))
+
+# Development secrets are fixed so that a newcomer's `make run` needs no set-up; production
+# refuses to start with them (see _check_production).
+_DEV_SECRET = "dev-only-secret-key-never-use-in-production-0123456789abcdef"
+_DEV_PEPPER = "dev-only-pin-pepper-never-use-in-production"
+SECRET_KEY = env("CHAVE_SECRET_KEY", _DEV_SECRET)
+# The pepper keys the HMAC taken of every PIN before Argon2id: with a 4-8 digit PIN space, it is
+# what protects a stolen database. It is also used (with a distinct label) to key code hashes.
+CHAVE_PIN_PEPPER = env("CHAVE_PIN_PEPPER", _DEV_PEPPER)
+# Queued messages (which carry a code until sent) are encrypted at rest with keys derived from
+# this secret; defaults to one derived from SECRET_KEY.
+CHAVE_MESSAGE_KEY = env("CHAVE_MESSAGE_KEY", SECRET_KEY)
+
+DEBUG = env_bool("CHAVE_DEBUG", CHAVE_ENV == "dev")
+ALLOWED_HOSTS = (env("CHAVE_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver") or "").split(",")
+# The public origin of the service: names the host in the WebOTP line `@host #code`.
+CHAVE_PUBLIC_URL = env("CHAVE_PUBLIC_URL", "http://127.0.0.1:8000")
+CSRF_TRUSTED_ORIGINS = [CHAVE_PUBLIC_URL]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_tasks",
+    "django_tasks_db",
+    "chave.audit",
+    "chave.throttle",
+    "chave.identity",
+    "chave.codes",
+    "chave.delivery",
+    "chave.login",
+    "chave.public",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "chave.urls"
+WSGI_APPLICATION = "chave.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "chave.public.context.site",
+            ],
+        },
+    },
+]
+
+# --- Storage -----------------------------------------------------------------------------
+# SQLite is the embedded default; CHAVE_DATABASE_URL selects PostgreSQL for several instances.
+_database_url = env("CHAVE_DATABASE_URL")
+if _database_url:
+    DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
+    if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        DATABASES["default"].setdefault("OPTIONS", {}).update(
+            {"transaction_mode": "IMMEDIATE", "timeout": 30}
+        )
+else:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(DATA_DIR / "chave.sqlite3"),
+            # IMMEDIATE takes the write lock when a transaction starts, so read-check-write
+            # sequences (PIN counters, code use, send caps) are serialised across processes.
+            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 30},
+            "TEST": {"NAME": str(DATA_DIR / "test-chave.sqlite3")},
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+_redis_url = env("CHAVE_REDIS_URL")
+if _redis_url:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _redis_url}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Which store holds throttle counters: "db" (exact on SQLite and PostgreSQL, the default) or
+# "redis" (CHAVE_REDIS_URL, for many instances without loading the database).
+CHAVE_THROTTLE_STORE = env("CHAVE_THROTTLE_STORE", "redis" if _redis_url else "db")
+CHAVE_REDIS_URL = _redis_url
+
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "delivery"]}}
+
+# --- Sessions, cookies, security --------------------------------------------------------
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_COOKIE_AGE = env_int("CHAVE_SESSION_SECONDS", 30 * 60)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True
+SECURE_COOKIES = env_bool("CHAVE_SECURE_COOKIES", CHAVE_ENV == "production")
+SESSION_COOKIE_SECURE = SECURE_COOKIES
+CSRF_COOKIE_SECURE = SECURE_COOKIES
+LANGUAGE_COOKIE_SECURE = SECURE_COOKIES
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if IS_PRODUCTION:
+    SECURE_HSTS_SECONDS = 31536000
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# How many proxies in front of us append to X-Forwarded-For (0: use REMOTE_ADDR only).
+CHAVE_TRUSTED_PROXIES = env_int("CHAVE_TRUSTED_PROXIES", 0)
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]
+
+# --- i18n -----------------------------------------------------------------------------
+LANGUAGE_CODE = "pt-pt"
+LANGUAGES = [("pt-pt", _("Português")), ("en", _("English"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+USE_I18N = True
+TIME_ZONE = "Europe/Lisbon"
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+
+# --- Delivery ----------------------------------------------------------------------------
+# Each channel uses one provider, chosen here. "sink" keeps messages in the development outbox
+# (refused in production); "off" means the channel is not offered.
+CHAVE_SMS_PROVIDER = env("CHAVE_SMS_PROVIDER", "sink")  # sink | kannel
+CHAVE_EMAIL_PROVIDER = env("CHAVE_EMAIL_PROVIDER", "sink")  # sink | smtp
+CHAVE_X_PROVIDER = env("CHAVE_X_PROVIDER", "off")  # off | sink | xapi
+CHAVE_KANNEL_URL = env("CHAVE_KANNEL_URL", "http://127.0.0.1:13013/cgi-bin/sendsms")
+CHAVE_KANNEL_USERNAME = env("CHAVE_KANNEL_USERNAME", "chave")
+CHAVE_KANNEL_PASSWORD = env("CHAVE_KANNEL_PASSWORD", "")
+CHAVE_SMS_SENDER = env("CHAVE_SMS_SENDER", "Chave")
+CHAVE_X_API_URL = env("CHAVE_X_API_URL", "https://api.x.com")
+CHAVE_X_BEARER_TOKEN = env("CHAVE_X_BEARER_TOKEN", "")
+CHAVE_HTTP_TIMEOUT = float(env("CHAVE_HTTP_TIMEOUT", "10") or 10)
+EMAIL_HOST = env("CHAVE_SMTP_HOST", "127.0.0.1")
+EMAIL_PORT = env_int("CHAVE_SMTP_PORT", 25)
+EMAIL_HOST_USER = env("CHAVE_SMTP_USER", "")
+EMAIL_HOST_PASSWORD = env("CHAVE_SMTP_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("CHAVE_SMTP_STARTTLS", False)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env("CHAVE_MAIL_FROM", "Chave <no-reply@chave.localhost>")
+
+CHAVE_HELP_EMAIL = env("CHAVE_HELP_EMAIL", "ajuda@chave.localhost")
+CHAVE_HELP_PHONE = env("CHAVE_HELP_PHONE", "+351 300 000 000")
+
+# --- Policy: every rule and number of shared/domain.md, one table ------------------------
+# Throttles are (limit, window in seconds). Read through chave.policy, never as literals.
+CHAVE_POLICY = {
+    "citizen_min_age_years": 16,
+    "key_validity_after_card_days": 30,  # Portaria 190-A/2019
+    "temporary_pin_days": 30,
+    "inactivity_revoke_days": 548,  # 18 months (Portaria 189/2014); 0 switches it off
+    "pin_min_length": 4,
+    "pin_max_length": 8,
+    # Wrong login PINs: the Nth consecutive failure locks for lock_steps[N] seconds; a failure
+    # at pin_block_after blocks the key.
+    "pin_lock_steps": {3: 5 * 60, 4: 15 * 60, 5: 60 * 60},
+    "pin_block_after": 6,
+    "signing_pin_max_failures": 3,
+    "code_digits": 6,
+    "code_lifetime_seconds": {"login": 5 * 60, "contact": 10 * 60, "signing": 2 * 60},
+    "code_max_wrong": 3,
+    "code_resend_cooldown_seconds": 30,
+    "code_max_sends_per_transaction": 3,
+    "login_transaction_seconds": 15 * 60,
+    "throttles": {
+        "code_send_per_key": (10, 3600),
+        "code_send_per_destination": (10, 3600),
+        "code_send_per_ip": (30, 3600),
+        # Checked before the per-key PIN counter, so that one client cannot lock many keys.
+        "pin_attempt_per_ip": (30, 15 * 60),
+    },
+    # SMS only to these countries (ISO 3166 alpha-2): EU/EEA and Portuguese-speaking countries.
+    "sms_country_allowlist": [
+        "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT",
+        "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "IS", "LI", "NO",
+        "BR", "AO", "MZ", "CV", "GW", "ST", "TL", "GQ",
+    ],
+    "assurance_levels": {"sms": 3, "app": 3, "email": 2, "x": 2, "citizen_card": 4},
+    "delivery_max_attempts": 8,
+    "delivery_backoff_seconds": [5, 15, 30, 60, 120, 300, 600],
+}
+# Argon2id parameters for PINs; changing them re-hashes each PIN at its next correct use.
+CHAVE_ARGON2 = {
+    "time_cost": env_int("CHAVE_ARGON2_TIME_COST", 3),
+    "memory_cost": env_int("CHAVE_ARGON2_MEMORY_KIB", 65536),
+    "parallelism": env_int("CHAVE_ARGON2_PARALLELISM", 1),
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("CHAVE_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+
+def _check_production() -> None:
+    problems = []
+    if SECRET_KEY == _DEV_SECRET:
+        problems.append("CHAVE_SECRET_KEY is not set")
+    if CHAVE_PIN_PEPPER == _DEV_PEPPER:
+        problems.append("CHAVE_PIN_PEPPER is not set")
+    if DEBUG:
+        problems.append("DEBUG is on")
+    if "sink" in {CHAVE_SMS_PROVIDER, CHAVE_EMAIL_PROVIDER, CHAVE_X_PROVIDER}:
+        problems.append("the development message sink is configured")
+    if problems:
+        raise ImproperlyConfigured("Refusing to start in production: " + "; ".join(problems))
+
+
+if IS_PRODUCTION:
+    _check_production()

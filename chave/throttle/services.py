@@ -1,0 +1,122 @@
+"""Named throttles: "may this happen now?" as a value, and "it happened" recorded atomically.
+
+A throttle is a name in ``CHAVE_POLICY["throttles"]`` with a limit and a sliding window. Callers
+ask :func:`hit` with one or more ``(name, subject)`` pairs: either every pair is under its limit
+and each is counted, or none is counted and the decision says which one refused and until when.
+Two stores: the database (exact on SQLite and PostgreSQL; the default) and Redis (for several
+instances; ``CHAVE_THROTTLE_STORE=redis``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from chave import clock, policy
+
+from .models import ThrottleEvent
+
+
+@dataclass(frozen=True)
+class ThrottleDecision:
+    allowed: bool
+    rule: str = ""
+    retry_at: dt.datetime | None = None
+
+
+ALLOW = ThrottleDecision(True)
+
+
+def _subject(name: str, subject: str) -> str:
+    key = (settings.SECRET_KEY + "/throttle").encode()
+    return hmac.new(key, f"{name}\x00{subject}".encode(), hashlib.sha256).hexdigest()
+
+
+def hit(*pairs: tuple[str, str]) -> ThrottleDecision:
+    """Count one action against each ``(throttle name, subject)``, all or nothing."""
+    pairs = tuple((name, str(subject)) for name, subject in pairs if subject not in (None, ""))
+    if not pairs:
+        return ALLOW
+    if settings.CHAVE_THROTTLE_STORE == "redis":
+        return _redis_hit(pairs)
+    return _db_hit(pairs)
+
+
+def _db_hit(pairs) -> ThrottleDecision:
+    now = clock.now()
+    with transaction.atomic():
+        hashed = [(name, _subject(name, s)) for name, s in pairs]
+        if connection.vendor == "postgresql":
+            # Serialise concurrent hits on the same subjects (SQLite's IMMEDIATE transactions
+            # already serialise every writer).
+            with connection.cursor() as cur:
+                for _, h in sorted(hashed, key=lambda p: p[1]):
+                    cur.execute("SELECT pg_advisory_xact_lock(%s)", [int(h[:15], 16)])
+        for name, h in hashed:
+            rule = policy.throttle(name)
+            since = now - rule.window
+            ThrottleEvent.objects.filter(name=name, subject=h, at__lt=since).delete()
+            times = list(
+                ThrottleEvent.objects.filter(name=name, subject=h, at__gte=since)
+                .order_by("at")
+                .values_list("at", flat=True)[: rule.limit]
+            )
+            if len(times) >= rule.limit:
+                return ThrottleDecision(False, name, times[0] + rule.window)
+        ThrottleEvent.objects.bulk_create([ThrottleEvent(name=name, subject=h, at=now) for name, h in hashed])
+    return ALLOW
+
+
+# Sliding-window log in sorted sets, checked and counted in one script so that it is atomic.
+_LUA = """
+local now = tonumber(ARGV[1])
+local n = #KEYS
+for i = 1, n do
+  local window = tonumber(ARGV[1 + 2 * i])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
+  local limit = tonumber(ARGV[2 * i])
+  if redis.call('ZCARD', KEYS[i]) >= limit then
+    local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+    return {i, oldest[2]}
+  end
+end
+for i = 1, n do
+  redis.call('ZADD', KEYS[i], now, ARGV[2 * n + 2] .. ':' .. i)
+  redis.call('PEXPIRE', KEYS[i], math.ceil(tonumber(ARGV[1 + 2 * i]) * 1000))
+end
+return {0, 0}
+"""
+
+
+@functools.lru_cache(maxsize=1)
+def _redis():
+    import redis
+
+    client = redis.Redis.from_url(settings.CHAVE_REDIS_URL)
+    return client, client.register_script(_LUA)
+
+
+def _redis_hit(pairs) -> ThrottleDecision:
+    import secrets
+
+    now = clock.now()
+    ts = now.timestamp()
+    keys, args = [], [ts]
+    for name, s in pairs:
+        rule = policy.throttle(name)
+        keys.append("chave:throttle:" + _subject(name, s))
+        args += [rule.limit, rule.window.total_seconds()]
+    args.append(secrets.token_hex(8))
+    _, script = _redis()
+    index, oldest = script(keys=keys, args=args)
+    if int(index) == 0:
+        return ALLOW
+    name = pairs[int(index) - 1][0]
+    retry = dt.datetime.fromtimestamp(float(oldest), tz=dt.timezone.utc) + policy.throttle(name).window
+    return ThrottleDecision(False, name, retry)

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suite drives for real, when they are missing.
+set -euo pipefail
+need=()
+command -v softhsm2-util >/dev/null || need+=(softhsm2)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v bearerbox >/dev/null || need+=(kannel)
+[ -x /usr/lib/kannel/test/fakesmsc ] || command -v fakesmsc >/dev/null || need+=(kannel-extras)
+command -v msgfmt >/dev/null || need+=(gettext)
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+echo "Installing Debian packages: ${need[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
