@@ -30,8 +30,8 @@ system-deps:
 ## make run: install, migrate the embedded database, seed the demo, start web + worker on :$(PORT)
 run: install
 	$(BIN)/chave migrate --noinput -v0
-	$(BIN)/chave seed_demo
-	$(BIN)/chave serve --port $(PORT) --with-worker
+	CHAVE_PUBLIC_URL=$${CHAVE_PUBLIC_URL:-http://127.0.0.1:$(PORT)} $(BIN)/chave seed_demo
+	CHAVE_PUBLIC_URL=$${CHAVE_PUBLIC_URL:-http://127.0.0.1:$(PORT)} $(BIN)/chave serve --port $(PORT) --with-worker
 
 ## make test: install what tests need (Debian packages included) and run the whole suite
 test: install-test

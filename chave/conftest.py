@@ -111,9 +111,10 @@ def make_citizen(db):
             contacts.append(services.ContactInput(ContactKind.MOBILE, phone))
         if email:
             contacts.append(services.ContactInput(ContactKind.EMAIL, email))
-        key, _ = services.register_citizen(
+        key, temporary_pin = services.register_citizen(
             doc, contacts, pin=pin, contacts_verified_by="test" if verified else "", language=language
         )
+        key.temporary_pin = temporary_pin  # the PIN printed once when pin=None, for tests to type
         return key
 
     return make

@@ -129,7 +129,13 @@ else:
             "NAME": str(DATA_DIR / "chave.sqlite3"),
             # IMMEDIATE takes the write lock when a transaction starts, so read-check-write
             # sequences (PIN counters, code use, send caps) are serialised across processes.
-            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 30},
+            # WAL lets the web service and the worker read while one of them writes; with WAL,
+            # synchronous=NORMAL is durable against application crashes (not power loss).
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
             "TEST": {"NAME": str(DATA_DIR / "test-chave.sqlite3")},
         }
     }

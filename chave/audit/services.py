@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
+
 from chave import clock
 
 from .models import AuditEvent
 
-# Names that would suggest a secret is being written; refusing them keeps PINs and codes out.
-_FORBIDDEN_DETAIL = {"pin", "code", "new_pin", "otp", "password", "secret", "token", "body"}
+# Words that, in a detail field's name, suggest a secret is being written (``pin``, ``new_pin``,
+# ``sms_code``, ``api_token``...): refusing them keeps PINs, codes and keys out of the log.
+_SECRET_WORDS = {"pin", "pins", "code", "codes", "otp", "password", "passwd", "secret", "token", "body"}
+
+
+def _named_like_secret(name: str, value) -> bool:
+    # A flag (``temporary_pin=True``) says whether something is the case; it cannot carry one.
+    if isinstance(value, bool) or value is None:
+        return False
+    words = set(re.split(r"[^a-z0-9]+|(?<=[a-z])(?=[0-9])", re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()))
+    return bool(words & _SECRET_WORDS)
+
+
+def _client_ip(ip) -> str | None:
+    """The address in a form the column takes, or None (a malformed one must not break a request)."""
+    if not ip:
+        return None
+    try:
+        return str(ipaddress.ip_address(str(ip).strip()))
+    except ValueError:
+        return None
 
 
 def record(
@@ -21,18 +43,20 @@ def record(
 ) -> AuditEvent:
     """Append one event. ``detail`` must be safe to show an auditor: never a PIN, code or key.
 
-    Raises ``ValueError`` when a detail field is named like a secret.
+    Raises ``ValueError`` when a detail field that is not a flag is named like a secret (``pin``,
+    ``new_pin``, ``code``, ``token``...). A client IP that is not an IP address is recorded as
+    unknown.
     """
-    bad = _FORBIDDEN_DETAIL.intersection(k.lower() for k in detail)
+    bad = sorted(k for k, v in detail.items() if _named_like_secret(k, v))
     if bad:
-        raise ValueError(f"audit detail may not carry secrets: {sorted(bad)}")
+        raise ValueError(f"audit detail may not carry secrets: {bad}")
     return AuditEvent.objects.create(
         at=clock.now(),
         event=event,
         outcome=outcome,
         citizen=citizen,
-        channel=channel,
-        ip=ip or None,
+        channel=channel or "",
+        ip=_client_ip(ip),
         detail={k: v for k, v in detail.items() if v is not None},
     )
 

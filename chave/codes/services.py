@@ -18,6 +18,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
+import phonenumbers
 from django.conf import settings
 from django.db import transaction as db_transaction
 from django.db.models import F
@@ -60,6 +61,13 @@ def _new_code() -> str:
     return str(secrets.randbelow(10**digits)).zfill(digits)
 
 
+def _sms_country(destination: str) -> str | None:
+    try:
+        return mobile_country(destination)
+    except phonenumbers.NumberParseException:  # not a number: no country allows it
+        return None
+
+
 def latest_code(purpose: str, transaction: str) -> OneTimeCode | None:
     return OneTimeCode.objects.filter(purpose=purpose, transaction=transaction).order_by("-created_at", "-id").first()
 
@@ -96,7 +104,7 @@ def issue_code(
         elif earlier and earlier[0].created_at + cooldown > now:
             refusal = IssueResult(False, "cooldown", retry_at=earlier[0].created_at + cooldown,
                                   sends_left=max_sends - len(earlier))
-        elif channel == "sms" and mobile_country(destination) not in policy.get("sms_country_allowlist"):
+        elif channel == "sms" and _sms_country(destination) not in policy.get("sms_country_allowlist"):
             refusal = IssueResult(False, "country_not_allowed")
         else:
             decision = throttle.hit(

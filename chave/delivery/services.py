@@ -7,13 +7,19 @@ provider, so two workers can never both send it. A temporary gateway failure put
 ``queued`` with the next attempt after a growing backoff, until it succeeds, the attempts run out
 or the message (a code) has expired. A worker that dies mid-send leaves the message ``sending``:
 we prefer not to risk a duplicate; the citizen can ask for a new code.
+
+The clear body exists only in the worker's memory while it is being handed to the provider: it
+is sealed at rest until then and wiped once the message is sent, failed or expired. Nothing this
+module writes to the log, the audit or the task results carries it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 
+from cryptography.fernet import InvalidToken
 from django.db import transaction
 
 from chave import clock, policy
@@ -21,7 +27,7 @@ from chave.audit import services as audit
 
 from . import providers, sealing
 from .messages import notice_message
-from .models import MessageStatus, OutboundMessage
+from .models import Channel, MessageStatus, OutboundMessage
 
 log = logging.getLogger(__name__)
 
@@ -37,21 +43,29 @@ def queue_message(
     kind: str = "notice",
     expires_at: dt.datetime | None = None,
 ) -> OutboundMessage:
-    """Queue one message for the worker, inside the caller's transaction."""
+    """Queue one message for the worker, inside the caller's transaction.
+
+    The message row and its task row are written together (in a savepoint when the caller has a
+    transaction, in a transaction of their own otherwise): if the caller's transaction rolls back,
+    neither exists and nothing is ever sent. Raises ``ValueError`` for an unknown channel.
+    """
     from .tasks import deliver
 
-    message = OutboundMessage.objects.create(
-        channel=channel,
-        destination=destination,
-        kind=kind,
-        subject=subject[:200],
-        body_sealed=sealing.seal(body),
-        body_redacted=redacted,
-        citizen=citizen,
-        created_at=clock.now(),
-        expires_at=expires_at,
-    )
-    deliver.enqueue(str(message.pk))
+    if channel not in Channel.values:
+        raise ValueError(f"unknown delivery channel: {channel!r}")
+    with transaction.atomic():
+        message = OutboundMessage.objects.create(
+            channel=channel,
+            destination=destination,
+            kind=kind,
+            subject=subject[:200],
+            body_sealed=sealing.seal(body),
+            body_redacted=redacted,
+            citizen=citizen,
+            created_at=clock.now(),
+            expires_at=expires_at,
+        )
+        deliver.enqueue(str(message.pk))
     return message
 
 
@@ -80,8 +94,40 @@ def _backoff(attempts: int) -> dt.timedelta:
     return dt.timedelta(seconds=steps[min(attempts, len(steps)) - 1])
 
 
+def _give_up(message: OutboundMessage, status: str, error: str) -> str:
+    """Close a message that was never handed to a provider (claim transaction): wipe its body."""
+    message.status, message.body_sealed, message.last_error = status, "", error[:300]
+    message.save(update_fields=["status", "body_sealed", "last_error"])
+    audit.record("message.delivery", outcome=str(status), citizen=message.citizen, channel=message.channel,
+                 attempts=message.attempts, provider=message.provider)
+    return message.status
+
+
+def _without_digits_of(body: str, error: str) -> str:
+    """``error`` with every run of 4+ digits of ``body`` masked, in case a gateway quotes the text."""
+    for run in set(re.findall(r"\d{4,}", body)):
+        error = error.replace(run, "•" * len(run))
+    return error
+
+
 def send_message(message_id: str) -> str:
-    """Send one queued message through its channel's provider; returns the resulting status."""
+    """Send one queued message through its channel's provider; returns the resulting status.
+
+    Contract: the provider is called at most once per claim, and a message is claimed only from
+    ``queued``, so calling this twice, or from two workers at once, sends it once. Outcomes:
+
+    - ``sent``: the provider accepted it; the sealed body is wiped.
+    - ``queued``: a temporary failure (gateway down, 5xx, throttled); a new task is deferred by
+      the backoff of ``delivery_backoff_seconds``, unless the attempts (``delivery_max_attempts``)
+      are spent or the message would expire first.
+    - ``failed``: a permanent failure, the attempts ran out, the channel is off or misconfigured,
+      the body cannot be unsealed, or the provider raised something unexpected (we cannot know
+      whether it went out, so we do not risk sending it twice).
+    - ``expired``: a code message whose code expired before it could be sent; never sent.
+
+    It never raises for a delivery problem, so that no exception text (which might quote the
+    body) reaches the task results; an unknown ``message_id`` returns ``"missing"``.
+    """
     from .tasks import deliver
 
     now = clock.now()
@@ -90,44 +136,71 @@ def send_message(message_id: str) -> str:
         if message is None or message.status != MessageStatus.QUEUED:
             return message.status if message else "missing"
         if message.expires_at and message.expires_at <= now:
-            message.status, message.body_sealed = MessageStatus.EXPIRED, ""
-            message.save(update_fields=["status", "body_sealed"])
-            return message.status
-        provider = providers.provider_for(message.channel)
+            return _give_up(message, MessageStatus.EXPIRED, "expired before it could be sent")
+        try:
+            provider = providers.provider_for(message.channel)
+        except Exception as exc:  # a misconfigured provider setting: say which, keep the worker going
+            log.error("delivery of message %s: provider for %s is misconfigured (%s)",
+                      message.pk, message.channel, exc.__class__.__name__)
+            return _give_up(message, MessageStatus.FAILED, f"provider misconfigured: {exc.__class__.__name__}")
         if provider is None:
-            message.status, message.body_sealed, message.last_error = MessageStatus.FAILED, "", "channel is off"
-            message.save(update_fields=["status", "body_sealed", "last_error"])
-            return message.status
+            return _give_up(message, MessageStatus.FAILED, "channel is off")
+        try:
+            body = sealing.unseal(message.body_sealed)
+        except InvalidToken:
+            # Sealed under another CHAVE_MESSAGE_KEY: nobody can read it any more.
+            return _give_up(message, MessageStatus.FAILED, "sealed body unreadable (message key changed?)")
         message.status = MessageStatus.SENDING
         message.attempts += 1
         message.provider = provider.name
         message.save(update_fields=["status", "attempts", "provider"])
-    body = sealing.unseal(message.body_sealed)
 
+    # Outside any transaction: a slow gateway must not hold database locks.
     try:
         reference = provider.submit_message(message.destination, body, message.subject)
     except providers.TemporaryFailure as exc:
         outcome, error = "retry", str(exc)
     except providers.PermanentFailure as exc:
         outcome, error = "failed", str(exc)
+    except Exception as exc:
+        # Only the class name: an exception's text may quote the body (and so the code).
+        outcome, error = "failed", f"unexpected {exc.__class__.__name__} from the provider"
     else:
         outcome, error = "sent", ""
+    error = _without_digits_of(body, error)
 
+    finished = clock.now()
     with transaction.atomic():
         message.last_error = error[:300]
         if outcome == "sent":
-            message.status, message.sent_at, message.body_sealed = MessageStatus.SENT, clock.now(), ""
-            message.provider_ref = (reference or "")[:128]
-        elif outcome == "retry" and message.attempts < policy.get("delivery_max_attempts"):
-            message.status = MessageStatus.QUEUED
-            message.next_attempt_at = clock.now() + _backoff(message.attempts)
-            deliver.using(run_after=message.next_attempt_at).enqueue(str(message.pk))
+            message.status, message.sent_at, message.body_sealed = MessageStatus.SENT, finished, ""
+            message.provider_ref = str(reference or "")[:128]
+        elif outcome == "retry":
+            next_attempt = finished + _backoff(message.attempts)
+            if message.attempts >= policy.get("delivery_max_attempts"):
+                message.status, message.body_sealed = MessageStatus.FAILED, ""
+            elif message.expires_at and message.expires_at <= next_attempt:
+                # The code would be dead before the next try: stop now rather than send it late.
+                message.status, message.body_sealed = MessageStatus.EXPIRED, ""
+            else:
+                message.status, message.next_attempt_at = MessageStatus.QUEUED, next_attempt
+                deliver.using(run_after=next_attempt).enqueue(str(message.pk))
         else:
             message.status, message.body_sealed = MessageStatus.FAILED, ""
-        message.save()
+        updated = OutboundMessage.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(
+            status=message.status, sent_at=message.sent_at, body_sealed=message.body_sealed,
+            provider_ref=message.provider_ref, last_error=message.last_error,
+            next_attempt_at=message.next_attempt_at,
+        )
+        if not updated:
+            # Only the claimer finishes a message in "sending"; should anything else have closed it
+            # meanwhile, its word stands: change nothing and queue no retry.
+            transaction.set_rollback(True)
+            return OutboundMessage.objects.filter(pk=message.pk).values_list("status", flat=True).first() or "missing"
         if outcome != "sent":
-            log.warning("delivery of message %s by %s: %s (%s)", message.pk, message.provider, outcome, error)
-            audit.record("message.delivery", outcome=outcome if message.status != MessageStatus.FAILED else "failed",
+            log.warning("delivery of message %s by %s: %s (%s)", message.pk, message.provider, message.status, error)
+            audit.record("message.delivery",
+                         outcome="retry" if message.status == MessageStatus.QUEUED else str(message.status),
                          citizen=message.citizen, channel=message.channel, attempts=message.attempts,
                          provider=message.provider)
-    return message.status
+    return str(message.status)

@@ -11,7 +11,10 @@ import datetime as dt
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from chave import policy
 
 
 class DocType(models.TextChoices):
@@ -147,13 +150,27 @@ class Key(models.Model):
     def lock_has_lapsed(self, at: dt.datetime) -> bool:
         return self.status == KeyStatus.LOCKED and self.locked_until is not None and self.locked_until <= at
 
+    @property
+    def last_activity(self) -> dt.datetime:
+        """When the key was last used to log in (or, never used, activated or created)."""
+        return self.last_used_at or self.activated_at or self.created_at
+
+    def unused_too_long(self, at: dt.datetime) -> bool:
+        """Unused for ``inactivity_revoke_days`` (Portaria 189/2014; 0 switches the rule off)."""
+        days = int(policy.get("inactivity_revoke_days") or 0)
+        return days > 0 and self.is_live and self.last_activity + dt.timedelta(days=days) <= at
+
     def effective_status(self, at: dt.datetime) -> str:
-        """The status as the citizen would see it now (a lapsed lock reads as active)."""
-        if self.lock_has_lapsed(at):
-            return KeyStatus.ACTIVE
-        if self.status in {KeyStatus.ACTIVE, KeyStatus.LOCKED} and self.valid_until < at.date():
+        """The status as the citizen would see it now: a lapsed lock reads as active, a key past
+        its validity as expired and a key unused for too long as cancelled (revoked), even
+        before :func:`chave.identity.services.revoke_unused_keys` has written it down."""
+        status = KeyStatus.ACTIVE if self.lock_has_lapsed(at) else self.status
+        if self.unused_too_long(at):
+            return KeyStatus.CANCELLED
+        # valid_until is a date where the service runs (Lisbon), not in UTC.
+        if status in {KeyStatus.ACTIVE, KeyStatus.LOCKED} and self.valid_until < timezone.localdate(at):
             return KeyStatus.EXPIRED
-        return self.status
+        return status
 
 
 class ContactKind(models.TextChoices):

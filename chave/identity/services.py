@@ -21,9 +21,9 @@ from chave.delivery import services as delivery
 from chave.throttle import services as throttle
 
 from . import pins
-from .models import Citizen, Contact, ContactKind, DocType, Key, KeyStatus
+from .models import LIVE_STATUSES, Citizen, Contact, ContactKind, DocType, IllegalTransition, Key, KeyStatus
 from .registry import DocumentRef, IdentityRecord, civil_registry
-from .validation import check_pin_rules
+from .validation import check_pin_rules, parse_email, parse_mobile, parse_x_user_id
 
 
 # --- Registration -------------------------------------------------------------------------
@@ -46,15 +46,28 @@ def key_valid_until(doc_type: str, document_expiry: dt.date) -> dt.date:
     return document_expiry
 
 
-def generate_temporary_pin() -> str:
-    """A random PIN that passes the PIN rules, for counters, letters and the CLI."""
+def generate_temporary_pin(birth_date: dt.date | None = None) -> str:
+    """A random PIN that passes the PIN rules (for the citizen born on ``birth_date``, when
+    given), for counters, letters and the CLI."""
     length = policy.get("pin_max_length")
     while True:
         candidate = "".join(secrets.choice("0123456789") for _ in range(length))
         try:
-            return check_pin_rules(candidate)
+            return check_pin_rules(candidate, birth_date=birth_date)
         except ValidationError:
             continue
+
+
+def _normalised(contacts: list[ContactInput]) -> list[ContactInput]:
+    """The contacts in their one stored form, so that one number is never held twice because it
+    was typed two ways (the parsers are idempotent on values they produced)."""
+    parse = {ContactKind.MOBILE: parse_mobile, ContactKind.EMAIL: parse_email, ContactKind.X: parse_x_user_id}
+    result = []
+    for c in contacts:
+        if c.kind not in parse:
+            raise ValidationError(_("Unknown kind of contact."), code="contact_kind_invalid")
+        result.append(ContactInput(c.kind, parse[c.kind](c.value)))
+    return result
 
 
 def register_citizen(
@@ -65,6 +78,7 @@ def register_citizen(
     contacts_verified_by: str = "",
     language: str = "pt-pt",
     ip: str | None = None,
+    channel: str = "",
 ) -> tuple[Key, str | None]:
     """Create the citizen (from the civil registry) and their key.
 
@@ -73,8 +87,12 @@ def register_citizen(
     ``contacts_verified_by`` names who vouched for the contacts (an operator, a counter); when
     empty, the contacts stay unverified and the key pending until they are confirmed by code.
 
+    Contacts are normalised (E.164, lower-case e-mail) before they are stored. ``channel`` names
+    where the registration came from (cli, counter, web) for the audit log.
+
     Raises ``ValidationError`` for: unknown document, under the minimum age, expired document,
-    a key already registered, no contact, a contact held by another live key, a bad PIN.
+    a key already registered, no contact, a malformed contact, a contact held by another live
+    key (also when a concurrent registration takes it first), a bad PIN.
     """
     record: IdentityRecord | None = civil_registry().lookup(doc)
     if record is None:
@@ -87,6 +105,7 @@ def register_citizen(
         )
     if record.document_expiry < today:
         raise ValidationError(_("The identity document has expired: renew it first."), code="document_expired")
+    contacts = _normalised(contacts)
     kinds = [c.kind for c in contacts]
     if not ({ContactKind.MOBILE, ContactKind.EMAIL} & set(kinds)):
         raise ValidationError(_("Give a mobile number or an e-mail address (or both)."), code="no_contact")
@@ -94,7 +113,7 @@ def register_citizen(
         raise ValidationError(_("A key has at most one mobile number and one e-mail address."), code="duplicate_contact")
     temporary = pin is None
     if temporary:
-        pin = generate_temporary_pin()
+        pin = generate_temporary_pin(record.birth_date)
     else:
         check_pin_rules(pin, birth_date=record.birth_date)
     pin_hash = pins.hash_pin(pin)
@@ -122,20 +141,20 @@ def register_citizen(
             verified_at = now if contacts_verified_by else None
             for c in contacts:
                 Contact.objects.create(key=key, kind=c.kind, value=c.value, verified_at=verified_at, created_at=now)
-            audit.record("key.register", outcome="ok", citizen=citizen, ip=ip, by=contacts_verified_by or "self",
-                         temporary_pin=temporary)
+            audit.record("key.register", outcome="ok", citizen=citizen, channel=channel, ip=ip,
+                         by=contacts_verified_by or "self", temporary_pin=temporary)
             if contacts_verified_by:
-                activate_key(key, ip=ip)
+                activate_key(key, ip=ip, channel=channel)
     except IntegrityError:
-        # A concurrent registration took the document or a contact between our check and insert.
-        raise ValidationError(_("This person or contact is already registered."), code="already_registered")
+        # A concurrent registration took the document or a contact between our check and insert:
+        # say which, as the check before the insert would have.
+        _check_contacts_free(contacts)
+        raise ValidationError(_("This person already has a Digital Mobile Key."), code="already_registered")
     return key, (pin if temporary else None)
 
 
 def _check_contacts_free(contacts: list[ContactInput], *, except_key: Key | None = None) -> None:
     for c in contacts:
-        if c.kind == ContactKind.X:
-            continue
         taken = Contact.objects.filter(kind=c.kind, value=c.value, live=True)
         if except_key is not None:
             taken = taken.exclude(key=except_key)
@@ -143,17 +162,27 @@ def _check_contacts_free(contacts: list[ContactInput], *, except_key: Key | None
             if c.kind == ContactKind.MOBILE:
                 raise ValidationError(_("This mobile number is already tied to another Digital Mobile Key."),
                                       code="mobile_taken")
+            if c.kind == ContactKind.X:
+                # The database allows one live key per X account too (contact_value_one_live_key).
+                raise ValidationError(_("This X account is already tied to another Digital Mobile Key."),
+                                      code="x_taken")
             raise ValidationError(_("This e-mail address is already tied to another Digital Mobile Key."),
                                   code="email_taken")
 
 
-def activate_key(key: Key, *, ip: str | None = None) -> None:
-    """pending → active, once at least one contact is verified; tells the citizen."""
+def activate_key(key: Key, *, ip: str | None = None, channel: str = "") -> None:
+    """pending → active, once at least one contact is verified; tells the citizen.
+
+    Raises ``ValidationError`` without a verified contact, :class:`IllegalTransition` when the key
+    is not pending.
+    """
     if not key.contacts.filter(verified_at__isnull=False).exists():
         raise ValidationError(_("Confirm a contact before activating the key."), code="no_verified_contact")
+    if key.status != KeyStatus.PENDING:
+        raise IllegalTransition(key.status, KeyStatus.ACTIVE)
     key.transition(KeyStatus.ACTIVE, at=clock.now())
     key.save()
-    audit.record("key.activate", outcome="ok", citizen=key.citizen, ip=ip)
+    audit.record("key.activate", outcome="ok", citizen=key.citizen, channel=channel, ip=ip)
     delivery.notify(key.citizen, "registered")
 
 
@@ -237,11 +266,17 @@ def check_login_pin(key: Key | None, pin: str, *, ip: str | None = None, channel
         audit.record("pin.attempt", outcome=refusal, citizen=citizen, channel=channel, ip=ip)
         return PinDecision(False, refusal, key=key, until=key.locked_until)
 
-    correct, needs_rehash = pins.verify(key.pin_hash, pin)
+    # Argon2 runs outside the transaction: on SQLite a transaction holds the database's write
+    # lock, and hashing under it would serialise every login of every key.
+    verified_hash = key.pin_hash
+    correct, needs_rehash = pins.verify(verified_hash, pin)
 
     with transaction.atomic():
         key = Key.objects.select_for_update().select_related("citizen").get(pk=key.pk)
         now = clock.now()
+        if key.pin_hash != verified_hash:
+            # The PIN changed while we were hashing (rare): judge the attempt by the new one.
+            correct, needs_rehash = pins.verify(key.pin_hash, pin)
         refusal = _may_attempt(key, now)
         if refusal:
             # Another request locked the key while we were hashing: this attempt does not count.
@@ -276,29 +311,36 @@ def check_login_pin(key: Key | None, pin: str, *, ip: str | None = None, channel
         audit.record("pin.attempt", outcome="wrong", citizen=key.citizen, channel=channel, ip=ip,
                      failures=key.pin_failures)
         if decision.reason in ("locked", "blocked"):
-            audit.record(f"key.{decision.reason}", outcome="ok", citizen=key.citizen, ip=ip,
-                         until=decision.until.isoformat() if decision.until else None)
+            audit.record(f"key.{decision.reason}", outcome="ok", citizen=key.citizen, channel=channel, ip=ip,
+                         until=decision.until.isoformat() if decision.until else None, failures=key.pin_failures)
             delivery.notify(key.citizen, decision.reason, until=decision.until)
         return decision
 
 
-def change_pin(key: Key, new_pin: str, *, ip: str | None = None, reason: str = "citizen") -> None:
+def change_pin(key: Key, new_pin: str, *, ip: str | None = None, reason: str = "citizen", channel: str = "") -> None:
     """Set a new (permanent) PIN, after the caller has authenticated the citizen.
 
-    Raises ``ValidationError`` when the PIN breaks the rules or equals the current one.
+    Resets the wrong-PIN count (not a lock or block: :func:`unlock_key` does that) and tells the
+    citizen on their contacts. Raises ``ValidationError`` when the PIN breaks the rules or equals
+    the current one.
     """
     check_pin_rules(new_pin, birth_date=key.citizen.birth_date)
-    if pins.verify(key.pin_hash, new_pin)[0]:
+    # Compare with the PIN stored now, not the one the caller's object was loaded with; hash
+    # outside the transaction (see check_login_pin) and check again under the lock.
+    current_hash = Key.objects.filter(pk=key.pk).values_list("pin_hash", flat=True).get()
+    if pins.verify(current_hash, new_pin)[0]:
         raise ValidationError(_("Choose a PIN different from the current one."), code="pin_same")
     new_hash = pins.hash_pin(new_pin)
     with transaction.atomic():
         key = Key.objects.select_for_update().select_related("citizen").get(pk=key.pk)
+        if key.pin_hash != current_hash and pins.verify(key.pin_hash, new_pin)[0]:
+            raise ValidationError(_("Choose a PIN different from the current one."), code="pin_same")
         key.pin_hash = new_hash
         key.pin_is_temporary = False
         key.pin_expires_at = None
         key.pin_failures = 0
         key.save()
-        audit.record("pin.change", outcome="ok", citizen=key.citizen, ip=ip, by=reason)
+        audit.record("pin.change", outcome="ok", citizen=key.citizen, channel=channel, ip=ip, by=reason)
         delivery.notify(key.citizen, "pin_changed")
 
 
@@ -306,22 +348,66 @@ def record_login(key: Key, *, at: dt.datetime) -> None:
     Key.objects.filter(pk=key.pk).update(last_used_at=at)
 
 
-def cancel_key(key: Key, *, ip: str | None = None, by: str = "citizen") -> None:
-    """Any state → cancelled; contacts are released for other keys."""
+def cancel_key(key: Key, *, ip: str | None = None, by: str = "citizen", channel: str = "") -> None:
+    """Any state → cancelled; contacts are released for other keys.
+
+    Raises :class:`IllegalTransition` when the key is already cancelled.
+    """
     with transaction.atomic():
         key = Key.objects.select_for_update().select_related("citizen").get(pk=key.pk)
         key.transition(KeyStatus.CANCELLED, at=clock.now())
         key.save()
         key.contacts.update(live=False)
-        audit.record("key.cancel", outcome="ok", citizen=key.citizen, ip=ip, by=by)
+        audit.record("key.cancel", outcome="ok", citizen=key.citizen, channel=channel, ip=ip, by=by)
 
 
-def unlock_key(key: Key, *, ip: str | None = None, by: str) -> None:
-    """locked / blocked → active (after a Citizen Card or counter check by the caller)."""
+def unlock_key(key: Key, *, ip: str | None = None, by: str, channel: str = "") -> None:
+    """locked / blocked → active (after a Citizen Card or counter check by the caller).
+
+    Resets the wrong-PIN count. Raises :class:`IllegalTransition` for a key that is neither
+    locked nor blocked: a pending key is activated by confirming a contact, not unlocked.
+    """
     with transaction.atomic():
         key = Key.objects.select_for_update().select_related("citizen").get(pk=key.pk)
+        if key.status not in (KeyStatus.LOCKED, KeyStatus.BLOCKED):
+            raise IllegalTransition(key.status, KeyStatus.ACTIVE)
         key.transition(KeyStatus.ACTIVE, at=clock.now())
         key.pin_failures = 0
         key.save()
-        audit.record("key.unlock", outcome="ok", citizen=key.citizen, ip=ip, by=by)
+        audit.record("key.unlock", outcome="ok", citizen=key.citizen, channel=channel, ip=ip, by=by)
+
+
+def revoke_unused_keys(*, by: str = "inactivity") -> int:
+    """Cancel every live key unused for ``inactivity_revoke_days`` (Portaria 189/2014) and
+    release its contacts; returns how many. Does nothing when the setting is 0.
+
+    Such keys already read as cancelled (:meth:`Key.effective_status`); this writes it down and
+    frees their contacts. Meant to run periodically; safe to run concurrently.
+    """
+    days = int(policy.get("inactivity_revoke_days") or 0)
+    if days <= 0:
+        return 0
+    now = clock.now()
+    cutoff = now - dt.timedelta(days=days)
+    from django.db.models.functions import Coalesce
+
+    candidates = (
+        Key.objects.filter(status__in=LIVE_STATUSES)
+        .annotate(seen=Coalesce("last_used_at", "activated_at", "created_at"))
+        .filter(seen__lte=cutoff)
+        .values_list("pk", flat=True)
+    )
+    revoked = 0
+    for pk in list(candidates):
+        with transaction.atomic():
+            key = Key.objects.select_for_update().select_related("citizen").get(pk=pk)
+            if not key.unused_too_long(now):
+                continue  # used (or already cancelled) since we looked
+            key.transition(KeyStatus.CANCELLED, at=now)
+            key.save()
+            key.contacts.update(live=False)
+            audit.record("key.revoke", outcome="ok", citizen=key.citizen, by=by,
+                         last_activity=key.last_activity.isoformat())
+            revoked += 1
+    return revoked
 

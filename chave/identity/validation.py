@@ -24,6 +24,7 @@ from .models import ContactKind, DocType
 MAX_IDENTIFIER_LENGTH = 254
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _DOC_NUMBER = re.compile(r"^[A-Z0-9]{3,20}$")
+_PHONE_CHARS = re.compile(r"\+?[\d\s().\-/]+")
 
 
 def parse_nic(text: str) -> str:
@@ -33,9 +34,10 @@ def parse_nic(text: str) -> str:
     checked with ``stdnum.pt.cc`` and reduced to its NIC.
     """
     raw = re.sub(r"[\s-]", "", str(text or "")).upper()
-    if re.fullmatch(r"\d{8}", raw):
+    # [0-9], not \d: \d also matches other scripts' digits, which no registry number has.
+    if re.fullmatch(r"[0-9]{8}", raw):
         return raw
-    if re.fullmatch(r"\d{9}[A-Z0-9]{2}\d", raw):
+    if re.fullmatch(r"[0-9]{9}[A-Z0-9]{2}[0-9]", raw):
         try:
             return pt_cc.validate(raw)[:8]
         except stdnum_exceptions.ValidationError:
@@ -88,6 +90,8 @@ def parse_name(text: str, *, max_length: int = 100) -> str:
 
 
 def parse_date(text) -> dt.date:
+    if isinstance(text, dt.datetime):
+        return text.date()
     if isinstance(text, dt.date):
         return text
     try:
@@ -98,8 +102,10 @@ def parse_date(text) -> dt.date:
 
 def parse_mobile(text: str) -> str:
     """A mobile number in E.164; ``+351`` is assumed when no country code is typed."""
-    raw = str(text or "").strip()
-    if not raw or len(raw) > 32:
+    raw = str(text).strip() if isinstance(text, (str, int)) and not isinstance(text, bool) else ""
+    # Digits and the usual separators only: phonenumbers would otherwise dig a number out of any
+    # text around it ("tel 912345678 please").
+    if not raw or len(raw) > 32 or not _PHONE_CHARS.fullmatch(raw):
         raise ValidationError(_("Enter a mobile number, such as 912 345 678."), code="mobile_invalid")
     if raw.startswith("00"):
         raw = "+" + raw[2:]
@@ -133,9 +139,13 @@ def parse_email(text: str) -> str:
     return raw.lower()
 
 
+# X user ids are positive 64-bit integers ("snowflakes").
+_X_USER_ID_MAX = 2**63 - 1
+
+
 def parse_x_user_id(text: str) -> str:
     raw = str(text or "").strip()
-    if not re.fullmatch(r"\d{1,20}", raw):
+    if not re.fullmatch(r"[1-9][0-9]{0,18}", raw) or int(raw) > _X_USER_ID_MAX:
         raise ValidationError(_("An X account is given by its numeric user id."), code="x_invalid")
     return raw
 
@@ -153,14 +163,27 @@ def parse_identifier(text: str) -> tuple[str, str]:
 
 
 def _birth_date_forms(birth_date: dt.date) -> set[str]:
-    d, m, y = f"{birth_date.day:02d}", f"{birth_date.month:02d}", f"{birth_date.year:04d}"
-    yy = y[2:]
-    return {y, d + m, m + d, d + m + yy, yy + m + d, m + d + yy, d + m + y, y + m + d, m + d + y, y + d + m}
+    """The birth date as people write it: the year, day and month, and the full date in the
+    usual orders, with or without leading zeros and with a 2- or 4-digit year."""
+    days = {f"{birth_date.day:02d}", str(birth_date.day)}
+    months = {f"{birth_date.month:02d}", str(birth_date.month)}
+    years = {f"{birth_date.year:04d}", f"{birth_date.year % 100:02d}"}
+    forms = {f"{birth_date.year:04d}"}
+    for d in days:
+        for m in months:
+            forms |= {d + m, m + d}
+            for y in years:
+                forms |= {d + m + y, m + d + y, y + m + d, y + d + m}
+    return forms
+
+
+# Runs as they lie on a keypad, where 0 follows 9: 7890 and 0987 are runs too.
+_RUN_UP = "01234567890"
+_RUN_DOWN = _RUN_UP[::-1]
 
 
 def _is_run(pin: str) -> bool:
-    steps = {int(b) - int(a) for a, b in zip(pin, pin[1:])}
-    return steps in ({1}, {-1})
+    return pin in _RUN_UP or pin in _RUN_DOWN
 
 
 def check_pin_rules(pin, *, birth_date: dt.date | None = None) -> str:

@@ -3,11 +3,16 @@
 Views call these; each step checks the transaction is the session's, unexpired and at the
 right step. The session is rotated when the PIN is accepted and again when the login
 completes, and then holds :class:`SignedIn` (who, how, at which assurance level, when).
+
+Errors: a step taken on a transaction that has moved on (a second tab, a replayed request)
+raises :class:`StaleTransaction`; views answer it like an expired login.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
+import uuid
 from dataclasses import asdict, dataclass
 
 from django.db import transaction
@@ -18,13 +23,22 @@ from chave.codes import services as codes
 from chave.codes.models import Purpose
 from chave.delivery.providers import enabled_channels
 from chave.identity import services as identity
-from chave.identity.models import Citizen, ContactKind, Key, mask
+from chave.identity.models import Citizen, ContactKind, Key, KeyStatus, mask
 
 from .models import LoginTransaction
 
 SESSION_TRANSACTION = "chave.login.transaction"
 SESSION_SIGNED_IN = "chave.signed_in"
 CHANNEL_OF_KIND = {ContactKind.MOBILE: "sms", ContactKind.EMAIL: "email", ContactKind.X: "x"}
+KIND_OF_CHANNEL = {channel: kind for kind, channel in CHANNEL_OF_KIND.items()}
+# A login that passed the PIN may finish while the key is locked: the lock stops PIN guessing,
+# and anyone who knows the number could otherwise lock the owner out mid-login. Any other state
+# (blocked, cancelled, expired) ends the login.
+USABLE_KEY_STATUSES = {KeyStatus.ACTIVE, KeyStatus.LOCKED}
+
+
+class StaleTransaction(Exception):
+    """The login transaction is no longer at the step the request was made for."""
 
 
 @dataclass(frozen=True)
@@ -44,15 +58,28 @@ class SignedIn:
     auth_time: str  # ISO 8601
 
 
+def _ip_or_none(text: str | None) -> str | None:
+    try:
+        return str(ipaddress.ip_address((text or "").strip()))
+    except ValueError:
+        return None
+
+
 def client_ip(request) -> str | None:
+    """The client's address: REMOTE_ADDR, or the address our trusted proxies saw.
+
+    A forwarded value that is not an IP address is ignored (it would break the audit's IP column).
+    """
     from django.conf import settings
 
     hops = settings.CHAVE_TRUSTED_PROXIES
     if hops:
         forwarded = [p.strip() for p in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if p.strip()]
         if len(forwarded) >= hops:
-            return forwarded[-hops]
-    return request.META.get("REMOTE_ADDR") or None
+            found = _ip_or_none(forwarded[-hops])
+            if found:
+                return found
+    return _ip_or_none(request.META.get("REMOTE_ADDR"))
 
 
 def channel_options(key: Key) -> list[ChannelOption]:
@@ -67,13 +94,17 @@ def channel_options(key: Key) -> list[ChannelOption]:
 
 
 def _destination(key: Key, channel: str) -> str | None:
-    kind = {v: k for k, v in CHANNEL_OF_KIND.items()}[channel]
+    kind = KIND_OF_CHANNEL[channel]
     contact = key.contacts.filter(kind=kind, verified_at__isnull=False, live=True).first()
     return contact.value if contact else None
 
 
 def start(request, *, key: Key, must_change_pin: bool, portal: str = "") -> LoginTransaction:
-    """After a correct PIN: open the login transaction and bind it to a fresh session."""
+    """After a correct PIN: open the login transaction and bind it to a fresh session.
+
+    The session key is rotated here, so a session id planted before the PIN step (session
+    fixation) never carries a login.
+    """
     now = clock.now()
     tx = LoginTransaction.objects.create(
         key=key, portal=portal, must_change_pin=must_change_pin, ip=client_ip(request), created_at=now,
@@ -85,54 +116,84 @@ def start(request, *, key: Key, must_change_pin: bool, portal: str = "") -> Logi
 
 
 def current(request, *statuses: str) -> LoginTransaction | None:
-    """The session's login transaction, if unexpired and at one of ``statuses``."""
+    """The session's login transaction, if unexpired, its key still usable, and (when
+    ``statuses`` are given) at one of them; else None."""
     tx_id = request.session.get(SESSION_TRANSACTION)
-    if not tx_id:
+    try:
+        tx_id = uuid.UUID(str(tx_id)) if tx_id else None
+    except ValueError:
+        tx_id = None
+    if tx_id is None:
         return None
     tx = LoginTransaction.objects.select_related("key__citizen").filter(pk=tx_id).first()
-    if tx is None or tx.expires_at <= clock.now() or (statuses and tx.status not in statuses):
+    now = clock.now()
+    if tx is None or tx.expires_at <= now or tx.key.effective_status(now) not in USABLE_KEY_STATUSES:
+        return None
+    if statuses and tx.status not in statuses:
         return None
     return tx
 
 
 def send_code(tx: LoginTransaction, channel: str, *, ip: str | None, language: str) -> codes.IssueResult | None:
-    """Send (or resend) the login code by ``channel``; None when the key has no such channel."""
+    """Send (or resend) the login code by ``channel``; None when the key has no such channel.
+
+    The code and the transaction's channel, destination and assurance level are written in one
+    database transaction: a code can never be verified against the level of another channel.
+    Refusals (cooldown, send caps, country) come back as the ``IssueResult`` and change nothing.
+    """
     if channel not in {o.channel for o in channel_options(tx.key)}:
         return None
     destination = _destination(tx.key, channel)
-    result = codes.issue_code(
-        tx.key, purpose=Purpose.LOGIN, transaction=str(tx.pk), channel=channel, destination=destination,
-        ip=ip, portal=tx.portal or "Chave", language=language,
-    )
-    if result.sent:
-        LoginTransaction.objects.filter(pk=tx.pk).update(
-            status=LoginTransaction.Status.CODE_SENT, channel=channel, destination=destination,
-            assurance_level=policy.assurance_level(channel),
+    with transaction.atomic():
+        result = codes.issue_code(
+            tx.key, purpose=Purpose.LOGIN, transaction=str(tx.pk), channel=channel, destination=destination,
+            ip=ip, portal=tx.portal or "Chave", language=language,
         )
-        tx.refresh_from_db()
+        if result.sent:
+            LoginTransaction.objects.filter(pk=tx.pk).update(
+                status=LoginTransaction.Status.CODE_SENT, channel=channel, destination=destination,
+                assurance_level=policy.assurance_level(channel),
+            )
+    tx.refresh_from_db()
     return result
 
 
 def verify(request, tx: LoginTransaction, submitted: str) -> codes.VerifyResult:
-    """Check the code; on success the login completes (or moves to the PIN change)."""
+    """Check the code; on success the login completes (or moves to the PIN change).
+
+    Raises :class:`StaleTransaction` when the code was right but the transaction had already
+    moved on (it cannot, as the code is single use; kept as a guard).
+    """
     ip = client_ip(request)
     result = codes.verify_code(purpose=Purpose.LOGIN, transaction=str(tx.pk), submitted=submitted, ip=ip)
     if result.ok:
         if tx.must_change_pin:
-            LoginTransaction.objects.filter(pk=tx.pk).update(status=LoginTransaction.Status.PIN_CHANGE)
+            moved = LoginTransaction.objects.filter(pk=tx.pk, status=LoginTransaction.Status.CODE_SENT).update(
+                status=LoginTransaction.Status.PIN_CHANGE
+            )
+            if moved != 1:
+                raise StaleTransaction()
+            tx.status = LoginTransaction.Status.PIN_CHANGE
         else:
             complete(request, tx)
     return result
 
 
 def complete(request, tx: LoginTransaction) -> SignedIn:
+    """Finish the login: mark the transaction completed (once), record the use of the key and
+    the audit event ``login`` with its assurance level, rotate the session and put
+    :class:`SignedIn` in it.
+
+    Raises :class:`StaleTransaction` when the transaction is not waiting to complete (already
+    completed, e.g. by a concurrent request).
+    """
     now = clock.now()
     with transaction.atomic():
         updated = LoginTransaction.objects.filter(
             pk=tx.pk, status__in=[LoginTransaction.Status.CODE_SENT, LoginTransaction.Status.PIN_CHANGE]
         ).update(status=LoginTransaction.Status.COMPLETED, completed_at=now)
         if updated != 1:
-            raise PermissionError("login transaction already completed")
+            raise StaleTransaction()
         identity.record_login(tx.key, at=now)
         audit.record("login", outcome="ok", citizen=tx.key.citizen, channel=tx.channel, ip=client_ip(request),
                      level=tx.assurance_level, portal=tx.portal or None)
@@ -146,12 +207,28 @@ def complete(request, tx: LoginTransaction) -> SignedIn:
     return signed_in
 
 
+def set_new_pin(request, tx: LoginTransaction, new_pin: str) -> SignedIn:
+    """Replace the temporary PIN the login started with, then complete the login.
+
+    Only for a transaction whose code was verified and whose key has a temporary PIN.
+    Raises ``ValidationError`` (from :func:`chave.identity.services.change_pin`) when the PIN
+    breaks the rules or equals the temporary one, :class:`StaleTransaction` when the
+    transaction is not at the PIN change step.
+    """
+    if tx.status != LoginTransaction.Status.PIN_CHANGE:
+        raise StaleTransaction()
+    identity.change_pin(tx.key, new_pin, ip=client_ip(request), reason="first use of temporary PIN")
+    return complete(request, tx)
+
+
 def signed_in(request) -> SignedIn | None:
+    """Who is signed in in this session (with method and assurance level), or None."""
     data = request.session.get(SESSION_SIGNED_IN)
     return SignedIn(**data) if data else None
 
 
 def sign_out(request) -> None:
+    """End the session (audited as ``logout`` when someone was signed in)."""
     who = signed_in(request)
     if who:
         citizen = Citizen.objects.filter(pk=who.citizen_id).first()

@@ -1,19 +1,25 @@
-"""The login pages: parse → call a service → render or redirect. No JavaScript needed."""
+"""The login pages: parse → call a service → render or redirect. No JavaScript needed.
+
+Every refusal is a page in the citizen's language with a 4xx status (400 for input, 429 for
+throttling); a step asked for out of order sends the citizen to the step their login is at,
+or to the start with a message when there is none.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from chave import clock, policy
-from chave.codes.models import Purpose
+from chave.codes.models import OneTimeCode, Purpose
 from chave.codes.services import latest_code
 from chave.identity import services as identity
 from chave.identity.models import mask
@@ -23,6 +29,7 @@ from .forms import ChannelForm, CodeForm, CredentialsForm, NewPinForm
 from .models import LoginTransaction
 
 TX = LoginTransaction.Status
+STEP_OF_STATUS = {TX.PIN_OK: "login:channel", TX.CODE_SENT: "login:code", TX.PIN_CHANGE: "login:change_pin"}
 
 # One answer for every refused PIN step, so that nobody learns whether a number has a key.
 GENERIC_REFUSAL = gettext_noop(
@@ -35,15 +42,28 @@ def _language() -> str:
     return translation.get_language() or "pt-pt"
 
 
+def _posted(request):
+    """The submitted data on POST (possibly empty, so that "required" errors show), else None."""
+    return request.POST if request.method == "POST" else None
+
+
 def _expired(request):
     messages.error(request, _("Your sign-in has expired or was not started. Please start again."))
     return redirect("login:start")
 
 
+def _elsewhere(request):
+    """A step asked for out of order: go to the step the login is at, or start again."""
+    tx = services.current(request)
+    if tx is None or tx.status not in STEP_OF_STATUS:
+        return _expired(request)
+    return redirect(STEP_OF_STATUS[tx.status])
+
+
 @never_cache
 @require_http_methods(["GET", "POST"])
 def start(request):
-    form = CredentialsForm(request.POST or None)
+    form = CredentialsForm(_posted(request))
     status = 200
     if request.method == "POST":
         status = 400
@@ -65,6 +85,7 @@ def start(request):
                 form.add_error(None, _("Too many attempts from this connection. Please try again later."))
                 status = 429
             elif decision.reason == "temporary_pin_expired":
+                # Only said after a correct PIN, so it reveals nothing to someone guessing.
                 form.add_error(None, _("Your temporary PIN has expired. Ask for a new one at a counter or with "
                                        "your Citizen Card in the personal area."))
             else:
@@ -72,7 +93,7 @@ def start(request):
     return render(request, "login/start.html", {"form": form}, status=status)
 
 
-def _send_and_continue(request, tx, channel):
+def _send_and_continue(request, tx, channel, *, sent_message: str = ""):
     result = services.send_code(tx, channel, ip=services.client_ip(request), language=_language())
     if result is None:
         messages.error(request, _("Choose one of the options shown."))
@@ -81,6 +102,8 @@ def _send_and_continue(request, tx, channel):
         messages.error(request, _refusal_text(result))
         if tx.status == TX.PIN_OK:
             return redirect("login:channel") if len(services.channel_options(tx.key)) > 1 else redirect("login:start")
+    elif sent_message:
+        messages.success(request, sent_message)
     return redirect("login:code")
 
 
@@ -99,9 +122,9 @@ def _refusal_text(result) -> str:
 def channel(request):
     tx = services.current(request, TX.PIN_OK, TX.CODE_SENT)
     if tx is None:
-        return _expired(request)
+        return _elsewhere(request)
     options = services.channel_options(tx.key)
-    form = ChannelForm(request.POST or None, options=options)
+    form = ChannelForm(_posted(request), options=options)
     if request.method == "POST":
         if form.is_valid():
             return _send_and_continue(request, tx, form.cleaned_data["channel"])
@@ -114,21 +137,32 @@ def _code_context(tx, form):
     code = latest_code(Purpose.LOGIN, str(tx.pk))
     cooldown = dt.timedelta(seconds=policy.get("code_resend_cooldown_seconds"))
     max_sends = policy.get("code_max_sends_per_transaction")
-    from chave.codes.models import OneTimeCode
-
     sends = OneTimeCode.objects.filter(purpose=Purpose.LOGIN, transaction=str(tx.pk)).count()
     resend_at = code.created_at + cooldown if code else now
-    kind = {v: k for k, v in services.CHANNEL_OF_KIND.items()}.get(tx.channel)
+    kind = services.KIND_OF_CHANNEL.get(tx.channel)
+    code_live = bool(code and code.expires_at > now and code.invalidated_at is None and code.used_at is None)
     return {
         "form": form,
         "channel": tx.channel,
+        "digits": policy.get("code_digits"),
         "masked": mask(kind, tx.destination) if kind else "",
-        "expires_at": code.expires_at if code else None,
-        "minutes_left": max(0, int((code.expires_at - now).total_seconds() + 59) // 60) if code else 0,
+        "code_live": code_live,
+        "code_expired": bool(code and code.expires_at <= now and code.used_at is None),
+        "expires_at": code.expires_at if code_live else None,
+        "minutes_left": max(1, int((code.expires_at - now).total_seconds() + 59) // 60) if code_live else 0,
         "can_resend": sends < max_sends and resend_at <= now,
         "resend_at": resend_at if sends < max_sends else None,
         "several_channels": len(services.channel_options(tx.key)) > 1,
     }
+
+
+CODE_REFUSALS = {
+    "wrong": lambda r: _("The code is not correct. You have %(n)d more attempt(s).") % {"n": r.attempts_left},
+    "spent": lambda r: _("Too many wrong codes: this code no longer works. Ask for a new code."),
+    "expired": lambda r: _("This code has expired. Ask for a new code."),
+    "used": lambda r: _("This code was already used. Ask for a new code."),
+    "invalidated": lambda r: _("A newer code was sent: use the most recent message."),
+}
 
 
 @never_cache
@@ -136,20 +170,18 @@ def _code_context(tx, form):
 def code(request):
     tx = services.current(request, TX.CODE_SENT)
     if tx is None:
-        return _expired(request)
-    form = CodeForm(request.POST or None)
+        return _elsewhere(request)
+    form = CodeForm(_posted(request))
     if request.method == "POST":
         if form.is_valid():
-            result = services.verify(request, tx, form.cleaned_data["code"])
+            try:
+                result = services.verify(request, tx, form.cleaned_data["code"])
+            except services.StaleTransaction:
+                return _elsewhere(request)
             if result.ok:
                 return redirect("login:change_pin" if tx.must_change_pin else "login:done")
-            form.add_error("code", {
-                "wrong": _("The code is not correct. You have %(n)d more attempt(s).") % {"n": result.attempts_left},
-                "spent": _("Too many wrong codes: this code no longer works. Ask for a new code."),
-                "expired": _("This code has expired. Ask for a new code."),
-                "used": _("This code was already used. Ask for a new code."),
-                "invalidated": _("A newer code was sent: use the most recent message."),
-            }.get(result.reason, _("Ask for a new code.")))
+            refusal = CODE_REFUSALS.get(result.reason)
+            form.add_error("code", refusal(result) if refusal else _("Ask for a new code."))
         return render(request, "login/code.html", _code_context(tx, form), status=400)
     return render(request, "login/code.html", _code_context(tx, form))
 
@@ -159,13 +191,9 @@ def code(request):
 def resend(request):
     tx = services.current(request, TX.CODE_SENT)
     if tx is None:
-        return _expired(request)
-    result = services.send_code(tx, tx.channel, ip=services.client_ip(request), language=_language())
-    if result is not None and result.sent:
-        messages.success(request, _("We sent you a new code. Only the most recent one works."))
-    elif result is not None:
-        messages.error(request, _refusal_text(result))
-    return redirect("login:code")
+        return _elsewhere(request)
+    return _send_and_continue(request, tx, tx.channel,
+                              sent_message=_("We sent you a new code. Only the most recent one works."))
 
 
 @never_cache
@@ -173,17 +201,17 @@ def resend(request):
 def change_pin(request):
     tx = services.current(request, TX.PIN_CHANGE)
     if tx is None:
-        return _expired(request)
-    form = NewPinForm(request.POST or None, birth_date=tx.key.citizen.birth_date)
+        return _elsewhere(request)
+    form = NewPinForm(_posted(request), birth_date=tx.key.citizen.birth_date)
     if request.method == "POST":
         if form.is_valid():
             try:
-                identity.change_pin(tx.key, form.cleaned_data["new_pin"], ip=services.client_ip(request),
-                                    reason="first use of temporary PIN")
-            except identity.ValidationError as exc:
+                services.set_new_pin(request, tx, form.cleaned_data["new_pin"])
+            except ValidationError as exc:
                 form.add_error("new_pin", exc)
+            except services.StaleTransaction:
+                return _elsewhere(request)
             else:
-                services.complete(request, tx)
                 messages.success(request, _("Your new PIN is set."))
                 return redirect("login:done")
         return render(request, "login/change_pin.html", {"form": form}, status=400)
@@ -191,6 +219,7 @@ def change_pin(request):
 
 
 @never_cache
+@require_safe
 def done(request):
     who = services.signed_in(request)
     if who is None:

@@ -60,15 +60,18 @@ def _db_hit(pairs) -> ThrottleDecision:
                     cur.execute("SELECT pg_advisory_xact_lock(%s)", [int(h[:15], 16)])
         for name, h in hashed:
             rule = policy.throttle(name)
+            # An event counts for exactly one window: at ``at + window`` it no longer does, which
+            # is the ``retry_at`` a refusal names (and what the Redis store does).
             since = now - rule.window
-            ThrottleEvent.objects.filter(name=name, subject=h, at__lt=since).delete()
+            ThrottleEvent.objects.filter(name=name, subject=h, at__lte=since).delete()
             times = list(
-                ThrottleEvent.objects.filter(name=name, subject=h, at__gte=since)
+                ThrottleEvent.objects.filter(name=name, subject=h, at__gt=since)
                 .order_by("at")
                 .values_list("at", flat=True)[: rule.limit]
             )
             if len(times) >= rule.limit:
-                return ThrottleDecision(False, name, times[0] + rule.window)
+                # A limit of 0 refuses everything; with nothing counted, a window from now.
+                return ThrottleDecision(False, name, (times[0] if times else now) + rule.window)
         ThrottleEvent.objects.bulk_create([ThrottleEvent(name=name, subject=h, at=now) for name, h in hashed])
     return ALLOW
 
@@ -83,7 +86,7 @@ for i = 1, n do
   local limit = tonumber(ARGV[2 * i])
   if redis.call('ZCARD', KEYS[i]) >= limit then
     local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
-    return {i, oldest[2]}
+    return {i, oldest[2] or ARGV[1]}
   end
 end
 for i = 1, n do

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -25,6 +26,9 @@ def request(method: str, url: str, *, data: bytes | None = None, headers: dict |
         raise PermanentFailure(f"gateway refused with {status}: {snippet}") from None
     except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
         raise TemporaryFailure(f"gateway unreachable: {getattr(exc, 'reason', exc)}") from None
+    except http.client.HTTPException as exc:
+        # A garbled or cut answer (BadStatusLine, IncompleteRead): not an OSError, still transient.
+        raise TemporaryFailure(f"gateway answered badly: {exc.__class__.__name__}") from None
 
 
 def post_json(url: str, payload: dict, headers: dict) -> tuple[int, dict]:

@@ -6,6 +6,7 @@ import smtplib
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
+from django.core.mail.message import make_msgid
 
 from . import PermanentFailure, TemporaryFailure
 
@@ -18,7 +19,10 @@ class SmtpEmail:
 
     def submit_message(self, to: str, body: str, subject: str = "") -> str:
         connection = get_connection("django.core.mail.backends.smtp.EmailBackend", fail_silently=False)
-        message = EmailMessage(subject or "Chave", body, settings.DEFAULT_FROM_EMAIL, [to], connection=connection)
+        # Our own Message-ID, so that the reference we keep is the one the recipient's server sees.
+        message_id = make_msgid(domain=_domain(settings.DEFAULT_FROM_EMAIL))
+        message = EmailMessage(subject or "Chave", body, settings.DEFAULT_FROM_EMAIL, [to], connection=connection,
+                               headers={"Message-ID": message_id})
         try:
             message.send()
         except smtplib.SMTPRecipientsRefused as exc:
@@ -31,4 +35,12 @@ class SmtpEmail:
             raise kind(f"smtp answered {exc.smtp_code}") from None
         except (smtplib.SMTPException, OSError) as exc:
             raise TemporaryFailure(f"smtp unavailable: {exc.__class__.__name__}") from None
-        return message.extra_headers.get("Message-ID", "")
+        return message_id
+
+
+def _domain(address: str) -> str | None:
+    """The domain of a From address such as ``Chave <no-reply@chave.example>``."""
+    from email.utils import parseaddr
+
+    domain = parseaddr(address)[1].rpartition("@")[2]
+    return domain or None

@@ -1,0 +1,91 @@
+"""``chave worker``: the delivery worker (django-tasks' database worker on every queue)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError, connection
+from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
+from django.utils.translation import gettext as _
+from django_tasks_db.models import DBTaskResult
+
+from chave.delivery import providers
+
+
+def _interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(_("give a number of seconds, 0 or more (such as 1 or 0.5)"))
+    return value
+
+
+def _max_tasks(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(_("give a whole number, 1 or more"))
+    return int(text)
+
+
+def _worker_id(text: str) -> str:
+    if not text or len(text) > 64:
+        raise argparse.ArgumentTypeError(_("give a name of 1 to 64 characters"))
+    return text
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the delivery worker: it sends the queued messages (security codes, notices) through the "
+        "provider configured for each channel, retrying with backoff while a gateway fails. It is "
+        "django-tasks' database worker (db_worker) working on every queue. Run one or more beside the web "
+        "service; Ctrl+C stops it after the message being sent. Examples: `chave worker` (keep running); "
+        "`chave worker --batch` (send what is due now, then exit: tests, cron); `chave worker --interval 5`."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--batch", action="store_true",
+                            help="Send every message that is due now, then exit.")
+        parser.add_argument("--interval", type=_interval, default=1.0,
+                            help="Seconds an idle worker waits before looking for work again (default: 1).")
+        parser.add_argument("--max-tasks", type=_max_tasks, default=None,
+                            help="Exit after running this many tasks.")
+        parser.add_argument("--queue-name", default="*",
+                            help="Queues to work on, comma-separated (default: '*', every queue).")
+        parser.add_argument("--worker-id", type=_worker_id, default=None,
+                            help="A name for this worker, unique among running workers (default: random).")
+        parser.add_argument("--reload", action="store_true",
+                            help="Development only: restart on code changes. Off by default: a restart in "
+                                 "the middle of a send leaves that message unsent.")
+
+    def handle(self, *args, batch, interval, max_tasks, queue_name, worker_id, reload, verbosity, **options):
+        try:
+            ready = DBTaskResult._meta.db_table in connection.introspection.table_names()
+        except DatabaseError as exc:
+            raise CommandError(_("Cannot reach the database: %(error)s") % {"error": exc}) from None
+        if not ready:
+            raise CommandError(_("The database has no task tables yet: run `chave migrate` first."))
+        # With --reload, this runs in the watching parent and again in each child: greet once.
+        if verbosity > 0 and not (reload and os.environ.get(DJANGO_AUTORELOAD_ENV) != "true"):
+            channels = ", ".join(f"{channel} → {providers.configured_name(channel) or 'off'}"
+                                 for channel in ("sms", "email", "x"))
+            if batch:
+                mode = _("sending what is due, then exiting")
+            else:
+                mode = _("looking for work every %(seconds)ss; Ctrl+C stops") % {"seconds": f"{interval:g}"}
+            self.stdout.write(_("Chave worker started (queues %(queues)s; %(channels)s): %(mode)s.") % {
+                "queues": queue_name, "channels": channels, "mode": mode})
+        worker_options = ["--queue-name", queue_name, "--interval", str(interval),
+                          "--reload" if reload else "--no-reload"]
+        if batch:
+            worker_options += ["--batch", "--no-startup-delay"]
+        if max_tasks is not None:
+            worker_options += ["--max-tasks", str(max_tasks)]
+        if worker_id:
+            worker_options += ["--worker-id", worker_id]
+        call_command("db_worker", *worker_options, verbosity=verbosity,
+                     stdout=self.stdout._out, stderr=self.stderr._out)

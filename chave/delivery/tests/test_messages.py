@@ -1,0 +1,67 @@
+"""The texts a citizen receives: the portal named, the warning, and the WebOTP line last."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+
+from chave.delivery.messages import code_message, notice_message
+
+FIVE_MINUTES = dt.timedelta(minutes=5)
+
+
+def test_code_message_in_english_names_the_portal_warns_and_ends_with_the_webotp_line(settings):
+    settings.CHAVE_PUBLIC_URL = "https://chave.gov.example:8443/"
+
+    text = code_message(purpose="login", code="048213", portal="Portal das Finanças", lifetime=FIVE_MINUTES,
+                        language="en")
+
+    assert text.subject == "Your Chave security code"
+    assert "to sign in to Portal das Finanças" in text.body
+    assert "valid for 5 minutes" in text.body
+    assert "Never share it" in text.body
+    # WebOTP (origin-bound one-time codes): the last line is "@<host> #<code>", the host without port.
+    assert text.body.splitlines()[-1] == "@chave.gov.example #048213"
+    assert text.body.count("048213") == 2
+
+
+def test_the_redacted_copy_kept_after_sending_has_no_code(settings):
+    text = code_message(purpose="signing", code="731905", portal="Portal do Cidadão", lifetime=FIVE_MINUTES,
+                        language="en")
+
+    assert "731905" not in text.redacted
+    assert "Portal do Cidadão" in text.redacted
+    assert text.redacted.endswith("#••••••")
+
+
+@pytest.mark.parametrize("purpose", ["login", "contact", "signing"])
+def test_every_purpose_has_its_own_wording(purpose):
+    text = code_message(purpose=purpose, code="123450", portal="Portal X", lifetime=FIVE_MINUTES, language="en")
+
+    assert re.search(r"your security code to \w", text.body)  # never an empty "code  is"
+
+
+def test_code_message_in_portuguese():
+    text = code_message(purpose="login", code="048213", portal="Portal das Finanças", lifetime=FIVE_MINUTES,
+                        language="pt-pt")
+    english = code_message(purpose="login", code="048213", portal="Portal das Finanças", lifetime=FIVE_MINUTES,
+                           language="en")
+
+    assert text.subject == "O seu código de segurança Chave"
+    assert text.body != english.body
+    assert "Portal das Finanças" in text.body
+    assert "5 minutos" in text.body
+    assert "partilhe" in text.body  # the warning not to share it
+    assert text.body.splitlines()[-1] == "@127.0.0.1 #048213"
+
+
+def test_notices_carry_no_code_and_name_where_to_get_help(settings):
+    settings.CHAVE_HELP_EMAIL = "ajuda@chave.gov.example"
+
+    for event in ("locked", "blocked", "pin_changed", "registered", "contact_changed"):
+        text = notice_message(event, language="en", until=dt.datetime(2030, 1, 2, 3, 4, tzinfo=dt.timezone.utc))
+        assert "ajuda@chave.gov.example" in text.body
+        assert text.redacted == text.body
+        assert "#" not in text.body

@@ -1,0 +1,236 @@
+"""Login PINs: how they are stored, what wrong ones cost, and what an attacker can learn."""
+
+import datetime as dt
+import hashlib
+import statistics
+import time
+
+import pytest
+from argon2 import PasswordHasher
+from argon2.exceptions import VerifyMismatchError
+from django.test import override_settings
+
+from chave.audit.models import AuditEvent
+from chave.codes.tests.inbox import inbox  # noqa: F401 (fixture)
+from chave.delivery.models import OutboundMessage
+from chave.identity import pins, services
+from chave.identity.models import IllegalTransition, Key, KeyStatus
+
+pytestmark = pytest.mark.django_db
+
+MOBILE, EMAIL = "+351912345678", "ana@example.pt"
+RIGHT, WRONG = "47190358", "58204716"
+
+
+@pytest.fixture
+def key(make_citizen, clock):
+    return make_citizen(phone=MOBILE, email=EMAIL, pin=RIGHT, language="en")
+
+
+def fresh(key) -> Key:
+    return Key.objects.select_related("citizen").get(pk=key.pk) if key else None
+
+
+def attempt(key, pin, **kwargs):
+    return services.check_login_pin(fresh(key), pin, **kwargs)
+
+
+def notices(key) -> list[OutboundMessage]:
+    return list(OutboundMessage.objects.filter(citizen=key.citizen, kind="notice").order_by("created_at"))
+
+
+def policy_with(settings, **throttles):
+    return {**settings.CHAVE_POLICY, "throttles": {**settings.CHAVE_POLICY["throttles"], **throttles}}
+
+
+# --- Storage ----------------------------------------------------------------------------------
+
+
+def test_stored_hash_is_argon2id_of_a_peppered_pin(key, settings):
+    stored = fresh(key).pin_hash
+    params = settings.CHAVE_ARGON2
+    assert stored.startswith(f"$argon2id$v=19$m={params['memory_cost']},t={params['time_cost']},p={params['parallelism']}$")
+    assert RIGHT not in stored
+    for plain in (hashlib.sha256(RIGHT.encode()).hexdigest(), hashlib.md5(RIGHT.encode()).hexdigest()):
+        assert plain not in stored
+    # Argon2 of the bare PIN does not verify: something secret went in first (the pepper).
+    with pytest.raises(VerifyMismatchError):
+        PasswordHasher().verify(stored, RIGHT)
+    # Salted: the same PIN never gives the same hash twice.
+    assert pins.hash_pin(RIGHT) != pins.hash_pin(RIGHT) != stored
+
+
+def test_a_hash_made_with_one_pepper_does_not_verify_with_another(key):
+    stored = fresh(key).pin_hash
+    assert pins.verify(stored, RIGHT) == (True, False)
+    with override_settings(CHAVE_PIN_PEPPER="a-different-pepper-from-another-deployment"):
+        assert pins.verify(stored, RIGHT) == (False, False)
+        assert attempt(key, RIGHT).reason == "wrong"
+    assert attempt(key, RIGHT).ok
+
+
+def test_changed_argon2_parameters_rehash_the_pin_at_the_next_right_use(key, settings):
+    before = fresh(key).pin_hash
+    stronger = {**settings.CHAVE_ARGON2, "time_cost": settings.CHAVE_ARGON2["time_cost"] + 1}
+    with override_settings(CHAVE_ARGON2=stronger):
+        assert attempt(key, WRONG).reason == "wrong"
+        assert fresh(key).pin_hash == before  # a wrong PIN cannot be re-hashed
+        assert attempt(key, RIGHT).ok
+        after = fresh(key).pin_hash
+        assert after != before and f",t={stronger['time_cost']}," in after
+        assert pins.verify(after, RIGHT) == (True, False)
+        event = AuditEvent.objects.filter(event="pin.attempt", outcome="ok").latest("id")
+        assert event.detail.get("rehashed") is True
+    # Back to the original parameters: re-hashed again, still the same PIN.
+    assert attempt(key, RIGHT).ok
+    assert f",t={settings.CHAVE_ARGON2['time_cost']}," in fresh(key).pin_hash
+
+
+# --- Wrong PINs: locks, block, notices -------------------------------------------------------
+
+
+def test_wrong_pins_lock_for_longer_and_longer_then_block(key, clock, inbox):
+    start = clock.now()
+    already = len(notices(key))
+    assert [attempt(key, WRONG).reason for _ in range(2)] == ["wrong", "wrong"]
+    assert fresh(key).status == KeyStatus.ACTIVE and len(notices(key)) == already
+
+    steps = [(3, 5), (4, 15), (5, 60)]
+    for failures, minutes in steps:
+        decision = attempt(key, WRONG)
+        assert (decision.ok, decision.reason) == (False, "locked")
+        assert decision.until == clock.now() + dt.timedelta(minutes=minutes)
+        k = fresh(key)
+        assert (k.status, k.pin_failures, k.locked_until) == (KeyStatus.LOCKED, failures, decision.until)
+        # The citizen is told on every contact, and each lock is audited.
+        sent = notices(key)[already:]
+        assert sorted(m.destination for m in sent) == sorted([EMAIL, MOBILE])
+        already += 2
+        assert "locked" in inbox.last(MOBILE).body and "locked" in inbox.last(EMAIL).body
+        assert AuditEvent.objects.filter(event="key.locked", citizen=key.citizen).count() == failures - 2
+        # While locked even the right PIN is refused, and nothing is counted.
+        clock.travel(dt.timedelta(minutes=minutes) - dt.timedelta(seconds=1))
+        assert attempt(key, RIGHT).reason == "locked"
+        assert attempt(key, WRONG).reason == "locked"
+        assert fresh(key).pin_failures == failures
+        clock.travel(dt.timedelta(seconds=1))
+
+    assert clock.now() == start + dt.timedelta(minutes=5 + 15 + 60)
+    decision = attempt(key, WRONG)
+    assert (decision.ok, decision.reason) == (False, "blocked")
+    k = fresh(key)
+    assert (k.status, k.pin_failures) == (KeyStatus.BLOCKED, 6)
+    assert sorted(m.destination for m in notices(key)[already:]) == sorted([EMAIL, MOBILE])
+    assert "blocked" in inbox.last(MOBILE).body
+    assert AuditEvent.objects.filter(event="key.blocked", citizen=key.citizen).count() == 1
+
+    # Blocked stays blocked, however long one waits, until it is unlocked.
+    clock.travel(dt.timedelta(days=365))
+    assert attempt(key, RIGHT).reason == "blocked"
+    services.unlock_key(fresh(key), by="counter", ip="192.0.2.9")
+    k = fresh(key)
+    assert (k.status, k.pin_failures) == (KeyStatus.ACTIVE, 0)
+    assert attempt(key, RIGHT).ok
+    # The count starts again: the next lock is the first step.
+    assert [attempt(key, WRONG).reason for _ in range(3)] == ["wrong", "wrong", "locked"]
+    assert fresh(key).locked_until == clock.now() + dt.timedelta(minutes=5)
+
+
+def test_lock_steps_and_block_come_from_the_policy(key, settings):
+    settings.CHAVE_POLICY = {**settings.CHAVE_POLICY, "pin_lock_steps": {2: 30}, "pin_block_after": 3}
+    assert [attempt(key, WRONG).reason for _ in range(2)] == ["wrong", "locked"]
+    assert fresh(key).locked_until == fresh(key).status_changed_at + dt.timedelta(seconds=30)
+
+
+def test_a_right_pin_resets_the_count(key, clock):
+    assert [attempt(key, p).reason for p in (WRONG, WRONG, RIGHT, WRONG, WRONG)] == ["wrong", "wrong", "ok", "wrong", "wrong"]
+    assert (fresh(key).status, fresh(key).pin_failures) == (KeyStatus.ACTIVE, 2)
+    assert attempt(key, WRONG).reason == "locked"
+    clock.travel(dt.timedelta(minutes=5))
+    assert attempt(key, RIGHT).ok
+    k = fresh(key)
+    assert (k.status, k.pin_failures, k.locked_until) == (KeyStatus.ACTIVE, 0, None)
+
+
+def test_a_pin_change_resets_the_count_but_does_not_unlock(key):
+    for _ in range(3):
+        attempt(key, WRONG)
+    services.change_pin(fresh(key), "36925814", reason="counter")
+    k = fresh(key)
+    assert (k.status, k.pin_failures) == (KeyStatus.LOCKED, 0)
+    services.unlock_key(k, by="counter")
+    assert attempt(key, "36925814").ok and attempt(key, RIGHT).reason == "wrong"
+
+
+def test_unlocking_an_active_key_is_refused(key):
+    with pytest.raises(IllegalTransition):
+        services.unlock_key(fresh(key), by="counter")
+
+
+def test_per_ip_throttle_refuses_before_the_key_counter_moves(key, settings):
+    settings.CHAVE_POLICY = policy_with(settings, pin_attempt_per_ip=(2, 15 * 60))
+    attacker, owner = "198.51.100.66", "192.0.2.10"
+    assert [attempt(key, WRONG, ip=attacker).reason for _ in range(2)] == ["wrong", "wrong"]
+    decision = attempt(key, WRONG, ip=attacker)
+    assert (decision.ok, decision.reason) == (False, "throttled") and decision.until is not None
+    assert attempt(key, RIGHT, ip=attacker).reason == "throttled"  # even the right one
+    assert attempt(None, WRONG, ip=attacker).reason == "throttled"  # and any other number
+    k = fresh(key)
+    assert (k.status, k.pin_failures) == (KeyStatus.ACTIVE, 2)
+    # The owner, elsewhere, is not held back by the attacker's address.
+    assert attempt(key, RIGHT, ip=owner).ok
+    assert AuditEvent.objects.filter(event="pin.attempt", outcome="throttled", ip=attacker).count() == 3
+
+
+def test_per_ip_throttle_default_is_30_per_15_minutes(key, clock):
+    ip = "198.51.100.67"
+    for i in range(30):
+        assert attempt(None, WRONG, ip=ip).reason == "unknown"
+    assert attempt(None, WRONG, ip=ip).reason == "throttled"
+    clock.travel(dt.timedelta(minutes=15))
+    assert attempt(None, WRONG, ip=ip).reason == "unknown"
+
+
+# --- No user enumeration -------------------------------------------------------------------------
+
+
+def test_unknown_number_and_wrong_pin_do_the_same_work(key):
+    def timed(call):
+        started = time.perf_counter()
+        decision = call()
+        return time.perf_counter() - started, decision
+
+    stored = fresh(key).pin_hash
+    # Warm up both paths (the dummy hash is made once per parameter set).
+    services.check_login_pin(None, WRONG)
+    services.check_login_pin(fresh(key), WRONG)
+    bare, unknown, wrong = [], [], []
+    for _ in range(15):
+        k = fresh(key)
+        bare.append(timed(lambda: pins.verify(stored, WRONG))[0])
+        seconds, decision = timed(lambda: services.check_login_pin(None, WRONG))
+        assert (decision.ok, decision.reason, decision.key) == (False, "unknown", None)
+        unknown.append(seconds)
+        seconds, decision = timed(lambda: services.check_login_pin(k, WRONG))
+        assert (decision.ok, decision.reason) == (False, "wrong")
+        wrong.append(seconds)
+        Key.objects.filter(pk=key.pk).update(pin_failures=0)  # stay below the lock
+    ratio = statistics.median(unknown) / statistics.median(wrong)
+    assert 0.5 <= ratio <= 2, (ratio, statistics.median(unknown), statistics.median(wrong))
+    # The unknown number really ran Argon2 (it is no cheap early return).
+    assert statistics.median(unknown) >= 0.5 * statistics.median(bare)
+
+
+def test_locked_and_blocked_keys_also_run_argon2(key):
+    for _ in range(3):
+        attempt(key, WRONG)
+    stored = fresh(key).pin_hash
+    bare = statistics.median(_seconds(lambda: pins.verify(stored, WRONG)) for _ in range(7))
+    locked = statistics.median(_seconds(lambda: attempt(key, WRONG)) for _ in range(7))
+    assert locked >= 0.5 * bare
+
+
+def _seconds(call) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started

@@ -1,0 +1,201 @@
+"""The login in a real browser (Debian's chromium, driven by Playwright), on a phone-sized screen.
+
+Fields are found by their visible label and buttons by role and name, in the words of the
+translation catalogue (``says``), so the Portuguese run follows pt-PT as it is translated.
+Set ``CHAVE_SHOTS_DIR`` to keep a screenshot of the code page there.
+"""
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+# Playwright's sync API runs an event loop in this thread; the test thread's own database work
+# (fixtures, the outbox worker) is synchronous and safe.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+from chave.audit.models import AuditEvent  # noqa: E402
+from chave.identity.models import ContactKind, mask  # noqa: E402
+
+from .pages import PHONE, PIN, says  # noqa: E402
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+PHONE_SCREEN = {"width": 390, "height": 844}
+EMAIL = "maria@example.pt"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make test does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def phone(browser):
+    """A new phone-sized browser; pass the Accept-Language locale with ``phone(locale)``."""
+    contexts = []
+
+    def open_page(locale="en-GB"):
+        context = browser.new_context(viewport=PHONE_SCREEN, is_mobile=True, has_touch=True, locale=locale)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+def _fits_the_screen(page):
+    width = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert width[0] <= width[1], f"{page.url} scrolls sideways: {width[0]}px of content in {width[1]}px"
+
+
+def _tab_to(page, locator, limit=30):
+    """Press Tab until ``locator`` has the focus, as a keyboard user would."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if locator.evaluate("el => el === document.activeElement"):
+            return
+    raise AssertionError(f"{locator} cannot be reached with Tab")
+
+
+def _text(page, selector):
+    return " ".join(page.locator(selector).inner_text().split())
+
+
+def test_sms_login_in_english_by_keyboard_only_on_a_phone(live_server, phone, make_citizen, outbox):
+    lang = "en"
+    key = make_citizen(phone=PHONE, pin=PIN)
+    page = phone(locale="pt-PT")  # the browser asks for Portuguese; the citizen switches to English
+    page.goto(live_server.url + "/login/")
+    assert page.locator("html").get_attribute("lang") == "pt-PT"
+    english = page.get_by_role("button", name="English")
+    _tab_to(page, english)
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/login/$"))
+    assert page.locator("html").get_attribute("lang") == "en"
+    _fits_the_screen(page)
+
+    identifier = page.get_by_label(says("Mobile number or e-mail", lang))
+    _tab_to(page, identifier)
+    page.keyboard.type("912 345 678")
+    page.keyboard.press("Tab")
+    pin = page.get_by_label(says("PIN of the Digital Mobile Key", lang))
+    assert pin.evaluate("el => el === document.activeElement")
+    page.keyboard.type(PIN)
+    page.keyboard.press("Enter")
+
+    page.wait_for_url(re.compile(r"/login/code/$"))
+    _fits_the_screen(page)
+    sent = _text(page, "#code-sent")
+    assert mask(ContactKind.MOBILE, PHONE) in sent
+    assert says("It works until", lang) in _text(page, "#code-time")
+    # No resend before the cooldown.
+    assert page.get_by_role("button", name=says("Send a new code", lang)).count() == 0
+    shots = os.environ.get("CHAVE_SHOTS_DIR")
+    if shots:
+        Path(shots).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(shots) / "code-page-en.png"), full_page=True)
+
+    code = page.get_by_label(says("Security code", lang))
+    _tab_to(page, code)
+    page.keyboard.type(outbox.last_code(PHONE))
+    page.keyboard.press("Enter")
+
+    page.wait_for_url(re.compile(r"/login/done/$"))
+    _fits_the_screen(page)
+    assert page.get_by_role("heading", name=says("You are signed in", lang)).is_visible()
+    assert _text(page, "#who") == "Maria Teste Silva"
+    assert _text(page, "#method") == says("Digital Mobile Key, code by SMS", lang)
+    assert _text(page, "#level") == "3"
+    assert AuditEvent.objects.get(event="login", citizen=key.citizen).detail["level"] == 3
+
+
+def test_sms_login_in_portuguese_after_switching_language(live_server, phone, make_citizen, outbox):
+    lang = "pt-pt"
+    make_citizen(phone=PHONE, pin=PIN)
+    page = phone(locale="en-GB")
+    page.goto(live_server.url + "/login/")
+    assert page.locator("html").get_attribute("lang") == "en"
+    page.get_by_role("button", name="Português").click()
+    page.wait_for_url(re.compile(r"/login/$"))
+    assert page.locator("html").get_attribute("lang") == "pt-PT"
+    assert page.get_by_role("heading", name=says("Sign in with your Digital Mobile Key", lang)).is_visible()
+    _fits_the_screen(page)
+
+    # A wrong PIN first: the refusal is shown in Portuguese, the number kept, the PIN not.
+    page.get_by_label(says("Mobile number or e-mail", lang)).fill("912345678")
+    page.get_by_label(says("PIN of the Digital Mobile Key", lang)).fill("5820")
+    page.get_by_role("button", name=says("Continue", lang)).click()
+    page.wait_for_load_state()
+    alert = " ".join(page.get_by_role("alert").inner_text().split())
+    assert says("The mobile number, e-mail or PIN is not correct. After several wrong PINs the key is locked "
+                "for a while, and its owner is told by SMS or e-mail.", lang) in alert
+    assert page.get_by_label(says("Mobile number or e-mail", lang)).input_value() == "912345678"
+    assert page.get_by_label(says("PIN of the Digital Mobile Key", lang)).input_value() == ""
+    _fits_the_screen(page)
+
+    page.get_by_label(says("PIN of the Digital Mobile Key", lang)).fill(PIN)
+    page.get_by_role("button", name=says("Continue", lang)).click()
+    page.wait_for_url(re.compile(r"/login/code/$"))
+    _fits_the_screen(page)
+    assert mask(ContactKind.MOBILE, PHONE) in _text(page, "#code-sent")
+
+    # A code with a letter: the message sits with the field, in Portuguese.
+    code_field = page.get_by_label(says("Security code", lang))
+    code_field.fill("12a456")
+    page.get_by_role("button", name=says("Sign in", lang), exact=True).click()
+    page.wait_for_load_state()
+    error = says("The security code has %(n)d digits.", lang, n=6)
+    assert _text(page, "#id_code_error") == error
+    assert code_field.get_attribute("aria-invalid") == "true"
+    assert "id_code_error" in code_field.get_attribute("aria-describedby")
+
+    code_field.fill(outbox.last_code(PHONE))
+    page.get_by_role("button", name=says("Sign in", lang), exact=True).click()
+    page.wait_for_url(re.compile(r"/login/done/$"))
+    _fits_the_screen(page)
+    assert page.get_by_role("heading", name=says("You are signed in", lang)).is_visible()
+    assert _text(page, "#method") == says("Digital Mobile Key, code by SMS", lang)
+    assert _text(page, "#level") == "3"
+
+
+def test_citizen_with_phone_and_email_chooses_email_and_signs_in_at_level_2(live_server, phone, make_citizen, outbox):
+    lang = "en"
+    key = make_citizen(phone=PHONE, email=EMAIL, pin=PIN)
+    page = phone(locale="en-GB")
+    page.goto(live_server.url + "/login/")
+    page.get_by_label(says("Mobile number or e-mail", lang)).fill(EMAIL)
+    page.get_by_label(says("PIN of the Digital Mobile Key", lang)).fill(PIN)
+    page.get_by_role("button", name=says("Continue", lang)).click()
+
+    page.wait_for_url(re.compile(r"/login/channel/$"))
+    _fits_the_screen(page)
+    sms = page.get_by_label(says("SMS to %s", lang) % mask(ContactKind.MOBILE, PHONE))
+    email = page.get_by_label(says("E-mail to %s", lang) % mask(ContactKind.EMAIL, EMAIL))
+    assert sms.is_visible() and email.is_visible()
+    email.check()
+    page.get_by_role("button", name=says("Send the code", lang)).click()
+
+    page.wait_for_url(re.compile(r"/login/code/$"))
+    _fits_the_screen(page)
+    assert mask(ContactKind.EMAIL, EMAIL) in _text(page, "#code-sent")
+    page.get_by_label(says("Security code", lang)).fill(outbox.last_code(EMAIL))
+    page.get_by_role("button", name=says("Sign in", lang), exact=True).click()
+
+    page.wait_for_url(re.compile(r"/login/done/$"))
+    assert _text(page, "#method") == says("Digital Mobile Key, code by e-mail", lang)
+    assert _text(page, "#level") == "2"
+    assert AuditEvent.objects.get(event="login", citizen=key.citizen).detail["level"] == 2

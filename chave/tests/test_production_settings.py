@@ -1,0 +1,61 @@
+"""Production refuses to start without its secrets, with DEBUG, or with the development sink."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+GOOD = {
+    "CHAVE_ENV": "production",
+    "CHAVE_SECRET_KEY": "s" * 50,
+    "CHAVE_PIN_PEPPER": "p" * 40,
+    "CHAVE_SMS_PROVIDER": "kannel",
+    "CHAVE_EMAIL_PROVIDER": "smtp",
+    "CHAVE_ALLOWED_HOSTS": "chave.example.pt",
+    "CHAVE_PUBLIC_URL": "https://chave.example.pt",
+}
+
+
+def _start(tmp_path, **overrides):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAVE_") and k != "DJANGO_SETTINGS_MODULE"}
+    env.update(GOOD, CHAVE_DATA_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="chave.settings")
+    for name, value in overrides.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.DEBUG, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SESSION_COOKIE_HTTPONLY)"
+    )
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_production_starts_with_its_secrets_and_secure_cookies(tmp_path):
+    result = _start(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True", "True", "True"]
+
+
+@pytest.mark.parametrize(
+    "overrides, reason",
+    [
+        ({"CHAVE_SECRET_KEY": None}, "CHAVE_SECRET_KEY is not set"),
+        ({"CHAVE_PIN_PEPPER": None}, "CHAVE_PIN_PEPPER is not set"),
+        ({"CHAVE_DEBUG": "1"}, "DEBUG is on"),
+        ({"CHAVE_SMS_PROVIDER": "sink"}, "development message sink"),
+        ({"CHAVE_EMAIL_PROVIDER": "sink"}, "development message sink"),
+    ],
+)
+def test_production_refuses_unsafe_configuration(tmp_path, overrides, reason):
+    result = _start(tmp_path, **overrides)
+    assert result.returncode != 0
+    assert "Refusing to start in production" in result.stderr and reason in result.stderr
+
+
+def test_development_defaults_need_no_configuration(tmp_path):
+    result = _start(tmp_path, CHAVE_ENV="dev", CHAVE_SECRET_KEY=None, CHAVE_PIN_PEPPER=None,
+                    CHAVE_SMS_PROVIDER=None, CHAVE_EMAIL_PROVIDER=None)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "False", "False", "True"]
