@@ -76,6 +76,12 @@ class Citizen(models.Model):
         return f"{self.full_name} ({self.document_label})"
 
     @property
+    def key(self) -> "Key | None":
+        """The citizen's live key, else their most recent one (None before any)."""
+        keys = sorted(self.keys.all(), key=lambda k: (k.is_live, k.created_at, k.pk), reverse=True)
+        return keys[0] if keys else None
+
+    @property
     def nic(self) -> str | None:
         return self.doc_number if self.doc_type == DocType.CITIZEN_CARD else None
 
@@ -115,9 +121,13 @@ class IllegalTransition(Exception):
 
 
 class Key(models.Model):
-    """The Digital Mobile Key: one per citizen."""
+    """The Digital Mobile Key: at most one live key per citizen.
 
-    citizen = models.OneToOneField(Citizen, on_delete=models.PROTECT, related_name="key")
+    A cancelled or expired key stays for the record (history, audit); the citizen may then
+    register a new key, which is a new row.
+    """
+
+    citizen = models.ForeignKey(Citizen, on_delete=models.PROTECT, related_name="keys")
     status = models.CharField(max_length=16, choices=KeyStatus.choices, default=KeyStatus.PENDING)
     pin_hash = models.CharField(max_length=200, blank=True)
     pin_is_temporary = models.BooleanField(default=False)
@@ -129,6 +139,15 @@ class Key(models.Model):
     activated_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     status_changed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["citizen"],
+                condition=Q(status__in=["pending", "active", "locked", "blocked"]),
+                name="key_one_live_per_citizen",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"key of {self.citizen} ({self.status})"

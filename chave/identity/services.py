@@ -121,15 +121,27 @@ def register_citizen(
     now = clock.now()
     try:
         with transaction.atomic():
-            if Citizen.objects.filter(doc_type=doc.doc_type, doc_country=doc.doc_country, doc_number=doc.doc_number).exists():
+            citizen = Citizen.objects.filter(
+                doc_type=doc.doc_type, doc_country=doc.doc_country, doc_number=doc.doc_number
+            ).first()
+            if citizen is not None and citizen.keys.filter(status__in=LIVE_STATUSES).exists():
                 raise ValidationError(_("This person already has a Digital Mobile Key."), code="already_registered")
             _check_contacts_free(contacts)
-            citizen = Citizen.objects.create(
-                doc_type=doc.doc_type, doc_country=doc.doc_country, doc_number=doc.doc_number,
+            identity_data = dict(
                 full_name=record.full_name, given_name=record.given_name, family_name=record.family_name,
                 birth_date=record.birth_date, nif=record.nif, document_expiry=record.document_expiry,
-                language=language, created_at=now,
+                language=language,
             )
+            if citizen is None:
+                citizen = Citizen.objects.create(
+                    doc_type=doc.doc_type, doc_country=doc.doc_country, doc_number=doc.doc_number,
+                    created_at=now, **identity_data,
+                )
+            else:
+                # A new key after a cancelled or expired one: the registry's data is current.
+                for field, value in identity_data.items():
+                    setattr(citizen, field, value)
+                citizen.save()
             key = Key.objects.create(
                 citizen=citizen,
                 pin_hash=pin_hash,

@@ -71,7 +71,7 @@ def start(request):
             kind, value = form.cleaned_data["identifier"]
             key = identity.find_key_by_contact(kind, value)
             ip = services.client_ip(request)
-            decision = identity.check_login_pin(key, form.cleaned_data["pin"], ip=ip)
+            decision = identity.check_login_pin(key, form.cleaned_data["pin"], ip=ip, channel="web")
             if decision.ok:
                 tx = services.start(request, key=decision.key, must_change_pin=decision.must_change_pin)
                 options = services.channel_options(tx.key)

@@ -116,6 +116,29 @@ def test_one_key_per_citizen(on_day):
     assert Key.objects.count() == 1
 
 
+def test_after_cancelling_a_citizen_may_register_a_new_key_and_the_old_one_stays_on_record(on_day):
+    doc = record()
+    old, _ = register(doc)
+    services.cancel_key(old)
+    new, _ = register(doc, [mobile("+351936000111")])
+    assert new.pk != old.pk and new.citizen_id == old.citizen_id
+    assert new.status == KeyStatus.ACTIVE
+    old.refresh_from_db()
+    assert old.status == KeyStatus.CANCELLED
+    assert new.citizen.key == new
+    # Still only one live key: a third registration is refused.
+    assert refusal(doc, [mobile("+351961234567")]) == "already_registered"
+
+
+def test_the_database_refuses_a_second_live_key_even_without_the_service(on_day):
+    from django.db import IntegrityError, transaction
+
+    key, _ = register(record())
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Key.objects.create(citizen=key.citizen, status=KeyStatus.PENDING, valid_until=key.valid_until,
+                           created_at=on_day.now())
+
+
 def test_a_key_needs_a_mobile_or_an_email(on_day):
     doc = record()
     assert refusal(doc, []) == "no_contact"

@@ -45,7 +45,10 @@ def seed(**kwargs) -> str:
 
 
 def demo_key() -> Key:
-    return Key.objects.select_related("citizen").get(citizen__doc_number=seed_demo.DEMO_NIC)
+    """The demo citizen's live key."""
+    return Key.objects.select_related("citizen").get(
+        citizen__doc_number=seed_demo.DEMO_NIC, status__in=["pending", "active", "locked", "blocked"]
+    )
 
 
 # --- seed_demo ---------------------------------------------------------------------------
@@ -105,11 +108,15 @@ def test_seed_demo_again_restores_a_changed_demo_pin():
 
 @pytest.mark.django_db
 @override_settings(CHAVE_ENV="dev")
-def test_seed_demo_with_a_cancelled_demo_key_says_how_to_start_afresh():
+def test_seed_demo_after_the_demo_key_was_cancelled_registers_a_new_one():
     seed()
-    services.cancel_key(demo_key())
-    with translation.override("en"), pytest.raises(CommandError, match="make clean"):
-        call_command("seed_demo", stdout=io.StringIO())
+    cancelled = demo_key()
+    services.cancel_key(cancelled)
+    out = seed()
+    assert "The demo key was cancelled: a new demo key is registered." in out
+    fresh = demo_key()
+    assert fresh.pk != cancelled.pk and fresh.status == "active"
+    assert Key.objects.filter(citizen=fresh.citizen).count() == 2
 
 
 # --- serve: refusals in-process ----------------------------------------------------------------

@@ -37,7 +37,7 @@ SEEDED_BY = "seed_demo"
 
 def demo_citizen() -> Citizen | None:
     return (
-        Citizen.objects.select_related("key")
+        Citizen.objects.prefetch_related("keys")
         .filter(doc_type=DocType.CITIZEN_CARD, doc_country="PT", doc_number=DEMO_NIC)
         .first()
     )
@@ -72,7 +72,9 @@ class Command(BaseCommand):
 
     def seed(self) -> list[str]:
         citizen = demo_citizen()
-        if citizen is None:
+        key = citizen.key if citizen else None
+        status = key.effective_status(clock.now()) if key else None
+        if key is None or status in (KeyStatus.CANCELLED, KeyStatus.EXPIRED):
             doc = DocumentRef(DocType.CITIZEN_CARD, "PT", DEMO_NIC)
             with transaction.atomic():
                 LocalRecords().store(IdentityRecord(
@@ -85,16 +87,12 @@ class Command(BaseCommand):
                      services.ContactInput(ContactKind.EMAIL, DEMO_EMAIL)],
                     pin=DEMO_PIN, contacts_verified_by=SEEDED_BY, channel="cli",
                 )
-            return [_("Created the demo citizen.")]
+            if key is None:
+                return [_("Created the demo citizen.")]
+            return [_("The demo key was %(status)s: a new demo key is registered.")
+                    % {"status": str(KeyStatus(status).label).lower()}]
 
         notes = [_("The demo citizen already exists.")]
-        key = citizen.key
-        status = key.effective_status(clock.now())
-        if status in (KeyStatus.CANCELLED, KeyStatus.EXPIRED):
-            raise CommandError(_(
-                "The demo key is %(status)s and cannot be used again. Start from an empty database: "
-                "remove the data directory (%(dir)s) or run `make clean`, then `make run`."
-            ) % {"status": str(KeyStatus(status).label).lower(), "dir": settings.DATA_DIR})
         if key.status in (KeyStatus.LOCKED, KeyStatus.BLOCKED):
             services.unlock_key(key, by=SEEDED_BY, channel="cli")
             notes.append(_("It was locked after wrong PINs: it is unlocked again."))
