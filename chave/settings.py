@@ -53,6 +53,11 @@ SECRET_KEY = env("CHAVE_SECRET_KEY", _DEV_SECRET)
 # The pepper keys the HMAC taken of every PIN before Argon2id: with a 4-8 digit PIN space, it is
 # what protects a stolen database. It is also used (with a distinct label) to key code hashes.
 CHAVE_PIN_PEPPER = env("CHAVE_PIN_PEPPER", _DEV_PEPPER)
+# Pairwise subject identifiers are HMACs under this salt: it must never change once portals have
+# stored subjects (so it is not derived from CHAVE_SECRET_KEY, which may be rotated).
+CHAVE_PAIRWISE_SALT = env("CHAVE_PAIRWISE_SALT", "dev-only-pairwise-salt")
+# The provider's private signing keys are sealed at rest under this secret.
+CHAVE_KEY_SEAL_SECRET = env("CHAVE_KEY_SEAL_SECRET", _DEV_PEPPER + "/keys")
 # Queued messages (which carry a code until sent) are encrypted at rest with keys derived from
 # this secret; defaults to one derived from SECRET_KEY.
 CHAVE_MESSAGE_KEY = env("CHAVE_MESSAGE_KEY", SECRET_KEY)
@@ -79,6 +84,7 @@ INSTALLED_APPS = [
     "chave.delivery",
     "chave.login",
     "chave.public",
+    "chave.oidc",
 ]
 
 MIDDLEWARE = [
@@ -246,6 +252,16 @@ CHAVE_POLICY = {
         "BR", "AO", "MZ", "CV", "GW", "ST", "TL", "GQ",
     ],
     "assurance_levels": {"sms": 3, "app": 3, "email": 2, "x": 2, "citizen_card": 4},
+    # OpenID Connect provider (issue 3).
+    "oidc_code_seconds": 60,
+    "oidc_access_token_seconds": 600,
+    "oidc_id_token_seconds": 600,
+    "oidc_refresh_token_seconds": 8 * 3600,
+    "oidc_logout_token_seconds": 120,
+    # A retired signing key stays published this long (longer than anything it signed lives).
+    "oidc_key_retention_seconds": 24 * 3600,
+    "oidc_client_assertion_max_seconds": 300,
+    "rp_default_min_level": 2,
     "delivery_max_attempts": 8,
     "delivery_backoff_seconds": [5, 15, 30, 60, 120, 300, 600],
 }
@@ -272,6 +288,10 @@ def _check_production() -> None:
         problems.append("CHAVE_SECRET_KEY is not set")
     if CHAVE_PIN_PEPPER == _DEV_PEPPER:
         problems.append("CHAVE_PIN_PEPPER is not set")
+    if CHAVE_PAIRWISE_SALT == "dev-only-pairwise-salt":
+        problems.append("CHAVE_PAIRWISE_SALT is not set")
+    if CHAVE_KEY_SEAL_SECRET == _DEV_PEPPER + "/keys":
+        problems.append("CHAVE_KEY_SEAL_SECRET is not set")
     if DEBUG:
         problems.append("DEBUG is on")
     if "sink" in {CHAVE_SMS_PROVIDER, CHAVE_EMAIL_PROVIDER, CHAVE_X_PROVIDER}:
@@ -282,3 +302,6 @@ def _check_production() -> None:
 
 if IS_PRODUCTION:
     _check_production()
+else:
+    # Development and tests serve plain http on loopback; Authlib otherwise insists on https.
+    os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")

@@ -21,6 +21,8 @@ class LoginTransaction(models.Model):
     key = models.ForeignKey("identity.Key", on_delete=models.CASCADE, related_name="logins")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PIN_OK)
     portal = models.CharField(max_length=200, blank=True)
+    # The lowest assurance level the portal that sent the citizen here accepts (0: no portal).
+    required_level = models.PositiveSmallIntegerField(default=0)
     channel = models.CharField(max_length=8, blank=True)
     destination = models.CharField(max_length=254, blank=True)
     assurance_level = models.PositiveSmallIntegerField(null=True, blank=True)

@@ -29,6 +29,7 @@ from .models import LoginTransaction
 
 SESSION_TRANSACTION = "chave.login.transaction"
 SESSION_SIGNED_IN = "chave.signed_in"
+SESSION_FOR = "chave.login.for"
 CHANNEL_OF_KIND = {ContactKind.MOBILE: "sms", ContactKind.EMAIL: "email", ContactKind.X: "x"}
 KIND_OF_CHANNEL = {channel: kind for kind, channel in CHANNEL_OF_KIND.items()}
 # A login that passed the PIN may finish while the key is locked: the lock stops PIN guessing,
@@ -82,14 +83,50 @@ def client_ip(request) -> str | None:
     return _ip_or_none(request.META.get("REMOTE_ADDR"))
 
 
-def channel_options(key: Key) -> list[ChannelOption]:
-    """The key's verified contacts that an enabled channel can reach, best level first."""
+@dataclass(frozen=True)
+class LoginFor:
+    """A portal's request for a login: its name, the lowest level it accepts, where to go back."""
+
+    portal: str
+    min_level: int
+    return_to: str
+
+
+def request_login(request, *, portal: str, min_level: int, return_to: str) -> None:
+    """Ask for a login on behalf of a portal (the OIDC provider calls this before redirecting).
+
+    ``return_to`` must be a path on this service; the login returns there once complete.
+    """
+    if not return_to.startswith("/") or return_to.startswith("//"):
+        raise ValueError("return_to must be a local path")
+    request.session[SESSION_FOR] = asdict(LoginFor(portal, int(min_level), return_to))
+
+
+def login_for(request) -> LoginFor | None:
+    data = request.session.get(SESSION_FOR)
+    try:
+        return LoginFor(**data) if data else None
+    except TypeError:
+        return None
+
+
+def after_login_url(request) -> str | None:
+    """Where a completed login goes: back to the portal's request, if one sent the citizen."""
+    target = login_for(request)
+    request.session.pop(SESSION_FOR, None)
+    return target.return_to if target else None
+
+
+def channel_options(key: Key, min_level: int = 0) -> list[ChannelOption]:
+    """The key's verified contacts that an enabled channel can reach at ``min_level`` or more,
+    best level first."""
     enabled = enabled_channels()
     options = []
     for contact in key.contacts.filter(verified_at__isnull=False, live=True):
         channel = CHANNEL_OF_KIND[contact.kind]
-        if channel in enabled:
-            options.append(ChannelOption(channel, mask(contact.kind, contact.value), policy.assurance_level(channel)))
+        level = policy.assurance_level(channel)
+        if channel in enabled and level >= min_level:
+            options.append(ChannelOption(channel, mask(contact.kind, contact.value), level))
     return sorted(options, key=lambda o: (-o.assurance_level, o.channel))
 
 
@@ -99,7 +136,7 @@ def _destination(key: Key, channel: str) -> str | None:
     return contact.value if contact else None
 
 
-def start(request, *, key: Key, must_change_pin: bool, portal: str = "") -> LoginTransaction:
+def start(request, *, key: Key, must_change_pin: bool, portal: str = "", required_level: int = 0) -> LoginTransaction:
     """After a correct PIN: open the login transaction and bind it to a fresh session.
 
     The session key is rotated here, so a session id planted before the PIN step (session
@@ -107,7 +144,8 @@ def start(request, *, key: Key, must_change_pin: bool, portal: str = "") -> Logi
     """
     now = clock.now()
     tx = LoginTransaction.objects.create(
-        key=key, portal=portal, must_change_pin=must_change_pin, ip=client_ip(request), created_at=now,
+        key=key, portal=portal, required_level=required_level, must_change_pin=must_change_pin,
+        ip=client_ip(request), created_at=now,
         expires_at=now + dt.timedelta(seconds=policy.get("login_transaction_seconds")),
     )
     request.session.cycle_key()
@@ -141,7 +179,7 @@ def send_code(tx: LoginTransaction, channel: str, *, ip: str | None, language: s
     database transaction: a code can never be verified against the level of another channel.
     Refusals (cooldown, send caps, country) come back as the ``IssueResult`` and change nothing.
     """
-    if channel not in {o.channel for o in channel_options(tx.key)}:
+    if channel not in {o.channel for o in channel_options(tx.key, tx.required_level)}:
         return None
     destination = _destination(tx.key, channel)
     with transaction.atomic():

@@ -73,9 +73,16 @@ def start(request):
             ip = services.client_ip(request)
             decision = identity.check_login_pin(key, form.cleaned_data["pin"], ip=ip, channel="web")
             if decision.ok:
-                tx = services.start(request, key=decision.key, must_change_pin=decision.must_change_pin)
-                options = services.channel_options(tx.key)
-                if not options:
+                target = services.login_for(request)
+                tx = services.start(request, key=decision.key, must_change_pin=decision.must_change_pin,
+                                    portal=target.portal if target else "",
+                                    required_level=target.min_level if target else 0)
+                options = services.channel_options(tx.key, tx.required_level)
+                if not options and tx.required_level and services.channel_options(tx.key):
+                    form.add_error(None, _("%(portal)s asks for assurance level %(level)d, which a code to your "
+                                           "registered contacts cannot reach. Register a mobile number for SMS codes.")
+                                   % {"portal": tx.portal, "level": tx.required_level})
+                elif not options:
                     form.add_error(None, _("No contact of this key can receive codes now. Contact the help line."))
                 elif len(options) == 1:
                     return _send_and_continue(request, tx, options[0].channel)
@@ -90,7 +97,8 @@ def start(request):
                                        "your Citizen Card in the personal area."))
             else:
                 form.add_error(None, _(GENERIC_REFUSAL))
-    return render(request, "login/start.html", {"form": form}, status=status)
+    return render(request, "login/start.html", {"form": form, "login_for": services.login_for(request)},
+                  status=status)
 
 
 def _send_and_continue(request, tx, channel, *, sent_message: str = ""):
@@ -101,7 +109,8 @@ def _send_and_continue(request, tx, channel, *, sent_message: str = ""):
     if not result.sent:
         messages.error(request, _refusal_text(result))
         if tx.status == TX.PIN_OK:
-            return redirect("login:channel") if len(services.channel_options(tx.key)) > 1 else redirect("login:start")
+            several = len(services.channel_options(tx.key, tx.required_level)) > 1
+            return redirect("login:channel") if several else redirect("login:start")
     elif sent_message:
         messages.success(request, sent_message)
     return redirect("login:code")
@@ -123,7 +132,7 @@ def channel(request):
     tx = services.current(request, TX.PIN_OK, TX.CODE_SENT)
     if tx is None:
         return _elsewhere(request)
-    options = services.channel_options(tx.key)
+    options = services.channel_options(tx.key, tx.required_level)
     form = ChannelForm(_posted(request), options=options)
     if request.method == "POST":
         if form.is_valid():
@@ -152,7 +161,7 @@ def _code_context(tx, form):
         "minutes_left": max(1, int((code.expires_at - now).total_seconds() + 59) // 60) if code_live else 0,
         "can_resend": sends < max_sends and resend_at <= now,
         "resend_at": resend_at if sends < max_sends else None,
-        "several_channels": len(services.channel_options(tx.key)) > 1,
+        "several_channels": len(services.channel_options(tx.key, tx.required_level)) > 1,
     }
 
 
@@ -179,7 +188,7 @@ def code(request):
             except services.StaleTransaction:
                 return _elsewhere(request)
             if result.ok:
-                return redirect("login:change_pin" if tx.must_change_pin else "login:done")
+                return redirect("login:change_pin") if tx.must_change_pin else _after_login(request)
             refusal = CODE_REFUSALS.get(result.reason)
             form.add_error("code", refusal(result) if refusal else _("Ask for a new code."))
         return render(request, "login/code.html", _code_context(tx, form), status=400)
@@ -213,9 +222,14 @@ def change_pin(request):
                 return _elsewhere(request)
             else:
                 messages.success(request, _("Your new PIN is set."))
-                return redirect("login:done")
+                return _after_login(request)
         return render(request, "login/change_pin.html", {"form": form}, status=400)
     return render(request, "login/change_pin.html", {"form": form})
+
+
+def _after_login(request):
+    target = services.after_login_url(request)
+    return redirect(target) if target else redirect("login:done")
 
 
 @never_cache

@@ -10,6 +10,8 @@ GOOD = {
     "CHAVE_ENV": "production",
     "CHAVE_SECRET_KEY": "s" * 50,
     "CHAVE_PIN_PEPPER": "p" * 40,
+    "CHAVE_PAIRWISE_SALT": "w" * 40,
+    "CHAVE_KEY_SEAL_SECRET": "k" * 40,
     "CHAVE_SMS_PROVIDER": "kannel",
     "CHAVE_EMAIL_PROVIDER": "smtp",
     "CHAVE_ALLOWED_HOSTS": "chave.example.pt",
@@ -43,6 +45,8 @@ def test_production_starts_with_its_secrets_and_secure_cookies(tmp_path):
     [
         ({"CHAVE_SECRET_KEY": None}, "CHAVE_SECRET_KEY is not set"),
         ({"CHAVE_PIN_PEPPER": None}, "CHAVE_PIN_PEPPER is not set"),
+        ({"CHAVE_PAIRWISE_SALT": None}, "CHAVE_PAIRWISE_SALT is not set"),
+        ({"CHAVE_KEY_SEAL_SECRET": None}, "CHAVE_KEY_SEAL_SECRET is not set"),
         ({"CHAVE_DEBUG": "1"}, "DEBUG is on"),
         ({"CHAVE_SMS_PROVIDER": "sink"}, "development message sink"),
         ({"CHAVE_EMAIL_PROVIDER": "sink"}, "development message sink"),
@@ -56,6 +60,7 @@ def test_production_refuses_unsafe_configuration(tmp_path, overrides, reason):
 
 def test_development_defaults_need_no_configuration(tmp_path):
     result = _start(tmp_path, CHAVE_ENV="dev", CHAVE_SECRET_KEY=None, CHAVE_PIN_PEPPER=None,
+                    CHAVE_PAIRWISE_SALT=None, CHAVE_KEY_SEAL_SECRET=None,
                     CHAVE_SMS_PROVIDER=None, CHAVE_EMAIL_PROVIDER=None)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "False", "False", "True"]

@@ -33,6 +33,8 @@ def _settings_for(chave_env: str, tmp_path) -> dict:
         "CHAVE_DATA_DIR": str(tmp_path),
         "CHAVE_SECRET_KEY": "a-production-like-secret-key-for-this-test-only-0123456789",
         "CHAVE_PIN_PEPPER": "a-production-like-pepper-for-this-test-only",
+        "CHAVE_PAIRWISE_SALT": "a-production-like-pairwise-salt-for-this-test-only",
+        "CHAVE_KEY_SEAL_SECRET": "a-production-like-key-seal-secret-for-this-test-only",
         "CHAVE_SMS_PROVIDER": "kannel",
         "CHAVE_EMAIL_PROVIDER": "smtp",
         "DJANGO_SETTINGS_MODULE": "chave.settings",

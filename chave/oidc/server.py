@@ -1,0 +1,282 @@
+"""The OAuth 2.0 / OpenID Connect authorization server, built on Authlib.
+
+Authlib does the protocol (request validation, grants, client authentication, PKCE, error
+responses); this module binds it to our models and rules:
+
+- only approved parties exist for the server (:meth:`ChaveAuthorizationServer.query_client`);
+- authorization code flow only, PKCE with S256 required of every client, ``nonce`` required;
+- codes are single use: the first redemption claims the code atomically, a second one finds it
+  used and revokes every token the code issued;
+- clients authenticate as registered: ``private_key_jwt`` (RFC 7523, ``jti`` single use) or
+  ``client_secret_basic``;
+- ID tokens carry ``sub`` (pairwise by default), ``acr``, ``amr``, ``auth_time``, ``sid``,
+  ``nonce``, ``at_hash`` and the claims asked for in the ``claims`` parameter's ``id_token``
+  section, signed with the provider's active key for the party's algorithm (``kid`` set).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import secrets
+import urllib.request
+
+from authlib.integrations.django_oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749 import InvalidRequestError, grants
+from authlib.oauth2.rfc6750 import BearerTokenGenerator
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core import grants as oidc_grants
+from authlib.oidc.core.util import create_half_hash
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from chave import clock, policy
+from chave.identity.models import KeyStatus
+
+from . import claims as claims_module
+from . import keys
+from .models import AuthorizationCode, ClientAssertion, RelyingParty, Token, token_hash
+
+
+def issuer() -> str:
+    return settings.CHAVE_PUBLIC_URL.rstrip("/")
+
+
+def token_endpoint() -> str:
+    return issuer() + "/oidc/token"
+
+
+class ChaveAuthorizationServer(AuthorizationServer):
+    def __init__(self):
+        super().__init__(RelyingParty, Token)
+
+    def query_client(self, client_id):
+        if not isinstance(client_id, str) or len(client_id) > 64:
+            return None
+        return RelyingParty.objects.filter(client_id=client_id, state=RelyingParty.State.APPROVED).first()
+
+    def create_bearer_token_generator(self):
+        def expires_in(client, grant_type):
+            return policy.get("oidc_access_token_seconds")
+
+        return BearerTokenGenerator(
+            access_token_generator=lambda *a, **k: secrets.token_urlsafe(32),
+            refresh_token_generator=lambda *a, **k: secrets.token_urlsafe(48),
+            expires_generator=expires_in,
+        )
+
+    def save_token(self, token, request):
+        now = clock.now()
+        code = getattr(request, "authorization_code", None)
+        previous = getattr(request, "refresh_token", None)
+        source = code if isinstance(code, AuthorizationCode) else previous
+        refresh = token.get("refresh_token")
+        return Token.objects.create(
+            access_token_hash=token_hash(token["access_token"]),
+            refresh_token_hash=token_hash(refresh) if refresh else None,
+            relying_party=request.client,
+            key=request.user if source is not None else None,
+            sso_session=getattr(source, "sso_session", None),
+            code=code if isinstance(code, AuthorizationCode) else getattr(previous, "code", None),
+            scope=token.get("scope", ""),
+            attributes=list(getattr(source, "attributes", []) or []),
+            withheld=list(getattr(source, "withheld", []) or []),
+            acr=getattr(source, "acr", "") or "",
+            auth_time=getattr(source, "auth_time", None),
+            issued_at=now,
+            expires_at=now + dt.timedelta(seconds=token["expires_in"]),
+            refresh_expires_at=now + dt.timedelta(seconds=policy.get("oidc_refresh_token_seconds")) if refresh else None,
+        )
+
+
+class S256Required(CodeChallenge):
+    """PKCE for every client, S256 only (``plain`` gives no protection against a code thief)."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+
+    def validate_code_challenge(self, grant, redirect_uri):
+        data = grant.request.payload.data
+        if not data.get("code_challenge"):
+            raise InvalidRequestError("PKCE is required: send 'code_challenge' with 'code_challenge_method=S256'.")
+        if data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("Only 'code_challenge_method=S256' is accepted.")
+        super().validate_code_challenge(grant, redirect_uri)
+
+    def validate_code_verifier(self, grant, result):
+        if not grant.request.form.get("code_verifier"):
+            raise InvalidRequestError("Missing 'code_verifier'.")
+        super().validate_code_verifier(grant, result)
+
+
+class PrivateKeyJwt(JWTBearerClientAssertion):
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def get_audiences(self):
+        return [token_endpoint(), issuer()]
+
+    def validate_jti(self, claims, jti):
+        client = RelyingParty.objects.filter(client_id=claims.get("sub")).first()
+        if client is None or not isinstance(jti, str) or len(jti) > 255:
+            return False
+        exp = claims.get("exp")
+        lifetime = policy.get("oidc_client_assertion_max_seconds")
+        now = clock.now()
+        if not isinstance(exp, (int, float)) or exp - now.timestamp() > lifetime:
+            # A long-lived assertion would have to be remembered for long: refuse it.
+            return False
+        ClientAssertion.objects.filter(expires_at__lt=now).delete()
+        try:
+            with transaction.atomic():
+                ClientAssertion.objects.create(relying_party=client, jti=jti,
+                                               expires_at=dt.datetime.fromtimestamp(exp, tz=dt.timezone.utc))
+        except IntegrityError:
+            return False
+        return True
+
+    def resolve_client_public_key(self, client):
+        if client.jwks:
+            return KeySet.import_key_set(client.jwks)
+        return KeySet.import_key_set(fetch_jwks(client.jwks_uri))
+
+
+@functools.lru_cache(maxsize=64)
+def _fetch(uri: str, bucket: int) -> dict:
+    with urllib.request.urlopen(uri, timeout=settings.CHAVE_HTTP_TIMEOUT) as response:  # noqa: S310 - registered https URI
+        return json.loads(response.read(256 * 1024))
+
+
+def fetch_jwks(uri: str) -> dict:
+    """A party's published keys, cached for five minutes (a rotation shows up within that)."""
+    return _fetch(uri, int(clock.now().timestamp() // 300))
+
+
+class CodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "private_key_jwt"]
+
+    def save_authorization_code(self, code, request):
+        extra = request.chave  # set by the authorize view: what the login and consent decided
+        now = clock.now()
+        data = request.payload.data
+        return AuthorizationCode.objects.create(
+            code_hash=token_hash(code),
+            relying_party=request.client,
+            key=request.user,
+            sso_session=extra["sso_session"],
+            redirect_uri=request.payload.redirect_uri,
+            scope=request.payload.scope or "",
+            attributes=extra["attributes"],
+            withheld=extra["withheld"],
+            claims_request=extra.get("claims_request"),
+            nonce=data.get("nonce") or "",
+            code_challenge=data.get("code_challenge"),
+            code_challenge_method=data.get("code_challenge_method"),
+            acr=extra["acr"],
+            amr=extra["amr"],
+            auth_time=extra["auth_time"],
+            created_at=now,
+            expires_at=now + dt.timedelta(seconds=policy.get("oidc_code_seconds")),
+        )
+
+    def query_authorization_code(self, code, client):
+        if not isinstance(code, str) or len(code) > 256:
+            return None
+        row = AuthorizationCode.objects.select_related("key__citizen", "sso_session").filter(
+            code_hash=token_hash(code), relying_party=client
+        ).first()
+        if row is None:
+            return None
+        now = clock.now()
+        # The first redemption claims the code; a concurrent or later one finds it used.
+        claimed = AuthorizationCode.objects.filter(pk=row.pk, used_at__isnull=True, expires_at__gt=now).update(used_at=now)
+        if claimed != 1:
+            if row.used_at is not None or AuthorizationCode.objects.filter(pk=row.pk, used_at__isnull=False).exists():
+                # RFC 6749 §4.1.2: a reused code revokes what it issued.
+                Token.objects.filter(code=row, revoked_at__isnull=True).update(revoked_at=now)
+            return None
+        return row
+
+    def delete_authorization_code(self, authorization_code):
+        """Nothing to do: the code was claimed (marked used) when it was redeemed."""
+
+    def authenticate_user(self, authorization_code):
+        key = authorization_code.key
+        if key.effective_status(clock.now()) not in (KeyStatus.ACTIVE, KeyStatus.LOCKED):
+            return None
+        return key
+
+
+class RefreshGrant(grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "private_key_jwt"]
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token):
+        if not isinstance(refresh_token, str) or len(refresh_token) > 256:
+            return None
+        row = Token.objects.select_related("key__citizen", "relying_party", "code").filter(
+            refresh_token_hash=token_hash(refresh_token), revoked_at__isnull=True
+        ).first()
+        if row is None or row.refresh_expires_at is None or row.refresh_expires_at <= clock.now():
+            return None
+        if row.sso_session_id and row.sso_session.ended_at is not None:
+            return None
+        return row
+
+    def authenticate_user(self, refresh_token):
+        key = refresh_token.key
+        if key is None or key.effective_status(clock.now()) not in (KeyStatus.ACTIVE, KeyStatus.LOCKED):
+            return None
+        return key
+
+    def revoke_old_credential(self, refresh_token):
+        Token.objects.filter(pk=refresh_token.pk).update(revoked_at=clock.now())
+
+
+class OpenIdCode(oidc_grants.OpenIDCode):
+    def __init__(self):
+        super().__init__(require_nonce=True)
+
+    def exists_nonce(self, nonce, request):
+        return AuthorizationCode.objects.filter(relying_party=request.client, nonce=nonce).exists()
+
+    def encode_id_token(self, token, request):
+        client: RelyingParty = request.client
+        code: AuthorizationCode = request.authorization_code
+        row = keys.active_key(client.id_token_alg)
+        now = int(clock.now().timestamp())
+        id_claims = {
+            "iss": issuer(),
+            "aud": client.client_id,
+            "sub": claims_module.subject(client, code.key.citizen),
+            "iat": now,
+            "exp": now + policy.get("oidc_id_token_seconds"),
+            "auth_time": code.get_auth_time(),
+            "acr": code.acr,
+            "amr": code.get_amr(),
+        }
+        if code.nonce:
+            id_claims["nonce"] = code.nonce
+        if code.sso_session_id:
+            id_claims["sid"] = code.sso_session.sid
+        at_hash = create_half_hash(token["access_token"], client.id_token_alg)
+        if at_hash is not None:
+            id_claims["at_hash"] = at_hash.decode()
+        wanted = set(((code.claims_request or {}).get("id_token") or {}).keys())
+        released = claims_module.claims_for(code.key, code.attributes, code.withheld)
+        id_claims.update({k: v for k, v in released.items() if k in wanted})
+        header = {"alg": client.id_token_alg, "kid": row.kid, "typ": "JWT"}
+        return jwt.encode(header, id_claims, keys.private_key(row), algorithms=[client.id_token_alg])
+
+
+@functools.lru_cache(maxsize=1)
+def server() -> ChaveAuthorizationServer:
+    authorization_server = ChaveAuthorizationServer()
+    authorization_server.register_client_auth_method(PrivateKeyJwt.CLIENT_AUTH_METHOD, PrivateKeyJwt())
+    authorization_server.register_grant(CodeGrant, [S256Required(required=True), OpenIdCode()])
+    authorization_server.register_grant(RefreshGrant)
+    return authorization_server
+

@@ -1,0 +1,81 @@
+"""A test portal: registers itself, builds authorization requests and client assertions.
+
+It speaks the protocol with ``joserfc`` the way an integrating portal would; the independent
+client library test lives in ``test_client_library.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+
+from chave.oidc import services
+
+REDIRECT_URI = "https://portal.example.gov.pt/callback"
+ALL_ATTRIBUTES = ["NIC", "NomeProprio", "NomeApelido", "NomeCompleto", "DataNascimento", "NIF",
+                  "NumeroTelemovel", "CorreioElectronico", "DataValidade"]
+
+
+@dataclass
+class Portal:
+    client_id: str
+    key: RSAKey
+    redirect_uri: str = REDIRECT_URI
+    secret: str | None = None
+    verifier: str = field(default_factory=lambda: secrets.token_urlsafe(48))
+    state: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    nonce: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+
+    @property
+    def challenge(self) -> str:
+        digest = hashlib.sha256(self.verifier.encode()).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def authorize_url(self, scope="openid profile", **extra) -> str:
+        params = {
+            "response_type": "code", "client_id": self.client_id, "redirect_uri": self.redirect_uri,
+            "scope": scope, "state": self.state, "nonce": self.nonce,
+            "code_challenge": self.challenge, "code_challenge_method": "S256", **extra,
+        }
+        params = {k: v for k, v in params.items() if v is not None}
+        return "/oidc/authorize?" + urlencode(params)
+
+    def assertion(self, audience="http://127.0.0.1:8000/oidc/token", **overrides) -> str:
+        now = int(time.time())
+        claims = {"iss": self.client_id, "sub": self.client_id, "aud": audience, "iat": now, "exp": now + 60,
+                  "jti": secrets.token_urlsafe(16), **overrides}
+        return jwt.encode({"alg": "RS256", "kid": self.key.kid}, claims, self.key)
+
+    def token_form(self, code: str, **overrides) -> dict:
+        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": self.redirect_uri,
+                "code_verifier": self.verifier,
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": self.assertion()}
+        form.update(overrides)
+        return {k: v for k, v in form.items() if v is not None}
+
+
+def register_portal(*, approve=True, attributes=ALL_ATTRIBUTES, mandatory=("NomeCompleto",), min_level=2,
+                    auth="private_key_jwt", name="Portal das Finanças (teste)", **extra) -> Portal:
+    key = RSAKey.generate_key(2048, private=True)
+    key.ensure_kid()
+    jwks = {"keys": [key.as_dict(private=False)]} if auth == "private_key_jwt" else None
+    registration = services.register_relying_party(
+        name=name, entity_nif="600084779", contact_email="dev@portal.example.gov.pt",
+        redirect_uris=[REDIRECT_URI], allowed_attributes=list(attributes), mandatory_attributes=list(mandatory),
+        min_level=min_level, auth_method=auth, jwks=jwks, **extra,
+    )
+    if approve:
+        services.decide(registration.relying_party, "approve", by="test")
+    return Portal(registration.relying_party.client_id, key, secret=registration.client_secret)
+
+
+def query_of(location: str) -> dict:
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
