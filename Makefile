@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
+DEMO_PORT ?= 8001
 PYTEST_ARGS ?=
 
 .PHONY: run test test-pg install install-test system-deps bench messages clean
@@ -27,11 +28,14 @@ install-test: $(VENV)/.installed-test system-deps
 system-deps:
 	@scripts/system-deps.sh
 
-## make run: install, migrate the embedded database, seed the demo, start web + worker on :$(PORT)
+## make run: install, migrate the embedded database, seed the demo citizen and demo portal, start web + worker
+## on :$(PORT) and the demo portal on :$(DEMO_PORT)
 run: install
 	$(BIN)/chave migrate --noinput -v0
-	CHAVE_PUBLIC_URL=$${CHAVE_PUBLIC_URL:-http://127.0.0.1:$(PORT)} $(BIN)/chave seed_demo
-	CHAVE_PUBLIC_URL=$${CHAVE_PUBLIC_URL:-http://127.0.0.1:$(PORT)} $(BIN)/chave serve --port $(PORT) --with-worker
+	CHAVE_PUBLIC_URL=$${CHAVE_PUBLIC_URL:-http://127.0.0.1:$(PORT)} $(BIN)/chave seed_demo \
+		--demo-portal-url http://127.0.0.1:$(DEMO_PORT)
+	CHAVE_PUBLIC_URL=$${CHAVE_PUBLIC_URL:-http://127.0.0.1:$(PORT)} $(BIN)/chave serve --port $(PORT) --with-worker \
+		--with-demo-portal --demo-portal-port $(DEMO_PORT)
 
 ## make test: install what tests need (Debian packages included) and run the whole suite
 test: install-test

@@ -7,10 +7,21 @@ A complete login is what a citizen does through the pages (Django's test client,
 sessions, CSRF-exempt client aside, the database and the audit all count): POST identifier + PIN
 → the code is issued and queued → the delivery worker's send step hands it to the development
 sink → the code is read from the sink → POST code → signed-in page. The baseline is a bare
-Argon2id verification of a PIN with the same parameters (``CHAVE_ARGON2``). Both run on one
+Argon2id verification of a PIN with the same parameters (``CHAVE_ARGON2``). All run on one
 thread, on a fresh embedded SQLite database in a temporary folder.
 
-Goal (issue 2): logins per second / PIN verifications per second >= 0.6.
+A complete OpenID Connect login (issue 3) is a portal's login of a citizen from a fresh browser
+(no Chave session): the portal's authorization request (PKCE S256, state, nonce) → Chave's login
+pages as above → back to the authorization endpoint → the code at the portal's redirect URI →
+the token request authenticated with ``private_key_jwt`` (the portal signs a new assertion each
+time) → the ID token validated by the portal (signature against Chave's JWKS, fetched once as a
+portal caches it; iss, aud, exp, nonce). What is timed is a *returning* citizen's login: each
+citizen answered the consent page at an earlier, untimed login, so the timed one skips it —
+consent is asked once per portal (and again only for new attributes), a PIN and a code at every
+login. First logins (with the consent page) are timed too and printed for comparison.
+
+Goals: logins per second / PIN verifications per second >= 0.6 (issue 2); the ratio of OIDC
+logins is reported (issue 3).
 """
 
 from __future__ import annotations
@@ -32,7 +43,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--logins", type=int, default=40)
     parser.add_argument("--hashes", type=int, default=40)
+    parser.add_argument("--oidc-logins", type=int, default=None,
+                        help="OpenID Connect logins to time (default: as many as --logins)")
     args = parser.parse_args()
+    oidc_logins = args.logins if args.oidc_logins is None else args.oidc_logins
 
     os.environ["CHAVE_DATA_DIR"] = tempfile.mkdtemp(prefix="chave-bench-")
     os.environ.setdefault("CHAVE_ENV", "dev")
@@ -54,7 +68,7 @@ def main() -> int:
     call_command("migrate", verbosity=0)
     pin = "4719"
     phones = []
-    for i in range(args.logins):
+    for i in range(max(args.logins, oidc_logins + 1)):
         nic = f"{20000000 + i:08d}"
         doc = DocumentRef("cc", "PT", nic)
         LocalRecords().store(IdentityRecord(doc=doc, full_name=f"Bench Citizen {i}", given_name="Bench",
@@ -89,8 +103,14 @@ def main() -> int:
         return time.perf_counter() - start
 
     one_login(0, phones[0])  # warm-up (templates, caches)
-    durations = [one_login(i, phone) for i, phone in enumerate(phones[1:], start=1)]
+    durations = [one_login(i, phone) for i, phone in enumerate(phones[1:args.logins], start=1)]
     login_seconds = sum(durations)
+
+    portal = BenchPortal()
+    first_oidc = [portal.login(phone, pin, ip=f"10.100.{i}.1", first=True)
+                  for i, phone in enumerate(phones[:oidc_logins + 1])][1:]  # the first one warms up
+    oidc = [portal.login(phone, pin, ip=f"10.101.{i}.1", first=False)
+            for i, phone in enumerate(phones[1:oidc_logins + 1])]
 
     hashes_per_s = args.hashes / hash_seconds
     logins_per_s = len(durations) / login_seconds
@@ -102,7 +122,94 @@ def main() -> int:
           f"(median {statistics.median(durations) * 1000:.0f} ms)")
     ratio = logins_per_s / hashes_per_s
     print(f"ratio logins/hashes:    {ratio:.2f} (goal >= 0.6: {'met' if ratio >= 0.6 else 'NOT met'})")
+    if oidc:
+        oidc_per_s = len(oidc) / sum(oidc)
+        first_per_s = len(first_oidc) / sum(first_oidc)
+        print(f"complete OIDC logins:   {len(oidc)} in {sum(oidc):.2f} s = {oidc_per_s:.1f}/s "
+              f"(median {statistics.median(oidc) * 1000:.0f} ms; returning citizen, consent remembered; "
+              f"authorize → PIN → code → token with private_key_jwt → ID token validated)")
+        print(f"ratio OIDC logins/hashes: {oidc_per_s / hashes_per_s:.2f}")
+        print(f"  first OIDC logins (with the consent page): {first_per_s:.1f}/s "
+              f"(median {statistics.median(first_oidc) * 1000:.0f} ms), ratio {first_per_s / hashes_per_s:.2f}")
     return 0
+
+
+class BenchPortal:
+    """A relying party as a portal would drive Chave: registered with ``private_key_jwt`` (an
+    RSA key of its own, its JWKS registered inline), Chave's JWKS read once and kept."""
+
+    REDIRECT_URI = "https://bench-portal.example.gov.pt/callback"
+
+    def __init__(self):
+        from joserfc.jwk import KeySet, RSAKey
+
+        from chave.oidc import services
+        from chave.oidc.server import issuer
+
+        self.key = RSAKey.generate_key(2048, private=True)
+        self.key.ensure_kid()
+        registration = services.register_relying_party(
+            name="Portal de Medição", entity_nif="600084779", contact_email="bench@portal.example.gov.pt",
+            redirect_uris=[self.REDIRECT_URI], allowed_attributes=["NomeCompleto", "NomeProprio", "NIC"],
+            mandatory_attributes=["NomeCompleto"], jwks={"keys": [self.key.as_dict(private=False)]}, by="bench")
+        self.client_id = services.decide(registration.relying_party, "approve", by="bench").client_id
+        self.issuer = issuer()
+        from django.test import Client
+
+        self.provider_keys = KeySet.import_key_set(Client().get("/oidc/jwks").json())
+
+    def login(self, phone: str, pin: str, *, ip: str, first: bool) -> float:
+        """One login from a fresh browser, timed from the authorization request to the validated ID
+        token; ``first`` says the consent page is expected (and answered)."""
+        import base64
+        import hashlib
+        import secrets
+        from urllib.parse import parse_qs, urlencode, urlsplit
+
+        from django.test import Client
+        from joserfc import jwt
+
+        from chave.delivery.models import DevOutboxMessage, MessageStatus, OutboundMessage
+        from chave.delivery.services import send_message
+
+        browser = Client(REMOTE_ADDR=ip)
+        state, nonce, verifier = secrets.token_urlsafe(16), secrets.token_urlsafe(16), secrets.token_urlsafe(48)
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        start = time.perf_counter()
+        r = browser.get("/oidc/authorize?" + urlencode({
+            "response_type": "code", "client_id": self.client_id, "redirect_uri": self.REDIRECT_URI,
+            "scope": "openid profile pt:identity", "state": state, "nonce": nonce,
+            "code_challenge": challenge, "code_challenge_method": "S256"}))
+        assert r.status_code == 302 and r["Location"].endswith("/login/"), r.status_code
+        r = browser.post("/login/", {"identifier": phone, "pin": pin})
+        assert r.status_code == 302 and r["Location"].endswith("/login/code/"), r.status_code
+        for message in OutboundMessage.objects.filter(status=MessageStatus.QUEUED, destination=phone):
+            send_message(str(message.pk))
+        body = DevOutboxMessage.objects.filter(to=phone).latest("sent_at", "id").body
+        r = browser.post("/login/code/", {"code": re.search(r"#(\d{6})\s*$", body).group(1)})
+        assert r.status_code == 302 and r["Location"].startswith("/oidc/authorize?"), r.status_code
+        r = browser.get(r["Location"])
+        if first:
+            assert r.status_code == 302 and r["Location"].endswith("/oidc/consent"), r.status_code
+            r = browser.post("/oidc/consent", {"decision": "allow", "attribute": ["NomeProprio", "NIC"]})
+            r = browser.get(r["Location"])
+        assert r.status_code == 302 and r["Location"].startswith(self.REDIRECT_URI), (r.status_code, r.get("Location"))
+        answer = {k: v[0] for k, v in parse_qs(urlsplit(r["Location"]).query).items()}
+        assert answer["state"] == state
+        now = int(time.time())
+        assertion = jwt.encode({"alg": "RS256", "kid": self.key.kid},
+                               {"iss": self.client_id, "sub": self.client_id, "aud": self.issuer + "/oidc/token",
+                                "iat": now, "exp": now + 60, "jti": secrets.token_urlsafe(16)}, self.key)
+        r = browser.post("/oidc/token", {
+            "grant_type": "authorization_code", "code": answer["code"], "redirect_uri": self.REDIRECT_URI,
+            "code_verifier": verifier, "client_assertion": assertion,
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"})
+        assert r.status_code == 200, r.content
+        claims = jwt.decode(r.json()["id_token"], self.provider_keys, algorithms=["RS256"]).claims
+        jwt.JWTClaimsRegistry(now=int(time.time()), leeway=60, iss={"essential": True, "value": self.issuer},
+                              aud={"essential": True, "value": self.client_id}, exp={"essential": True},
+                              nonce={"essential": True, "value": nonce}).validate(claims)
+        return time.perf_counter() - start
 
 
 if __name__ == "__main__":

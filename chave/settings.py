@@ -258,6 +258,9 @@ CHAVE_POLICY = {
     "oidc_id_token_seconds": 600,
     "oidc_refresh_token_seconds": 8 * 3600,
     "oidc_logout_token_seconds": 120,
+    # Back-channel logout: a portal unreachable or answering 5xx is tried again after these waits.
+    "oidc_backchannel_max_attempts": 6,
+    "oidc_backchannel_backoff_seconds": [5, 30, 120, 600, 1800],
     # A retired signing key stays published this long (longer than anything it signed lives).
     "oidc_key_retention_seconds": 24 * 3600,
     "oidc_client_assertion_max_seconds": 300,

@@ -26,6 +26,7 @@ from chave.identity import services as identity
 from chave.identity.models import Citizen, ContactKind, Key, KeyStatus, mask
 
 from .models import LoginTransaction
+from .signals import signed_out
 
 SESSION_TRANSACTION = "chave.login.transaction"
 SESSION_SIGNED_IN = "chave.signed_in"
@@ -266,9 +267,14 @@ def signed_in(request) -> SignedIn | None:
 
 
 def sign_out(request) -> None:
-    """End the session (audited as ``logout`` when someone was signed in)."""
+    """End the session (audited as ``logout`` when someone was signed in).
+
+    Sends :data:`chave.login.signals.signed_out` before the session is flushed, so that the apps
+    that keep state tied to it (the OpenID Connect provider's single sign-on session) end it too.
+    """
     who = signed_in(request)
     if who:
         citizen = Citizen.objects.filter(pk=who.citizen_id).first()
         audit.record("logout", outcome="ok", citizen=citizen, ip=client_ip(request))
+    signed_out.send(sender=sign_out, request=request, who=who)
     request.session.flush()

@@ -5,3 +5,12 @@ class OidcConfig(AppConfig):
     name = "chave.oidc"
     label = "oidc"
     verbose_name = "OpenID Connect provider"
+
+    def ready(self):
+        # Chave's own sign-out ends the SSO session and tells the portals (back-channel logout);
+        # the login app sends the signal without knowing the provider.
+        from chave.login.signals import signed_out
+
+        from .logout import end_browser_sso_session
+
+        signed_out.connect(end_browser_sso_session, dispatch_uid="chave.oidc.logout.end_browser_sso_session")

@@ -90,11 +90,29 @@ def unknown_or_forbidden_scopes(relying_party, scope: str | None) -> list[str]:
     return [s for s in scope_list(scope) if s not in SCOPES or (s != "openid" and not allowed.intersection(SCOPES[s]))]
 
 
-def requested_attributes(relying_party, scope: str | None, claims_request: dict | None) -> list[str]:
-    """Attributes asked for by scope and ``claims`` parameter, within the party's allowed set."""
+IDENTITY_SCOPE = "pt:identity"
+FOREIGN_DOCUMENT = ["DocType", "DocNationality", "DocNumber"]
+
+
+def identity_set(citizen: Citizen | None) -> list[str]:
+    """The minimum identity set of ``domain.md``: NIC for a Portuguese citizen, the foreign
+    document (type, country, number) for a foreign resident; all four when the citizen is unknown."""
+    if citizen is None:
+        return SCOPES[IDENTITY_SCOPE]
+    return ["NIC"] if citizen.doc_type == DocType.CITIZEN_CARD else list(FOREIGN_DOCUMENT)
+
+
+def requested_attributes(relying_party, scope: str | None, claims_request: dict | None,
+                         citizen: Citizen | None = None) -> list[str]:
+    """Attributes asked for by scope and ``claims`` parameter, within the party's allowed set.
+
+    The ``pt:identity`` scope stands for the citizen's own identity set (:func:`identity_set`);
+    claims named one by one in the ``claims`` parameter are asked for as named. Claims the
+    party is not allowed are left out (never an error: the ``claims`` parameter is voluntary).
+    """
     wanted: list[str] = []
     for s in scope_list(scope):
-        wanted += SCOPES.get(s, [])
+        wanted += identity_set(citizen) if s == IDENTITY_SCOPE else SCOPES.get(s, [])
     for section in ("id_token", "userinfo"):
         for claim in ((claims_request or {}).get(section) or {}):
             if claim in CLAIM_TO_ATTRIBUTE:
@@ -128,19 +146,27 @@ def attribute_values(key: Key) -> dict[str, object]:
     return values
 
 
-def claims_for(key: Key, attributes: list[str], withheld: list[str]) -> dict[str, object]:
-    """The claims released for ``attributes``, with each requested attribute's status."""
+def claims_for(key: Key, attributes: list[str], withheld: list[str], *, only: set[str] | None = None
+               ) -> dict[str, object]:
+    """The claims released for ``attributes`` (the ones the citizen agreed to share), with the
+    status claim :data:`ATTRIBUTE_STATUS_CLAIM` giving each requested attribute as
+    ``available``, ``not_available`` (the citizen has no such data) or ``withheld`` (refused at
+    consent). ``only`` limits the result to those claim names (the ID token's ``claims`` request).
+    """
     values = attribute_values(key)
     claims: dict[str, object] = {}
     status: dict[str, str] = {}
     for name in attributes:
+        if only is not None and ATTRIBUTES[name].claim not in only:
+            continue
         if name in values:
             claims[ATTRIBUTES[name].claim] = values[name]
             status[name] = "available"
         else:
             status[name] = "not_available"
     for name in withheld:
-        status[name] = "withheld"
+        if only is None or ATTRIBUTES[name].claim in only:
+            status[name] = "withheld"
     if "email" in claims:
         claims["email_verified"] = True
     if "phone_number" in claims:

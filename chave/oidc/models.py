@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import uuid
 from urllib.parse import urlsplit
 
 from django.db import models
@@ -104,6 +105,11 @@ class RelyingParty(models.Model):
     @property
     def id_token_signed_response_alg(self):
         return self.id_token_alg
+
+    @property
+    def client_metadata(self):
+        # What Authlib's end-session endpoint reads (RP-Initiated Logout §3.1).
+        return {"post_logout_redirect_uris": list(self.post_logout_redirect_uris or [])}
 
 
 class RelyingPartyEvent(models.Model):
@@ -251,3 +257,41 @@ class SigningKey(models.Model):
     public_jwk = models.JSONField()
     created_at = models.DateTimeField()
     retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # At most one active (unretired) key per algorithm, even when two first callers race.
+            models.UniqueConstraint(fields=["alg"], condition=models.Q(retired_at__isnull=True),
+                                    name="signing_key_one_active_per_alg"),
+        ]
+
+
+class BackchannelLogout(models.Model):
+    """One logout token to send to one portal when an SSO session ends (Back-Channel Logout 1.0).
+
+    Written with its task in the transaction that ends the session; the worker claims it
+    (``queued → sending``) before each POST, so it is delivered at most once per claim, and
+    retries with backoff while the portal is unreachable or answers 5xx. The token itself is
+    made at each attempt and never stored.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("queued")
+        SENDING = "sending", _("sending")
+        DELIVERED = "delivered", _("delivered")
+        FAILED = "failed", _("failed")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    sso_session = models.ForeignKey(SsoSession, on_delete=models.CASCADE, related_name="backchannel_logouts")
+    relying_party = models.ForeignKey(RelyingParty, on_delete=models.CASCADE, related_name="backchannel_logouts")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    last_status = models.PositiveSmallIntegerField(null=True, blank=True)  # the portal's HTTP status
+    last_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField()
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["sso_session", "relying_party"],
+                                               name="backchannel_logout_once_per_party")]

@@ -23,7 +23,7 @@ import secrets
 import urllib.request
 
 from authlib.integrations.django_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import InvalidRequestError, grants
+from authlib.oauth2.rfc6749 import InvalidClientError, InvalidGrantError, InvalidRequestError, grants
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -32,6 +32,7 @@ from authlib.oidc.core.util import create_half_hash
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from joserfc import jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from chave import clock, policy
@@ -59,6 +60,15 @@ class ChaveAuthorizationServer(AuthorizationServer):
             return None
         return RelyingParty.objects.filter(client_id=client_id, state=RelyingParty.State.APPROVED).first()
 
+    def authenticate_client(self, request, methods, endpoint="token"):
+        """As registered (see :class:`PrivateKeyJwt`), and a ``client_id`` sent beside the
+        credentials must name the client they authenticate (RFC 7523 §3, RFC 6749 §3.2.1)."""
+        client = super().authenticate_client(request, methods, endpoint)
+        claimed = request.payload.client_id
+        if claimed is not None and claimed != client.client_id:
+            raise InvalidClientError(description="'client_id' does not match the client's credentials.")
+        return client
+
     def create_bearer_token_generator(self):
         def expires_in(client, grant_type):
             return policy.get("oidc_access_token_seconds")
@@ -70,27 +80,65 @@ class ChaveAuthorizationServer(AuthorizationServer):
         )
 
     def save_token(self, token, request):
+        """Store the tokens, in one database transaction with the claim of what they come from.
+
+        A code is claimed here (marked used) and a refresh token rotated (revoked) here, by a
+        conditional update: of concurrent redemptions exactly one claims it. A redemption that
+        finds the code already used revokes every token it issued (RFC 6749 §4.1.2, also the
+        winner's of a race, which commits before the loser's update can run) and fails with
+        ``invalid_grant``, as does a second use of a refresh token.
+        """
         now = clock.now()
         code = getattr(request, "authorization_code", None)
+        code = code if isinstance(code, AuthorizationCode) else None
         previous = getattr(request, "refresh_token", None)
-        source = code if isinstance(code, AuthorizationCode) else previous
+        previous = previous if isinstance(previous, Token) else None
+        source = code or previous
         refresh = token.get("refresh_token")
-        return Token.objects.create(
-            access_token_hash=token_hash(token["access_token"]),
-            refresh_token_hash=token_hash(refresh) if refresh else None,
-            relying_party=request.client,
-            key=request.user if source is not None else None,
-            sso_session=getattr(source, "sso_session", None),
-            code=code if isinstance(code, AuthorizationCode) else getattr(previous, "code", None),
-            scope=token.get("scope", ""),
-            attributes=list(getattr(source, "attributes", []) or []),
-            withheld=list(getattr(source, "withheld", []) or []),
-            acr=getattr(source, "acr", "") or "",
-            auth_time=getattr(source, "auth_time", None),
-            issued_at=now,
-            expires_at=now + dt.timedelta(seconds=token["expires_in"]),
-            refresh_expires_at=now + dt.timedelta(seconds=policy.get("oidc_refresh_token_seconds")) if refresh else None,
-        )
+        expired = False
+        with transaction.atomic():
+            if code is not None:
+                claimed = AuthorizationCode.objects.filter(
+                    pk=code.pk, used_at__isnull=True, expires_at__gt=now
+                ).update(used_at=now)
+                if claimed != 1:
+                    expired = not revoke_if_reused(code, now)
+            elif previous is not None:
+                claimed = Token.objects.filter(pk=previous.pk, revoked_at__isnull=True).update(revoked_at=now)
+            else:
+                claimed = 1
+            if claimed == 1:
+                row = Token.objects.create(
+                    access_token_hash=token_hash(token["access_token"]),
+                    refresh_token_hash=token_hash(refresh) if refresh else None,
+                    relying_party=request.client,
+                    key=request.user if source is not None else None,
+                    sso_session=getattr(source, "sso_session", None),
+                    code=code or getattr(previous, "code", None),
+                    scope=token.get("scope", ""),
+                    attributes=list(getattr(source, "attributes", []) or []),
+                    withheld=list(getattr(source, "withheld", []) or []),
+                    acr=getattr(source, "acr", "") or "",
+                    auth_time=getattr(source, "auth_time", None),
+                    issued_at=now,
+                    expires_at=now + dt.timedelta(seconds=token["expires_in"]),
+                    refresh_expires_at=(now + dt.timedelta(seconds=policy.get("oidc_refresh_token_seconds"))
+                                        if refresh else None),
+                )
+        if claimed != 1:
+            if expired:
+                raise InvalidGrantError("The code has expired.")
+            raise InvalidGrantError("The code was already used." if code is not None
+                                    else "The refresh token was already used.")
+        return row
+
+
+def revoke_if_reused(code: AuthorizationCode, now) -> bool:
+    """When ``code`` was already redeemed, revoke every token it issued; says whether it was."""
+    if not AuthorizationCode.objects.filter(pk=code.pk, used_at__isnull=False).exists():
+        return False
+    Token.objects.filter(code=code, revoked_at__isnull=True).update(revoked_at=now)
+    return True
 
 
 class S256Required(CodeChallenge):
@@ -114,34 +162,79 @@ class S256Required(CodeChallenge):
 
 
 class PrivateKeyJwt(JWTBearerClientAssertion):
+    """RFC 7523 client assertions, checked against our clock (Authlib's default reads the system
+    time, which tests and a skewed host would not share), with the party's registered keys only.
+
+    Refused: a party registered for another method, a bad signature, ``iss`` ≠ ``sub``, an
+    audience other than the token endpoint or the issuer, an expired or not-yet-valid assertion
+    (``leeway`` seconds of skew allowed), a lifetime over ``oidc_client_assertion_max_seconds``
+    and a ``jti`` already used. Error descriptions are ours, never the library's (they may hold
+    characters an OAuth error description must not).
+    """
+
     CLIENT_AUTH_METHOD = "private_key_jwt"
+    # What discovery advertises (token_endpoint_auth_signing_alg_values_supported); never "none"
+    # nor an HMAC, whatever the key set holds.
+    ALGORITHMS = ["RS256", "PS256", "ES256"]
 
     def get_audiences(self):
         return [token_endpoint(), issuer()]
 
+    def resolve_client_public_key(self, client):
+        if client.auth_method != RelyingParty.AuthMethod.PRIVATE_KEY_JWT:
+            raise InvalidClientError(description="This client does not authenticate with private_key_jwt.")
+        try:
+            return KeySet.import_key_set(client.jwks if client.jwks else fetch_jwks(client.jwks_uri))
+        except Exception as exc:  # noqa: BLE001 - unreachable or malformed keys: the client cannot be authenticated
+            raise InvalidClientError(description="The client's keys could not be read.") from exc
+
+    def process_assertion_claims(self, assertion, resolve_key):
+        try:
+            token = jwt.decode(assertion, resolve_key, algorithms=self.ALGORITHMS)
+        except (JoseError, ValueError, TypeError) as exc:
+            raise InvalidClientError(description="The client assertion's signature is not valid.") from exc
+        self.verify_claims(token.claims)
+        return token.claims
+
+    def verify_claims(self, claims):
+        now = int(clock.now().timestamp())
+        registry = jwt.JWTClaimsRegistry(
+            now=now, leeway=self.leeway,
+            iss={"essential": True}, sub={"essential": True}, exp={"essential": True},
+            aud={"essential": True, "values": self.get_audiences()},
+        )
+        try:
+            registry.validate(claims)
+        except JoseError as exc:
+            claim = getattr(exc, "claim", None)
+            detail = f" ('{claim}')" if isinstance(claim, str) and claim.isidentifier() else ""
+            raise InvalidClientError(description=f"The client assertion's claims are not valid{detail}.") from exc
+        if claims["sub"] != claims["iss"]:
+            raise InvalidClientError(description="The client assertion's 'iss' and 'sub' must both be the client_id.")
+        exp, iat = claims["exp"], claims.get("iat", now)
+        lifetime = policy.get("oidc_client_assertion_max_seconds")
+        if not isinstance(iat, (int, float)) or exp - min(iat, now) > lifetime + self.leeway:
+            # A long-lived assertion would have to be remembered for long (replay): refuse it.
+            raise InvalidClientError(description="The client assertion lives too long.")
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not jti or len(jti) > 255:
+            raise InvalidClientError(description="The client assertion needs a 'jti'.")
+        if not self.validate_jti(claims, jti):
+            raise InvalidClientError(description="The client assertion was already used.")
+
     def validate_jti(self, claims, jti):
         client = RelyingParty.objects.filter(client_id=claims.get("sub")).first()
-        if client is None or not isinstance(jti, str) or len(jti) > 255:
+        if client is None:
             return False
-        exp = claims.get("exp")
-        lifetime = policy.get("oidc_client_assertion_max_seconds")
         now = clock.now()
-        if not isinstance(exp, (int, float)) or exp - now.timestamp() > lifetime:
-            # A long-lived assertion would have to be remembered for long: refuse it.
-            return False
-        ClientAssertion.objects.filter(expires_at__lt=now).delete()
+        ClientAssertion.objects.filter(expires_at__lt=now - dt.timedelta(seconds=self.leeway)).delete()
+        expires_at = dt.datetime.fromtimestamp(claims["exp"], tz=dt.timezone.utc) + dt.timedelta(seconds=self.leeway)
         try:
             with transaction.atomic():
-                ClientAssertion.objects.create(relying_party=client, jti=jti,
-                                               expires_at=dt.datetime.fromtimestamp(exp, tz=dt.timezone.utc))
+                ClientAssertion.objects.create(relying_party=client, jti=jti, expires_at=expires_at)
         except IntegrityError:
             return False
         return True
-
-    def resolve_client_public_key(self, client):
-        if client.jwks:
-            return KeySet.import_key_set(client.jwks)
-        return KeySet.import_key_set(fetch_jwks(client.jwks_uri))
 
 
 @functools.lru_cache(maxsize=64)
@@ -168,7 +261,7 @@ class CodeGrant(grants.AuthorizationCodeGrant):
             key=request.user,
             sso_session=extra["sso_session"],
             redirect_uri=request.payload.redirect_uri,
-            scope=request.payload.scope or "",
+            scope=request.scope or "",
             attributes=extra["attributes"],
             withheld=extra["withheld"],
             claims_request=extra.get("claims_request"),
@@ -183,6 +276,8 @@ class CodeGrant(grants.AuthorizationCodeGrant):
         )
 
     def query_authorization_code(self, code, client):
+        """The party's unexpired, unused code; a used one is answered as reuse (its tokens
+        revoked). The code is claimed when the tokens are saved (``save_token``)."""
         if not isinstance(code, str) or len(code) > 256:
             return None
         row = AuthorizationCode.objects.select_related("key__citizen", "sso_session").filter(
@@ -191,12 +286,10 @@ class CodeGrant(grants.AuthorizationCodeGrant):
         if row is None:
             return None
         now = clock.now()
-        # The first redemption claims the code; a concurrent or later one finds it used.
-        claimed = AuthorizationCode.objects.filter(pk=row.pk, used_at__isnull=True, expires_at__gt=now).update(used_at=now)
-        if claimed != 1:
-            if row.used_at is not None or AuthorizationCode.objects.filter(pk=row.pk, used_at__isnull=False).exists():
-                # RFC 6749 §4.1.2: a reused code revokes what it issued.
-                Token.objects.filter(code=row, revoked_at__isnull=True).update(revoked_at=now)
+        if row.used_at is not None:
+            revoke_if_reused(row, now)
+            return None
+        if row.expires_at <= now:
             return None
         return row
 
@@ -215,14 +308,20 @@ class RefreshGrant(grants.RefreshTokenGrant):
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token):
+        """The live refresh token (rotated when the new tokens are saved, so that of two concurrent
+        uses only one succeeds). None (``invalid_grant``) when unknown, used, revoked, expired, its
+        SSO session ended, or its key no longer usable."""
         if not isinstance(refresh_token, str) or len(refresh_token) > 256:
             return None
-        row = Token.objects.select_related("key__citizen", "relying_party", "code").filter(
+        row = Token.objects.select_related("key__citizen", "sso_session", "code").filter(
             refresh_token_hash=token_hash(refresh_token), revoked_at__isnull=True
         ).first()
-        if row is None or row.refresh_expires_at is None or row.refresh_expires_at <= clock.now():
+        now = clock.now()
+        if row is None or row.refresh_expires_at is None or row.refresh_expires_at <= now or row.key_id is None:
             return None
         if row.sso_session_id and row.sso_session.ended_at is not None:
+            return None
+        if row.key.effective_status(now) not in (KeyStatus.ACTIVE, KeyStatus.LOCKED):
             return None
         return row
 
@@ -233,7 +332,7 @@ class RefreshGrant(grants.RefreshTokenGrant):
         return key
 
     def revoke_old_credential(self, refresh_token):
-        Token.objects.filter(pk=refresh_token.pk).update(revoked_at=clock.now())
+        """Nothing to do: the old refresh token was revoked when the new tokens were saved."""
 
 
 class OpenIdCode(oidc_grants.OpenIDCode):
@@ -266,8 +365,9 @@ class OpenIdCode(oidc_grants.OpenIDCode):
         if at_hash is not None:
             id_claims["at_hash"] = at_hash.decode()
         wanted = set(((code.claims_request or {}).get("id_token") or {}).keys())
-        released = claims_module.claims_for(code.key, code.attributes, code.withheld)
-        id_claims.update({k: v for k, v in released.items() if k in wanted})
+        if wanted:
+            # Only the claims the request named for the ID token (the rest are at userinfo).
+            id_claims.update(claims_module.claims_for(code.key, code.attributes, code.withheld, only=wanted))
         header = {"alg": client.id_token_alg, "kid": row.kid, "typ": "JWT"}
         return jwt.encode(header, id_claims, keys.private_key(row), algorithms=[client.id_token_alg])
 

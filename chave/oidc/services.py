@@ -7,6 +7,7 @@ Every write goes through here; views, the ``chave rp`` command and the admin cal
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 from dataclasses import dataclass, field
 
@@ -27,23 +28,81 @@ SESSION_SSO = "chave.oidc.sso"
 
 # --- Registry ---------------------------------------------------------------------------------
 
+# A DNS host name, lower case (the sector identifier of pairwise subjects).
+_HOST = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+_LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+# JWK members that only a private (or symmetric) key has: a party registers public keys only.
+_PRIVATE_JWK_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+REASON_MAX_LENGTH = RelyingPartyEvent._meta.get_field("reason").max_length
 
-def _check_uri(uri: str, *, field_name: str) -> str:
+
+def _check_uri(uri: str) -> str:
+    """An absolute https:// address (http:// only on this machine), no fragment, at most 500 characters."""
     from urllib.parse import urlsplit
 
-    if not isinstance(uri, str) or len(uri) > 500:
-        raise ValidationError(_("%(field)s: the address is too long.") % {"field": field_name}, code="uri_invalid")
-    parts = urlsplit(uri)
-    local = parts.hostname in ("127.0.0.1", "localhost", "::1")
-    if parts.scheme not in ("https", "http") or (parts.scheme == "http" and not local) or not parts.hostname:
-        raise ValidationError(
-            _("%(field)s: use an https:// address (http:// only for localhost).") % {"field": field_name},
-            code="uri_invalid",
-        )
-    if parts.fragment:
-        raise ValidationError(_("%(field)s: an address with a #fragment is not allowed.") % {"field": field_name},
-                              code="uri_invalid")
+    if not isinstance(uri, str) or not uri or len(uri) > 500:
+        raise ValidationError(_("This address is empty or longer than 500 characters."), code="uri_invalid")
+    try:
+        parts = urlsplit(uri)
+        host = parts.hostname
+        parts.port  # noqa: B018 - a malformed port raises here
+    except ValueError:
+        raise ValidationError(_("This is not a valid address: %(uri)s"), code="uri_invalid", params={"uri": uri})
+    if parts.scheme not in ("https", "http") or not host or (parts.scheme == "http" and host not in _LOCAL_HOSTS):
+        raise ValidationError(_("Use an https:// address (http:// only for localhost): %(uri)s"), code="uri_invalid",
+                              params={"uri": uri})
+    if parts.fragment or "#" in uri:
+        raise ValidationError(_("An address with a #fragment is not allowed: %(uri)s"), code="uri_invalid",
+                              params={"uri": uri})
     return uri
+
+
+def _check_jwks(jwks) -> dict:
+    """A key set of public signing keys (RSA or EC); refuses private and symmetric keys."""
+    from joserfc.jwk import KeySet
+
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
+        raise ValidationError(_("The JWKS must be a JSON object with a non-empty \"keys\" list."), code="jwks_invalid")
+    if any(not isinstance(k, dict) for k in jwks["keys"]):
+        raise ValidationError(_("The JWKS is not a valid key set."), code="jwks_invalid")
+    if any(_PRIVATE_JWK_MEMBERS & set(k) for k in jwks["keys"]):
+        raise ValidationError(_("The JWKS holds a private or secret key: register only the public keys."),
+                              code="jwks_private")
+    if any(k.get("kty") not in ("RSA", "EC") for k in jwks["keys"]):
+        raise ValidationError(_("The JWKS may hold only RSA or EC public keys."), code="jwks_invalid")
+    try:
+        KeySet.import_key_set(jwks)
+    except Exception:  # noqa: BLE001 - any malformed key set is the same refusal
+        raise ValidationError(_("The JWKS is not a valid key set."), code="jwks_invalid")
+    return jwks
+
+
+def _check_sector(sector_identifier: str) -> str:
+    host = str(sector_identifier or "").strip().lower()
+    if host and not _HOST.match(host):
+        raise ValidationError(_("The sector identifier is a host name, such as portal.example.gov.pt."),
+                              code="sector_invalid")
+    return host
+
+
+def _check_reason(reason: str) -> str:
+    reason = " ".join(str(reason or "").split())
+    if len(reason) > REASON_MAX_LENGTH:
+        raise ValidationError(_("The reason is too long (at most %(max)d characters)."), code="reason_too_long",
+                              params={"max": REASON_MAX_LENGTH})
+    return reason
+
+
+def _key_auth_errors(jwks, jwks_uri: str) -> dict[str, list[ValidationError]]:
+    """Problems with the keys of a ``private_key_jwt`` party: exactly one of a JWKS or its URI."""
+    if bool(jwks) == bool(jwks_uri):
+        return {"jwks": [ValidationError(_("private_key_jwt needs either a JWKS or a JWKS URI (one of the two)."),
+                                         code="jwks_required")]}
+    try:
+        _check_jwks(jwks) if jwks else _check_uri(jwks_uri)
+    except ValidationError as exc:
+        return {"jwks" if jwks else "jwks_uri": [exc]}
+    return {}
 
 
 @dataclass
@@ -71,48 +130,82 @@ def register_relying_party(
     id_token_alg: str = "RS256",
     by: str = "operator",
 ) -> Registration:
-    """Record a portal's request to integrate (state ``requested``).
+    """Record a portal's request to integrate (state ``requested``; :func:`decide` approves it).
 
-    Raises ``ValidationError`` for a bad NIF, e-mail, URI, attribute, level or key set-up.
+    Returns the party and, for ``client_secret_basic``, its secret: shown this once, stored only
+    as a hash. Raises one ``ValidationError`` listing every problem by field (``error_dict``:
+    ``name``, ``entity_nif``, ``contact_email``, ``redirect_uris``, ``post_logout_redirect_uris``,
+    ``backchannel_logout_uri``, ``allowed_attributes``, ``mandatory_attributes``, ``min_level``,
+    ``auth_method``, ``jwks``, ``jwks_uri``, ``sector_identifier``, ``subject_type``,
+    ``id_token_alg``); nothing is written then.
     """
+    errors: dict[str, list[ValidationError]] = {}
+
+    def check(field_name, function, *args):
+        try:
+            return function(*args)
+        except ValidationError as exc:
+            errors.setdefault(field_name, []).append(exc)
+            return None
+
     name = " ".join(str(name or "").split())
     if not name or len(name) > 200:
-        raise ValidationError(_("Give the entity's name (at most 200 characters)."), code="name_invalid")
-    entity_nif = parse_nif(entity_nif)
-    contact_email = parse_email(contact_email)
+        errors["name"] = [ValidationError(_("Give the entity's name (at most 200 characters)."), code="name_invalid")]
+    entity_nif = check("entity_nif", parse_nif, entity_nif)
+    contact_email = check("contact_email", parse_email, contact_email)
+    redirect_uris = list(dict.fromkeys(redirect_uris or []))
     if not redirect_uris:
-        raise ValidationError(_("Give at least one redirect URI."), code="redirect_uri_required")
-    redirect_uris = [_check_uri(u, field_name="redirect_uri") for u in dict.fromkeys(redirect_uris)]
-    post_logout_redirect_uris = [_check_uri(u, field_name="post_logout_redirect_uri")
-                                 for u in dict.fromkeys(post_logout_redirect_uris)]
+        errors["redirect_uris"] = [ValidationError(_("Give at least one redirect URI."), code="redirect_uri_required")]
+    for uri in redirect_uris:
+        check("redirect_uris", _check_uri, uri)
+    post_logout_redirect_uris = list(dict.fromkeys(post_logout_redirect_uris or []))
+    for uri in post_logout_redirect_uris:
+        check("post_logout_redirect_uris", _check_uri, uri)
     if backchannel_logout_uri:
-        _check_uri(backchannel_logout_uri, field_name="backchannel_logout_uri")
-    unknown = [a for a in [*allowed_attributes, *mandatory_attributes] if a not in claims_module.ATTRIBUTES]
-    if unknown:
-        raise ValidationError(_("Unknown attributes: %(names)s.") % {"names": ", ".join(unknown)}, code="attribute_unknown")
-    if not set(mandatory_attributes) <= set(allowed_attributes):
-        raise ValidationError(_("Mandatory attributes must also be allowed."), code="attribute_mandatory")
+        check("backchannel_logout_uri", _check_uri, backchannel_logout_uri)
+    allowed_attributes = list(dict.fromkeys(allowed_attributes or []))
+    mandatory_attributes = list(dict.fromkeys(mandatory_attributes or []))
+    for field_name, names in (("allowed_attributes", allowed_attributes),
+                              ("mandatory_attributes", mandatory_attributes)):
+        unknown = [str(a) for a in names if a not in claims_module.ATTRIBUTES]
+        if unknown:
+            errors[field_name] = [ValidationError(
+                _("Unknown attributes: %(names)s. Known: %(known)s."), code="attribute_unknown",
+                params={"names": ", ".join(unknown), "known": ", ".join(claims_module.ATTRIBUTES)})]
+    if "mandatory_attributes" not in errors and not set(mandatory_attributes) <= set(allowed_attributes):
+        errors["mandatory_attributes"] = [ValidationError(
+            _("Mandatory attributes must also be allowed: %(names)s."), code="attribute_mandatory",
+            params={"names": ", ".join(a for a in mandatory_attributes if a not in allowed_attributes)})]
     level = policy.get("rp_default_min_level") if min_level is None else min_level
-    if level not in claims_module.ACR_URIS:
-        raise ValidationError(_("The minimum level is 2, 3 or 4."), code="level_invalid")
+    if isinstance(level, bool) or level not in claims_module.ACR_URIS:
+        errors["min_level"] = [ValidationError(_("The minimum level is 2, 3 or 4."), code="level_invalid")]
     if auth_method not in RelyingParty.AuthMethod.values:
-        raise ValidationError(_("Client authentication is private_key_jwt or client_secret_basic."), code="auth_invalid")
-    if auth_method == RelyingParty.AuthMethod.PRIVATE_KEY_JWT:
-        if bool(jwks) == bool(jwks_uri):
-            raise ValidationError(_("private_key_jwt needs either a JWKS or a JWKS URI."), code="jwks_required")
-        if jwks_uri:
-            _check_uri(jwks_uri, field_name="jwks_uri")
-        if jwks is not None:
-            from joserfc.jwk import KeySet
-
-            try:
-                KeySet.import_key_set(jwks)
-            except Exception:  # noqa: BLE001 - any malformed key set is the same refusal
-                raise ValidationError(_("The JWKS is not a valid key set."), code="jwks_invalid")
+        errors["auth_method"] = [ValidationError(_("Client authentication is private_key_jwt or client_secret_basic."),
+                                                 code="auth_invalid")]
+    elif auth_method == RelyingParty.AuthMethod.PRIVATE_KEY_JWT:
+        errors.update(_key_auth_errors(jwks, jwks_uri))
+    elif jwks or jwks_uri:
+        errors["jwks"] = [ValidationError(_("A client_secret_basic portal has no keys: leave out the JWKS."),
+                                          code="jwks_unexpected")]
+    sector_identifier = check("sector_identifier", _check_sector, sector_identifier)
     if subject_type not in ("pairwise", "public"):
-        raise ValidationError(_("The subject type is pairwise or public."), code="subject_type_invalid")
+        errors["subject_type"] = [ValidationError(_("The subject type is pairwise or public."),
+                                                  code="subject_type_invalid")]
+    elif subject_type == "pairwise" and not sector_identifier and not errors.keys() & {"redirect_uris",
+                                                                                       "sector_identifier"}:
+        from urllib.parse import urlsplit
+
+        hosts = {urlsplit(u).hostname for u in redirect_uris}
+        if len(hosts) > 1:
+            # OpenID Connect Core §8.1: the pairwise subject must not depend on which host came first.
+            errors["sector_identifier"] = [ValidationError(
+                _("The redirect URIs are on several hosts (%(hosts)s): give the sector identifier their pairwise "
+                  "subjects share."), code="sector_required", params={"hosts": ", ".join(sorted(hosts))})]
     if id_token_alg not in ("RS256", "ES256"):
-        raise ValidationError(_("ID tokens are signed with RS256 or ES256."), code="alg_invalid")
+        errors["id_token_alg"] = [ValidationError(_("ID tokens are signed with RS256 or ES256."), code="alg_invalid")]
+    if errors:
+        raise ValidationError(errors)
+
     secret = secrets.token_urlsafe(32) if auth_method == RelyingParty.AuthMethod.CLIENT_SECRET_BASIC else None
     now = clock.now()
     with transaction.atomic():
@@ -120,11 +213,10 @@ def register_relying_party(
             client_id="chave-" + secrets.token_hex(12),
             name=name, entity_nif=entity_nif, contact_email=contact_email,
             redirect_uris=redirect_uris, post_logout_redirect_uris=post_logout_redirect_uris,
-            backchannel_logout_uri=backchannel_logout_uri,
-            allowed_attributes=list(dict.fromkeys(allowed_attributes)),
-            mandatory_attributes=list(dict.fromkeys(mandatory_attributes)),
+            backchannel_logout_uri=backchannel_logout_uri or "",
+            allowed_attributes=allowed_attributes, mandatory_attributes=mandatory_attributes,
             min_level=level, auth_method=auth_method,
-            jwks=jwks if auth_method == RelyingParty.AuthMethod.PRIVATE_KEY_JWT else None,
+            jwks=jwks if auth_method == RelyingParty.AuthMethod.PRIVATE_KEY_JWT and jwks else None,
             jwks_uri=jwks_uri if auth_method == RelyingParty.AuthMethod.PRIVATE_KEY_JWT else "",
             client_secret_hash=token_hash(secret) if secret else "",
             sector_identifier=sector_identifier, subject_type=subject_type, id_token_alg=id_token_alg,
@@ -135,29 +227,99 @@ def register_relying_party(
     return Registration(relying_party, secret)
 
 
+# action → (states it may start from, state it leads to)
 _MOVES = {
     "approve": ({RelyingParty.State.REQUESTED, RelyingParty.State.SUSPENDED}, RelyingParty.State.APPROVED),
-    "suspend": ({RelyingParty.State.APPROVED, RelyingParty.State.REQUESTED}, RelyingParty.State.SUSPENDED),
+    "suspend": ({RelyingParty.State.APPROVED}, RelyingParty.State.SUSPENDED),
 }
 
 
-_PAST = {"approve": "approved", "suspend": "suspended"}
+def _refusal(state: str, action: str) -> ValidationError:
+    if action == "approve":
+        message = _("This portal is already approved.")
+    elif state == RelyingParty.State.SUSPENDED:
+        message = _("This portal is already suspended.")
+    else:
+        message = _("This portal is still awaiting approval: there is nothing to suspend yet.")
+    return ValidationError(message, code="illegal_state")
 
 
 def decide(relying_party: RelyingParty, action: str, *, by: str, reason: str = "") -> RelyingParty:
-    """Approve or suspend a party; suspension stops new logins and token refresh at once."""
+    """Approve (``requested`` → ``approved``), suspend (``approved`` → ``suspended``) or reinstate
+    (``approve`` of a suspended party) a relying party; returns it in its new state.
+
+    Suspension stops new logins, code redemption, token refresh and userinfo at once. Each decision
+    is kept in the party's history (``RelyingPartyEvent``: approved, suspended, reinstated, with
+    ``by`` and ``reason``) and audited. Raises ``ValidationError`` (code ``illegal_state``) for a
+    move the states do not allow, or (``reason_too_long``) for a reason over 500 characters;
+    ``ValueError`` for an unknown action.
+    """
+    if action not in _MOVES:
+        raise ValueError(f"unknown decision {action!r}")
     sources, target = _MOVES[action]
+    reason = _check_reason(reason)
     now = clock.now()
     with transaction.atomic():
         relying_party = RelyingParty.objects.select_for_update().get(pk=relying_party.pk)
         if relying_party.state not in sources:
-            raise ValidationError(_("A %(state)s portal cannot be %(action)sd.") % {
-                "state": relying_party.get_state_display(), "action": action}, code="illegal_state")
+            raise _refusal(relying_party.state, action)
+        recorded = "reinstated" if relying_party.state == RelyingParty.State.SUSPENDED else str(target)
         relying_party.state, relying_party.state_changed_at = target, now
         relying_party.save(update_fields=["state", "state_changed_at"])
-        RelyingPartyEvent.objects.create(relying_party=relying_party, at=now, action=_PAST[action], by=by,
-                                         reason=reason[:500])
-        audit.record(f"rp.{action}", outcome="ok", client_id=relying_party.client_id, by=by)
+        RelyingPartyEvent.objects.create(relying_party=relying_party, at=now, action=recorded, by=by, reason=reason)
+        audit.record(f"rp.{recorded}", outcome="ok", client_id=relying_party.client_id, by=by, reason=reason)
+    return relying_party
+
+
+def rotate_client_secret(relying_party: RelyingParty, *, by: str, reason: str = "") -> Registration:
+    """Give a ``client_secret_basic`` party a new secret; the old one stops working at once.
+
+    Returns the party and the new secret (shown this once, stored only as a hash). Recorded in the
+    party's history (``secret_rotated``) and audited. Raises ``ValidationError`` (code
+    ``no_secret``) for a ``private_key_jwt`` party, which has keys instead.
+    """
+    reason = _check_reason(reason)
+    secret = secrets.token_urlsafe(32)
+    now = clock.now()
+    with transaction.atomic():
+        relying_party = RelyingParty.objects.select_for_update().get(pk=relying_party.pk)
+        if relying_party.auth_method != RelyingParty.AuthMethod.CLIENT_SECRET_BASIC:
+            raise ValidationError(_("This portal authenticates with private_key_jwt: it has no secret to rotate "
+                                    "(change its keys instead)."), code="no_secret")
+        relying_party.client_secret_hash = token_hash(secret)
+        relying_party.save(update_fields=["client_secret_hash"])
+        RelyingPartyEvent.objects.create(relying_party=relying_party, at=now, action="secret_rotated", by=by,
+                                         reason=reason)
+        audit.record("rp.secret_rotated", outcome="ok", client_id=relying_party.client_id, by=by)
+    return Registration(relying_party, secret)
+
+
+def set_relying_party_keys(relying_party: RelyingParty, *, jwks: dict | None = None, jwks_uri: str = "",
+                           by: str, reason: str = "") -> RelyingParty:
+    """Replace a ``private_key_jwt`` party's public keys: a JWKS, or the URI it publishes them at.
+
+    Client assertions signed with keys no longer registered are refused from then on (a JWKS URI
+    is re-read within the fetch cache's five minutes). Recorded (``keys_changed``) and audited with
+    the key ids. Raises ``ValidationError`` (by field, as :func:`register_relying_party`; code
+    ``no_keys`` for a ``client_secret_basic`` party).
+    """
+    reason = _check_reason(reason)
+    errors = _key_auth_errors(jwks, jwks_uri)
+    if errors:
+        raise ValidationError(errors)
+    now = clock.now()
+    with transaction.atomic():
+        relying_party = RelyingParty.objects.select_for_update().get(pk=relying_party.pk)
+        if relying_party.auth_method != RelyingParty.AuthMethod.PRIVATE_KEY_JWT:
+            raise ValidationError(_("This portal authenticates with a client secret: it has no keys to change "
+                                    "(rotate its secret instead)."), code="no_keys")
+        relying_party.jwks, relying_party.jwks_uri = (jwks or None), ("" if jwks else jwks_uri)
+        relying_party.save(update_fields=["jwks", "jwks_uri"])
+        detail = jwks_uri or ", ".join(str(k.get("kid") or "?") for k in jwks["keys"])
+        RelyingPartyEvent.objects.create(relying_party=relying_party, at=now, action="keys_changed", by=by,
+                                         reason=" — ".join(filter(None, [reason, detail]))[:REASON_MAX_LENGTH])
+        audit.record("rp.keys_changed", outcome="ok", client_id=relying_party.client_id, by=by,
+                     jwks_uri=jwks_uri or None, kids=[k.get("kid") for k in jwks["keys"]] if jwks else None)
     return relying_party
 
 
@@ -171,33 +333,59 @@ class LoginDecision:
     just_consented: bool = False
 
 
-def login_decision(relying_party: RelyingParty, who, data: dict, *, pending: dict | None) -> LoginDecision:
+# max_age is a count of seconds written in decimal digits; ten digits (centuries) is more than any
+# session lives, and bounds what a datetime can be asked to subtract.
+_MAX_AGE = re.compile(r"[0-9]{1,10}")
+
+
+def parse_max_age(raw) -> int | None:
+    """``max_age`` as seconds, or None when absent. Raises ``InvalidRequestError`` when malformed."""
+    if raw in (None, ""):
+        return None
+    if not isinstance(raw, str) or not _MAX_AGE.fullmatch(raw):
+        raise InvalidRequestError("'max_age' must be a whole number of seconds.")
+    return int(raw)
+
+
+def required_level(relying_party: RelyingParty, data: dict, claims_request: dict | None = None) -> int:
+    """The level the login must reach: the party's registered minimum, raised (never lowered) by
+    the lowest level the request names in ``acr_values`` or in the ``claims`` parameter's
+    ``id_token.acr`` (``value``/``values``). Unknown ACR values are ignored (they are voluntary)."""
+    named = claims_module.levels_from_acr_values(data.get("acr_values"))
+    acr = ((claims_request or {}).get("id_token") or {}).get("acr")
+    if isinstance(acr, dict):
+        values = acr.get("values") if isinstance(acr.get("values"), list) else [acr.get("value")]
+        named = sorted([*named, *claims_module.levels_from_acr_values(
+            " ".join(v for v in values if isinstance(v, str)))])
+    return max([relying_party.min_level, *named[:1]])
+
+
+def login_decision(relying_party: RelyingParty, who, data: dict, *, pending: dict | None, query: str,
+                   claims_request: dict | None = None) -> LoginDecision:
     """Whether the citizen must (re)authenticate for this request, and at which level at least.
 
-    The party's registered minimum always applies; ``acr_values`` may ask for more (the lowest
-    level listed is what the login must reach). ``prompt=login`` and ``max_age`` ask for a fresh
-    login: one completed after this very request sent the citizen to sign in satisfies them.
-    Raises ``InvalidRequestError`` for a malformed ``max_age``.
+    ``who`` is the session's :class:`chave.login.services.SignedIn` (or None); ``pending`` the
+    request this browser was last sent away for (to sign in or to consent), ``query`` the
+    current request's query string.
+
+    The level is :func:`required_level`; a session below it must sign in again. ``prompt=login``
+    and ``max_age`` ask for a fresh login: only one completed after *this very request* (same
+    query as the pending one) sent the citizen to sign in satisfies them, so a returning browser
+    does not loop, and an older login never passes for a fresh one. ``just_consented`` says the
+    citizen has just answered the consent page for this very request (``prompt=consent`` is then
+    satisfied). Raises ``InvalidRequestError`` for a malformed ``max_age``.
     """
-    requested_levels = claims_module.levels_from_acr_values(data.get("acr_values"))
-    required = max([relying_party.min_level, *requested_levels[:1]])
+    required = required_level(relying_party, data, claims_request)
     prompts = set((data.get("prompt") or "").split())
-    max_age = data.get("max_age")
-    if max_age not in (None, ""):
-        try:
-            max_age = int(max_age)
-        except (TypeError, ValueError):
-            raise InvalidRequestError("'max_age' must be a number of seconds.")
-        if max_age < 0:
-            raise InvalidRequestError("'max_age' must be a number of seconds.")
-    else:
-        max_age = None
-    same_request = bool(pending) and pending.get("client_id") == relying_party.client_id
+    max_age = parse_max_age(data.get("max_age"))
+    same_request = bool(pending) and pending.get("client_id") == relying_party.client_id \
+        and pending.get("query") == query
     just_consented = same_request and bool(pending.get("consented"))
     if who is None or who.assurance_level < required:
         return LoginDecision(True, required)
     auth_time = dt.datetime.fromisoformat(who.auth_time)
-    fresh_after_request = same_request and auth_time >= dt.datetime.fromisoformat(pending["requested_at"])
+    fresh_after_request = (same_request and bool(pending.get("requested_at"))
+                           and auth_time >= dt.datetime.fromisoformat(pending["requested_at"]))
     if "login" in prompts and not fresh_after_request:
         return LoginDecision(True, required)
     if max_age is not None and clock.now() - auth_time > dt.timedelta(seconds=max_age) and not fresh_after_request:
@@ -216,6 +404,9 @@ class ConsentState:
 
 
 def consent_state(citizen, relying_party: RelyingParty, requested: list[str]) -> ConsentState:
+    """Split the ``requested`` attributes by what the citizen decided for this portal before:
+    ``granted`` (shared), ``withheld`` (refused, and optional), ``undecided`` (never asked, or
+    a mandatory one refused earlier): the consent page asks only about the undecided ones."""
     row = Consent.objects.filter(citizen=citizen, relying_party=relying_party).first()
     granted = set(row.granted) if row else set()
     refused = set(row.refused) if row else set()
@@ -232,7 +423,9 @@ def consent_state(citizen, relying_party: RelyingParty, requested: list[str]) ->
 
 def record_consent(citizen, relying_party: RelyingParty, *, granted: list[str], refused: list[str],
                    remember: bool = True) -> None:
-    """Remember what the citizen shared with (and refused to) the portal; merges with earlier."""
+    """Remember what the citizen shared with (and refused to) the portal, merged with what they
+    decided before (a later answer wins). ``remember=False`` only audits (the citizen chose not
+    to sign in: they will be asked again)."""
     audit.record("oidc.consent", outcome="granted" if remember else "refused", citizen=citizen,
                  client_id=relying_party.client_id, granted=granted, refused=refused)
     if not remember:
@@ -261,16 +454,26 @@ def consents_of(citizen):
 
 
 def sso_session(request, key, who) -> SsoSession:
-    """The SSO session of this sign-in, made at the first portal it serves."""
+    """The SSO session of this browser: made at the first portal a sign-in serves.
+
+    A new sign-in of the same key in the same browser (a higher level, ``prompt=login``,
+    ``max_age``) keeps the session (its ``sid`` and the portals it served, for logout) and
+    records the new authentication; another key, or an ended session, starts a new one.
+    """
     stored = request.session.get(SESSION_SSO) or {}
-    if stored.get("auth_time") == who.auth_time:
-        row = SsoSession.objects.filter(sid=stored.get("sid"), ended_at__isnull=True).first()
-        if row is not None:
-            return row
-    row = SsoSession.objects.create(
-        sid=secrets.token_urlsafe(24), key=key, auth_time=dt.datetime.fromisoformat(who.auth_time),
-        assurance_level=who.assurance_level, method=who.method, created_at=clock.now(),
-    )
+    row = None
+    if stored.get("sid"):
+        row = SsoSession.objects.filter(sid=stored["sid"], key=key, ended_at__isnull=True).first()
+    auth_time = dt.datetime.fromisoformat(who.auth_time)
+    if row is None:
+        row = SsoSession.objects.create(
+            sid=secrets.token_urlsafe(24), key=key, auth_time=auth_time,
+            assurance_level=who.assurance_level, method=who.method, created_at=clock.now(),
+        )
+    elif stored.get("auth_time") != who.auth_time:
+        SsoSession.objects.filter(pk=row.pk).update(auth_time=auth_time, assurance_level=who.assurance_level,
+                                                   method=who.method)
+        row.auth_time, row.assurance_level, row.method = auth_time, who.assurance_level, who.method
     request.session[SESSION_SSO] = {"sid": row.sid, "auth_time": who.auth_time}
     return row
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import logout, views
 
 app_name = "oidc"
 urlpatterns = [
@@ -9,4 +9,6 @@ urlpatterns = [
     path("token", views.token, name="token"),
     path("userinfo", views.userinfo, name="userinfo"),
     path("jwks", views.jwks, name="jwks"),
+    path("logout", logout.end_session, name="end_session"),
+    path("logout/confirm", logout.confirm_end_session, name="end_session_confirm"),
 ]

@@ -9,13 +9,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import time
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
+from chave import clock
 from chave.oidc import services
 
 REDIRECT_URI = "https://portal.example.gov.pt/callback"
@@ -48,7 +48,7 @@ class Portal:
         return "/oidc/authorize?" + urlencode(params)
 
     def assertion(self, audience="http://127.0.0.1:8000/oidc/token", **overrides) -> str:
-        now = int(time.time())
+        now = int(clock.now().timestamp())  # the portal's clock agrees with ours (tests move it)
         claims = {"iss": self.client_id, "sub": self.client_id, "aud": audience, "iat": now, "exp": now + 60,
                   "jti": secrets.token_urlsafe(16), **overrides}
         return jwt.encode({"alg": "RS256", "kid": self.key.kid}, claims, self.key)

@@ -1,8 +1,9 @@
-"""``chave seed_demo`` and ``chave serve``: what a newcomer's ``make run`` does.
+"""``chave seed_demo``, ``chave demo_portal`` and ``chave serve``: what a newcomer's ``make run`` does.
 
-The serve test runs the real thing: migrate, seed the demo, ``chave serve --with-worker`` as a
+The serve tests run the real thing: migrate, seed the demo, ``chave serve --with-worker`` as a
 process with DEBUG off, then a sign-in over HTTP with the code the worker delivered to the
-development outbox, then SIGTERM, after which the worker must be gone too.
+development outbox, then SIGTERM, after which the worker must be gone too; and the same with
+``--with-demo-portal``, signing in to the demo portal through Chave's pages.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from chave.identity import services
 from chave.identity.models import Citizen, Key, KeyStatus
 from chave.identity.tests.test_cli import CHAVE, chave_environment, run_chave
 from chave.login.forms import CodeForm, CredentialsForm
+from chave.oidc import services as oidc_services
+from chave.oidc.models import RelyingParty
 from chave.public.management.commands import seed_demo
 
 BOUND = 60  # seconds: the most any wait on a real process may take before the test fails
@@ -75,7 +78,8 @@ def test_seed_demo_creates_the_demo_citizen_once_and_prints_how_to_sign_in():
 
     second = seed()
     assert "The demo citizen already exists." in second
-    assert second.split("\n", 1)[1] == first.split("\n", 1)[1]  # the same credentials
+    credentials = first.index("Demo citizen:")
+    assert second[second.index("Demo citizen:"):] == first[credentials:]  # the same credentials
     assert Citizen.objects.count() == 1
 
 
@@ -117,6 +121,101 @@ def test_seed_demo_after_the_demo_key_was_cancelled_registers_a_new_one():
     fresh = demo_key()
     assert fresh.pk != cancelled.pk and fresh.status == "active"
     assert Key.objects.filter(citizen=fresh.citizen).count() == 2
+
+
+# --- seed_demo: the demo portal ------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@override_settings(CHAVE_ENV="dev")
+def test_seed_demo_registers_and_approves_the_demo_portal_once_and_says_where_it_is():
+    first = seed()
+    party = RelyingParty.objects.get()
+    assert party.name == "Portal de Demonstração" and party.state == RelyingParty.State.APPROVED
+    assert party.redirect_uris == ["http://127.0.0.1:8001/callback"]
+    assert party.post_logout_redirect_uris == ["http://127.0.0.1:8001/signed-out"]
+    assert party.backchannel_logout_uri == "http://127.0.0.1:8001/backchannel-logout"
+    assert party.auth_method == "private_key_jwt" and party.jwks is None
+    assert party.jwks_uri == "http://127.0.0.1:8001/jwks.json"  # the portal publishes its own key there
+    assert party.mandatory_attributes == ["NomeCompleto"]
+    assert {"NomeCompleto", "NomeProprio", "NomeApelido", "NIC", "CorreioElectronico"} <= set(party.allowed_attributes)
+    assert party.min_level == 2
+    assert "Registered the demo portal as a relying party, approved." in first
+    assert f"Demo portal: Portal de Demonstração at http://127.0.0.1:8001/ (client_id {party.client_id}, approved)" \
+        in first
+    assert "chave serve --with-demo-portal" in first and "chave demo_portal" in first
+
+    second = seed()
+    assert RelyingParty.objects.count() == 1
+    assert "Registered the demo portal" not in second
+    assert f"client_id {party.client_id}, approved" in second
+
+
+@pytest.mark.django_db
+@override_settings(CHAVE_ENV="dev")
+def test_seed_demo_approves_a_suspended_demo_portal_again():
+    seed()
+    oidc_services.decide(RelyingParty.objects.get(), "suspend", by="test", reason="misbehaving")
+    out = seed()
+    assert "The demo portal was suspended: it is approved again." in out
+    assert RelyingParty.objects.get().state == RelyingParty.State.APPROVED
+
+
+@pytest.mark.django_db
+@override_settings(CHAVE_ENV="dev")
+def test_seed_demo_registers_the_demo_portal_per_address():
+    seed()
+    seed(demo_portal_url="http://127.0.0.1:8011/")
+    callbacks = sorted(uri for party in RelyingParty.objects.all() for uri in party.redirect_uris)
+    assert callbacks == ["http://127.0.0.1:8001/callback", "http://127.0.0.1:8011/callback"]
+    assert seed_demo.demo_portal("http://127.0.0.1:8011").redirect_uris == ["http://127.0.0.1:8011/callback"]
+
+
+@pytest.mark.django_db
+@override_settings(CHAVE_ENV="dev")
+@pytest.mark.parametrize(("url", "refusal"), [
+    ("http://portal.example.org", r"The demo portal could not be registered: Use an https:// address"),
+    ("http://127.0.0.1:8001/portal", r"--demo-portal-url is where the demo portal runs, without a path"),
+])
+def test_seed_demo_refuses_a_demo_portal_address_it_cannot_use(url, refusal):
+    with translation.override("en"), pytest.raises(CommandError, match=refusal):
+        call_command("seed_demo", "--demo-portal-url", url, stdout=io.StringIO())
+    assert not RelyingParty.objects.exists()
+
+
+# --- demo_portal: refusals in-process ------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_demo_portal_says_to_run_seed_demo_when_it_is_not_registered():
+    with translation.override("en"), pytest.raises(
+            CommandError, match=r"The demo portal is not registered for http://127.0.0.1:8002: run `chave seed_demo "
+                                r"--demo-portal-url http://127.0.0.1:8002` first."):
+        call_command("demo_portal", "--port", "8002", stdout=io.StringIO())
+
+
+@pytest.mark.django_db
+@override_settings(CHAVE_ENV="dev")
+def test_demo_portal_refuses_a_suspended_registration():
+    seed()
+    oidc_services.decide(RelyingParty.objects.get(), "suspend", by="test")
+    with translation.override("en"), pytest.raises(CommandError, match=r"registration is suspended: run `chave "
+                                                                      r"seed_demo` again"):
+        call_command("demo_portal", stdout=io.StringIO())
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("port", ["0", "70000"])
+def test_demo_portal_refuses_a_port_out_of_range(port):
+    with translation.override("en"), pytest.raises(CommandError, match="--port must be a number from 1 to 65535"):
+        call_command("demo_portal", "--port", port, stdout=io.StringIO())
+
+
+@pytest.mark.django_db
+@override_settings(CHAVE_ENV="production")
+def test_demo_portal_refuses_to_run_in_production():
+    with translation.override("en"), pytest.raises(CommandError, match="for development only"):
+        call_command("demo_portal", stdout=io.StringIO())
 
 
 # --- serve: refusals in-process ----------------------------------------------------------------
@@ -177,24 +276,32 @@ def _wait_for(what: str, check, proc: subprocess.Popen, log: Path):
 
 
 class Browser:
-    """Just enough of a browser: cookies, redirects, forms with their CSRF token."""
+    """Just enough of a browser: cookies, redirects, forms with their CSRF token. Paths are on
+    ``base``; absolute URLs go where they say (``url`` is where the last answer came from)."""
 
     def __init__(self, base: str):
         self.base = base
+        self.url = ""
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
         self.opener.addheaders = [("Accept-Language", "en")]
 
-    def get(self, path: str):
-        return self._open(urllib.request.Request(self.base + path))
+    def _address(self, path: str) -> str:
+        return path if path.startswith("http") else self.base + path
 
-    def post(self, path: str, page: str, fields: dict):
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-        data = urllib.parse.urlencode({"csrfmiddlewaretoken": token, **fields}).encode()
-        return self._open(urllib.request.Request(self.base + path, data=data))
+    def get(self, path: str):
+        return self._open(urllib.request.Request(self._address(path)))
+
+    def post(self, path: str, page: str | None, fields: dict):
+        """A form's POST: with the page's CSRF token when it has one (Chave's pages)."""
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page or "")
+        data = urllib.parse.urlencode({**({"csrfmiddlewaretoken": token.group(1)} if token else {}), **fields},
+                                      doseq=True).encode()
+        return self._open(urllib.request.Request(self._address(path), data=data))
 
     def _open(self, request):
         try:
             with self.opener.open(request, timeout=30) as response:
+                self.url = response.url
                 return response.status, urllib.parse.urlsplit(response.url).path, response.headers, \
                     response.read().decode()
         except urllib.error.HTTPError as exc:
@@ -285,6 +392,110 @@ def test_serve_stops_with_an_error_when_the_worker_cannot_run(tmp_path):
         from django.utils.translation import gettext
 
         stopped = gettext("The delivery worker stopped on its own (exit code %(code)s), so the service "
+                          "stopped too.") % {"code": 1}
+    assert stopped in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _started_with(pid: int, word: bytes) -> list[int]:
+    return [child for child in _children(pid) if word in Path(f"/proc/{child}/cmdline").read_bytes()]
+
+
+def test_serve_with_the_demo_portal_logs_a_citizen_in_to_it_and_stops_it(tmp_path):
+    port, portal_port = _free_port(), _free_port()
+    base, portal = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{portal_port}"
+    with chave_environment(tmp_path) as env:
+        env["CHAVE_PUBLIC_URL"] = base  # as `make run` sets it
+        for args in (["migrate", "--noinput", "-v0"], ["seed_demo", "--demo-portal-url", portal]):
+            done = run_chave(env, *args)
+            assert done.returncode == 0, done.stderr
+        assert f"{portal}/" in done.stdout  # seed_demo says where the demo portal is
+
+        log = tmp_path / "serve.log"
+        with log.open("w") as out:
+            proc = subprocess.Popen([str(CHAVE), "serve", "--port", str(port), "--with-worker", "--with-demo-portal",
+                                     "--demo-portal-port", str(portal_port)],
+                                    stdout=out, stderr=subprocess.STDOUT, env={**env, "CHAVE_DEBUG": "0"},
+                                    start_new_session=True)
+        children: list[int] = []
+        try:
+            def portal_answers():
+                try:
+                    with urllib.request.urlopen(portal + "/", timeout=BOUND) as response:
+                        return response.status == 200
+                except OSError:
+                    return False
+
+            _wait_for("the demo portal", portal_answers, proc, log)
+            assert log.read_text().count(f"{portal}/") >= 2  # in serve's banner and in the portal's own line
+            children = _started_with(proc.pid, b"worker") + _started_with(proc.pid, b"demo_portal")
+            assert len(children) == 2, f"expected the worker and the demo portal: {children}"
+
+            browser = Browser(portal)
+            status, _path, _headers, home = browser.get("/")
+            assert status == 200 and "Log in with Chave" in home
+            status, path, _headers, page = browser.post("/login", None, {})
+            assert (status, browser.url) == (200, f"{base}/login/")
+            assert "Portal de Demonstração" in page  # Chave names the portal the citizen is signing in to
+            status, path, _headers, page = browser.post(f"{base}/login/", page, {
+                "identifier": seed_demo.DEMO_PHONE_TYPED, "pin": seed_demo.DEMO_PIN})
+            if path == "/login/channel/":
+                status, path, _headers, page = browser.post(f"{base}/login/channel/", page, {"channel": "sms"})
+            assert (status, path) == (200, "/login/code/")
+
+            def delivered_code():
+                result = run_chave(env, "outbox", "--to", seed_demo.DEMO_PHONE, "--last", "--json", timeout=BOUND)
+                if result.returncode != 0:
+                    return None
+                match = re.search(r"#(\d{6})\s*$", json.loads(result.stdout)["body"])
+                return match and match.group(1)
+
+            code = _wait_for("the worker to deliver the code", delivered_code, proc, log)
+            status, path, _headers, page = browser.post(f"{base}/login/code/", page, {"code": code})
+            assert (status, path) == (200, "/oidc/consent")
+            offered = re.findall(r'name="attribute" value="([^"]+)"', page)
+            status, _path, _headers, page = browser.post(f"{base}/oidc/consent", page,
+                                                         {"decision": "allow", "attribute": offered})
+            assert (status, browser.url) == (200, f"{portal}/")
+            assert "<h1>Signed in to the Demo Portal</h1>" in page
+            assert seed_demo.DEMO_FULL_NAME in page and seed_demo.DEMO_NIC in page
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=BOUND)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            leftovers = [pid for pid in children if _alive(pid)]
+            for pid in leftovers:
+                os.kill(pid, signal.SIGKILL)
+
+        assert proc.returncode == 0, log.read_text()
+        assert leftovers == [], "the worker or the demo portal outlived chave serve"
+        assert "Traceback" not in log.read_text()
+
+
+def test_serve_stops_with_an_error_when_the_demo_portal_cannot_run(tmp_path):
+    # Migrated but never seeded: the demo portal is not registered and refuses to start.
+    portal_port = _free_port()
+    with chave_environment(tmp_path) as env:
+        done = run_chave(env, "migrate", "--noinput", "-v0")
+        assert done.returncode == 0, done.stderr
+        result = run_chave(env, "serve", "--port", "0", "--with-demo-portal", "--demo-portal-port", str(portal_port),
+                           timeout=BOUND)
+    assert result.returncode == 1
+    assert f"chave seed_demo --demo-portal-url http://127.0.0.1:{portal_port}" in result.stderr  # the portal's reason
+    with translation.override("pt-pt"):
+        from django.utils.translation import gettext
+
+        stopped = gettext("The demo portal stopped on its own (exit code %(code)s), so the service "
                           "stopped too.") % {"code": 1}
     assert stopped in result.stderr
     assert "Traceback" not in result.stdout + result.stderr

@@ -1,14 +1,22 @@
-"""``chave seed_demo``: the demo citizen of ``make run`` (development only).
+"""``chave seed_demo``: the demo citizen and the demo portal of ``make run`` (development only).
 
 Idempotent: the first run records the demo identity and registers an active key with the demo
 PIN; later runs print the same credentials. So that the demo keeps working, a later run also
 unlocks the demo key when wrong PINs locked or blocked it, and sets the demo PIN again when it was
 changed. Everything goes through the identity services, as an operator's registration would.
+
+It also registers the Demo Portal (``examples/demo_portal``, started by ``chave demo_portal``)
+as an approved relying party at ``--demo-portal-url`` (default ``http://127.0.0.1:8001``), once
+per address, through the OpenID Connect registry's services: ``private_key_jwt`` with the keys
+the portal publishes at its JWKS URI, its back-channel logout and post-logout addresses, a useful
+set of attributes with the full name mandatory, and the lowest assurance level (every login
+method is offered). A later run approves it again if it was suspended.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -20,6 +28,9 @@ from chave import clock
 from chave.identity import pins, services
 from chave.identity.models import Citizen, ContactKind, DocType, KeyStatus
 from chave.identity.registry import DocumentRef, IdentityRecord, LocalRecords
+from chave.oidc import claims as oidc_claims
+from chave.oidc import services as oidc_services
+from chave.oidc.models import RelyingParty
 
 DEMO_NIC = "14893256"
 DEMO_FULL_NAME = "Maria Exemplo Sousa"
@@ -33,6 +44,16 @@ DEMO_EMAIL = "maria@example.pt"
 DEMO_PIN = "4719"
 DEMO_DOCUMENT_YEARS = 5
 SEEDED_BY = "seed_demo"
+
+DEMO_PORTAL_NAME = "Portal de Demonstração"
+DEMO_PORTAL_URL = "http://127.0.0.1:8001"
+DEMO_PORTAL_NIF = "600084779"
+DEMO_PORTAL_EMAIL = "demo-portal@chave.localhost"
+# What the demo portal may ask for: names, birth date, the identity set (NIC, or the foreign
+# document), contacts and the key's validity; the full name is needed to sign in.
+DEMO_PORTAL_ATTRIBUTES = ["NomeCompleto", "NomeProprio", "NomeApelido", "DataNascimento", "NIC", "DocType",
+                          "DocNationality", "DocNumber", "CorreioElectronico", "NumeroTelemovel", "DataValidade"]
+DEMO_PORTAL_MANDATORY = ["NomeCompleto"]
 
 
 def demo_citizen() -> Citizen | None:
@@ -51,14 +72,69 @@ def _document_expiry() -> dt.date:
         return today.replace(year=today.year + DEMO_DOCUMENT_YEARS, day=28)
 
 
-class Command(BaseCommand):
-    help = "Create the demo citizen (development only) and print their mobile number, e-mail and PIN."
+def demo_portal(url: str = DEMO_PORTAL_URL) -> RelyingParty | None:
+    """The demo portal's registration for the portal at ``url`` (its name and callback), or None."""
+    from chave.oidc.management.commands.demo_portal import portal_package
 
-    def handle(self, *args, **options):
+    callback = portal_package().endpoints(url)["redirect_uri"]
+    for relying_party in RelyingParty.objects.filter(name=DEMO_PORTAL_NAME).order_by("pk"):
+        if callback in relying_party.redirect_uris:
+            return relying_party
+    return None
+
+
+def seed_demo_portal(url: str = DEMO_PORTAL_URL) -> tuple[RelyingParty, list[str]]:
+    """Register the demo portal at ``url`` and approve it, unless that is done already; returns
+    the party and what was done. Raises ``ValidationError`` (from the registry) for an address
+    the registry refuses (http:// only on this machine), ``CommandError`` when the portal's
+    source is missing."""
+    from chave.oidc.management.commands.demo_portal import portal_package
+
+    notes = []
+    relying_party = demo_portal(url)
+    if relying_party is None:
+        addresses = portal_package().endpoints(url)
+        relying_party = oidc_services.register_relying_party(
+            name=DEMO_PORTAL_NAME, entity_nif=DEMO_PORTAL_NIF, contact_email=DEMO_PORTAL_EMAIL,
+            redirect_uris=[addresses["redirect_uri"]],
+            post_logout_redirect_uris=[addresses["post_logout_redirect_uri"]],
+            backchannel_logout_uri=addresses["backchannel_logout_uri"],
+            allowed_attributes=DEMO_PORTAL_ATTRIBUTES, mandatory_attributes=DEMO_PORTAL_MANDATORY,
+            min_level=min(oidc_claims.ACR_URIS), auth_method=RelyingParty.AuthMethod.PRIVATE_KEY_JWT,
+            jwks_uri=addresses["jwks_uri"], by=SEEDED_BY,
+        ).relying_party
+        notes.append(_("Registered the demo portal as a relying party, approved."))
+    if relying_party.state != RelyingParty.State.APPROVED:
+        was = relying_party.state
+        relying_party = oidc_services.decide(relying_party, "approve", by=SEEDED_BY, reason="demo portal")
+        if was == RelyingParty.State.SUSPENDED:
+            notes.append(_("The demo portal was suspended: it is approved again."))
+    return relying_party, notes
+
+
+class Command(BaseCommand):
+    help = ("Create the demo citizen and register the demo portal (development only) and print how to sign in "
+            "and where the portal is.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--demo-portal-url", default=DEMO_PORTAL_URL,
+                            help=f"where the demo portal runs (default {DEMO_PORTAL_URL}; "
+                                 f"`chave demo_portal --port` must match)")
+
+    def handle(self, *args, demo_portal_url, **options):
         if settings.CHAVE_ENV != "dev":
             raise CommandError(_("seed_demo runs only in development (CHAVE_ENV=dev): the demo PIN is public."))
+        demo_portal_url = demo_portal_url.rstrip("/")
+        if urlsplit(demo_portal_url).path or urlsplit(demo_portal_url).query:
+            raise CommandError(_("--demo-portal-url is where the demo portal runs, without a path: for example "
+                                 "%(url)s.") % {"url": DEMO_PORTAL_URL})
         try:
             notes = self.seed()
+            try:
+                portal, portal_notes = seed_demo_portal(demo_portal_url)
+            except ValidationError as exc:
+                raise CommandError(_("The demo portal could not be registered: %(reason)s")
+                                   % {"reason": " ".join(str(m) for m in exc.messages)})
         except DatabaseError as exc:
             detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise CommandError(_("The database cannot be used (%(error)s). Is it running, and was `chave migrate` "
@@ -66,9 +142,10 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError(_("The demo citizen could not be set up: %(reason)s")
                                % {"reason": " ".join(str(m) for m in exc.messages)})
-        for note in notes:
+        for note in notes + portal_notes:
             self.stdout.write(note)
         self.print_credentials()
+        self.print_portal(portal, demo_portal_url)
 
     def seed(self) -> list[str]:
         citizen = demo_citizen()
@@ -115,3 +192,12 @@ class Command(BaseCommand):
             "url": f"{base}/dev/outbox/"})
         self.stdout.write(_("or with: %(command)s") % {"command": f"chave outbox --to {DEMO_PHONE} --last --json"})
         self.stdout.write(_("If wrong PINs lock the demo key, run `chave seed_demo` again: it unlocks it."))
+
+    def print_portal(self, portal: RelyingParty, url: str) -> None:
+        self.stdout.write("")
+        self.stdout.write(_("Demo portal: %(name)s at %(url)s (client_id %(client_id)s, %(state)s)") % {
+            "name": portal.name, "url": f"{url}/", "client_id": portal.client_id,
+            "state": portal.get_state_display()})
+        self.stdout.write(_("  It runs beside Chave with `chave serve --with-demo-portal` (make run does), or alone "
+                            "with `chave demo_portal`."))
+        self.stdout.write(_("  Open it and choose \"Log in with Chave\" to go through PIN, code and consent."))

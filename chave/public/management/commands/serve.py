@@ -14,6 +14,10 @@ and stops it when the service stops: on Ctrl-C (SIGINT), SIGTERM or SIGHUP. On L
 is also told to stop if this process dies without cleaning up (``PR_SET_PDEATHSIG``). If the
 worker dies on its own, the service stops too, with a non-zero exit, rather than keep accepting
 logins whose codes would never be sent.
+
+``--with-demo-portal`` starts the Demo Portal (``chave demo_portal --port N``, a separate portal
+that logs citizens in with Chave; ``chave seed_demo`` registers it) the same way: a child process
+in its own process group, stopped with the service, and the service stops if it dies on its own.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import signal
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.staticfiles.handlers import StaticFilesHandler
@@ -35,9 +40,43 @@ from django.http import Http404
 from django.utils.translation import gettext as _
 
 WORKER_COMMAND = [sys.executable, "-m", "chave.cli", "worker"]
+DEMO_PORTAL_COMMAND = [sys.executable, "-m", "chave.cli", "demo_portal"]
 # How long the worker may take to finish the message it is sending before it is killed.
 WORKER_STOP_SECONDS = 15
 STOP_SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+
+
+@dataclass
+class Child:
+    """A process the service runs beside itself, and what to say about it."""
+
+    command: list[str]
+    cannot_start: str  # %(error)s
+    stopped: str  # %(code)s: it stopped while the service ran
+    killed: str  # %(n)d: it did not stop in time
+    stopped_on_its_own: str  # %(code)s: the service's exit message
+    process: subprocess.Popen | None = None
+    exit_code: int | None = None
+
+
+def worker_child() -> Child:
+    return Child(
+        WORKER_COMMAND,
+        _("Cannot start the delivery worker: %(error)s"),
+        _("The delivery worker stopped (exit code %(code)s): stopping the service."),
+        _("The delivery worker did not stop in %(n)d seconds: killing it."),
+        _("The delivery worker stopped on its own (exit code %(code)s), so the service stopped too."),
+    )
+
+
+def demo_portal_child(port: int) -> Child:
+    return Child(
+        [*DEMO_PORTAL_COMMAND, "--port", str(port)],
+        _("Cannot start the demo portal: %(error)s"),
+        _("The demo portal stopped (exit code %(code)s): stopping the service."),
+        _("The demo portal did not stop in %(n)d seconds: killing it."),
+        _("The demo portal stopped on its own (exit code %(code)s), so the service stopped too."),
+    )
 
 
 class StaticFiles(StaticFilesHandler):
@@ -69,7 +108,8 @@ def _die_with_parent(parent_pid: int):
 
 
 class Command(BaseCommand):
-    help = "Serve Chave on http://HOST:PORT/ with waitress; --with-worker also runs the delivery worker."
+    help = ("Serve Chave on http://HOST:PORT/ with waitress; --with-worker also runs the delivery worker, "
+            "--with-demo-portal the demo portal.")
     requires_migrations_checks = True
 
     def add_arguments(self, parser):
@@ -78,6 +118,11 @@ class Command(BaseCommand):
         parser.add_argument("--threads", type=int, default=8, help="request threads (default 8)")
         parser.add_argument("--with-worker", action="store_true",
                             help="also run the delivery worker (`chave worker`) and stop it on exit")
+        parser.add_argument("--with-demo-portal", action="store_true",
+                            help="also run the demo portal (`chave demo_portal`) and stop it on exit")
+        parser.add_argument("--demo-portal-port", type=int, default=8001,
+                            help="the demo portal's port (default 8001; `chave seed_demo --demo-portal-url` "
+                                 "registers it)")
 
     def check_migrations(self):
         try:
@@ -86,26 +131,27 @@ class Command(BaseCommand):
             self.stderr.write(_("The database cannot be used yet (%(error)s): pages will fail until it can.")
                               % {"error": (str(exc).strip().splitlines() or [type(exc).__name__])[0]})
 
-    def handle(self, *args, host, port, threads, with_worker, **options):
+    def handle(self, *args, host, port, threads, with_worker, with_demo_portal, demo_portal_port, **options):
         if not 0 <= port <= 65535:
             raise CommandError(_("--port must be a number from 0 to 65535."))
         if threads < 1:
             raise CommandError(_("--threads must be at least 1."))
+        if with_demo_portal and not 1 <= demo_portal_port <= 65535:
+            raise CommandError(_("--demo-portal-port must be a number from 1 to 65535."))
         import waitress
 
         application = StaticFiles(WSGIHandler())  # Django is already set up
         self.stopping = False
-        self.worker_exit: int | None = None
-        worker = None
+        self.children: list[Child] = []
         previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
         for sig in STOP_SIGNALS:
             signal.signal(sig, self._on_stop_signal)
         try:
             try:
-                # The worker is started before waitress starts its threads: forking a threaded
+                # The children are started before waitress starts its threads: forking a threaded
                 # process is what preexec_fn must avoid.
-                if with_worker:
-                    worker = self._start_worker()
+                worker = self._start(worker_child()) if with_worker else None
+                portal = self._start(demo_portal_child(demo_portal_port)) if with_demo_portal else None
                 try:
                     server = waitress.create_server(application, host=host, port=port, threads=threads,
                                                     ident="chave")
@@ -114,7 +160,7 @@ class Command(BaseCommand):
                     raise CommandError(_("Cannot listen on %(host)s:%(port)s: %(error)s")
                                        % {"host": host, "port": port, "error": error})
                 try:
-                    self._print_banner(host, server.effective_port, worker)
+                    self._print_banner(host, server.effective_port, worker, portal, demo_portal_port)
                     server.run()  # returns when a stop signal raises SystemExit in this thread
                 finally:
                     server.close()
@@ -122,17 +168,17 @@ class Command(BaseCommand):
                 pass  # a stop signal that came before the server was running
         finally:
             self.stopping = True
-            for sig in STOP_SIGNALS:  # a second Ctrl-C must not cut the worker's shutdown short
+            for sig in STOP_SIGNALS:  # a second Ctrl-C must not cut the children's shutdown short
                 signal.signal(sig, signal.SIG_IGN)
             try:
-                if worker is not None:
-                    self._stop_worker(worker)
+                for child in reversed(self.children):
+                    self._stop(child)
             finally:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
-        if self.worker_exit is not None:
-            raise CommandError(_("The delivery worker stopped on its own (exit code %(code)s), so the service "
-                                 "stopped too.") % {"code": self.worker_exit})
+        for child in self.children:
+            if child.exit_code is not None:
+                raise CommandError(child.stopped_on_its_own % {"code": child.exit_code})
         self.stdout.write(_("Stopped."))
 
     def _on_stop_signal(self, signum, frame):
@@ -140,41 +186,42 @@ class Command(BaseCommand):
             self.stopping = True
             raise SystemExit(0)
 
-    # --- the worker -------------------------------------------------------------------------
+    # --- the worker and the demo portal ------------------------------------------------------------
 
-    def _start_worker(self) -> subprocess.Popen:
+    def _start(self, child: Child) -> Child:
         kwargs = {}
         if sys.platform.startswith("linux"):
             kwargs["preexec_fn"] = _die_with_parent(os.getpid())
         try:
-            worker = subprocess.Popen(WORKER_COMMAND, process_group=0, **kwargs)
+            child.process = subprocess.Popen(child.command, process_group=0, **kwargs)
         except OSError as exc:
-            raise CommandError(_("Cannot start the delivery worker: %(error)s") % {"error": exc})
-        threading.Thread(target=self._watch_worker, args=(worker,), name="chave-worker-watch", daemon=True).start()
-        return worker
+            raise CommandError(child.cannot_start % {"error": exc})
+        self.children.append(child)
+        threading.Thread(target=self._watch, args=(child,), name="chave-child-watch", daemon=True).start()
+        return child
 
-    def _watch_worker(self, worker: subprocess.Popen) -> None:
-        code = worker.wait()
+    def _watch(self, child: Child) -> None:
+        code = child.process.wait()
         if not self.stopping:
-            self.worker_exit = code
-            self.stderr.write(_("The delivery worker stopped (exit code %(code)s): stopping the service.")
-                              % {"code": code})
+            child.exit_code = code
+            self.stderr.write(child.stopped % {"code": code})
             os.kill(os.getpid(), signal.SIGTERM)
 
-    def _stop_worker(self, worker: subprocess.Popen) -> None:
-        if worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
+    def _stop(self, child: Child) -> None:
+        process = child.process
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
             try:
-                worker.wait(timeout=WORKER_STOP_SECONDS)
+                process.wait(timeout=WORKER_STOP_SECONDS)
             except subprocess.TimeoutExpired:
-                self.stderr.write(_("The delivery worker did not stop in %(n)d seconds: killing it.")
-                                  % {"n": WORKER_STOP_SECONDS})
-                worker.kill()
-                worker.wait()
+                self.stderr.write(child.killed % {"n": WORKER_STOP_SECONDS})
+                process.kill()
+                process.wait()
 
     # --- what to try ----------------------------------------------------------------------
 
-    def _print_banner(self, host: str, port: int, worker: subprocess.Popen | None) -> None:
+    def _print_banner(self, host: str, port: int, worker: Child | None, portal: Child | None,
+                      demo_portal_port: int) -> None:
         shown_host = f"[{host}]" if ":" in host else host
         base = f"http://{shown_host}:{port}"
         w = self.stdout.write
@@ -187,10 +234,15 @@ class Command(BaseCommand):
             if demo:
                 w(demo)
         if worker is not None:
-            w(_("  Delivery worker:  running (process %(pid)s)") % {"pid": worker.pid})
+            w(_("  Delivery worker:  running (process %(pid)s)") % {"pid": worker.process.pid})
         else:
             w(_("  Delivery worker:  not started here: run `chave worker` too, or use --with-worker, "
                 "or no message (and no code) is sent."))
+        if portal is not None:
+            from chave.oidc.management.commands.demo_portal import portal_url
+
+            w(_("  Demo portal:      %(url)s (process %(pid)s): choose \"Log in with Chave\"")
+              % {"url": portal_url("127.0.0.1", demo_portal_port) + "/", "pid": portal.process.pid})
         w(_("Press Ctrl-C to stop."))
         self.stdout.flush()
 
