@@ -11,6 +11,7 @@ so ID and logout tokens signed before a rotation still verify after it.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from dataclasses import dataclass
 
@@ -84,9 +85,16 @@ def active_key(alg: str) -> SigningKey:
 
 
 def private_key(row: SigningKey):
-    data = json.loads(sealing.unseal(row.private_jwk_sealed, secret=settings.CHAVE_KEY_SEAL_SECRET, purpose=_PURPOSE))
-    data["kid"] = row.kid
-    return (RSAKey if row.alg == "RS256" else ECKey).import_key(data)
+    """The private key of ``row``, unsealed and imported once per process (both cost more than the
+    signature itself); the cache is keyed by the sealed text, so a changed row is read again."""
+    return _imported(row.kid, row.alg, row.private_jwk_sealed, settings.CHAVE_KEY_SEAL_SECRET)
+
+
+@functools.lru_cache(maxsize=16)
+def _imported(kid: str, alg: str, sealed: str, secret: str):
+    data = json.loads(sealing.unseal(sealed, secret=secret, purpose=_PURPOSE))
+    data["kid"] = kid
+    return (RSAKey if alg == "RS256" else ECKey).import_key(data)
 
 
 def rotate(*, by: str = "operator") -> list[SigningKey]:
