@@ -100,14 +100,23 @@ def request_login(request, *, portal: str, min_level: int, return_to: str) -> No
     """
     if not return_to.startswith("/") or return_to.startswith("//"):
         raise ValueError("return_to must be a local path")
-    request.session[SESSION_FOR] = asdict(LoginFor(portal, int(min_level), return_to))
+    request.session[SESSION_FOR] = {**asdict(LoginFor(portal, int(min_level), return_to)),
+                                    "at": clock.now().isoformat()}
 
 
 def login_for(request) -> LoginFor | None:
-    data = request.session.get(SESSION_FOR)
+    """The portal's pending request, if one was made within a login transaction's lifetime.
+
+    An abandoned request expires like a login does: a citizen who comes back later and signs in
+    from Chave's own pages is not sent to a portal they left, nor shown its name and level.
+    """
+    data = dict(request.session.get(SESSION_FOR) or {})
     try:
-        return LoginFor(**data) if data else None
-    except TypeError:
+        made = dt.datetime.fromisoformat(data.pop("at"))
+        if clock.now() - made > dt.timedelta(seconds=policy.get("login_transaction_seconds")):
+            return None
+        return LoginFor(**data)
+    except (KeyError, TypeError, ValueError):
         return None
 
 

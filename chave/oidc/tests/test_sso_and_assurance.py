@@ -67,6 +67,19 @@ def test_without_a_session_the_citizen_signs_in(client, outbox, citizen):
     assert "Portal das Finanças (teste)" in client.get("/login/").content.decode()
 
 
+def test_a_portal_request_left_for_longer_than_a_login_lasts_is_forgotten(client, outbox, citizen, clock):
+    portal = register_portal()
+    client.get(portal.authorize_url(acr_values=LOA3))
+    clock.travel(dt.timedelta(minutes=16))  # a login transaction lasts 15 minutes
+    page = client.get("/login/").content.decode()
+    assert "Portal das Finanças (teste)" not in page
+    response = client.post("/login/", {"identifier": PHONE, "pin": "4719"})
+    assert response["Location"].endswith("/login/channel/")  # no level 3 imposed: e-mail offered too
+    client.post("/login/channel/", {"channel": "sms"})
+    response = client.post("/login/code/", {"code": outbox.last_code(PHONE)})
+    assert response.status_code == 302 and not response["Location"].startswith("/oidc/")
+
+
 # --- Levels of assurance --------------------------------------------------------------------------------
 
 
