@@ -39,6 +39,7 @@ from authlib.oidc.rpinitiated import EndSessionEndpoint
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import transaction
+from django.db.models import Q
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.utils import translation
@@ -111,6 +112,23 @@ def end_sso_session(sso_session: SsoSession, *, initiator: RelyingParty | None =
         audit.record("oidc.logout", outcome="ok", citizen=citizen, ip=ip, by=by, session=sso_session.pk,
                      initiator=initiator.client_id if initiator else None, revoked=revoked, notified=notified)
     return EndedSession(sso_session.sid, revoked, notified)
+
+
+def end_lapsed_sso_sessions(*, limit: int = 500) -> int:
+    """End the SSO sessions whose browser session has lapsed, so their portals are told.
+
+    A browser's Chave session lives ``SESSION_COOKIE_AGE`` seconds after it was last written, and
+    serving a portal writes it; so an SSO session unused for longer than that has no browser left
+    (at worst the browser signed in again since, and a new SSO session serves it). Each is ended as
+    by a logout (:func:`end_sso_session`: tokens revoked, back-channel logout tokens queued),
+    audited with ``by="timeout"``. Idempotent and safe on several instances at once (each session
+    ends once); at most ``limit`` per call. Returns how many this call ended.
+    """
+    cutoff = clock.now() - dt.timedelta(seconds=settings.SESSION_COOKIE_AGE)
+    lapsed = (SsoSession.objects.filter(ended_at__isnull=True)
+              .filter(Q(last_used_at__lt=cutoff) | Q(last_used_at__isnull=True, created_at__lt=cutoff))
+              .select_related("key__citizen").order_by("pk")[:limit])
+    return sum(1 for row in lapsed if end_sso_session(row, by="timeout") is not None)
 
 
 def browser_sso_session(request, who=None) -> SsoSession | None:

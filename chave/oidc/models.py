@@ -134,6 +134,9 @@ class SsoSession(models.Model):
     assurance_level = models.PositiveSmallIntegerField()
     method = models.CharField(max_length=16)
     created_at = models.DateTimeField()
+    # When a portal was last served from it: the browser session holding it was written then, so it
+    # lapses at the latest one session lifetime later (see logout.end_lapsed_sso_sessions).
+    last_used_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     relying_parties = models.ManyToManyField(RelyingParty, blank=True, related_name="sso_sessions")
 

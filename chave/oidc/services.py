@@ -465,15 +465,18 @@ def sso_session(request, key, who) -> SsoSession:
     if stored.get("sid"):
         row = SsoSession.objects.filter(sid=stored["sid"], key=key, ended_at__isnull=True).first()
     auth_time = dt.datetime.fromisoformat(who.auth_time)
+    now = clock.now()
     if row is None:
         row = SsoSession.objects.create(
             sid=secrets.token_urlsafe(24), key=key, auth_time=auth_time,
-            assurance_level=who.assurance_level, method=who.method, created_at=clock.now(),
+            assurance_level=who.assurance_level, method=who.method, created_at=now, last_used_at=now,
         )
     elif stored.get("auth_time") != who.auth_time:
         SsoSession.objects.filter(pk=row.pk).update(auth_time=auth_time, assurance_level=who.assurance_level,
-                                                   method=who.method)
+                                                   method=who.method, last_used_at=now)
         row.auth_time, row.assurance_level, row.method = auth_time, who.assurance_level, who.method
+    else:
+        SsoSession.objects.filter(pk=row.pk).update(last_used_at=now)
     request.session[SESSION_SSO] = {"sid": row.sid, "auth_time": who.auth_time}
     return row
 

@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode
 
 import pytest
+from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
@@ -31,6 +32,7 @@ from chave import clock as service_clock
 from chave import policy
 from chave.audit.models import AuditEvent
 from chave.oidc import keys
+from chave.oidc.logout import end_lapsed_sso_sessions
 from chave.oidc.models import BackchannelLogout, SsoSession
 
 from .portal import query_of, register_portal
@@ -411,6 +413,33 @@ def test_signing_out_of_chave_tells_every_portal(client, outbox, portals, receiv
     assert userinfo(client, at_b["access_token"]).status_code == 401
     assert refresh(client, a, at_a["refresh_token"]).status_code == 400
     assert not session_is_live(client, a)
+
+
+def test_a_session_left_to_lapse_ends_and_every_portal_is_told_once(client, outbox, portals, receiver, run_worker,
+                                                                     clock):
+    a, b = portals
+    at_a, at_b = sign_in_to_both(client, outbox, a, b)
+    clock.travel(dt.timedelta(seconds=settings.SESSION_COOKIE_AGE - 60))
+    assert end_lapsed_sso_sessions() == 0  # the browser session may still be alive
+    clock.travel(dt.timedelta(seconds=120))
+
+    assert end_lapsed_sso_sessions() == 1
+    assert end_lapsed_sso_sessions() == 0  # once
+
+    run_worker()
+    [to_a], [to_b] = receiver.received(A_PATH), receiver.received(B_PATH)
+    assert read_logout_token(client, to_a)[1]["sid"] == at_a["claims"]["sid"]
+    assert read_logout_token(client, to_b)[1]["aud"] == b.client_id
+    assert refresh(client, a, at_a["refresh_token"]).status_code == 400
+
+
+def test_a_session_that_keeps_serving_portals_does_not_lapse(client, outbox, portals, clock):
+    a, b = portals
+    sign_in_to_both(client, outbox, a, b)
+    clock.travel(dt.timedelta(seconds=settings.SESSION_COOKIE_AGE - 60))
+    assert session_is_live(client, a)  # serving a portal writes the browser session again
+    clock.travel(dt.timedelta(seconds=120))
+    assert end_lapsed_sso_sessions() == 0
 
 
 # --- Back-channel delivery: retried, bounded, once -----------------------------------------------------------
