@@ -35,7 +35,7 @@ run: install
 	CHAVE_PUBLIC_URL=$${CHAVE_PUBLIC_URL:-http://127.0.0.1:$(PORT)} $(BIN)/chave seed_demo \
 		--demo-portal-url http://127.0.0.1:$(DEMO_PORT)
 	CHAVE_PUBLIC_URL=$${CHAVE_PUBLIC_URL:-http://127.0.0.1:$(PORT)} $(BIN)/chave serve --port $(PORT) --with-worker \
-		--with-demo-portal --demo-portal-port $(DEMO_PORT)
+		--with-demo-portal --demo-portal-port $(DEMO_PORT) --with-card-agent
 
 ## make test: install what tests need (Debian packages included) and run the whole suite
 test: install-test
@@ -45,8 +45,10 @@ test: install-test
 test-pg: install-test
 	CHAVE_DATABASE_URL=$${CHAVE_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} scripts/pytest.sh $(PYTEST_ARGS)
 
-bench: install
+## make bench: login and OIDC throughput against bare PIN hashing; signing against raw HSM and hashing
+bench: install system-deps
 	$(BIN)/python bench/login.py
+	$(BIN)/python bench/signing.py
 
 messages: install
 	cd chave && ../$(BIN)/chave makemessages -l pt_PT --no-obsolete --no-location && ../$(BIN)/chave compilemessages -l pt_PT

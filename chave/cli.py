@@ -9,12 +9,18 @@ from __future__ import annotations
 import os
 import sys
 
+# Commands the issues name with hyphens (Django command modules cannot contain them).
+HYPHENATED = {"dev-pki": "dev_pki", "dev-card": "dev_card", "card-agent": "card_agent"}
+
 
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chave.settings")
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(["chave", *(sys.argv[1:] if argv is None else argv)])
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in HYPHENATED:
+        args[0] = HYPHENATED[args[0]]
+    execute_from_command_line(["chave", *args])
 
 
 if __name__ == "__main__":

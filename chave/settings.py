@@ -85,6 +85,10 @@ INSTALLED_APPS = [
     "chave.login",
     "chave.public",
     "chave.oidc",
+    "chave.portal",
+    "chave.card",
+    "chave.signing",
+    "chave.counter",
 ]
 
 MIDDLEWARE = [
@@ -113,6 +117,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "chave.public.context.site",
+                "chave.portal.context.personal_area",
             ],
         },
     },
@@ -215,8 +220,40 @@ EMAIL_USE_TLS = env_bool("CHAVE_SMTP_STARTTLS", False)
 EMAIL_TIMEOUT = 10
 DEFAULT_FROM_EMAIL = env("CHAVE_MAIL_FROM", "Chave <no-reply@chave.localhost>")
 
+# Approximate place of an IP address in the personal area's history: a CSV of "network,place"
+# rows (CIDR ranges); unset, the history says the place is not available.
+CHAVE_GEOIP_CSV = env("CHAVE_GEOIP_CSV", "")
+
 CHAVE_HELP_EMAIL = env("CHAVE_HELP_EMAIL", "ajuda@chave.localhost")
 CHAVE_HELP_PHONE = env("CHAVE_HELP_PHONE", "+351 300 000 000")
+
+# --- Citizen Card (issue 4; chave/card/README.md) ------------------------------------------
+# The test PKI and the SoftHSM test cards of `chave dev-pki` / `chave dev-card` (development, tests).
+CHAVE_CARD_DEV_DIR = Path(env("CHAVE_CARD_DEV_DIR", str(DATA_DIR / "card")))
+# PEM files (os.pathsep-separated; a file may hold several certificates) of the roots a card's
+# certificate must chain to, and of the intermediate CAs that issue cards. Unset outside
+# production: the test PKI under CHAVE_CARD_DEV_DIR. Unset in production: card sign-in is refused.
+CHAVE_CARD_TRUST_ANCHORS = [p for p in (env("CHAVE_CARD_TRUST_ANCHORS", "") or "").split(os.pathsep) if p]
+CHAVE_CARD_INTERMEDIATES = [p for p in (env("CHAVE_CARD_INTERMEDIATES", "") or "").split(os.pathsep) if p]
+# The PKCS#11 module the card agent uses: the card middleware's for real cards.
+CHAVE_CARD_PKCS11_MODULE = env("CHAVE_CARD_PKCS11_MODULE", "/usr/lib/softhsm/libsofthsm2.so")
+# The loopback port of the citizen's card agent (`chave card-agent`); Chave's card page posts there.
+CHAVE_CARD_AGENT_PORT = env_int("CHAVE_CARD_AGENT_PORT", 35153)
+# The subject serialNumber of a card's authentication certificate: how test cards write the NIC,
+# and the pattern that reads it (real cards: "BI" + NIC + check digit).
+CHAVE_CARD_SERIAL_FORMAT = env("CHAVE_CARD_SERIAL_FORMAT", "BI{nic}")
+CHAVE_CARD_SERIAL_PATTERN = env("CHAVE_CARD_SERIAL_PATTERN", r"^BI(?P<nic>[0-9]{8})[0-9]?$")
+
+# --- Counter (issue 5; chave/counter/README.md) ---------------------------------------------
+# Where a temporary PIN "handed over sealed" at a counter is printed: "spool" writes each PIN mailer
+# as a PDF under CHAVE_COUNTER_PRINT_DIR/<counter>/ (development and tests; refused in production),
+# "lp" sends it to the CUPS queue named in CHAVE_COUNTER_PRINT_QUEUES ("counter=queue,…"), "off"
+# offers letters by post only.
+CHAVE_COUNTER_PRINTER = env("CHAVE_COUNTER_PRINTER", "off" if IS_PRODUCTION else "spool")
+CHAVE_COUNTER_PRINT_DIR = Path(env("CHAVE_COUNTER_PRINT_DIR", str(DATA_DIR / "counter-print")))
+CHAVE_COUNTER_PRINT_QUEUES = dict(
+    item.split("=", 1) for item in (env("CHAVE_COUNTER_PRINT_QUEUES", "") or "").split(",") if "=" in item
+)
 
 # --- Policy: every rule and number of shared/domain.md, one table ------------------------
 # Throttles are (limit, window in seconds). Read through chave.policy, never as literals.
@@ -244,6 +281,9 @@ CHAVE_POLICY = {
         "code_send_per_ip": (30, 3600),
         # Checked before the per-key PIN counter, so that one client cannot lock many keys.
         "pin_attempt_per_ip": (30, 15 * 60),
+        # Staff sign-in at /counter/login (password + TOTP), per client IP and per username.
+        "staff_login_per_ip": (20, 15 * 60),
+        "staff_login_per_user": (5, 15 * 60),
     },
     # SMS only to these countries (ISO 3166 alpha-2): EU/EEA and Portuguese-speaking countries.
     "sms_country_allowlist": [
@@ -265,14 +305,69 @@ CHAVE_POLICY = {
     "oidc_key_retention_seconds": 24 * 3600,
     "oidc_client_assertion_max_seconds": 300,
     "rp_default_min_level": 2,
+    # Personal area (issue 4): changing a contact, cancelling the key or exporting one's data needs a
+    # sign-in at most this old; an older session signs in again first.
+    "area_reauth_seconds": 10 * 60,
+    # Citizen Card (issue 4): a challenge must be signed and returned within card_challenge_seconds;
+    # a verified card opens registration and PIN recovery for card_verified_seconds; revocation is
+    # checked by these methods in order (the first that answers decides; none answering refuses).
+    "card_challenge_seconds": 3 * 60,
+    "card_verified_seconds": 15 * 60,
+    "card_challenge_retention_seconds": 24 * 3600,
+    "card_revocation_methods": ["ocsp", "crl"],
+    "card_revocation_timeout_seconds": 5,
+    # Remote signing (issue 6): a batch of at most this many hashes per authorisation, which
+    # stays usable this long (single use); citizens' signing certificates live at most this long.
+    "signing_max_hashes": 100,
+    "signing_authorisation_seconds": 5 * 60,
+    "signing_certificate_days": 3 * 365,
+    # Uploaded PDFs waiting in the personal area to be signed, and signed ones to download.
+    "signing_area_max_documents": 10,
+    "signing_area_max_bytes": 60 * 1024 * 1024,
+    "signing_area_keep_seconds": 30 * 60,
     "delivery_max_attempts": 8,
     "delivery_backoff_seconds": [5, 15, 30, 60, 120, 300, 600],
+    # Counter (issue 5; chave/counter/README.md): a staff session ends after this long idle; a TOTP
+    # code is accepted this many 30-second steps early or late; a reason is at least this long.
+    "staff_idle_seconds": 10 * 60,
+    "staff_totp_drift_steps": 1,
+    "counter_reason_min_length": 10,
+    # The citizen screen of a desk: its one-time pairing link lasts this long, and so does a turn
+    # (typing a code, choosing the PIN) once the clerk opens it.
+    "counter_screen_pairing_seconds": 5 * 60,
+    "counter_turn_seconds": 5 * 60,
+    # Housekeeping: citizens are reminded this many days before their key expires or is revoked.
+    "key_reminder_days": 30,
 }
 # Argon2id parameters for PINs; changing them re-hashes each PIN at its next correct use.
 CHAVE_ARGON2 = {
     "time_cost": env_int("CHAVE_ARGON2_TIME_COST", 3),
     "memory_cost": env_int("CHAVE_ARGON2_MEMORY_KIB", 65536),
     "parallelism": env_int("CHAVE_ARGON2_PARALLELISM", 1),
+}
+
+# --- Remote signing (issue 6) -----------------------------------------------------------
+# The signing CA, OCSP responder and TSA material (keys 0600) and, with SoftHSM2, the token
+# directory and its SOFTHSM2_CONF live here; `chave signing dev-pki` makes them in development.
+CHAVE_SIGNING_DIR = Path(env("CHAVE_SIGNING_DIR", str(DATA_DIR / "pki" / "signing")))
+# Where the PKI services are published (certificates carry these URLs: OCSP, CA issuers, CRL, TSA).
+CHAVE_SIGNING_PKI_URL = env("CHAVE_SIGNING_PKI_URL", CHAVE_PUBLIC_URL.rstrip("/") + "/pki/signing")
+# The HSM holding citizens' signing keys, through PKCS#11 (SoftHSM2 in development and tests).
+CHAVE_SIGNING_PKCS11_MODULE = env("CHAVE_SIGNING_PKCS11_MODULE", "/usr/lib/softhsm/libsofthsm2.so")
+CHAVE_SIGNING_TOKEN_LABEL = env("CHAVE_SIGNING_TOKEN_LABEL", "chave-signing")
+CHAVE_SIGNING_USER_PIN = env("CHAVE_SIGNING_USER_PIN", "dev-only-hsm-pin")
+# SoftHSM2's configuration; empty means the process environment's SOFTHSM2_CONF (a real HSM needs none).
+CHAVE_SIGNING_SOFTHSM2_CONF = env(
+    "CHAVE_SIGNING_SOFTHSM2_CONF", "" if IS_PRODUCTION else str(CHAVE_SIGNING_DIR / "hsm" / "softhsm2.conf")
+)
+# An external RFC 3161 time-stamp authority; empty: Chave's own TSA under CHAVE_SIGNING_PKI_URL.
+CHAVE_SIGNING_TSA_URL = env("CHAVE_SIGNING_TSA_URL", "")
+# The certificate subject's serialNumber (ETSI EN 319 412-1 semantics identifier) per document type.
+CHAVE_SIGNING_SUBJECT_SERIAL = {
+    "cc": "IDCPT-{number}",
+    "passport": "PAS{country}-{number}",
+    "residence_permit": "IDC{country}-{number}",
+    "residence_card": "IDC{country}-{number}",
 }
 
 LOGGING = {
@@ -295,10 +390,14 @@ def _check_production() -> None:
         problems.append("CHAVE_PAIRWISE_SALT is not set")
     if CHAVE_KEY_SEAL_SECRET == _DEV_PEPPER + "/keys":
         problems.append("CHAVE_KEY_SEAL_SECRET is not set")
+    if CHAVE_SIGNING_USER_PIN == "dev-only-hsm-pin":
+        problems.append("CHAVE_SIGNING_USER_PIN is not set")
     if DEBUG:
         problems.append("DEBUG is on")
     if "sink" in {CHAVE_SMS_PROVIDER, CHAVE_EMAIL_PROVIDER, CHAVE_X_PROVIDER}:
         problems.append("the development message sink is configured")
+    if CHAVE_COUNTER_PRINTER == "spool":
+        problems.append("the development PIN-mailer spool is configured (CHAVE_COUNTER_PRINTER)")
     if problems:
         raise ImproperlyConfigured("Refusing to start in production: " + "; ".join(problems))
 

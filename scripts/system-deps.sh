@@ -7,6 +7,9 @@ command -v softhsm2-util >/dev/null || need+=(softhsm2)
 command -v bearerbox >/dev/null || need+=(kannel)
 [ -x /usr/lib/kannel/test/fakesmsc ] || command -v fakesmsc >/dev/null || need+=(kannel-extras)
 command -v msgfmt >/dev/null || need+=(gettext)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)  # counter letters
+command -v pdfsig >/dev/null || need+=(poppler-utils)  # pdfsig, pdftoppm (signing)
+command -v qpdf >/dev/null || need+=(qpdf)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 echo "Installing Debian packages: ${need[*]}"
 SUDO=""

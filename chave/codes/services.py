@@ -82,12 +82,13 @@ def issue_code(
     ip: str | None = None,
     portal: str = "",
     language: str | None = None,
+    documents: str = "",
 ) -> IssueResult:
     """Send a new code for ``transaction`` to ``destination`` over ``channel``.
 
     Refusals come back as an :class:`IssueResult` with ``sent=False``, a reason and, where it
     applies, when to try again; they are audited. Nothing is written on a refusal except the
-    audit event.
+    audit event. ``documents`` names what a signing code authorises, in the message.
     """
     now = clock.now()
     max_sends = policy.get("code_max_sends_per_transaction")
@@ -136,7 +137,7 @@ def issue_code(
         )
         text = message_texts.code_message(
             purpose=purpose, code=code, portal=portal, lifetime=policy.code_lifetime(purpose),
-            language=language or key.citizen.language,
+            language=language or key.citizen.language, documents=documents,
         )
         delivery.queue_message(
             channel=channel, destination=destination, subject=text.subject, body=text.body,

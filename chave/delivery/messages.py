@@ -30,13 +30,17 @@ def _minutes(lifetime: dt.timedelta) -> int:
     return max(1, int(lifetime.total_seconds() // 60))
 
 
-def code_message(*, purpose: str, code: str, portal: str, lifetime: dt.timedelta, language: str) -> Text:
+def code_message(*, purpose: str, code: str, portal: str, lifetime: dt.timedelta, language: str,
+                 documents: str = "") -> Text:
+    """``documents`` names what a signing code authorises (the signing flows always give it)."""
     with translation.override(language or settings.LANGUAGE_CODE):
         what = {
             "login": _("to sign in to %(portal)s") % {"portal": portal or "Chave"},
             "contact": _("to confirm this contact for your Digital Mobile Key"),
             "signing": _("to sign documents at %(portal)s") % {"portal": portal or "Chave"},
         }.get(purpose, "")
+        if purpose == "signing" and documents:
+            what = _("to sign %(documents)s at %(portal)s") % {"documents": documents, "portal": portal or "Chave"}
         template = _(
             "Chave: your security code %(what)s is %(code)s. It is valid for %(minutes)d minutes. "
             "Never share it with anyone, not even Chave staff."
@@ -49,7 +53,7 @@ def code_message(*, purpose: str, code: str, portal: str, lifetime: dt.timedelta
 
 
 def notice_message(event: str, *, language: str, until: dt.datetime | None = None) -> Text:
-    """Security notices: locks, blocks, PIN and contact changes, registration."""
+    """Security notices: locks, blocks, PIN and contact changes, registration, cancellation, reports."""
     from django.utils import formats, timezone
 
     with translation.override(language or settings.LANGUAGE_CODE):
@@ -67,6 +71,31 @@ def notice_message(event: str, *, language: str, until: dt.datetime | None = Non
             "registered": _("Chave: your Digital Mobile Key is active. If you did not ask for it, contact %(help)s."),
             "contact_changed": _(
                 "Chave: a contact of your Digital Mobile Key was changed. If this was not you, contact %(help)s."
+            ),
+            "key_cancelled": _(
+                "Chave: your Digital Mobile Key was cancelled at your request and can no longer be used. "
+                "If this was not you, contact %(help)s."
+            ),
+            "key_reported": _(
+                "Chave: you reported a use of your Digital Mobile Key that was not yours, so it is blocked and "
+                "its sessions were ended. Unlock it with your Citizen Card in the personal area or at a counter. "
+                "Help: %(help)s."
+            ),
+            "key_expiring": _(
+                "Chave: your Digital Mobile Key expires on %(when)s, with your identity document. Renew the "
+                "document, then register the key again. Help: %(help)s."
+            ),
+            "signing_activated": _(
+                "Chave: digital signature with your Digital Mobile Key is now active. If this was not you, "
+                "contact %(help)s."
+            ),
+            "signing_deactivated": _(
+                "Chave: digital signature with your Digital Mobile Key was deactivated and its certificate "
+                "revoked. If this was not you, contact %(help)s."
+            ),
+            "key_unused": _(
+                "Chave: your Digital Mobile Key has not been used for a long time and will be revoked on %(when)s. "
+                "Sign in with it before then to keep it. Help: %(help)s."
             ),
         }
         body = texts[event] % {"when": when, "help": settings.CHAVE_HELP_EMAIL}

@@ -26,6 +26,7 @@ from chave.delivery import services as delivery
 
 from .models import Contact, ContactKind, Key
 from .services import ContactInput, _check_contacts_free
+from .signals import contact_changed
 
 CHANNEL_OF_KIND = {ContactKind.MOBILE: "sms", ContactKind.EMAIL: "email", ContactKind.X: "x"}
 
@@ -97,6 +98,7 @@ def confirm(key: Key, kind: str, value: str, *, transaction_id: str, code: str, 
                 text = message_texts.notice_message("contact_changed", language=key.citizen.language)
                 delivery.queue_message(channel=CHANNEL_OF_KIND[kind], destination=old_value, subject=text.subject,
                                        body=text.body, redacted=text.redacted, citizen=key.citizen)
+                contact_changed.send(sender=confirm, key=key, kind=kind, by="citizen")
     except IntegrityError:
         raise ValidationError(_("This contact is already tied to another Digital Mobile Key."), code="contact_taken")
     return result

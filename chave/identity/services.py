@@ -23,6 +23,7 @@ from chave.throttle import services as throttle
 from . import pins
 from .models import LIVE_STATUSES, Citizen, Contact, ContactKind, DocType, IllegalTransition, Key, KeyStatus
 from .registry import DocumentRef, IdentityRecord, civil_registry
+from .signals import key_cancelled
 from .validation import check_pin_rules, parse_email, parse_mobile, parse_x_user_id
 
 
@@ -329,12 +330,14 @@ def check_login_pin(key: Key | None, pin: str, *, ip: str | None = None, channel
         return decision
 
 
-def change_pin(key: Key, new_pin: str, *, ip: str | None = None, reason: str = "citizen", channel: str = "") -> None:
+def change_pin(key: Key, new_pin: str, *, ip: str | None = None, reason: str = "citizen", channel: str = "",
+               notify: bool = True) -> None:
     """Set a new (permanent) PIN, after the caller has authenticated the citizen.
 
     Resets the wrong-PIN count (not a lock or block: :func:`unlock_key` does that) and tells the
-    citizen on their contacts. Raises ``ValidationError`` when the PIN breaks the rules or equals
-    the current one.
+    citizen on their contacts (unless ``notify`` is false: the first PIN of an online
+    registration, whose activation tells them). Raises ``ValidationError`` when the PIN breaks
+    the rules or equals the current one.
     """
     check_pin_rules(new_pin, birth_date=key.citizen.birth_date)
     # Compare with the PIN stored now, not the one the caller's object was loaded with; hash
@@ -353,7 +356,8 @@ def change_pin(key: Key, new_pin: str, *, ip: str | None = None, reason: str = "
         key.pin_failures = 0
         key.save()
         audit.record("pin.change", outcome="ok", citizen=key.citizen, channel=channel, ip=ip, by=reason)
-        delivery.notify(key.citizen, "pin_changed")
+        if notify:
+            delivery.notify(key.citizen, "pin_changed")
 
 
 def record_login(key: Key, *, at: dt.datetime) -> None:
@@ -371,6 +375,7 @@ def cancel_key(key: Key, *, ip: str | None = None, by: str = "citizen", channel:
         key.save()
         key.contacts.update(live=False)
         audit.record("key.cancel", outcome="ok", citizen=key.citizen, channel=channel, ip=ip, by=by)
+        key_cancelled.send(sender=cancel_key, key=key, by=by)
 
 
 def unlock_key(key: Key, *, ip: str | None = None, by: str, channel: str = "") -> None:
@@ -387,6 +392,88 @@ def unlock_key(key: Key, *, ip: str | None = None, by: str, channel: str = "") -
         key.pin_failures = 0
         key.save()
         audit.record("key.unlock", outcome="ok", citizen=key.citizen, channel=channel, ip=ip, by=by)
+
+
+def block_key(key: Key, *, ip: str | None = None, by: str, channel: str = "", **detail) -> bool:
+    """active / locked → blocked at once (the citizen reported a use that was not theirs).
+
+    Like the block after too many wrong PINs, only the Citizen Card or a counter unlocks it
+    (:func:`unlock_key`). Returns False, changing nothing, when the key is blocked already.
+    Audited as ``key.blocked`` with ``by`` and ``detail``; the caller tells the citizen. Raises
+    :class:`IllegalTransition` for a key that is pending, cancelled or expired.
+    """
+    with transaction.atomic():
+        key = Key.objects.select_for_update().select_related("citizen").get(pk=key.pk)
+        if key.status == KeyStatus.BLOCKED:
+            return False
+        key.transition(KeyStatus.BLOCKED, at=clock.now())
+        key.save()
+        audit.record("key.blocked", outcome="ok", citizen=key.citizen, channel=channel, ip=ip, by=by, **detail)
+    return True
+
+
+def pin_hash_digest(pin_hash: str) -> str:
+    """Names one stored PIN hash without repeating it (letters keep this, never the hash)."""
+    import hashlib
+
+    return hashlib.sha256(pin_hash.encode()).hexdigest()
+
+
+def set_temporary_pin(key: Key, *, by: str, ip: str | None = None, channel: str = "") -> tuple[str, str]:
+    """Give a live key a new temporary PIN (the citizen forgot theirs): changed at first use,
+    expires after ``temporary_pin_days``; the wrong-PIN count is reset (a lock or block stays:
+    :func:`unlock_key` lifts it). Returns ``(pin, digest of its hash)`` once; the caller hands the
+    PIN over (a letter) and keeps it nowhere. Raises ``ValidationError`` for a key that is not live.
+    """
+    pin = generate_temporary_pin(key.citizen.birth_date)
+    new_hash = pins.hash_pin(pin)
+    with transaction.atomic():
+        key = Key.objects.select_for_update().select_related("citizen").get(pk=key.pk)
+        if not key.is_live:
+            raise ValidationError(_("This Digital Mobile Key is cancelled or expired."), code="key_not_live")
+        key.pin_hash = new_hash
+        key.pin_is_temporary = True
+        key.pin_expires_at = clock.now() + dt.timedelta(days=policy.get("temporary_pin_days"))
+        key.pin_failures = 0
+        key.save()
+        audit.record("pin.temporary", outcome="ok", citizen=key.citizen, channel=channel, ip=ip, by=by)
+    return pin, pin_hash_digest(new_hash)
+
+
+def void_temporary_pin(key: Key, *, digest: str, by: str, ip: str | None = None, channel: str = "") -> bool:
+    """Void the temporary PIN whose hash has ``digest`` (its letter was lost): the key keeps no
+    usable PIN until a new one is issued. Returns False, changing nothing, when the key holds
+    another PIN by now (the citizen changed it, or a newer one was issued)."""
+    with transaction.atomic():
+        key = Key.objects.select_for_update().select_related("citizen").get(pk=key.pk)
+        if not (key.pin_is_temporary and key.pin_hash and pin_hash_digest(key.pin_hash) == digest):
+            return False
+        key.pin_hash = ""
+        key.save()
+        audit.record("pin.void", outcome="ok", citizen=key.citizen, channel=channel, ip=ip, by=by)
+    return True
+
+
+def expire_keys(*, by: str = "validity") -> int:
+    """Write down ``expired`` for every active, locked or blocked key past its ``valid_until``
+    (Citizen Card expiry + ``key_validity_after_card_days``; a foreign document's expiry) and
+    release its contacts; returns how many. Such keys already read as expired
+    (:meth:`Key.effective_status`). Meant to run periodically; safe to run concurrently (each key
+    is re-read under its row lock)."""
+    today = clock.today()
+    expirable = [KeyStatus.ACTIVE, KeyStatus.LOCKED, KeyStatus.BLOCKED]
+    expired = 0
+    for pk in list(Key.objects.filter(status__in=expirable, valid_until__lt=today).values_list("pk", flat=True)):
+        with transaction.atomic():
+            key = Key.objects.select_for_update().select_related("citizen").get(pk=pk)
+            if key.status not in expirable or key.valid_until >= today:
+                continue  # expired, cancelled or renewed since we looked
+            key.transition(KeyStatus.EXPIRED, at=clock.now())
+            key.save()
+            key.contacts.update(live=False)
+            audit.record("key.expire", outcome="ok", citizen=key.citizen, by=by, valid_until=key.valid_until.isoformat())
+            expired += 1
+    return expired
 
 
 def revoke_unused_keys(*, by: str = "inactivity") -> int:
@@ -420,6 +507,7 @@ def revoke_unused_keys(*, by: str = "inactivity") -> int:
             key.contacts.update(live=False)
             audit.record("key.revoke", outcome="ok", citizen=key.citizen, by=by,
                          last_activity=key.last_activity.isoformat())
+            key_cancelled.send(sender=revoke_unused_keys, key=key, by=by)
             revoked += 1
     return revoked
 

@@ -26,6 +26,7 @@ from chave.identity import services as identity
 from chave.identity.models import Citizen, ContactKind, Key, KeyStatus, mask
 
 from .models import LoginTransaction
+from .signals import signed_in as signed_in_signal
 from .signals import signed_out
 
 SESSION_TRANSACTION = "chave.login.transaction"
@@ -249,10 +250,43 @@ def complete(request, tx: LoginTransaction) -> SignedIn:
         key_id=tx.key_id, citizen_id=tx.key.citizen_id, full_name=tx.key.citizen.full_name,
         method=tx.channel, assurance_level=tx.assurance_level, auth_time=now.isoformat(),
     )
-    request.session.cycle_key()
     request.session.pop(SESSION_TRANSACTION, None)
-    request.session[SESSION_SIGNED_IN] = asdict(signed_in)
-    return signed_in
+    return sign_in(request, signed_in)
+
+
+def sign_in(request, who: SignedIn) -> SignedIn:
+    """Put ``who`` in this browser's session, under a new session key (no fixation), and send
+    :data:`chave.login.signals.signed_in`. Every way of signing in (the key's login, the Citizen
+    Card) ends here, so the apps that track a key's sessions see them all."""
+    request.session.cycle_key()
+    request.session[SESSION_SIGNED_IN] = asdict(who)
+    signed_in_signal.send(sender=sign_in, request=request, who=who)
+    return who
+
+
+def complete_card_login(request, key: Key, *, certificate_serial: str = "") -> SignedIn:
+    """Sign in the holder of a Citizen Card that :mod:`chave.card` has verified: method
+    ``citizen_card`` at the card's assurance level, recorded as a use of ``key``, audited as
+    ``login``, session rotated (:func:`sign_in`). Any open PIN login of the session is dropped."""
+    now = clock.now()
+    level = policy.assurance_level("citizen_card")
+    target = login_for(request)
+    with transaction.atomic():
+        identity.record_login(key, at=now)
+        audit.record("login", outcome="ok", citizen=key.citizen, channel="citizen_card", ip=client_ip(request),
+                     level=level, portal=target.portal if target else None,
+                     certificate_serial=certificate_serial or None)
+    request.session.pop(SESSION_TRANSACTION, None)
+    return sign_in(request, SignedIn(
+        key_id=key.pk, citizen_id=key.citizen_id, full_name=key.citizen.full_name, method="citizen_card",
+        assurance_level=level, auth_time=now.isoformat(),
+    ))
+
+
+def pin_login_reaches(level: int) -> bool:
+    """Whether a PIN and a code by some channel reach assurance ``level`` (only the Citizen Card
+    reaches the highest level)."""
+    return any(policy.assurance_level(channel) >= level for channel in [*CHANNEL_OF_KIND.values(), "app"])
 
 
 def set_new_pin(request, tx: LoginTransaction, new_pin: str) -> SignedIn:

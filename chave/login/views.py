@@ -65,6 +65,12 @@ def _elsewhere(request):
 def start(request):
     form = CredentialsForm(_posted(request))
     status = 200
+    target = services.login_for(request)
+    # A portal asking for a level no PIN and code reach: only the Citizen Card is offered.
+    card_only = bool(target) and not services.pin_login_reaches(target.min_level)
+    if request.method == "POST" and card_only:
+        return render(request, "login/start.html", {"form": CredentialsForm(None), "login_for": target,
+                                                    "card_only": True}, status=400)
     if request.method == "POST":
         status = 400
         if form.is_valid():
@@ -97,8 +103,8 @@ def start(request):
                                        "your Citizen Card in the personal area."))
             else:
                 form.add_error(None, _(GENERIC_REFUSAL))
-    return render(request, "login/start.html", {"form": form, "login_for": services.login_for(request)},
-                  status=status)
+    return render(request, "login/start.html", {"form": form, "login_for": services.login_for(request),
+                                                "card_only": card_only}, status=status)
 
 
 def _send_and_continue(request, tx, channel, *, sent_message: str = ""):

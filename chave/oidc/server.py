@@ -23,7 +23,7 @@ import secrets
 import urllib.request
 
 from authlib.integrations.django_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import InvalidClientError, InvalidGrantError, InvalidRequestError, grants
+from authlib.oauth2.rfc6749 import InvalidClientError, InvalidGrantError, InvalidRequestError, InvalidScopeError, grants
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -36,6 +36,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from chave import clock, policy
+from chave.audit import services as audit
 from chave.identity.models import KeyStatus
 
 from . import claims as claims_module
@@ -335,6 +336,32 @@ class RefreshGrant(grants.RefreshTokenGrant):
         """Nothing to do: the old refresh token was revoked when the new tokens were saved."""
 
 
+# The scope of integrators' service tokens for the signing APIs (issue 6: CSC's oauth2client mode).
+SERVICE_SCOPE = "csc"
+
+
+class ServiceTokenGrant(grants.ClientCredentialsGrant):
+    """``client_credentials`` for approved parties calling the signing APIs: scope ``csc`` only (the
+    default), no citizen behind the token, no refresh token; each token issued is audited."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "private_key_jwt"]
+
+    def validate_requested_scope(self):
+        if claims_module.scope_list(self.request.payload.scope) not in ([], [SERVICE_SCOPE]):
+            raise InvalidScopeError(f"Only the scope '{SERVICE_SCOPE}' is issued to clients.")
+
+    def generate_token(self, **kwargs):
+        token = super().generate_token(**kwargs)
+        token["scope"] = SERVICE_SCOPE  # the party's attribute scopes do not apply to service tokens
+        return token
+
+    def create_token_response(self):
+        response = super().create_token_response()
+        audit.record("oidc.token", outcome="ok", client_id=self.request.client.client_id,
+                     grant="client_credentials", scope=SERVICE_SCOPE)
+        return response
+
+
 class OpenIdCode(oidc_grants.OpenIDCode):
     def __init__(self):
         super().__init__(require_nonce=True)
@@ -378,5 +405,6 @@ def server() -> ChaveAuthorizationServer:
     authorization_server.register_client_auth_method(PrivateKeyJwt.CLIENT_AUTH_METHOD, PrivateKeyJwt())
     authorization_server.register_grant(CodeGrant, [S256Required(required=True), OpenIdCode()])
     authorization_server.register_grant(RefreshGrant)
+    authorization_server.register_grant(ServiceTokenGrant)
     return authorization_server
 

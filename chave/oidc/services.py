@@ -21,7 +21,7 @@ from chave.audit import services as audit
 from chave.identity.validation import parse_email, parse_nif
 
 from . import claims as claims_module
-from .models import Consent, RelyingParty, RelyingPartyEvent, SsoSession, token_hash
+from .models import Consent, RelyingParty, RelyingPartyEvent, SsoSession, Token, token_hash
 
 SESSION_SSO = "chave.oidc.sso"
 
@@ -440,9 +440,24 @@ def record_consent(citizen, relying_party: RelyingParty, *, granted: list[str], 
         row.save()
 
 
-def revoke_consent(citizen, relying_party: RelyingParty) -> None:
-    Consent.objects.filter(citizen=citizen, relying_party=relying_party).delete()
-    audit.record("oidc.consent", outcome="revoked", citizen=citizen, client_id=relying_party.client_id)
+def revoke_consent(citizen, relying_party: RelyingParty) -> int:
+    """Forget what the citizen agreed to share with the portal (it asks again at the next login)
+    and revoke the access and refresh tokens it holds for the citizen; returns how many."""
+    with transaction.atomic():
+        Consent.objects.filter(citizen=citizen, relying_party=relying_party).delete()
+        revoked = revoke_tokens(citizen, relying_party)
+        audit.record("oidc.consent", outcome="revoked", citizen=citizen, client_id=relying_party.client_id,
+                     revoked=revoked)
+    return revoked
+
+
+def revoke_tokens(citizen, relying_party: RelyingParty | None = None) -> int:
+    """Revoke the live access and refresh tokens issued for the citizen's keys (to one portal, when
+    given); returns how many. The caller audits."""
+    tokens = Token.objects.filter(key__citizen=citizen, revoked_at__isnull=True)
+    if relying_party is not None:
+        tokens = tokens.filter(relying_party=relying_party)
+    return tokens.update(revoked_at=clock.now())
 
 
 def consents_of(citizen):

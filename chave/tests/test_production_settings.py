@@ -12,6 +12,7 @@ GOOD = {
     "CHAVE_PIN_PEPPER": "p" * 40,
     "CHAVE_PAIRWISE_SALT": "w" * 40,
     "CHAVE_KEY_SEAL_SECRET": "k" * 40,
+    "CHAVE_SIGNING_USER_PIN": "h" * 16,
     "CHAVE_SMS_PROVIDER": "kannel",
     "CHAVE_EMAIL_PROVIDER": "smtp",
     "CHAVE_ALLOWED_HOSTS": "chave.example.pt",

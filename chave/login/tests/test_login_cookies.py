@@ -35,6 +35,7 @@ def _settings_for(chave_env: str, tmp_path) -> dict:
         "CHAVE_PIN_PEPPER": "a-production-like-pepper-for-this-test-only",
         "CHAVE_PAIRWISE_SALT": "a-production-like-pairwise-salt-for-this-test-only",
         "CHAVE_KEY_SEAL_SECRET": "a-production-like-key-seal-secret-for-this-test-only",
+        "CHAVE_SIGNING_USER_PIN": "a-production-like-hsm-pin-for-this-test-only",
         "CHAVE_SMS_PROVIDER": "kannel",
         "CHAVE_EMAIL_PROVIDER": "smtp",
         "DJANGO_SETTINGS_MODULE": "chave.settings",

@@ -324,20 +324,22 @@ def test_a_logout_token_naming_only_the_subject_ends_that_citizens_sessions(port
     assert "Log in with Chave" in text(browser.get(portal.url + "/"))
 
 
-BAD_LOGOUT_TOKENS = [
-    ({"aud": "chave-someone-else"}, "'aud'"),
-    ({"iss": "https://idp.example"}, "'iss'"),
-    ({"events": None}, "'events'"),
-    ({"events": {"http://schemas.openid.net/event/other": {}}}, "'events'"),
-    ({"nonce": "n-0S6_WzA2Mj"}, "'nonce'"),  # an ID token must never pass for a logout token
-    ({"sid": None, "sub": None}, "neither 'sid' nor 'sub'"),
-    ({"iat": int(time.time()) - 3600, "exp": int(time.time()) + 60}, "'iat'"),
-    ({"exp": int(time.time()) - 3600}, "'exp'"),
-    ({"jti": None}, "'jti'"),
-    ({"header": {"typ": "JWT"}}, "'typ'"),
-    ({"key": "foreign"}, "bad signature"),
-    ({"tamper": True}, "bad signature"),
-]
+def bad_logout_tokens():
+    """Each made when the test runs (times relative to now: the suite may run long after import)."""
+    return [
+        ({"aud": "chave-someone-else"}, "'aud'"),
+        ({"iss": "https://idp.example"}, "'iss'"),
+        ({"events": None}, "'events'"),
+        ({"events": {"http://schemas.openid.net/event/other": {}}}, "'events'"),
+        ({"nonce": "n-0S6_WzA2Mj"}, "'nonce'"),  # an ID token must never pass for a logout token
+        ({"sid": None, "sub": None}, "neither 'sid' nor 'sub'"),
+        ({"iat": int(time.time()) - 3600, "exp": int(time.time()) + 60}, "'iat'"),
+        ({"exp": int(time.time()) - 3600}, "'exp'"),
+        ({"jti": None}, "'jti'"),
+        ({"header": {"typ": "JWT"}}, "'typ'"),
+        ({"key": "foreign"}, "bad signature"),
+        ({"tamper": True}, "bad signature"),
+    ]
 
 
 def test_the_portal_refuses_a_logout_token_that_fails_a_check(portal, make_citizen, outbox):
@@ -345,7 +347,7 @@ def test_the_portal_refuses_a_logout_token_that_fails_a_check(portal, make_citiz
     browser = Browser("en")
     log_in(browser, portal, outbox)
     foreign = RSAKey.generate_key(2048, private=True)
-    for change, reason in BAD_LOGOUT_TOKENS:
+    for change, reason in bad_logout_tokens():
         change = dict(change)
         if change.get("key") == "foreign":
             change["key"] = foreign

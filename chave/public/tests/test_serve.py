@@ -408,10 +408,11 @@ def _started_with(pid: int, word: bytes) -> list[int]:
 
 
 def test_serve_with_the_demo_portal_logs_a_citizen_in_to_it_and_stops_it(tmp_path):
-    port, portal_port = _free_port(), _free_port()
+    port, portal_port, agent_port = _free_port(), _free_port(), _free_port()
     base, portal = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{portal_port}"
     with chave_environment(tmp_path) as env:
         env["CHAVE_PUBLIC_URL"] = base  # as `make run` sets it
+        env["CHAVE_CARD_AGENT_PORT"] = str(agent_port)
         for args in (["migrate", "--noinput", "-v0"], ["seed_demo", "--demo-portal-url", portal]):
             done = run_chave(env, *args)
             assert done.returncode == 0, done.stderr
@@ -420,7 +421,7 @@ def test_serve_with_the_demo_portal_logs_a_citizen_in_to_it_and_stops_it(tmp_pat
         log = tmp_path / "serve.log"
         with log.open("w") as out:
             proc = subprocess.Popen([str(CHAVE), "serve", "--port", str(port), "--with-worker", "--with-demo-portal",
-                                     "--demo-portal-port", str(portal_port)],
+                                     "--demo-portal-port", str(portal_port), "--with-card-agent"],
                                     stdout=out, stderr=subprocess.STDOUT, env={**env, "CHAVE_DEBUG": "0"},
                                     start_new_session=True)
         children: list[int] = []
@@ -432,10 +433,20 @@ def test_serve_with_the_demo_portal_logs_a_citizen_in_to_it_and_stops_it(tmp_pat
                 except OSError:
                     return False
 
+            def agent_answers():
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{agent_port}/v1/status", timeout=BOUND) as response:
+                        return response.status == 200
+                except OSError:
+                    return False
+
             _wait_for("the demo portal", portal_answers, proc, log)
+            _wait_for("the card agent", agent_answers, proc, log)
             assert log.read_text().count(f"{portal}/") >= 2  # in serve's banner and in the portal's own line
-            children = _started_with(proc.pid, b"worker") + _started_with(proc.pid, b"demo_portal")
-            assert len(children) == 2, f"expected the worker and the demo portal: {children}"
+            assert f"http://127.0.0.1:{agent_port}/" in log.read_text()
+            children = (_started_with(proc.pid, b"worker") + _started_with(proc.pid, b"demo_portal")
+                        + _started_with(proc.pid, b"card-agent"))
+            assert len(children) == 3, f"expected the worker, the demo portal and the card agent: {children}"
 
             browser = Browser(portal)
             status, _path, _headers, home = browser.get("/")

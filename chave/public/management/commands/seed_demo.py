@@ -42,6 +42,18 @@ DEMO_PHONE_TYPED = "912 345 678"
 DEMO_EMAIL = "maria@example.pt"
 # Passes the PIN rules: not a repeated digit, not a run, not the birth date or year.
 DEMO_PIN = "4719"
+DEMO_CARD_PIN = "2580"  # the demo Citizen Card's own PIN (the card agent asks for it)
+# Counter staff for the tour: (username, name, role, counter); one password, known in development only.
+DEMO_COUNTER = "Loja do Cidadão (demonstração)"
+DEMO_STAFF = [
+    ("balcao", "Rita Balcão", "clerk", DEMO_COUNTER),
+    ("supervisor", "Sofia Supervisora", "supervisor", DEMO_COUNTER),
+    ("portais", "Paulo Portais", "rp-admin", ""),
+    ("correio", "Carla Correio", "mailroom", ""),
+    ("auditor", "Artur Auditor", "auditor", ""),
+]
+DEMO_STAFF_PASSWORD = "balcao-demo-2026"
+DEMO_SIGNING_PIN = "3691"  # the demo citizen's signing PIN (differs from the login PIN, as the rules say)
 DEMO_DOCUMENT_YEARS = 5
 SEEDED_BY = "seed_demo"
 
@@ -146,6 +158,9 @@ class Command(BaseCommand):
             self.stdout.write(note)
         self.print_credentials()
         self.print_portal(portal, demo_portal_url)
+        self.seed_card()
+        self.seed_signing()
+        self.seed_staff()
 
     def seed(self) -> list[str]:
         citizen = demo_citizen()
@@ -192,6 +207,62 @@ class Command(BaseCommand):
             "url": f"{base}/dev/outbox/"})
         self.stdout.write(_("or with: %(command)s") % {"command": f"chave outbox --to {DEMO_PHONE} --last --json"})
         self.stdout.write(_("If wrong PINs lock the demo key, run `chave seed_demo` again: it unlocks it."))
+
+    def seed_card(self) -> None:
+        """The demo citizen's test Citizen Card (a SoftHSM token) and how to use it."""
+        from chave.card.devcards import ensure_demo_card
+        from chave.card.pki import PkiError
+        from chave.card.tokens import CardError
+
+        try:
+            _created, label = ensure_demo_card(nic=DEMO_NIC, full_name=DEMO_FULL_NAME, given_name=DEMO_GIVEN_NAME,
+                                               family_name=DEMO_FAMILY_NAME, pin=DEMO_CARD_PIN)
+        except (CardError, PkiError, OSError) as exc:  # e.g. no SoftHSM: the rest of the demo works without it
+            self.stdout.write(_("No demo Citizen Card (%(error)s).") % {"error": exc})
+            return
+        self.stdout.write("")
+        self.stdout.write(_("Demo Citizen Card: %(label)s, card PIN %(pin)s") % {"label": label, "pin": DEMO_CARD_PIN})
+        self.stdout.write(_("  The card agent runs beside Chave with `chave serve --with-card-agent` (make run does), "
+                            "or alone with %(command)s; choose \"Sign in with the Citizen Card\".")
+                          % {"command": ".venv/bin/chave card-agent"})
+
+    def seed_signing(self) -> None:
+        """The development signing hierarchy and HSM token, and signing active for the demo citizen."""
+        import pkcs11
+
+        from chave.signing import services as signing
+        from chave.signing.devpki import ensure_dev_pki
+        from chave.signing.hsm import HsmError
+
+        citizen = demo_citizen()
+        try:
+            ensure_dev_pki()
+            if signing.active_credential(citizen) is None:
+                signing.activate_signing(citizen.key, DEMO_SIGNING_PIN, by=SEEDED_BY, channel="cli")
+        except (HsmError, pkcs11.PKCS11Error, OSError, RuntimeError, ValidationError) as exc:
+            # e.g. no SoftHSM on this machine: the rest of the demo works without signing
+            self.stdout.write(_("No demo signing (%(error)s).") % {"error": exc})
+            return
+        base = settings.CHAVE_PUBLIC_URL.rstrip("/")
+        self.stdout.write("")
+        self.stdout.write(_("Digital signature: active for the demo citizen, signing PIN %(pin)s") % {
+            "pin": DEMO_SIGNING_PIN})
+        self.stdout.write(_("  Sign a PDF at %(url)s; check a signed PDF at %(check)s") % {
+            "url": f"{base}/area/sign/", "check": f"{base}/validate/"})
+
+    def seed_staff(self) -> None:
+        """Counter staff for the tour, one per role, with a known password (development only)."""
+        from chave.counter import services as counter
+
+        for username, name, role, counter_name in DEMO_STAFF:
+            counter.ensure_demo_staff(username, name=name, role=role, counter=counter_name,
+                                      password=DEMO_STAFF_PASSWORD)
+        base = settings.CHAVE_PUBLIC_URL.rstrip("/")
+        self.stdout.write("")
+        self.stdout.write(_("Counter back office: %(url)s, password %(password)s for %(users)s") % {
+            "url": f"{base}/counter/login", "password": DEMO_STAFF_PASSWORD,
+            "users": ", ".join(f"{u} ({r})" for u, _n, r, _c in DEMO_STAFF)})
+        self.stdout.write(_("  The authenticator code: %(command)s") % {"command": ".venv/bin/chave staff totp balcao"})
 
     def print_portal(self, portal: RelyingParty, url: str) -> None:
         self.stdout.write("")

@@ -41,6 +41,7 @@ from django.utils.translation import gettext as _
 
 WORKER_COMMAND = [sys.executable, "-m", "chave.cli", "worker"]
 DEMO_PORTAL_COMMAND = [sys.executable, "-m", "chave.cli", "demo_portal"]
+CARD_AGENT_COMMAND = [sys.executable, "-m", "chave.cli", "card-agent"]
 # How long the worker may take to finish the message it is sending before it is killed.
 WORKER_STOP_SECONDS = 15
 STOP_SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
@@ -76,6 +77,16 @@ def demo_portal_child(port: int) -> Child:
         _("The demo portal stopped (exit code %(code)s): stopping the service."),
         _("The demo portal did not stop in %(n)d seconds: killing it."),
         _("The demo portal stopped on its own (exit code %(code)s), so the service stopped too."),
+    )
+
+
+def card_agent_child() -> Child:
+    return Child(
+        CARD_AGENT_COMMAND,
+        _("Cannot start the card agent: %(error)s"),
+        _("The card agent stopped (exit code %(code)s): stopping the service."),
+        _("The card agent did not stop in %(n)d seconds: killing it."),
+        _("The card agent stopped on its own (exit code %(code)s), so the service stopped too."),
     )
 
 
@@ -120,6 +131,9 @@ class Command(BaseCommand):
                             help="also run the delivery worker (`chave worker`) and stop it on exit")
         parser.add_argument("--with-demo-portal", action="store_true",
                             help="also run the demo portal (`chave demo_portal`) and stop it on exit")
+        parser.add_argument("--with-card-agent", action="store_true",
+                            help="also run the Citizen Card agent (`chave card-agent`, development: the citizen "
+                                 "runs it on their own computer) and stop it on exit")
         parser.add_argument("--demo-portal-port", type=int, default=8001,
                             help="the demo portal's port (default 8001; `chave seed_demo --demo-portal-url` "
                                  "registers it)")
@@ -131,7 +145,8 @@ class Command(BaseCommand):
             self.stderr.write(_("The database cannot be used yet (%(error)s): pages will fail until it can.")
                               % {"error": (str(exc).strip().splitlines() or [type(exc).__name__])[0]})
 
-    def handle(self, *args, host, port, threads, with_worker, with_demo_portal, demo_portal_port, **options):
+    def handle(self, *args, host, port, threads, with_worker, with_demo_portal, demo_portal_port,
+               with_card_agent=False, **options):
         if not 0 <= port <= 65535:
             raise CommandError(_("--port must be a number from 0 to 65535."))
         if threads < 1:
@@ -152,6 +167,7 @@ class Command(BaseCommand):
                 # process is what preexec_fn must avoid.
                 worker = self._start(worker_child()) if with_worker else None
                 portal = self._start(demo_portal_child(demo_portal_port)) if with_demo_portal else None
+                agent = self._start(card_agent_child()) if with_card_agent else None
                 try:
                     server = waitress.create_server(application, host=host, port=port, threads=threads,
                                                     ident="chave")
@@ -160,7 +176,7 @@ class Command(BaseCommand):
                     raise CommandError(_("Cannot listen on %(host)s:%(port)s: %(error)s")
                                        % {"host": host, "port": port, "error": error})
                 try:
-                    self._print_banner(host, server.effective_port, worker, portal, demo_portal_port)
+                    self._print_banner(host, server.effective_port, worker, portal, demo_portal_port, agent)
                     server.run()  # returns when a stop signal raises SystemExit in this thread
                 finally:
                     server.close()
@@ -221,7 +237,7 @@ class Command(BaseCommand):
     # --- what to try ----------------------------------------------------------------------
 
     def _print_banner(self, host: str, port: int, worker: Child | None, portal: Child | None,
-                      demo_portal_port: int) -> None:
+                      demo_portal_port: int, agent: Child | None = None) -> None:
         shown_host = f"[{host}]" if ":" in host else host
         base = f"http://{shown_host}:{port}"
         w = self.stdout.write
@@ -243,6 +259,9 @@ class Command(BaseCommand):
 
             w(_("  Demo portal:      %(url)s (process %(pid)s): choose \"Log in with Chave\"")
               % {"url": portal_url("127.0.0.1", demo_portal_port) + "/", "pid": portal.process.pid})
+        if agent is not None:
+            w(_("  Card agent:       http://127.0.0.1:%(port)s/ (process %(pid)s): choose \"Sign in with the "
+                "Citizen Card\"") % {"port": settings.CHAVE_CARD_AGENT_PORT, "pid": agent.process.pid})
         w(_("Press Ctrl-C to stop."))
         self.stdout.flush()
 

@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Remote signing against its raw costs, measured in one run.
+
+    .venv/bin/python bench/signing.py [--rounds N]
+
+1. ``signatures/signHash`` of a 100-hash batch through the CSC API (Django's test client: the
+   service token check, JSON, the single-use SAD spent under a row lock, audit, the HSM) against
+   the raw HSM signing time of the same 100 hashes (python-pkcs11 on SoftHSM2, same key).
+   The SAD is obtained beforehand (signing PIN + code), untimed: it is the citizen's part.
+2. PAdES B-T of a 1 MB and a 50 MB PDF (pyHanko: prepare, HSM signature, CMS, time-stamp) against
+   SHA-256 of the same file, which the signature cannot avoid.
+
+Each ratio is raw time / service time (1.0 = no overhead). Everything runs on one thread, on a
+fresh SQLite database, development PKI and SoftHSM2 token in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def best(function, rounds: int) -> float:
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+
+    os.environ["CHAVE_DATA_DIR"] = tempfile.mkdtemp(prefix="chave-bench-signing-")
+    os.environ.setdefault("CHAVE_ENV", "dev")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chave.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.test import Client
+
+    call_command("migrate", verbosity=0)
+    from chave.identity import services as identity
+    from chave.identity.models import ContactKind
+    from chave.identity.registry import DocumentRef, IdentityRecord, LocalRecords
+    from chave.oidc import services as oidc
+    from chave.signing import pades, services
+    from chave.signing.devpki import ensure_dev_pki
+    from chave.signing.hsm import hsm
+
+    ensure_dev_pki()
+    import datetime as dt
+
+    doc = DocumentRef("cc", "PT", "12345678")
+    LocalRecords().store(IdentityRecord(doc=doc, full_name="Maria Bench Silva", given_name="Maria",
+                                        family_name="Silva", birth_date=dt.date(1980, 5, 17),
+                                        document_expiry=dt.date.today() + dt.timedelta(days=3650)))
+    key, _ = identity.register_citizen(doc, [identity.ContactInput(ContactKind.MOBILE, "+351912999999")], pin="4719",
+                                       contacts_verified_by="bench")
+    credential = services.activate_signing(key, "5820", by="bench").credential
+    registration = oidc.register_relying_party(
+        name="Bench", entity_nif="600084779", contact_email="b@example.gov.pt", redirect_uris=["https://b.example/cb"],
+        allowed_attributes=["NomeCompleto"], auth_method="client_secret_basic")
+    party = oidc.decide(registration.relying_party, "approve", by="bench", reason="bench")
+    client = Client()
+    basic = base64.b64encode(f"{party.client_id}:{registration.client_secret}".encode()).decode()
+    token = client.post("/oidc/token", {"grant_type": "client_credentials", "scope": "csc"},
+                        HTTP_AUTHORIZATION=f"Basic {basic}").json()["access_token"]
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    batch = [base64.b64encode(hashlib.sha256(f"doc {n}".encode()).digest()).decode() for n in range(100)]
+    digests = [base64.b64decode(h) for h in batch]
+
+    def authorised_sad() -> str:
+        # The citizen's part, untimed: signing PIN → code (the worker hands it to the development
+        # sink, read like a phone) → SAD. The clock moves past the resend cooldown each round.
+        import re
+
+        from chave import clock
+        from chave.delivery.models import DevOutboxMessage
+
+        clock.travel(dt.timedelta(seconds=31))
+        started = services.start_request(credential, via="csc", documents=["bench.pdf"], hashes=batch,
+                                         client_id=party.client_id, client_name=party.name, pin="5820")
+        assert started.ok, started.reason
+        call_command("db_worker", "--batch", "--queue-name", "*", "--interval", "0", "--no-startup-delay",
+                     verbosity=0)
+        body = DevOutboxMessage.objects.filter(to="+351912999999").order_by("-sent_at", "-id").first().body
+        code = re.search(r"#(\d{6})\s*$", body).group(1)
+        return services.authorise(started.request, code=code).sad
+
+    def sign_hash(sad):
+        response = client.post("/csc/v2/signatures/signHash", {
+            "credentialID": credential.credential_id, "SAD": sad, "hashes": batch,
+            "hashAlgorithmOID": "2.16.840.1.101.3.4.2.1", "signAlgo": "1.2.840.10045.4.3.2"},
+            content_type="application/json", **headers)
+        assert response.status_code == 200, response.content
+
+    hsm().sign_digests(credential.hsm_label, digests)  # warm up
+    raw = best(lambda: hsm().sign_digests(credential.hsm_label, digests), args.rounds)
+    api_times = []
+    for _ in range(args.rounds):
+        sad = authorised_sad()
+        start = time.perf_counter()
+        sign_hash(sad)
+        api_times.append(time.perf_counter() - start)
+    api = statistics.median(api_times)
+    print(f"raw HSM signing, 100 hashes:      {raw * 1000:8.1f} ms")
+    print(f"CSC signHash, 100-hash batch:     {api * 1000:8.1f} ms")
+    print(f"ratio raw/signHash:               {raw / api:8.2f}")
+
+    cert = services.certificate(credential)
+    for size_mb in (1, 50):
+        from chave.signing.tests.helpers import sample_pdf
+
+        pdf = sample_pdf(3, padding=size_mb * 1024 * 1024)
+        rounds = args.rounds if size_mb == 1 else max(2, args.rounds // 2)
+        sha = best(lambda: hashlib.sha256(pdf).digest(), rounds)
+
+        def sign_pdf():
+            prepared = pades.prepare(pdf, cert)
+            signature = hsm().sign_digests(credential.hsm_label, [prepared.to_sign])[0]
+            return pades.finish(prepared, cert, signature)
+
+        pades_time = best(sign_pdf, rounds)
+        print(f"{size_mb:>2} MB PDF: SHA-256 {sha * 1000:8.1f} ms, PAdES B-T {pades_time * 1000:8.1f} ms, "
+              f"ratio {sha / pades_time:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

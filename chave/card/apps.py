@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class CardConfig(AppConfig):
+    name = "chave.card"
+    label = "card"

@@ -1,0 +1,223 @@
+"""Counter forms: what staff type, with a message tied to each field."""
+
+from __future__ import annotations
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from chave.forms import AccessibleForm
+from chave.identity.models import DocType
+
+from .models import LetterDelivery
+from .services import Presented
+
+
+class StaffSignInForm(AccessibleForm):
+    username = forms.CharField(label=_("Username"), max_length=150,
+                               widget=forms.TextInput(attrs={"autocomplete": "username", "autocapitalize": "none"}),
+                               error_messages={"required": _("Enter your username.")})
+    password = forms.CharField(label=_("Password"), strip=False, max_length=200,
+                               widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+                               error_messages={"required": _("Enter your password.")})
+    code = forms.CharField(label=_("Authenticator code"), max_length=10,
+                           help_text=_("The 6 digits your authenticator app shows now."),
+                           widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+                           error_messages={"required": _("Enter the code of your authenticator app.")})
+
+
+class FindForm(AccessibleForm):
+    q = forms.CharField(label=_("NIC, mobile number or e-mail"), max_length=254, required=False)
+    doc_type = forms.ChoiceField(label=_("Or a foreign document: type"), required=False,
+                                 choices=[("", "—")] + [(t.value, t.label) for t in DocType if t != DocType.CITIZEN_CARD])
+    doc_country = forms.CharField(label=_("Issuing country (2 letters)"), max_length=2, required=False)
+    doc_number = forms.CharField(label=_("Document number"), max_length=32, required=False)
+
+
+class PresentedForm(AccessibleForm):
+    """The document the citizen presented and the reason: asked for by every action."""
+
+    presented_type = forms.ChoiceField(label=_("Document presented"), choices=DocType.choices,
+                                       error_messages={"required": _("Choose the document presented.")})
+    presented_country = forms.CharField(label=_("Issuing country (2 letters)"), max_length=2, initial="PT",
+                                        error_messages={"required": _("Give the issuing country.")})
+    presented_number = forms.CharField(label=_("Document number"), max_length=32,
+                                       error_messages={"required": _("Give the document's number.")})
+    reason = forms.CharField(label=_("Reason"), max_length=500, widget=forms.Textarea(attrs={"rows": 2}),
+                             error_messages={"required": _("Say why.")})
+
+    def presented(self) -> Presented:
+        d = self.cleaned_data
+        return Presented(d["presented_type"], d["presented_country"], d["presented_number"], d["reason"])
+
+
+class NewPinForm(PresentedForm):
+    delivery = forms.ChoiceField(label=_("Delivery"), widget=forms.RadioSelect, initial="post",
+                                 choices=LetterDelivery.choices)
+    address = forms.CharField(label=_("Postal address"), max_length=400, required=False,
+                              help_text=_("Street, postcode and town, one per line, as on the envelope."),
+                              widget=forms.Textarea(attrs={"rows": 4}))
+
+    def __init__(self, *args, **kwargs):
+        from .printers import counter_printer
+
+        super().__init__(*args, **kwargs)
+        if counter_printer() is None:  # no PIN-mailer printer: by post only
+            self.fields["delivery"].choices = [c for c in LetterDelivery.choices if c[0] == LetterDelivery.POST]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("delivery") == LetterDelivery.POST and not data.get("address"):
+            self.add_error("address", _("Give the postal address."))
+        return data
+
+
+class ReasonForm(AccessibleForm):
+    reason = forms.CharField(label=_("Reason"), max_length=500, widget=forms.Textarea(attrs={"rows": 2}),
+                             error_messages={"required": _("Say why.")})
+
+
+# --- Relying-party administration ------------------------------------------------------------
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+def _attribute_choices():
+    from chave.oidc.claims import ATTRIBUTES
+
+    return [(a.name, a.label) for a in ATTRIBUTES.values()]
+
+
+class RelyingPartyRequestForm(AccessibleForm):
+    """A portal's request to integrate; field names are the registry's, so its errors land here."""
+
+    name = forms.CharField(label=_("Entity name"), max_length=200)
+    entity_nif = forms.CharField(label=_("Entity's tax number (NIF)"), max_length=11)
+    contact_email = forms.CharField(label=_("Contact e-mail"), max_length=254)
+    redirect_uris = forms.CharField(label=_("Redirect URIs (one per line)"), widget=forms.Textarea(attrs={"rows": 2}))
+    post_logout_redirect_uris = forms.CharField(label=_("Post-logout redirect URIs (one per line)"), required=False,
+                                                widget=forms.Textarea(attrs={"rows": 2}))
+    backchannel_logout_uri = forms.CharField(label=_("Back-channel logout URI"), required=False, max_length=500)
+    allowed_attributes = forms.MultipleChoiceField(label=_("Attributes it may ask for"), required=False,
+                                                   widget=forms.CheckboxSelectMultiple, choices=_attribute_choices)
+    mandatory_attributes = forms.MultipleChoiceField(label=_("Mandatory attributes"), required=False,
+                                                     widget=forms.CheckboxSelectMultiple, choices=_attribute_choices)
+    min_level = forms.TypedChoiceField(label=_("Minimum assurance level"), coerce=int, initial=2,
+                                       choices=[(2, "2"), (3, "3"), (4, "4")])
+    auth_method = forms.ChoiceField(label=_("Client authentication"), choices=[
+        ("private_key_jwt", "private_key_jwt"), ("client_secret_basic", "client_secret_basic")])
+    jwks_uri = forms.CharField(label=_("JWKS URI (private_key_jwt)"), required=False, max_length=500)
+    jwks = forms.JSONField(label=_("Or the JWKS itself (JSON)"), required=False,
+                           widget=forms.Textarea(attrs={"rows": 3}))
+    sector_identifier = forms.CharField(label=_("Sector identifier (host)"), required=False, max_length=255)
+    subject_type = forms.ChoiceField(label=_("Subject type"), choices=[("pairwise", "pairwise"), ("public", "public")])
+    id_token_alg = forms.ChoiceField(label=_("ID token algorithm"), choices=[("RS256", "RS256"), ("ES256", "ES256")])
+
+    def registration(self) -> dict:
+        d = dict(self.cleaned_data)
+        d["redirect_uris"] = _lines(d["redirect_uris"])
+        d["post_logout_redirect_uris"] = _lines(d["post_logout_redirect_uris"])
+        return d
+
+
+class DecisionForm(AccessibleForm):
+    decision = forms.ChoiceField(choices=[("approve", _("Approve")), ("suspend", _("Suspend"))],
+                                 widget=forms.HiddenInput)
+    reason = forms.CharField(label=_("Reason"), max_length=500, widget=forms.Textarea(attrs={"rows": 2}),
+                             error_messages={"required": _("Say why.")})
+
+
+class KeysForm(AccessibleForm):
+    jwks_uri = forms.CharField(label=_("JWKS URI"), required=False, max_length=500)
+    jwks = forms.JSONField(label=_("Or the JWKS itself (JSON)"), required=False,
+                           widget=forms.Textarea(attrs={"rows": 3}))
+    reason = forms.CharField(label=_("Reason"), max_length=500, widget=forms.Textarea(attrs={"rows": 2}),
+                             error_messages={"required": _("Say why.")})
+
+
+# --- Registration, contacts, the citizen screen ------------------------------------------------
+
+
+class RegisterForm(AccessibleForm):
+    """A registration at the counter: the document checked, the contacts, how the PIN is given.
+
+    Portuguese citizens: the NIC (identity from the civil registry). Foreigners: the document and
+    the identity data read from it, with the NIF.
+    """
+
+    nationality = forms.ChoiceField(label=_("Citizen"), widget=forms.RadioSelect, initial="pt",
+                                    choices=[("pt", _("Portuguese, with the Citizen Card")),
+                                             ("foreign", _("Foreigner, with a passport or residence document"))])
+    nic = forms.CharField(label=_("NIC (civil identification number)"), max_length=20, required=False)
+    doc_type = forms.ChoiceField(label=_("Foreign document"), required=False,
+                                 choices=[("", "—")] + [(t.value, t.label) for t in DocType if t != DocType.CITIZEN_CARD])
+    doc_country = forms.CharField(label=_("Issuing country (2 letters)"), max_length=2, required=False)
+    doc_number = forms.CharField(label=_("Document number"), max_length=32, required=False)
+    nif = forms.CharField(label=_("NIF (tax number)"), max_length=11, required=False)
+    full_name = forms.CharField(label=_("Full name, as on the document"), max_length=200, required=False)
+    given_name = forms.CharField(label=_("Given names"), max_length=100, required=False)
+    family_name = forms.CharField(label=_("Family names"), max_length=100, required=False)
+    birth_date = forms.DateField(label=_("Date of birth"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    document_expiry = forms.DateField(label=_("Document valid until"), required=False,
+                                      widget=forms.DateInput(attrs={"type": "date"}))
+    mobile = forms.CharField(label=_("Mobile number"), max_length=32, required=False)
+    email = forms.CharField(label=_("E-mail address"), max_length=254, required=False)
+    pin_by = forms.ChoiceField(label=_("PIN"), widget=forms.RadioSelect, initial="screen",
+                               choices=[("screen", _("The citizen chooses it on the citizen screen")),
+                                        ("letter", _("A temporary PIN by letter"))])
+    address = forms.CharField(label=_("Postal address (PIN by letter)"), max_length=400, required=False,
+                              widget=forms.Textarea(attrs={"rows": 3}))
+    reason = forms.CharField(label=_("Reason"), max_length=500, initial=_("New key requested at the counter"),
+                             widget=forms.Textarea(attrs={"rows": 2}))
+
+    def clean(self):
+        from chave.identity.validation import (parse_country, parse_doc_number, parse_name, parse_nic, parse_nif)
+
+        data = super().clean()
+
+        def parse(name, function):
+            try:
+                data[name] = function(data.get(name) or "")
+            except forms.ValidationError as error:
+                self.add_error(name, error)
+
+        if data.get("nationality") == "foreign":
+            if not data.get("doc_type"):
+                self.add_error("doc_type", _("Choose the type of document."))
+            parse("doc_country", parse_country)
+            parse("doc_number", parse_doc_number)
+            parse("nif", parse_nif)
+            parse("full_name", lambda text: parse_name(text, max_length=200))
+            for name in ("given_name", "family_name"):
+                parse(name, parse_name)
+            for name in ("birth_date", "document_expiry"):
+                if not data.get(name):
+                    self.add_error(name, _("Give the date as on the document."))
+        else:
+            parse("nic", parse_nic)
+        if not (data.get("mobile") or data.get("email")):
+            self.add_error("mobile", _("Give a mobile number or an e-mail address (or both)."))
+        return data
+
+
+class ContactChangeForm(PresentedForm):
+    kind = forms.ChoiceField(label=_("Contact"), choices=[("mobile", _("Mobile number")),
+                                                          ("email", _("E-mail address"))])
+    value = forms.CharField(label=_("New mobile number or e-mail address"), max_length=254,
+                            error_messages={"required": _("Give the new contact.")})
+
+
+class ScreenCodeForm(AccessibleForm):
+    code = forms.CharField(label=_("Security code"), max_length=12,
+                           widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+                           error_messages={"required": _("Type the code you received.")})
+
+
+class ScreenPinForm(AccessibleForm):
+    pin = forms.CharField(label=_("Your new PIN"), strip=False, max_length=20,
+                          widget=forms.PasswordInput(attrs={"inputmode": "numeric", "autocomplete": "new-password"}),
+                          error_messages={"required": _("Type your new PIN.")})
+    pin_again = forms.CharField(label=_("The same PIN again"), strip=False, max_length=20,
+                                widget=forms.PasswordInput(attrs={"inputmode": "numeric", "autocomplete": "new-password"}),
+                                error_messages={"required": _("Type your new PIN again.")})

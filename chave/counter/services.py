@@ -1,0 +1,396 @@
+"""Counter operations: staff accounts and sign-in, finding citizens, acting on their keys.
+
+Every action on a citizen goes through :func:`act` and is recorded twice: a
+:class:`~.models.CounterAction` row (which a supervisor may reverse within the day, see
+:func:`reverse`) and an audit event ``counter.<kind>`` naming the member of staff, the counter,
+the document the citizen presented and the reason. The identity services it calls audit their own
+event with ``by="staff:<username>"`` and ``channel="counter"``. Nothing here returns, logs or
+audits a PIN, a code or a TOTP secret, except :func:`create_staff`, which returns the new
+account's password and provisioning URI once.
+
+Errors a person can act on are ``django.core.exceptions.ValidationError`` (translated, with a code).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import secrets
+from dataclasses import dataclass
+
+import pyotp
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Count
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from chave import clock, policy, sealing
+from chave.audit import services as audit
+from chave.identity import services as identity
+from chave.identity.models import Citizen, DocType, IllegalTransition, Key, KeyStatus
+from chave.identity.validation import parse_doc_number, parse_identifier, parse_nic
+from chave.throttle import services as throttle
+
+from .models import ActionKind, CounterAction, Staff
+from .roles import Role
+
+_TOTP_PURPOSE = "staff-totp"
+TOTP_STEP_SECONDS = 30
+CHANNEL = "counter"
+
+
+# --- Staff accounts ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewStaff:
+    staff: Staff
+    password: str  # shown once, never stored in clear
+    provisioning_uri: str  # otpauth:// URI with the TOTP secret, shown once
+
+
+def _seal_totp(secret: str) -> str:
+    return sealing.seal(secret, secret=settings.CHAVE_KEY_SEAL_SECRET, purpose=_TOTP_PURPOSE)
+
+
+def _totp(staff: Staff) -> pyotp.TOTP:
+    secret = sealing.unseal(staff.totp_sealed, secret=settings.CHAVE_KEY_SEAL_SECRET, purpose=_TOTP_PURPOSE)
+    return pyotp.TOTP(secret, interval=TOTP_STEP_SECONDS)
+
+
+def create_staff(*, username: str, name: str, role: str, counter: str = "") -> NewStaff:
+    """Create a staff account with a random password and a new TOTP secret.
+
+    Raises ``ValidationError`` for an unknown role, an empty username or name, a clerk or
+    supervisor without a counter, or a username already taken.
+    """
+    username, name, counter = username.strip(), name.strip(), counter.strip()
+    if role not in Role.values:
+        raise ValidationError(_("Unknown role."), code="role_invalid")
+    if not username or not name:
+        raise ValidationError(_("Give a username and a name."), code="required")
+    if role in (Role.CLERK, Role.SUPERVISOR) and not counter:
+        raise ValidationError(_("Clerks and supervisors work at a counter: give it."), code="counter_required")
+    password = secrets.token_urlsafe(15)
+    secret = pyotp.random_base32()
+    try:
+        with transaction.atomic():
+            user = get_user_model().objects.create_user(username=username, password=password)
+            staff = Staff.objects.create(user=user, name=name, role=role, counter=counter,
+                                         totp_sealed=_seal_totp(secret), created_at=clock.now())
+            audit.record("staff.add", outcome="ok", channel="cli", staff=username, role=role, counter=counter)
+    except IntegrityError:
+        raise ValidationError(_("This username is taken."), code="username_taken")
+    uri = pyotp.TOTP(secret, interval=TOTP_STEP_SECONDS).provisioning_uri(name=username, issuer_name="Chave")
+    return NewStaff(staff, password, uri)
+
+
+def current_totp_code(username: str) -> str:
+    """The staff member's authenticator code for now (development only: it stands in for their
+    phone, as the development outbox stands in for the citizen's). Raises ``ValidationError`` in
+    production or for an unknown username."""
+    if settings.IS_PRODUCTION:
+        raise ValidationError(_("Not available in production: staff read the code from their authenticator."),
+                              code="production")
+    staff = Staff.objects.select_related("user").filter(user__username=username).first()
+    if staff is None:
+        raise ValidationError(_("No staff account with this username."), code="unknown")
+    return _totp(staff).at(clock.now())
+
+
+def ensure_demo_staff(username: str, *, name: str, role: str, counter: str, password: str) -> Staff:
+    """A demo staff account with a known password (development only; idempotent: the password is
+    set again on every call, the TOTP secret kept). Raises ``ValidationError`` in production."""
+    if settings.IS_PRODUCTION:
+        raise ValidationError(_("Demo staff accounts are refused in production."), code="production")
+    staff = Staff.objects.select_related("user").filter(user__username=username).first()
+    if staff is None:
+        staff = create_staff(username=username, name=name, role=role, counter=counter).staff
+    staff.user.set_password(password)
+    staff.user.save(update_fields=["password"])
+    return staff
+
+
+@dataclass(frozen=True)
+class StaffSignIn:
+    ok: bool
+    reason: str  # ok | wrong | throttled
+    staff: Staff | None = None
+
+
+def _matching_step(staff: Staff, code: str, at: dt.datetime) -> int | None:
+    """The time step whose TOTP equals ``code`` within the allowed drift, else None."""
+    totp = _totp(staff)
+    drift = int(policy.get("staff_totp_drift_steps"))
+    found = None
+    for offset in range(-drift, drift + 1):
+        moment = at + dt.timedelta(seconds=offset * TOTP_STEP_SECONDS)
+        if hmac.compare_digest(totp.at(moment), code):
+            found = totp.timecode(moment)
+    return found
+
+
+def check_staff_sign_in(username: str, password: str, code: str, *, ip: str | None = None) -> StaffSignIn:
+    """Password and TOTP code, both required; one answer for every refusal.
+
+    Throttled per client IP and per username before anything is checked. A TOTP code is accepted
+    once (the account's newest accepted time step only goes up, by a conditional update, so two
+    concurrent sign-ins with one code cannot both pass). The password is always checked, so an
+    unknown username takes as long as a known one.
+    """
+    from django.contrib.auth import authenticate
+
+    username = (username or "").strip()
+    gate = throttle.hit(("staff_login_per_ip", ip or ""), ("staff_login_per_user", username.lower()))
+    if not gate.allowed:
+        audit.record("staff.sign_in", outcome="throttled", channel=CHANNEL, ip=ip, staff=username[:150])
+        return StaffSignIn(False, "throttled")
+    user = authenticate(username=username, password=password or "")
+    staff = Staff.objects.filter(user=user).select_related("user").first() if user is not None else None
+    step = None
+    code = (code or "").strip().replace(" ", "")
+    if staff is not None and code.isdigit():
+        step = _matching_step(staff, code, clock.now())
+    if step is not None and Staff.objects.filter(pk=staff.pk, totp_last_step__lt=step).update(totp_last_step=step):
+        audit.record("staff.sign_in", outcome="ok", channel=CHANNEL, ip=ip, staff=staff.username)
+        return StaffSignIn(True, "ok", staff)
+    audit.record("staff.sign_in", outcome="wrong", channel=CHANNEL, ip=ip, staff=username[:150])
+    return StaffSignIn(False, "wrong")
+
+
+# --- Finding citizens ----------------------------------------------------------------------
+
+
+def find_citizens(text: str = "", *, doc_type: str = "", doc_country: str = "", doc_number: str = "") -> list[Citizen]:
+    """By NIC, mobile number or e-mail (``text``), or by a foreign document. Empty when nothing
+    matches or the input is not an identifier."""
+    if doc_type:
+        try:
+            doc_number = parse_doc_number(doc_number)
+        except ValidationError:
+            return []
+        return list(Citizen.objects.filter(doc_type=doc_type, doc_country=(doc_country or "").strip().upper(),
+                                           doc_number=doc_number))
+    text = (text or "").strip()
+    if not text:
+        return []
+    try:
+        parse_nic(text)
+    except ValidationError:
+        try:
+            parse_identifier(text)
+        except ValidationError:
+            return []
+    citizen = identity.find_citizen(text)
+    return [citizen] if citizen else []
+
+
+# --- Acting on a citizen -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Presented:
+    """The identity document the citizen presented at the counter, and why the action is taken."""
+
+    doc_type: str
+    doc_country: str
+    doc_number: str
+    reason: str
+
+
+def check_presented(citizen: Citizen, presented: Presented) -> Presented:
+    """The document must be a known type; when it is of the citizen's registered type and country,
+    its number must be the registered one (a Citizen Card's full number starts with the NIC).
+    The reason must say something (``counter_reason_min_length``). Returns it normalised."""
+    reason = " ".join((presented.reason or "").split())
+    if len(reason) < policy.get("counter_reason_min_length"):
+        raise ValidationError(_("Say why, in a few words."), code="reason_short")
+    if presented.doc_type not in DocType.values:
+        raise ValidationError(_("Choose the document presented."), code="document_type")
+    country = (presented.doc_country or "").strip().upper()
+    number = "".join((presented.doc_number or "").split()).upper()
+    if presented.doc_type == DocType.CITIZEN_CARD:
+        country = "PT"
+    if not number or len(country) != 2:
+        raise ValidationError(_("Give the country and number of the document presented."), code="document_number")
+    if presented.doc_type == citizen.doc_type and country == citizen.doc_country:
+        registered = citizen.doc_number.upper()
+        same = number[: len(registered)] == registered if citizen.doc_type == DocType.CITIZEN_CARD else number == registered
+        if not same:
+            raise ValidationError(_("The document presented is not the citizen's registered document."),
+                                  code="document_mismatch")
+    return Presented(presented.doc_type, country, number, reason)
+
+
+def record_action(staff: Staff, kind: str, citizen: Citizen, key: Key | None, presented: Presented, *,
+                  ip: str | None = None, **detail) -> CounterAction:
+    """Write the action row and its audit event (inside the caller's transaction)."""
+    action = CounterAction.objects.create(
+        kind=kind, staff=staff, counter=staff.counter, citizen=citizen, key=key,
+        document_type=presented.doc_type, document_country=presented.doc_country,
+        document_number=presented.doc_number, reason=presented.reason, at=clock.now(), detail=detail,
+    )
+    audit.record(f"counter.{kind}", outcome="ok", citizen=citizen, channel=CHANNEL, ip=ip, staff=staff.username,
+                 counter=staff.counter, document=f"{presented.doc_type} {presented.doc_country} {presented.doc_number}",
+                 reason=presented.reason, action=action.pk, **detail)
+    return action
+
+
+def by(staff: Staff) -> str:
+    return f"staff:{staff.username}"
+
+
+def unlock(staff: Staff, key: Key, presented: Presented, *, ip: str | None = None) -> CounterAction:
+    """Unlock a locked or blocked key. Raises ``ValidationError`` for any other state."""
+    presented = check_presented(key.citizen, presented)
+    with transaction.atomic():
+        try:
+            identity.unlock_key(key, ip=ip, by=by(staff), channel=CHANNEL)
+        except IllegalTransition:
+            raise ValidationError(_("This key is neither locked nor blocked."), code="not_locked")
+        return record_action(staff, ActionKind.UNLOCK, key.citizen, key, presented, ip=ip)
+
+
+def cancel(staff: Staff, key: Key, presented: Presented, *, ip: str | None = None) -> CounterAction:
+    """Cancel the key at the citizen's request: contacts released, the citizen told, every session
+    and token of the key ended. It cannot be reversed (a new key is a registration). Raises
+    ``ValidationError`` when it is cancelled already."""
+    presented = check_presented(key.citizen, presented)
+    with transaction.atomic():
+        try:
+            identity.cancel_key(key, ip=ip, by=by(staff), channel=CHANNEL)
+        except IllegalTransition:
+            raise ValidationError(_("This key is cancelled already."), code="already_cancelled")
+        action = record_action(staff, ActionKind.CANCEL, key.citizen, key, presented, ip=ip)
+        from chave.delivery import services as delivery
+        from chave.portal.services import end_key_sessions
+
+        delivery.notify(key.citizen, "key_cancelled")
+        end_key_sessions(key, ip=ip, by=by(staff))
+        return action
+
+
+def start_contact_change(staff: Staff, key: Key, kind: str, value: str, presented: Presented, *,
+                         ip: str | None = None, language: str | None = None):
+    """Send a code to the new mobile number or e-mail address and put "type the code" on the
+    desk's citizen screen. The contact changes (and the action is recorded) only when the citizen
+    types the right code there (:func:`after_contact_confirmed`).
+
+    Raises ``ValidationError`` for a short reason, a document that is not the citizen's, a
+    malformed or taken contact, a key that is not live, no paired screen, or a code that could not
+    be sent (cooldown, send caps, SMS country).
+    """
+    from chave.identity import contacts
+    from chave.identity.models import ContactKind
+    from chave.identity.validation import parse_email, parse_mobile
+
+    from . import screen
+    from .models import TurnKind
+
+    presented = check_presented(key.citizen, presented)
+    parse = {ContactKind.MOBILE: parse_mobile, ContactKind.EMAIL: parse_email}
+    if kind not in parse:
+        raise ValidationError(_("Choose a mobile number or an e-mail address."), code="contact_kind_invalid")
+    value = parse[kind](value)
+    screen.require_screen(staff)  # before a code is sent for nothing
+    started = contacts.request_verification(key, kind, value, ip=ip, language=language)
+    if not started.sent:
+        raise ValidationError(_("The code could not be sent now (%(reason)s). Try again in a moment."),
+                              code="not_sent", params={"reason": started.issue.reason})
+    return screen.open_turn(staff, key, TurnKind.CODE, contact_kind=kind, contact_value=value,
+                            transaction_id=started.transaction,
+                            detail={"presented": [presented.doc_type, presented.doc_country, presented.doc_number,
+                                                  presented.reason]})
+
+
+def after_contact_confirmed(turn, *, ip: str | None = None) -> None:
+    """A code turn is done: a contact change records its counter action (a registration's contacts
+    are part of the registration)."""
+    if "presented" in turn.detail:
+        record_action(turn.staff, ActionKind.CONTACT, turn.key.citizen, turn.key, Presented(*turn.detail["presented"]),
+                      ip=ip, contact=turn.contact_kind)
+
+
+# --- Supervision ---------------------------------------------------------------------------
+
+REVERSIBLE = {ActionKind.UNLOCK, ActionKind.NEW_PIN, ActionKind.REGISTER}
+
+
+def may_reverse(action: CounterAction, supervisor: Staff, at: dt.datetime | None = None) -> bool:
+    """Whether ``supervisor`` may reverse ``action``: a reversible kind, not yet reversed, taken
+    at the supervisor's own counter on the same (Lisbon) day."""
+    at = at or clock.now()
+    return (supervisor.role == Role.SUPERVISOR and action.kind in REVERSIBLE and action.reversed_at is None
+            and action.counter == supervisor.counter and timezone.localdate(action.at) == timezone.localdate(at))
+
+
+def reverse(supervisor: Staff, action: CounterAction, reason: str, *, ip: str | None = None) -> CounterAction:
+    """Undo a clerk's action of today at the supervisor's counter: an unlock blocks the key again, a new PIN's letter is
+    cancelled (voiding its PIN), a registration cancels the key. Recorded on the action and in
+    the audit (``counter.reverse``).
+
+    Raises ``PermissionError`` when ``supervisor`` is not a supervisor, ``ValidationError`` when the
+    action cannot be reversed (kind, already reversed, not today), the reason is too short, or the
+    key has moved on so that the reversal no longer applies.
+    """
+    from . import letters
+
+    if supervisor.role != Role.SUPERVISOR:
+        raise PermissionError("only a supervisor reverses actions")
+    reason = " ".join((reason or "").split())
+    if len(reason) < policy.get("counter_reason_min_length"):
+        raise ValidationError(_("Say why, in a few words."), code="reason_short")
+    with transaction.atomic():
+        action = CounterAction.objects.select_for_update(of=("self",)).select_related("key", "citizen").get(pk=action.pk)
+        if not may_reverse(action, supervisor):
+            raise ValidationError(_("Only today's unlocks, new PINs and registrations at your counter, not yet "
+                                    "reversed, can be reversed."), code="not_reversible")
+        key = action.key
+        try:
+            if action.kind == ActionKind.UNLOCK:
+                if not identity.block_key(key, by=by(supervisor), channel=CHANNEL, ip=ip, reversal=action.pk):
+                    raise IllegalTransition(KeyStatus.BLOCKED, KeyStatus.BLOCKED)
+            elif action.kind == ActionKind.NEW_PIN:
+                letter = key.letters.get(reference=action.detail["letter"])
+                letters.cancel_letter(letter, supervisor, reason=reason, ip=ip, record=False)
+            else:
+                identity.cancel_key(key, ip=ip, by=by(supervisor), channel=CHANNEL)
+                for letter in key.letters.exclude(status__in=["cancelled", "posted"]):
+                    letters.cancel_letter(letter, supervisor, reason=reason, ip=ip, record=False)
+        except IllegalTransition:
+            raise ValidationError(_("The key has changed since: this action can no longer be reversed."),
+                                  code="moved_on")
+        action.reversed_at, action.reversed_by, action.reversal_reason = clock.now(), supervisor, reason
+        action.save(update_fields=["reversed_at", "reversed_by", "reversal_reason"])
+        audit.record("counter.reverse", outcome="ok", citizen=action.citizen, channel=CHANNEL, ip=ip,
+                     staff=supervisor.username, counter=supervisor.counter, action=action.pk, kind=action.kind,
+                     reason=reason)
+    return action
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    counter: str
+    kind: str
+    count: int
+    reversed: int
+
+    @property
+    def label(self) -> str:
+        return ActionKind(self.kind).label
+
+
+def daily_report(day: dt.date) -> list[ReportRow]:
+    """Actions per counter and kind on ``day`` (Lisbon), with how many were reversed."""
+    tz = timezone.get_current_timezone()
+    start = timezone.make_aware(dt.datetime.combine(day, dt.time.min), tz)
+    end = start + dt.timedelta(days=1)
+    rows = (CounterAction.objects.filter(at__gte=start, at__lt=end)
+            .values("counter", "kind").annotate(n=Count("id")).order_by("counter", "kind"))
+    reversed_ = {(r["counter"], r["kind"]): r["n"] for r in
+                 CounterAction.objects.filter(at__gte=start, at__lt=end, reversed_at__isnull=False)
+                 .values("counter", "kind").annotate(n=Count("id"))}
+    return [ReportRow(r["counter"], r["kind"], r["n"], reversed_.get((r["counter"], r["kind"]), 0)) for r in rows]

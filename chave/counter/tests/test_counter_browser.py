@@ -1,0 +1,211 @@
+"""The counter in a real browser (Debian's chromium through Playwright): the clerk's desk, the
+citizen screen on a second device, the mail room, the supervisor and the relying-party
+administrator, each signed in with password and TOTP. In English (the browser asks for it)."""
+
+import io
+import os
+import re
+
+import pytest
+
+# Playwright's sync API runs an event loop in this thread; the test thread's own database work
+# (fixtures, the outbox worker) is synchronous and safe.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+from pypdf import PdfReader  # noqa: E402
+
+from chave.counter.models import CounterAction, Letter  # noqa: E402
+from chave.identity import services as identity  # noqa: E402
+from chave.identity.models import Key, KeyStatus  # noqa: E402
+from chave.login.tests.test_login_browser import browser  # noqa: E402,F401 - the shared chromium fixture
+from chave.oidc import services as registry  # noqa: E402
+from chave.oidc.models import RelyingParty  # noqa: E402
+
+from .test_registration import EMAIL, PHONE, PIN, portuguese  # noqa: E402
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+DESK = {"width": 1280, "height": 900}
+TABLET = {"width": 800, "height": 1100}
+
+
+@pytest.fixture
+def open_page(browser):
+    contexts = []
+
+    def open_(viewport=DESK, **kwargs):
+        context = browser.new_context(viewport=viewport, locale="en-GB", accept_downloads=True, **kwargs)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def signed_in(live_server, open_page, make_staff):
+    def sign_in(role, **kwargs):
+        login = make_staff(role, **kwargs)
+        page = open_page()
+        page.goto(live_server.url + "/counter/login")
+        page.get_by_label("Username").fill(login.username)
+        page.get_by_label("Password").fill(login.password)
+        page.get_by_label("Authenticator code").fill(login.code())
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(re.compile(r"/counter/(find|letters|rp|report)/"))
+        assert login.staff.name in page.locator("#staff-bar").inner_text()
+        return page
+
+    return sign_in
+
+
+def fill_presented(section, reason):
+    section.get_by_label("Document presented").select_option("cc")
+    section.get_by_label("Issuing country (2 letters)").fill("PT")
+    section.get_by_label("Document number").fill("12345678")
+    section.get_by_label("Reason").fill(reason)
+
+
+def pair_citizen_screen(desk, open_page):
+    desk.get_by_role("link", name="Citizen screen").click()
+    desk.get_by_role("button", name="Pair a citizen screen").click()
+    link = desk.locator("#pairing-link").get_attribute("href")
+    tablet = open_page(viewport=TABLET, is_mobile=True, has_touch=True)
+    tablet.goto(link)
+    tablet.get_by_role("button", name="Use this device").click()
+    tablet.wait_for_url(re.compile(r"/counter/screen/$"))
+    assert tablet.locator("#screen-idle").is_visible()
+    return tablet
+
+
+def test_register_at_the_desk_with_codes_and_pin_on_the_citizen_screen(live_server, signed_in, open_page, clock,
+                                                                       outbox):
+    portuguese(clock)
+    desk = signed_in("clerk", counter="Loja Aveiro")
+    tablet = pair_citizen_screen(desk, open_page)
+
+    desk.get_by_role("link", name="Register a citizen").click()
+    desk.get_by_label("Portuguese, with the Citizen Card").check()
+    desk.get_by_label("NIC (civil identification number)").fill("12345678")
+    desk.get_by_label("Mobile number").fill("912 345 678")
+    desk.get_by_label("E-mail address").fill(EMAIL)
+    desk.get_by_label("The citizen chooses it on the citizen screen").check()
+    desk.get_by_role("button", name="Register").click()
+    desk.wait_for_url(re.compile(r"/counter/registrations/\d+/$"))
+
+    for kind, destination in (("mobile", PHONE), ("email", EMAIL)):
+        desk.locator(f'li[data-step="{kind}"]').get_by_role("button").click()
+        assert desk.locator("#turn-waiting").is_visible()
+        tablet.locator("#screen-task").wait_for()  # the idle screen refreshes itself
+        tablet.get_by_label("Security code").fill(outbox.last_code(destination))
+        tablet.get_by_role("button", name="Confirm").click()
+        assert tablet.locator("#screen-thanks").is_visible()
+        # The desk's page refreshes itself until the citizen is done.
+        desk.locator(f'li[data-step="{kind}"] .done').wait_for()
+
+    desk.get_by_role("button", name="Ask the citizen to choose the PIN").click()
+    tablet.locator("#screen-task").wait_for()
+    tablet.get_by_label("Your new PIN").fill(PIN)
+    tablet.get_by_label("The same PIN again").fill(PIN)
+    tablet.get_by_role("button", name="Confirm").click()
+    assert tablet.locator("#screen-thanks").is_visible()
+    desk.locator('li[data-step="pin"] .done').wait_for()
+    assert PIN not in desk.content()
+
+    desk.get_by_role("button", name="Complete the registration").click()
+    desk.wait_for_url(re.compile(r"/counter/citizen/\d+/$"))
+    assert desk.locator("#key-status").get_attribute("data-status") == "active"
+    key = Key.objects.get()
+    assert key.status == KeyStatus.ACTIVE and not key.pin_is_temporary
+
+
+def test_find_unlock_new_pin_letter_and_the_mail_room(live_server, signed_in, make_citizen, run_worker):
+    key = make_citizen(nic="12345678", phone=PHONE)
+    identity.block_key(key, by="test")
+    desk = signed_in("clerk", counter="Loja Aveiro")
+    desk.get_by_label("NIC, mobile number or e-mail").fill("912345678")
+    desk.get_by_role("button", name="Find").click()
+    desk.locator("#results a").click()
+    assert desk.locator("#key-status").get_attribute("data-status") == "blocked"
+
+    unlock = desk.locator("#unlock")
+    fill_presented(unlock, "short")
+    unlock.get_by_role("button", name="Unlock").click()
+    assert desk.locator(".error-summary").is_visible()  # the reason is too short
+    unlock = desk.locator("#unlock")
+    fill_presented(unlock, "Forgot the PIN, identified with the card")
+    unlock.get_by_role("button", name="Unlock").click()
+    assert desk.locator("#key-status").get_attribute("data-status") == "active"
+
+    new_pin = desk.locator("#new-pin")
+    fill_presented(new_pin, "Forgot the PIN, asked for a new one")
+    new_pin.get_by_label("By post to the citizen's address").check()
+    new_pin.get_by_label("Postal address").fill("Rua das Flores 12\n1200-195 Lisboa")
+    new_pin.get_by_role("button", name="Issue a new PIN").click()
+    reference = Letter.objects.get().reference
+    assert desk.locator(f'tr[data-reference="{reference}"]').is_visible()
+
+    run_worker()
+    room = signed_in("mailroom", counter="")
+    assert "Ready to print: 1." in room.locator("#letter-counts").inner_text()
+    room.get_by_role("button", name="Make a print batch").click()
+    with room.expect_download() as download:
+        room.get_by_role("link", name="Download PDF").click()
+    text = PdfReader(io.BytesIO(open(download.value.path(), "rb").read())).pages[0].extract_text()
+    assert reference in text and "Maria Teste Silva" in text
+    room.get_by_role("button", name="Mark as posted").click()
+    assert Letter.objects.get().status == "posted"
+    assert not room.get_by_role("link", name="Download PDF").count()
+
+
+def test_change_contact_and_cancel_at_the_desk(live_server, signed_in, open_page, make_citizen, outbox):
+    key = make_citizen(nic="12345678", phone=PHONE)
+    desk = signed_in("clerk")
+    tablet = pair_citizen_screen(desk, open_page)
+    desk.goto(f"{live_server.url}/counter/citizen/{key.citizen.pk}/")
+    contact = desk.locator("#contact")
+    fill_presented(contact, "The citizen has a new phone")
+    contact.get_by_label("Contact").select_option("mobile")
+    contact.get_by_label("New mobile number or e-mail address").fill("936 000 111")
+    contact.get_by_role("button", name="Send the code").click()
+    assert desk.locator("#turn-waiting").is_visible()
+    tablet.locator("#screen-task").wait_for()
+    tablet.get_by_label("Security code").fill(outbox.last_code("+351936000111"))
+    tablet.get_by_role("button", name="Confirm").click()
+    desk.locator("#turn-waiting").wait_for(state="detached")
+    assert key.contacts.get(kind="mobile").value == "+351936000111"
+
+    cancel = desk.locator("#cancel")
+    fill_presented(cancel, "The citizen no longer wants the key")
+    cancel.get_by_role("button", name="Cancel the key").click()
+    assert desk.locator("#key-status").get_attribute("data-status") == "cancelled"
+    assert [a.kind for a in CounterAction.objects.order_by("at", "id")] == ["contact", "cancel"]
+
+
+def test_supervisor_reverses_and_rp_administrator_approves(live_server, signed_in, make_staff, make_citizen):
+    from chave.counter import services
+
+    key = make_citizen(nic="12345678")
+    identity.block_key(key, by="test")
+    services.unlock(make_staff("clerk", counter="Loja Aveiro").staff, key,
+                    services.Presented("cc", "PT", "12345678", "Identified with the card"))
+    boss = signed_in("supervisor", counter="Loja Aveiro")
+    boss.get_by_role("link", name="Daily report").click()
+    assert "Loja Aveiro" in boss.locator("#report").inner_text()
+    boss.get_by_label("Reason").fill("The clerk did not check the document")
+    boss.get_by_role("button", name="Reverse").click()
+    assert boss.locator(".reversed").is_visible()
+    assert Key.objects.get(pk=key.pk).status == KeyStatus.BLOCKED
+
+    party = registry.register_relying_party(name="Portal das Finanças", entity_nif="600084779",
+                                            contact_email="dev@financas.gov.pt",
+                                            redirect_uris=["https://financas.gov.pt/cb"],
+                                            jwks_uri="https://financas.gov.pt/jwks").relying_party
+    admin = signed_in("rp-admin", counter="")
+    admin.get_by_role("link", name="Portal das Finanças").click()
+    admin.get_by_label("Reason").first.fill("Public entity, NIF checked")
+    admin.get_by_role("button", name="Approve").click()
+    assert admin.locator("#rp-state").get_attribute("data-state") == "approved"
+    assert "Public entity, NIF checked" in admin.locator("#rp-history").inner_text()
+    assert RelyingParty.objects.get(pk=party.pk).state == "approved"

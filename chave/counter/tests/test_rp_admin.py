@@ -1,0 +1,105 @@
+"""Relying-party administration pages: the workflow with reasons and history; who may do what."""
+
+import json
+
+import pytest
+from joserfc.jwk import RSAKey
+
+from chave.audit.models import AuditEvent
+from chave.oidc.models import RelyingParty, token_hash
+
+pytestmark = pytest.mark.django_db
+
+
+def jwks():
+    key = RSAKey.generate_key(2048, private=True)
+    key.ensure_kid()
+    return {"keys": [key.as_dict(private=False)]}
+
+
+REQUEST = {"name": "Portal da Saúde", "entity_nif": "600084779", "contact_email": "dev@saude.gov.pt",
+           "redirect_uris": "https://saude.gov.pt/cb", "allowed_attributes": ["NIC", "NomeCompleto"],
+           "mandatory_attributes": ["NIC"], "min_level": "3", "auth_method": "private_key_jwt",
+           "jwks_uri": "https://saude.gov.pt/jwks.json", "subject_type": "pairwise", "id_token_alg": "RS256"}
+
+
+def test_request_review_approve_suspend_reinstate_with_history(staff_client):
+    admin = staff_client("rp-admin", counter="")
+    response = admin.post("/counter/rp/request", REQUEST)
+    assert response.status_code == 200
+    party = RelyingParty.objects.get()
+    assert party.state == "requested" and party.min_level == 3
+    url = f"/counter/rp/{party.client_id}/"
+    assert 'data-state="requested"' in admin.get(url).content.decode()
+    short = admin.post(url + "decide", {"decide-decision": "approve", "decide-reason": "ok"})
+    assert short.status_code == 400 and RelyingParty.objects.get().state == "requested"
+    for decision, reason, state in (("approve", "Public entity, checked the NIF", "approved"),
+                                    ("suspend", "Security incident reported", "suspended"),
+                                    ("approve", "Incident closed by the entity", "approved")):
+        assert admin.post(url + "decide", {"decide-decision": decision, "decide-reason": reason}).status_code == 302
+        assert RelyingParty.objects.get().state == state
+    page = admin.get(url).content.decode()
+    for text in ("requested", "approved", "suspended", "reinstated", "Security incident reported",
+                 f"staff:{admin.login_as.username}"):
+        assert text in page, text
+    assert AuditEvent.objects.filter(event="rp.suspended").get().detail["by"] == f"staff:{admin.login_as.username}"
+
+
+def test_refusals_by_field(staff_client):
+    admin = staff_client("rp-admin", counter="")
+    response = admin.post("/counter/rp/request", {**REQUEST, "entity_nif": "123", "redirect_uris": "http://x.pt/cb"})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert 'id="id_entity_nif_error"' in page and 'id="id_redirect_uris_error"' in page
+    assert not RelyingParty.objects.exists()
+
+
+def test_rotate_secret_shows_it_once_and_set_keys(staff_client):
+    admin = staff_client("rp-admin", counter="")
+    admin.post("/counter/rp/request", {**REQUEST, "auth_method": "client_secret_basic", "jwks_uri": ""})
+    party = RelyingParty.objects.get()
+    response = admin.post(f"/counter/rp/{party.client_id}/rotate-secret", {"rotate-reason": "Secret leaked in a log"})
+    secret = response.content.decode().split('id="client-secret"')[1].split("<code>")[1].split("</code>")[0]
+    assert RelyingParty.objects.get().client_secret_hash == token_hash(secret)
+    assert secret not in admin.get(f"/counter/rp/{party.client_id}/").content.decode()
+
+    admin.post("/counter/rp/request", {**REQUEST, "name": "Portal B"})
+    other = RelyingParty.objects.get(name="Portal B")
+    keys = jwks()
+    response = admin.post(f"/counter/rp/{other.client_id}/keys", {"keys-jwks": json.dumps(keys),
+                                                                  "keys-reason": "Yearly key rotation"})
+    assert response.status_code == 302
+    other.refresh_from_db()
+    assert other.jwks == keys and other.jwks_uri == ""
+    assert other.events.filter(action="keys_changed").exists()
+
+
+@pytest.mark.parametrize("role", ["clerk", "supervisor", "auditor", "mailroom"])
+def test_only_the_rp_administrator_decides(staff_client, role):
+    from chave.oidc import services
+
+    party = services.register_relying_party(name="P", entity_nif="600084779", contact_email="a@b.pt",
+                                            redirect_uris=["https://p.gov.pt/cb"], jwks=jwks()).relying_party
+    client = staff_client(role)
+    assert client.post(f"/counter/rp/{party.client_id}/decide",
+                       {"decide-decision": "approve", "decide-reason": "I should not be able to"}).status_code == 403
+    assert client.get("/counter/rp/request").status_code == 403
+    assert client.get(f"/counter/rp/{party.client_id}/").status_code == (200 if role == "auditor" else 403)
+    assert RelyingParty.objects.get().state == "requested"
+
+
+def test_refused_decisions_and_keys_say_why(staff_client):
+    from chave.oidc import services
+
+    party = services.register_relying_party(name="P", entity_nif="600084779", contact_email="a@b.pt",
+                                            redirect_uris=["https://p.gov.pt/cb"], jwks=jwks()).relying_party
+    admin = staff_client("rp-admin", counter="")
+    url = f"/counter/rp/{party.client_id}/"
+    response = admin.post(url + "decide", {"decide-decision": "suspend", "decide-reason": "Nothing to suspend yet"})
+    assert response.status_code == 400 and "still awaiting approval" in response.content.decode()
+    private = RSAKey.generate_key(2048, private=True).as_dict(private=True)
+    response = admin.post(url + "keys", {"keys-jwks": json.dumps({"keys": [private]}),
+                                         "keys-reason": "Rotation with a mistake"})
+    assert response.status_code == 400 and 'id="id_keys-jwks_error"' in response.content.decode()
+    party.refresh_from_db()
+    assert party.state == "requested" and party.jwks["keys"][0].get("d") is None

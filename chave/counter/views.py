@@ -1,0 +1,366 @@
+"""The counter desk, supervision and mail room pages: parse → call a service → render or redirect.
+
+Every page but the sign-in is behind :func:`staff_only`, which checks the staff session, ends it
+after ``staff_idle_seconds`` without a request, and refuses (403) what the member's role may not
+do (:mod:`.roles`). No page shows a PIN, a code or a TOTP secret.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+
+from django.contrib import auth, messages
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+
+from chave import clock, policy
+from chave.audit import services as audit
+from chave.identity.models import Citizen, KeyStatus
+from chave.login.services import client_ip
+
+from . import letters, services
+from .forms import ContactChangeForm, FindForm, NewPinForm, PresentedForm, ReasonForm, StaffSignInForm
+from .models import CounterAction, CounterRegistration, Letter, LetterStatus, PrintBatch, Staff
+from .roles import can
+
+SESSION_STAFF = "counter.staff"
+SESSION_SEEN = "counter.seen"
+# Where each role starts: the first page its capabilities open.
+START_PAGES = [("citizen.view", "counter:find"), ("letters.print", "counter:letters"), ("rp.view", "counter:rp_list"),
+               ("report.view", "counter:report")]
+
+
+def _posted(request):
+    return request.POST if request.method == "POST" else None
+
+
+def _end_staff_session(request) -> None:
+    auth.logout(request)
+
+
+def current_staff(request) -> Staff | None:
+    """The signed-in member of staff, or None (no session, idle too long, account gone)."""
+    staff_id, seen = request.session.get(SESSION_STAFF), request.session.get(SESSION_SEEN)
+    if not staff_id or not request.user.is_authenticated:
+        return None
+    staff = Staff.objects.select_related("user").filter(pk=staff_id, user=request.user, user__is_active=True).first()
+    if staff is None or seen is None:
+        return None
+    now = clock.now().timestamp()
+    if now - float(seen) > policy.get("staff_idle_seconds"):
+        return None
+    request.session[SESSION_SEEN] = now
+    return staff
+
+
+def staff_only(capability: str):
+    def decorate(view):
+        @functools.wraps(view)
+        @never_cache
+        def guarded(request, *args, **kwargs):
+            staff = current_staff(request)
+            if staff is None:
+                if request.session.get(SESSION_STAFF):
+                    _end_staff_session(request)
+                    messages.info(request, _("Your staff session ended after a time without activity. Sign in again."))
+                return redirect(f"{_url('counter:login')}?next={request.path}")
+            if not can(staff.role, capability):
+                audit.record("counter.refused", outcome="forbidden", channel=services.CHANNEL, ip=client_ip(request),
+                             staff=staff.username, page=request.path[:200])
+                return render(request, "counter/forbidden.html", {"staff": staff}, status=403)
+            request.staff = staff
+            return view(request, *args, **kwargs)
+
+        return guarded
+
+    return decorate
+
+
+def _url(name: str, *args) -> str:
+    from django.urls import reverse
+
+    return reverse(name, args=args)
+
+
+# --- Sign-in ---------------------------------------------------------------------------------
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def sign_in(request):
+    form = StaffSignInForm(_posted(request))
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            d = form.cleaned_data
+            decision = services.check_staff_sign_in(d["username"], d["password"], d["code"], ip=client_ip(request))
+            if decision.ok:
+                auth.login(request, decision.staff.user, backend="django.contrib.auth.backends.ModelBackend")
+                request.session[SESSION_STAFF] = decision.staff.pk
+                request.session[SESSION_SEEN] = clock.now().timestamp()
+                target = request.GET.get("next", "")
+                if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+                    target = _url("counter:home")
+                return redirect(target)
+            if decision.reason == "throttled":
+                status = 429
+                form.add_error(None, _("Too many attempts. Wait a few minutes and try again."))
+            else:
+                form.add_error(None, _("The username, password or code is not correct."))
+    return render(request, "counter/sign_in.html", {"form": form}, status=status)
+
+
+@require_POST
+def sign_out(request):
+    _end_staff_session(request)
+    return redirect("counter:login")
+
+
+# --- Desk ------------------------------------------------------------------------------------
+
+
+@never_cache
+@require_safe
+def home(request):
+    staff = current_staff(request)
+    if staff is None:
+        return redirect("counter:login")
+    for capability, page in START_PAGES:
+        if can(staff.role, capability):
+            return redirect(page)
+    return render(request, "counter/forbidden.html", {"staff": staff}, status=403)
+
+
+@staff_only("citizen.view")
+@require_safe
+def find(request):
+    form = FindForm(request.GET or None)
+    found, searched = [], False
+    if request.GET and form.is_valid():
+        d = form.cleaned_data
+        searched = bool(d["q"] or d["doc_type"])
+        found = services.find_citizens(d["q"], doc_type=d["doc_type"], doc_country=d["doc_country"],
+                                       doc_number=d["doc_number"])
+        audit.record("counter.find", outcome="found" if found else "none", channel=services.CHANNEL,
+                     ip=client_ip(request), staff=request.staff.username, counter=request.staff.counter)
+    return render(request, "counter/find.html", {"form": form, "found": found, "searched": searched,
+                                                 "staff": request.staff})
+
+
+def _citizen_page(request, citizen: Citizen, *, forms: dict | None = None, status: int = 200):
+    from chave.portal.services import history
+
+    key = citizen.key
+    now = clock.now()
+    forms = forms or {}
+    context = {
+        "staff": request.staff,
+        "citizen": citizen,
+        "key": key,
+        "key_status": KeyStatus(key.effective_status(now)).label if key else "",
+        "contacts": list(key.contacts.all()) if key else [],
+        "history": list(history(citizen)[:50]),
+        "letters": list(citizen.letters.all()[:20]),
+        "actions": list(citizen.counter_actions.select_related("staff", "reversed_by")[:20]),
+        "may_act": can(request.staff.role, "citizen.act"),
+        "may_unlock": key is not None and key.status in (KeyStatus.LOCKED, KeyStatus.BLOCKED),
+        "live": key is not None and key.is_live,
+        "unlock_form": forms.get("unlock") or PresentedForm(prefix="unlock", initial=_presented_initial(citizen)),
+        "pin_form": forms.get("pin") or NewPinForm(prefix="pin", initial=_presented_initial(citizen)),
+        "cancel_form": forms.get("cancel") or PresentedForm(prefix="cancel", initial=_presented_initial(citizen)),
+        "letter_form": forms.get("letter") or PresentedForm(prefix="letter", initial=_presented_initial(citizen)),
+        "LetterStatus": LetterStatus,
+        "contact_form": forms.get("contact") or ContactChangeForm(prefix="contact", initial=_presented_initial(citizen)),
+        "turn": _open_turn(request.staff, key) if key else None,
+        "registration": CounterRegistration.objects.filter(key=key, completed_at__isnull=True).first() if key else None,
+        "failed_form": next(iter(forms.values()), None),
+    }
+    return render(request, "counter/citizen.html", context, status=status)
+
+
+def _open_turn(staff, key):
+    """The turn this member of staff has open on their citizen screen for ``key``, if any."""
+    from .models import CitizenTurn, TurnStatus
+
+    return CitizenTurn.objects.filter(staff=staff, key=key, status=TurnStatus.OPEN, expires_at__gt=clock.now()).first()
+
+
+def _presented_initial(citizen: Citizen) -> dict:
+    return {"presented_type": citizen.doc_type, "presented_country": citizen.doc_country}
+
+
+@staff_only("citizen.view")
+@require_safe
+def citizen(request, pk: int):
+    found = get_object_or_404(Citizen, pk=pk)
+    audit.record("counter.view", outcome="ok", citizen=found, channel=services.CHANNEL, ip=client_ip(request),
+                 staff=request.staff.username, counter=request.staff.counter)
+    return _citizen_page(request, found)
+
+
+def _act(request, pk: int, prefix: str, form_class, perform, done_message: str):
+    found = get_object_or_404(Citizen, pk=pk)
+    form = form_class(request.POST, prefix=prefix)
+    if form.is_valid():
+        try:
+            perform(found, form)
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, done_message)
+            return redirect("counter:citizen", pk=found.pk)
+    return _citizen_page(request, found, forms={prefix: form}, status=400)
+
+
+def _live_key(citizen: Citizen):
+    key = citizen.key
+    if key is None:
+        raise ValidationError(_("This citizen has no key."), code="no_key")
+    return key
+
+
+@staff_only("citizen.act")
+@require_POST
+def unlock(request, pk: int):
+    return _act(request, pk, "unlock", PresentedForm,
+                lambda c, f: services.unlock(request.staff, _live_key(c), f.presented(), ip=client_ip(request)),
+                _("The key is unlocked."))
+
+
+@staff_only("citizen.act")
+@require_POST
+def new_pin(request, pk: int):
+    return _act(request, pk, "pin", NewPinForm,
+                lambda c, f: letters.issue_new_pin(request.staff, _live_key(c), f.presented(),
+                                                   address=f.cleaned_data["address"],
+                                                   delivery=f.cleaned_data["delivery"], ip=client_ip(request)),
+                _("A new temporary PIN is on its way. The previous PIN no longer works."))
+
+
+@staff_only("citizen.act")
+@require_POST
+def hand_over(request, pk: int, letter_id):
+    letter = get_object_or_404(Letter, pk=letter_id, citizen_id=pk)
+    try:
+        letters.hand_over(request.staff, letter, ip=client_ip(request))
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, _("Recorded: the sealed PIN mailer was handed over."))
+    return redirect("counter:citizen", pk=pk)
+
+
+@staff_only("citizen.act")
+@require_POST
+def cancel(request, pk: int):
+    return _act(request, pk, "cancel", PresentedForm,
+                lambda c, f: services.cancel(request.staff, _live_key(c), f.presented(), ip=client_ip(request)),
+                _("The key is cancelled."))
+
+
+@staff_only("citizen.act")
+@require_POST
+def cancel_letter(request, pk: int, letter_id):
+    letter = get_object_or_404(Letter, pk=letter_id, citizen_id=pk)
+    return _act(request, pk, "letter", PresentedForm,
+                lambda c, f: letters.cancel_letter(letter, request.staff, reason=f.cleaned_data["reason"],
+                                                   presented=f.presented(), ip=client_ip(request)),
+                _("The letter is cancelled and its PIN no longer works."))
+
+
+# --- Supervision -----------------------------------------------------------------------------
+
+
+def _day(request) -> dt.date:
+    try:
+        return dt.date.fromisoformat(request.GET.get("day", ""))
+    except ValueError:
+        return clock.today()
+
+
+@staff_only("report.view")
+@require_safe
+def report(request):
+    day = _day(request)
+    start = timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+    actions = list(CounterAction.objects.filter(at__gte=start, at__lt=start + dt.timedelta(days=1))
+                   .select_related("staff", "citizen", "reversed_by"))
+    for action in actions:
+        action.reversible = services.may_reverse(action, request.staff)
+    return render(request, "counter/report.html", {
+        "staff": request.staff, "day": day, "rows": services.daily_report(day), "actions": actions,
+
+    })
+
+
+@staff_only("action.reverse")
+@require_POST
+def reverse_action(request, action_id: int):
+    action = get_object_or_404(CounterAction, pk=action_id)
+    form = ReasonForm(request.POST)
+    if form.is_valid():
+        try:
+            services.reverse(request.staff, action, form.cleaned_data["reason"], ip=client_ip(request))
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+            return redirect(f"{_url('counter:report')}?day={timezone.localdate(action.at).isoformat()}")
+        messages.success(request, _("The action is reversed."))
+    else:
+        messages.error(request, _("Say why the action is reversed."))
+    return redirect(f"{_url('counter:report')}?day={timezone.localdate(action.at).isoformat()}")
+
+
+# --- Mail room -------------------------------------------------------------------------------
+
+
+@staff_only("letters.print")
+@require_safe
+def letter_list(request):
+    return render(request, "counter/letters.html", {
+        "staff": request.staff,
+        "ready": Letter.objects.filter(status=LetterStatus.READY).count(),
+        "queued": Letter.objects.filter(status=LetterStatus.QUEUED).count(),
+        "batches": PrintBatch.objects.all()[:30],
+    })
+
+
+@staff_only("letters.print")
+@require_POST
+def make_batch(request):
+    batch = letters.make_batch(request.staff)
+    if batch is None:
+        messages.info(request, _("No letter is ready to print."))
+    else:
+        messages.success(request, _("Print batch %(n)d is ready.") % {"n": batch.pk})
+    return redirect("counter:letters")
+
+
+@staff_only("letters.print")
+@require_safe
+def batch_download(request, batch_id: int):
+    batch = get_object_or_404(PrintBatch, pk=batch_id)
+    try:
+        document = letters.batch_pdf(request.staff, batch)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect("counter:letters")
+    response = HttpResponse(document, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="chave-batch-{batch.pk}.pdf"'
+    return response
+
+
+@staff_only("letters.print")
+@require_POST
+def batch_posted(request, batch_id: int):
+    batch = get_object_or_404(PrintBatch, pk=batch_id)
+    count = letters.mark_posted(request.staff, batch)
+    messages.success(request, _("Batch %(batch)d marked as posted (%(n)d letters).") % {"batch": batch.pk, "n": count})
+    return redirect("counter:letters")

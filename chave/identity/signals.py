@@ -1,0 +1,17 @@
+"""Signals of the identity app, for capabilities that hang off a key.
+
+``key_cancelled`` is sent by :func:`chave.identity.services.cancel_key` and
+:func:`~chave.identity.services.revoke_unused_keys` inside the transaction that cancels the key,
+with ``key`` (already cancelled) and ``by``. Whatever a key carries beyond login connects to it:
+PDF signing deactivates the key's signing capability there (the signing certificate and its
+PIN), so a cancelled key can never sign; a receiver that raises undoes the cancellation.
+
+``contact_changed`` is sent by :func:`chave.identity.contacts.confirm` inside the transaction that
+replaces a verified contact with a new value, with ``key``, ``kind`` and ``by``; PDF signing
+revokes the signing certificate when the mobile number changes.
+"""
+
+from django.dispatch import Signal
+
+key_cancelled = Signal()
+contact_changed = Signal()

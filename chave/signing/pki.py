@@ -1,0 +1,250 @@
+"""The signing PKI's services: citizens' certificates, the CRL, OCSP answers and time-stamps.
+
+The CA, OCSP responder and TSA material is read from ``CHAVE_SIGNING_DIR`` (``root.crt``,
+``ca.crt``/``ca.key``, ``ocsp.crt``/``ocsp.key``, ``tsa.crt``/``tsa.key``, ``root.crl``; the
+development set comes from :mod:`chave.signing.devpki`). ``cryptography`` builds certificates,
+the CRL and OCSP responses; the RFC 3161 tokens come from pyHanko's time-stamping support;
+QCStatements are encoded with pyHanko's ASN.1 definitions (ETSI EN 319 412-5).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+from asn1crypto import keys as asn1_keys
+from asn1crypto import tsp
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import NameOID, ObjectIdentifier
+from django.conf import settings
+from pyhanko.sign.ades.qualified_asn1 import QcStatements
+from pyhanko.sign.timestamps import HTTPTimeStamper
+from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
+
+from chave import clock, policy
+
+from .devpki import _issued_by_sub_ca, pki_url
+from .models import SigningCredential
+
+QC_STATEMENTS_OID = ObjectIdentifier("1.3.6.1.5.5.7.1.3")
+# ETSI EN 319 411-2: QCP-n-qscd, a qualified certificate for a natural person, key in a QSCD.
+POLICY_QCP_N_QSCD = ObjectIdentifier("0.4.0.194112.1.2")
+CRL_LIFETIME = dt.timedelta(hours=24)
+OCSP_LIFETIME = dt.timedelta(hours=1)
+
+
+class PkiNotReady(Exception):
+    """The signing CA's material is missing (run ``chave signing dev-pki`` in development)."""
+
+
+@dataclass(frozen=True)
+class Material:
+    root: x509.Certificate
+    ca: x509.Certificate
+    ca_key: object
+    ocsp: x509.Certificate
+    ocsp_key: object
+    tsa: x509.Certificate
+    tsa_key_der: bytes
+    root_crl_der: bytes
+
+    @property
+    def chain(self) -> list[x509.Certificate]:
+        """What a citizen's certificate chains to, nearest first."""
+        return [self.ca, self.root]
+
+
+@functools.lru_cache(maxsize=4)
+def _load(directory: str, stamp: float) -> Material:
+    d = Path(directory)
+
+    def cert(name):
+        return x509.load_pem_x509_certificate((d / name).read_bytes())
+
+    def key(name):
+        return serialization.load_pem_private_key((d / name).read_bytes(), None)
+
+    tsa_key = key("tsa.key")
+    return Material(
+        root=cert("root.crt"), ca=cert("ca.crt"), ca_key=key("ca.key"), ocsp=cert("ocsp.crt"),
+        ocsp_key=key("ocsp.key"), tsa=cert("tsa.crt"),
+        tsa_key_der=tsa_key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()),
+        root_crl_der=(d / "root.crl").read_bytes(),
+    )
+
+
+def material() -> Material:
+    directory = Path(settings.CHAVE_SIGNING_DIR)
+    try:
+        stamp = (directory / "ca.crt").stat().st_mtime
+        return _load(str(directory), stamp)
+    except FileNotFoundError as e:
+        raise PkiNotReady(f"the signing CA's material is missing in {directory}") from e
+
+
+def der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def subject_serial(citizen) -> str:
+    """The subject's serialNumber: ETSI EN 319 412-1 semantics identifier, format per document type."""
+    template = settings.CHAVE_SIGNING_SUBJECT_SERIAL[citizen.doc_type]
+    return template.format(number=citizen.doc_number, country=citizen.doc_country)
+
+
+def _qc_statements() -> bytes:
+    return QcStatements([
+        {"statement_id": "qc_compliance"},
+        {"statement_id": "qc_sscd"},
+        {"statement_id": "qc_type", "statement_info": ["qct_esign"]},
+    ]).dump()
+
+
+def issue_certificate(citizen, public_key_der: bytes, *, valid_until: dt.date) -> x509.Certificate:
+    """A qualified-style signing certificate for ``citizen``'s HSM key (nonRepudiation only,
+    QCStatements, policy QCP-n-qscd, AIA OCSP + caIssuers, CRL distribution point)."""
+    m = material()
+    public_key = serialization.load_der_public_key(public_key_der)
+    now = clock.now()
+    not_after = min(
+        now + dt.timedelta(days=policy.get("signing_certificate_days")),
+        dt.datetime.combine(valid_until, dt.time(23, 59, 59), tzinfo=dt.timezone.utc),
+        m.ca.not_valid_after_utc,
+    )
+    subject = x509.Name([
+        x509.NameAttribute(NameOID.COUNTRY_NAME, citizen.doc_country if citizen.doc_type != "cc" else "PT"),
+        x509.NameAttribute(NameOID.GIVEN_NAME, citizen.given_name),
+        x509.NameAttribute(NameOID.SURNAME, citizen.family_name),
+        x509.NameAttribute(NameOID.SERIAL_NUMBER, subject_serial(citizen)),
+        x509.NameAttribute(NameOID.COMMON_NAME, citizen.full_name),
+    ])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(m.ca.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=True, key_encipherment=False,
+                                     data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(m.ca_key.public_key()), critical=False)
+        .add_extension(x509.CertificatePolicies([x509.PolicyInformation(POLICY_QCP_N_QSCD, None)]), critical=False)
+        .add_extension(x509.UnrecognizedExtension(QC_STATEMENTS_OID, _qc_statements()), critical=False)
+    )
+    return _issued_by_sub_ca(builder).sign(m.ca_key, hashes.SHA384())
+
+
+def _reason(name: str) -> x509.ReasonFlags:
+    try:
+        return x509.ReasonFlags(name)
+    except ValueError:
+        return x509.ReasonFlags.unspecified
+
+
+def crl_der() -> bytes:
+    """The sub-CA's current CRL (every revoked signing certificate), DER."""
+    m = material()
+    now = clock.now()
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(m.ca.subject)
+        .last_update(now - dt.timedelta(minutes=1))
+        .next_update(now + CRL_LIFETIME)
+        .add_extension(x509.CRLNumber(int(now.timestamp())), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(m.ca_key.public_key()), critical=False)
+    )
+    for serial, at, reason in SigningCredential.objects.filter(status=SigningCredential.Status.REVOKED).values_list(
+        "serial_number", "revoked_at", "revocation_reason"
+    ):
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(int(serial, 16)).revocation_date(at)
+            .add_extension(x509.CRLReason(_reason(reason)), critical=False).build()
+        )
+    return builder.sign(m.ca_key, hashes.SHA384()).public_bytes(serialization.Encoding.DER)
+
+
+def ocsp_response_der(request_der: bytes) -> bytes:
+    """Answer an OCSP request (RFC 6960) for a certificate of the sub-CA: good, revoked or unknown;
+    signed by the delegated responder. A malformed request gets ``malformedRequest``."""
+    try:
+        request = ocsp.load_der_ocsp_request(request_der)
+        serial = request.serial_number
+    except (ValueError, TypeError):
+        return ocsp.OCSPResponseBuilder.build_unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST).public_bytes(
+            serialization.Encoding.DER)
+    m = material()
+    now = clock.now()
+    issuer_key_hash = _key_hash(m.ca, request.hash_algorithm)
+    ours = request.issuer_key_hash == issuer_key_hash
+    row = SigningCredential.objects.filter(serial_number=f"{serial:x}").first() if ours else None
+    if row is None:
+        # Unknown serial or another issuer: "unknown" (RFC 6960 §2.2), answered about the request's certificate id.
+        builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
+            issuer_name_hash=request.issuer_name_hash, issuer_key_hash=request.issuer_key_hash,
+            serial_number=serial, algorithm=request.hash_algorithm, cert_status=ocsp.OCSPCertStatus.UNKNOWN,
+            this_update=now, next_update=now + OCSP_LIFETIME, revocation_time=None, revocation_reason=None,
+        )
+    else:
+        cert = x509.load_der_x509_certificate(bytes(row.certificate_der))
+        revoked = row.status == SigningCredential.Status.REVOKED
+        builder = ocsp.OCSPResponseBuilder().add_response(
+            cert=cert, issuer=m.ca, algorithm=request.hash_algorithm,
+            cert_status=ocsp.OCSPCertStatus.REVOKED if revoked else ocsp.OCSPCertStatus.GOOD,
+            this_update=now, next_update=now + OCSP_LIFETIME,
+            revocation_time=row.revoked_at if revoked else None,
+            revocation_reason=_reason(row.revocation_reason) if revoked else None,
+        )
+    builder = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, m.ocsp).certificates([m.ocsp])
+    for extension in request.extensions:
+        if isinstance(extension.value, x509.OCSPNonce):
+            builder = builder.add_extension(extension.value, critical=False)
+    return builder.sign(m.ocsp_key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+def _key_hash(cert: x509.Certificate, algorithm) -> bytes | None:
+    """The hash of the issuer's public key bits, as OCSP CertIDs carry it (SHA-1 or SHA-256)."""
+    spki = asn1_x509.Certificate.load(der(cert)).public_key
+    return {"sha1": spki.sha1, "sha256": spki.sha256}.get(algorithm.name)
+
+
+class ChaveTimeStamper(DummyTimeStamper):
+    """Chave's own TSA, in process: pyHanko's stamper with the TSA's certificate and key, at the
+    service clock's time."""
+
+    def __init__(self):
+        m = material()
+        super().__init__(
+            tsa_cert=asn1_x509.Certificate.load(der(m.tsa)),
+            tsa_key=asn1_keys.PrivateKeyInfo.load(m.tsa_key_der),
+            certs_to_embed=[asn1_x509.Certificate.load(der(c)) for c in m.chain],
+            fixed_dt=clock.now(),
+        )
+
+
+def timestamp_response_der(request_der: bytes) -> bytes:
+    """Answer an RFC 3161 time-stamp request; raises ``ValueError`` for one that does not parse."""
+    request = tsp.TimeStampReq.load(request_der)
+    request.native  # parse it all now: a malformed request fails here, not half-way
+    return ChaveTimeStamper().request_tsa_response(request).dump()
+
+
+def timestamper():
+    """The time-stamper signatures use: the external TSA when ``CHAVE_SIGNING_TSA_URL`` names one,
+    else Chave's own (in process: the same tokens its HTTP endpoint gives)."""
+    if settings.CHAVE_SIGNING_TSA_URL:
+        return HTTPTimeStamper(settings.CHAVE_SIGNING_TSA_URL, timeout=settings.CHAVE_HTTP_TIMEOUT)
+    return ChaveTimeStamper()
+
+
+__all__ = ["pki_url", "material", "issue_certificate", "crl_der", "ocsp_response_der", "timestamp_response_der",
+           "timestamper", "subject_serial", "PkiNotReady"]

@@ -1,0 +1,285 @@
+"""The signing pages of the personal area (``/area/sign/``) and the validation page (``/validate/``).
+
+Thin: parse → call a service → render or redirect; no JavaScript needed. Signing pages need a
+signed-in session at assurance level 3 or more (:func:`signing_area`); the session keeps only the
+batch id of the documents being signed, never a PIN or a code.
+"""
+
+from __future__ import annotations
+
+import functools
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.core.exceptions import RequestDataTooBig, ValidationError
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+
+from chave import policy
+from chave.audit import services as audit
+from chave.identity.models import Key
+from chave.login import services as login
+
+from . import area, pades, services
+from .forms import CodeForm, NewSigningPinForm, PlacementForm, SigningPinForm, UploadForm
+
+SESSION_BATCH = "chave.signing.batch"
+MIN_LEVEL = 3
+
+
+def signing_area(view):
+    """Views get ``(request, who, key)``; below level 3 the citizen signs in again (by SMS)."""
+
+    @functools.wraps(view)
+    @never_cache
+    def wrapper(request, *args, **kwargs):
+        who = login.signed_in(request)
+        if who is None or who.assurance_level < MIN_LEVEL:
+            params = {"next": request.get_full_path()}
+            if who is not None:
+                messages.info(request, _("Signing needs a sign-in with a code by SMS (level 3 or more)."))
+                params["again"] = "1"
+            return redirect(f"{reverse('portal:enter')}?{urlencode(params)}")
+        key = Key.objects.select_related("citizen").filter(pk=who.key_id).first()
+        if key is None:
+            raise Http404
+        return view(request, who, key, *args, **kwargs)
+
+    return wrapper
+
+
+def _refusal_text(reason: str, attempts_left: int = 0) -> str:
+    return {
+        "wrong": _("The signing PIN is wrong. Attempts left: %(n)d.") % {"n": attempts_left},
+        "must_change": _("Signing is blocked after too many wrong signing PINs: choose a new signing PIN."),
+        "not_active": _("Signing is not active."),
+        "throttled": _("Too many attempts: try again later."),
+        "wrong_code": _("The security code is wrong. Attempts left: %(n)d.") % {"n": attempts_left},
+        "code_expired": _("The security code expired or was used: start again."),
+        "code_not_sent": _("We could not send the security code now: try again later."),
+        "too_many_hashes": _("Too many documents at once."),
+    }.get(reason, _("Signing failed: start again."))
+
+
+@signing_area
+@require_safe
+def home(request, who, key):
+    credential = services.active_credential(key.citizen)
+    return render(request, "signing/home.html", {
+        "credential": credential, "upload_form": UploadForm(),
+        "max_documents": policy.get("signing_area_max_documents"),
+    })
+
+
+def _new_pin_page(request, key, *, activating: bool, save, done: str):
+    """Activation and a signing PIN change ask the same question: a new signing PIN, twice."""
+    form = NewSigningPinForm(request.POST or None, birth_date=key.citizen.birth_date)
+    if request.method == "POST" and form.is_valid():
+        try:
+            save(form.cleaned_data["new_pin"])
+        except ValidationError as e:
+            form.add_error("new_pin", e)
+        else:
+            messages.success(request, done)
+            return redirect("signing:home")
+    return render(request, "signing/pin.html", {"form": form, "activating": activating})
+
+
+@signing_area
+@require_http_methods(["GET", "POST"])
+def activate(request, who, key):
+    return _new_pin_page(request, key, activating=True, done=_("Signing is active: your signing certificate was issued."),
+                         save=lambda pin: services.activate_signing(key, pin, by="citizen", ip=login.client_ip(request),
+                                                                    channel="area"))
+
+
+@signing_area
+@require_http_methods(["GET", "POST"])
+def change_pin(request, who, key):
+    credential = services.active_credential(key.citizen)
+    if credential is None:
+        return redirect("signing:home")
+    return _new_pin_page(request, key, activating=False, done=_("Your signing PIN was changed."),
+                         save=lambda pin: services.change_signing_pin(credential, pin, ip=login.client_ip(request),
+                                                                      channel="area"))
+
+
+@signing_area
+@require_POST
+def deactivate(request, who, key):
+    if services.deactivate_signing(key.citizen, by="citizen", ip=login.client_ip(request), channel="area"):
+        messages.success(request, _("Signing is deactivated: your signing certificate was revoked."))
+    return redirect("signing:home")
+
+
+@signing_area
+@require_POST
+def upload(request, who, key):
+    form = UploadForm(request.POST)
+    files = request.FILES.getlist("documents")
+    problem = ""
+    if not form.is_valid():
+        problem = _("Choose a signature level.")
+    elif not files:
+        problem = _("Choose one or more PDF files.")
+    elif len(files) > policy.get("signing_area_max_documents"):
+        problem = _("At most %(n)d documents at once.") % {"n": policy.get("signing_area_max_documents")}
+    elif sum(f.size for f in files) > policy.get("signing_area_max_bytes"):
+        problem = _("The files are too large.")
+    if not problem:
+        try:
+            batch = area.upload(who.citizen_id, [(f.name, f.read()) for f in files], form.cleaned_data["level"])
+        except pades.PdfError as e:
+            problem = _("%(name)s is not a PDF that can be signed (damaged or protected).") % {"name": str(e)}
+    if problem:
+        messages.error(request, problem)
+        return redirect("signing:home")
+    request.session[SESSION_BATCH] = batch.id
+    return redirect("signing:place")
+
+
+def _batch(request, who):
+    return area.load(request.session.get(SESSION_BATCH), who.citizen_id)
+
+
+@signing_area
+@require_http_methods(["GET", "POST"])
+def place(request, who, key):
+    batch = _batch(request, who)
+    credential = services.active_credential(key.citizen)
+    if batch is None or credential is None:
+        return redirect("signing:home")
+    placements = [PlacementForm(request.POST or None, prefix=f"d{i}", pages=d.pages)
+                  for i, d in enumerate(batch.documents)]
+    pin_form = SigningPinForm(request.POST or None)
+    error = ""
+    if request.method == "POST" and pin_form.is_valid() and all(f.is_valid() for f in placements):
+        try:
+            started = area.prepare(batch, credential, [f.placement() for f in placements],
+                                   pin=pin_form.cleaned_data["signing_pin"], ip=login.client_ip(request))
+        except pades.PdfError:
+            started = None
+            error = _("A document could not be prepared for signing.")
+        if started is not None and started.ok:
+            return redirect("signing:code")
+        if started is not None:
+            error = _refusal_text(started.reason, started.pin.attempts_left if started.pin else 0)
+    documents = [{"index": i, "document": d, "form": f,
+                  "pages": range(1, min(d.pages, area.MAX_THUMBNAIL_PAGES) + 1)}
+                 for i, (d, f) in enumerate(zip(batch.documents, placements, strict=True))]
+    return render(request, "signing/place.html", {"documents": documents, "pin_form": pin_form, "error": error,
+                                                  "batch": batch}, status=400 if error else 200)
+
+
+@signing_area
+@require_safe
+def page_image(request, who, key, index: int, page: int):
+    batch = _batch(request, who)
+    png = area.thumbnail(batch, index, page) if batch else None
+    if png is None:
+        raise Http404
+    return HttpResponse(png, content_type="image/png")
+
+
+@signing_area
+@require_http_methods(["GET", "POST"])
+def code(request, who, key):
+    batch = _batch(request, who)
+    credential = services.active_credential(key.citizen)
+    if batch is None or credential is None or not batch.process_id:
+        return redirect("signing:home")
+    form = CodeForm(request.POST or None)
+    error = ""
+    if request.method == "POST" and form.is_valid():
+        result = area.sign(batch, credential, form.cleaned_data["code"], ip=login.client_ip(request))
+        if result.ok:
+            return redirect("signing:done")
+        error = _refusal_text(result.reason, result.attempts_left)
+    return render(request, "signing/code.html", {"form": form, "batch": batch, "error": error},
+                  status=400 if error else 200)
+
+
+@signing_area
+@require_POST
+def resend(request, who, key):
+    batch = _batch(request, who)
+    pending = services.find_request(batch.process_id, via="area") if batch else None
+    if pending is None or pending.credential.citizen_id != who.citizen_id:
+        return redirect("signing:home")
+    issue = services.resend_code(pending, ip=login.client_ip(request))
+    if issue.sent:
+        messages.success(request, _("We sent you a new security code."))
+    else:
+        messages.error(request, _("A new code cannot be sent now: wait a little and try again."))
+    return redirect("signing:code")
+
+
+@signing_area
+@require_safe
+def done(request, who, key):
+    batch = _batch(request, who)
+    if batch is None or not all(d.signed for d in batch.documents):
+        return redirect("signing:home")
+    return render(request, "signing/done.html", {"batch": batch, "documents": list(enumerate(batch.documents))})
+
+
+@signing_area
+@require_safe
+def download(request, who, key, index: int):
+    batch = _batch(request, who)
+    if batch is None or not (0 <= index < len(batch.documents)) or not batch.documents[index].signed:
+        raise Http404
+    name = batch.documents[index].name.rsplit(".", 1)[0] + "-signed.pdf"
+    response = HttpResponse(batch.path(index, "signed").read_bytes(), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{name.replace(chr(34), "")}"'
+    return response
+
+
+# --- Validation ------------------------------------------------------------------------------
+
+
+def _validate(content: bytes, ip):
+    result = pades.report(content)
+    audit.record("signing.validate", outcome="ok", ip=ip, signatures=len(result.signatures))
+    return result
+
+
+@require_http_methods(["GET", "POST"])
+def validate_page(request):
+    report, error = None, ""
+    if request.method == "POST":
+        upload_ = request.FILES.get("document")
+        if upload_ is None:
+            error = _("Choose a signed PDF file.")
+        elif upload_.size > policy.get("signing_area_max_bytes"):
+            error = _("The file is too large.")
+        else:
+            try:
+                report = _validate(upload_.read(), login.client_ip(request))
+            except pades.PdfError:
+                error = _("This file is not a PDF that can be read.")
+    return render(request, "signing/validate.html", {"report": report, "error": error},
+                  status=400 if error else 200)
+
+
+@csrf_exempt
+@require_POST
+def validate_api(request):
+    if request.content_type != "application/pdf":
+        return JsonResponse({"error": "invalid_request", "error_description": "Send the PDF as application/pdf."},
+                            status=415)
+    try:
+        body = request.body  # within Django's DATA_UPLOAD_MAX_MEMORY_SIZE; the page takes larger files
+    except RequestDataTooBig:
+        return JsonResponse({"error": "invalid_request", "error_description": "The file is too large."}, status=413)
+    try:
+        result = _validate(body, login.client_ip(request))
+    except pades.PdfError:
+        return JsonResponse({"error": "invalid_request", "error_description": "Not a readable PDF."}, status=400)
+    return JsonResponse({"signatures": [s.__dict__ for s in result.signatures],
+                         "document_timestamps": result.document_timestamps})
