@@ -262,6 +262,9 @@ CHAVE_POLICY = {
     "key_validity_after_card_days": 30,  # Portaria 190-A/2019
     "temporary_pin_days": 30,
     "inactivity_revoke_days": 548,  # 18 months (Portaria 189/2014); 0 switches it off
+    # A registration left pending (online or at a counter) is cancelled after this, releasing the
+    # contacts it holds unconfirmed, so nobody can hold another person's number with one.
+    "pending_key_days": 7,
     "pin_min_length": 4,
     "pin_max_length": 8,
     # Wrong login PINs: the Nth consecutive failure locks for lock_steps[N] seconds; a failure

@@ -159,6 +159,7 @@ class CardAgent:
         except ValueError:
             return self._text(start_response, "413 Content Too Large", "too large")
         language = self._first(form, protocol.F_LANGUAGE)
+        translation.activate(_language(language))  # the page's words; __call__ restores the default
         return_url = self._first(form, protocol.F_RETURN_URL)
         if self._came_from(environ) != self.service_origin or protocol.origin_of(return_url) != self.service_origin:
             return self._refuse_page(start_response, language, _(
@@ -196,6 +197,7 @@ class CardAgent:
         with self._lock:
             pending = self._pending.get(pending_id)
         language = pending.language if pending else ""
+        translation.activate(_language(language))  # the page's words; __call__ restores the default
         if self._came_from(environ) != self.own_origin:
             return self._refuse_page(start_response, language, _("The card PIN can only be typed on the card agent's "
                                                                  "own page. Nothing was signed."))

@@ -5,7 +5,9 @@
 2. Expire keys past their validity (:func:`chave.identity.services.expire_keys`).
 3. Revoke keys unused for ``inactivity_revoke_days`` (:func:`chave.identity.services.revoke_unused_keys`;
    0 switches it and its reminders off).
-4. End single sign-on sessions whose browser session has lapsed, so their portals receive a
+4. Cancel registrations left pending for ``pending_key_days``, releasing the contacts they hold
+   (:func:`chave.identity.services.cancel_abandoned_registrations`).
+5. End single sign-on sessions whose browser session has lapsed, so their portals receive a
    back-channel logout (:func:`chave.oidc.logout.end_lapsed_sso_sessions`).
 
 Idempotent and safe on several instances at once: keys change state under their row lock after
@@ -38,6 +40,7 @@ class HousekeepingResult:
     inactivity_reminders: int
     expired: int
     revoked: int
+    abandoned_registrations: int
     sso_sessions_ended: int
 
     def as_dict(self) -> dict:
@@ -83,4 +86,5 @@ def run() -> HousekeepingResult:
     expiry, inactivity = send_reminders()
     return HousekeepingResult(expiry_reminders=expiry, inactivity_reminders=inactivity,
                               expired=identity.expire_keys(), revoked=identity.revoke_unused_keys(),
+                              abandoned_registrations=identity.cancel_abandoned_registrations(),
                               sso_sessions_ended=end_lapsed_sso_sessions())

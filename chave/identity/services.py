@@ -476,6 +476,26 @@ def expire_keys(*, by: str = "validity") -> int:
     return expired
 
 
+def cancel_abandoned_registrations(*, by: str = "abandoned") -> int:
+    """Cancel every key still pending activation ``pending_key_days`` after it was created, and
+    release its contacts; returns how many. A registration left half-way (online or at a counter)
+    would otherwise keep its unconfirmed mobile number or e-mail from any other key. Meant to run
+    periodically; safe to run concurrently (each key is re-read under its row lock)."""
+    cutoff = clock.now() - dt.timedelta(days=int(policy.get("pending_key_days")))
+    cancelled = 0
+    for pk in list(Key.objects.filter(status=KeyStatus.PENDING, created_at__lt=cutoff).values_list("pk", flat=True)):
+        with transaction.atomic():
+            key = Key.objects.select_for_update().select_related("citizen").get(pk=pk)
+            if key.status != KeyStatus.PENDING:
+                continue  # activated or cancelled since we looked
+            key.transition(KeyStatus.CANCELLED, at=clock.now())
+            key.save()
+            key.contacts.update(live=False)
+            audit.record("key.cancel", outcome="ok", citizen=key.citizen, by=by, channel="housekeeping")
+            cancelled += 1
+    return cancelled
+
+
 def revoke_unused_keys(*, by: str = "inactivity") -> int:
     """Cancel every live key unused for ``inactivity_revoke_days`` (Portaria 189/2014) and
     release its contacts; returns how many. Does nothing when the setting is 0.

@@ -143,12 +143,13 @@ def running_agent(card_dir, service_url: str, *extra: str):
     try:
         seen = ""
         deadline = time.monotonic() + BOUND
-        while "listening on" not in seen and time.monotonic() < deadline:
+        ready = f"http://127.0.0.1:{port}"  # its own address, in whichever language it speaks
+        while ready not in seen and time.monotonic() < deadline:
             line = process.stdout.readline()
             if not line and process.poll() is not None:
                 raise AssertionError(f"the card agent did not start: {seen}{process.stderr.read()}")
             seen += line
-        assert "listening on" in seen, f"the card agent did not start in {BOUND} s: {seen}"
+        assert ready in seen, f"the card agent did not start in {BOUND} s: {seen}"
         yield AgentProcess(port, service_url, process)
     finally:
         process.terminate()

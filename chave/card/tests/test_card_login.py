@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.conf import settings
 from django.test import Client
 
 from chave import clock as service_clock
@@ -100,7 +101,9 @@ def test_the_answer_cannot_be_replayed(browser_for, cards):
 
 def test_the_challenge_cannot_be_used_from_another_session(browser_for, cards):
     card = cards["good"]
-    victim, attacker = browser_for(), browser_for(Client())
+    attacker_client = Client()
+    attacker_client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    victim, attacker = browser_for(), browser_for(attacker_client)
     # The attacker has the victim's answer (and even its finish link) but not the victim's session.
     status, page = victim.at_agent(victim.card_page(), card=card.token_label)
     response = attacker.answer(hidden_fields(page, "agent-return"))

@@ -15,6 +15,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 from django.core.management import CommandError, call_command
+from django.utils import translation
 
 from chave.card import protocol, verification
 from chave.card.pki import DevPki
@@ -80,6 +81,7 @@ def test_dev_card_issue_makes_a_card_like_the_real_one(cards, card_dir, agent, t
     assert made["token_label"] in [c["token_label"] for c in json.loads(listed.stdout)]
 
 
+@translation.override("en")
 def test_dev_commands_are_refused_in_production(settings):
     settings.IS_PRODUCTION = True
     with pytest.raises(CommandError, match="refused in production"):
@@ -88,6 +90,7 @@ def test_dev_commands_are_refused_in_production(settings):
         call_command("dev_card", "issue", "--nic", "77788899", "--name", "A B")
 
 
+@translation.override("en")
 def test_dev_card_explains_bad_arguments(cards):
     with pytest.raises(CommandError, match="--nic and --name"):
         call_command("dev_card", "issue", "--nic", "77788899")

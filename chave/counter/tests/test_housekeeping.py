@@ -32,7 +32,7 @@ def test_a_key_is_reminded_once_then_expires_after_its_validity(make_citizen, cl
     key = make_citizen(phone="+351912345678", document_expiry=clock.today() + days(40))
     lead = policy.get("key_reminder_days")
     assert housekeeping.run().as_dict() == {"expiry_reminders": 0, "inactivity_reminders": 0, "expired": 0,
-                                            "revoked": 0, "sso_sessions_ended": 0}
+                                            "revoked": 0, "abandoned_registrations": 0, "sso_sessions_ended": 0}
     clock.travel(days(70 - lead))
     assert housekeeping.run().expiry_reminders == 1
     assert outbox.last("+351912345678").body == notice("key_expiring", key.valid_until)
@@ -68,7 +68,7 @@ def test_inactivity_rule_switched_off(make_citizen, clock, settings):
     key = make_citizen()
     clock.travel(days(5000 // 2))  # document valid 10 years; nothing expires yet
     assert housekeeping.run().as_dict() == {"expiry_reminders": 0, "inactivity_reminders": 0, "expired": 0,
-                                            "revoked": 0, "sso_sessions_ended": 0}
+                                            "revoked": 0, "abandoned_registrations": 0, "sso_sessions_ended": 0}
     assert Key.objects.get(pk=key.pk).status == KeyStatus.ACTIVE
 
 
@@ -92,3 +92,16 @@ def test_command_prints_what_it_did(make_citizen, clock, capsys):
     assert json.loads(capsys.readouterr().out)["expired"] == 1
     call_command("housekeeping")
     assert "expired: 0" in capsys.readouterr().out
+
+
+def test_a_registration_left_pending_is_cancelled_and_frees_the_number_it_held(make_citizen, clock):
+    squatter = make_citizen(phone="+351912000077", verified=False)
+    assert squatter.status == KeyStatus.PENDING
+    clock.travel(days(6))
+    assert housekeeping.run().abandoned_registrations == 0  # still within pending_key_days
+    clock.travel(days(2))
+    assert housekeeping.run().abandoned_registrations == 1
+    assert housekeeping.run().abandoned_registrations == 0  # once
+    assert Key.objects.get(pk=squatter.pk).status == KeyStatus.CANCELLED
+    owner = make_citizen(phone="+351912000077")  # the number's owner can now register it
+    assert owner.status == KeyStatus.ACTIVE
