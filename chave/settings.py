@@ -339,6 +339,11 @@ CHAVE_POLICY = {
     # (typing a code, choosing the PIN) once the clerk opens it.
     "counter_screen_pairing_seconds": 5 * 60,
     "counter_turn_seconds": 5 * 60,
+    # A PIN mailer the counter's printer failed to print is tried again after each of these waits,
+    # then marked "printing failed" for the clerk to print again or cancel.
+    "counter_print_backoff_seconds": [30, 60, 120, 300, 600],
+    # Staff signing in with their own Citizen Card: the card must have been read this recently.
+    "staff_card_seconds": 2 * 60,
     # Housekeeping: citizens are reminded this many days before their key expires or is revoked.
     "key_reminder_days": 30,
 }

@@ -24,6 +24,9 @@ class CardChallenge(models.Model):
     origin = models.CharField(max_length=200)
     binder_hash = models.CharField(max_length=64)
     next_url = models.CharField(max_length=500, blank=True)
+    # Who reads the card: a citizen (signed in with their key when they have one) or a member of
+    # counter staff (the counter signs them in; the citizen session is left alone).
+    purpose = models.CharField(max_length=10, default="citizen")
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     answered_at = models.DateTimeField(null=True, blank=True)

@@ -93,9 +93,11 @@ class AgentForm:
     fields: dict
 
 
-def issue_challenge(request, *, next_url: str = "") -> AgentForm:
+def issue_challenge(request, *, next_url: str = "", purpose: str = "citizen") -> AgentForm:
     """A new challenge for this browser session (replacing any earlier one of the session);
-    returns the form that takes it to the agent. Challenges past retention are deleted."""
+    returns the form that takes it to the agent. Challenges past retention are deleted.
+    ``purpose`` "staff": the card's holder is not signed in as a citizen when it returns (the
+    counter's own sign-in, at ``next_url``, decides)."""
     now = clock.now()
     CardChallenge.objects.filter(
         expires_at__lt=now - dt.timedelta(seconds=policy.get("card_challenge_retention_seconds"))
@@ -103,7 +105,7 @@ def issue_challenge(request, *, next_url: str = "") -> AgentForm:
     binder = secrets.token_urlsafe(32)
     challenge = CardChallenge.objects.create(
         challenge=secrets.token_urlsafe(32), origin=service_origin(), binder_hash=_hash(binder),
-        next_url=safe_next(next_url), created_at=now,
+        next_url=safe_next(next_url), purpose=purpose, created_at=now,
         expires_at=now + dt.timedelta(seconds=policy.get("card_challenge_seconds")), ip=login.client_ip(request),
     )
     request.session[SESSION_CHALLENGE] = {"id": str(challenge.pk), "binder": binder}

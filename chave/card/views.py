@@ -157,6 +157,8 @@ def card_return(request):
                                     finish_token=request.GET.get("f", ""))
     except CardRefused as exc:
         return _refused(request, exc.reason, status=403 if exc.reason == "other_session" else 400)
+    if challenge.purpose == "staff":
+        return redirect(challenge.next_url or "counter:login_card")
     card = services.verified_card(request)
     outcome = services.sign_in_with_card(request, card)
     if challenge.next_url:

@@ -22,6 +22,7 @@ Life of a letter and of its PIN (also in README.md):
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import io
 import secrets
 
@@ -31,7 +32,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
-from chave import clock, sealing
+from chave import clock, policy, sealing
 from chave.audit import services as audit
 from chave.identity import services as identity
 from chave.identity.models import Key
@@ -112,10 +113,52 @@ def issue_new_pin(staff: Staff, key: Key, presented: Presented, *, address: str 
     return letter
 
 
+def _printer():
+    printer = printers.counter_printer()
+    if printer is None:
+        raise printers.PrinterError("no PIN-mailer printer is configured")
+    return printer
+
+
+def _print_failed(letter: Letter, error: str) -> str:
+    """The counter's printer refused the mailer: try again after the next wait of
+    ``counter_print_backoff_seconds``, or — when they are used up — mark the letter "printing
+    failed" for the clerk (print again, or cancel). The sealed PIN stays until then."""
+    waits = policy.get("counter_print_backoff_seconds")
+    letter.print_attempts += 1
+    letter.print_error = error[:200]
+    if letter.print_attempts <= len(waits):
+        letter.next_print_at = clock.now() + dt.timedelta(seconds=waits[letter.print_attempts - 1])
+        from .tasks import produce_letter
+
+        produce_letter.using(run_after=letter.next_print_at).enqueue(str(letter.pk))
+    else:
+        letter.status, letter.next_print_at = LetterStatus.PRINT_FAILED, None
+    letter.save(update_fields=["print_attempts", "print_error", "next_print_at", "status"])
+    audit.record("letter.print", outcome="failed" if letter.status == LetterStatus.PRINT_FAILED else "retry",
+                 citizen=letter.citizen, channel=CHANNEL, letter=letter.reference, attempts=letter.print_attempts)
+    return letter.status
+
+
+def print_again(staff: Staff, letter: Letter, *, ip: str | None = None) -> None:
+    """A clerk sends a mailer whose printing failed to the counter's printer again (after fixing
+    it). Raises ``ValidationError`` unless the letter's printing failed."""
+    with transaction.atomic():
+        updated = Letter.objects.filter(pk=letter.pk, status=LetterStatus.PRINT_FAILED).update(
+            status=LetterStatus.QUEUED, print_attempts=0, next_print_at=None)
+        if not updated:
+            raise ValidationError(_("This PIN mailer is not waiting to be printed again."), code="not_failed")
+        from .tasks import produce_letter
+
+        produce_letter.enqueue(str(letter.pk))
+        audit.record("letter.print_again", outcome="ok", citizen=letter.citizen, channel=CHANNEL, ip=ip,
+                     letter=letter.reference, staff=staff.username, counter=staff.counter)
+
+
 def produce(letter_id: str) -> str:
     """Render a queued letter's PDF, seal it (by post) or print it at its counter (handed over),
-    and wipe the sealed PIN; returns the letter's status. A printer failure raises
-    :class:`~.printers.PrinterError` and leaves the letter queued.
+    and wipe the sealed PIN; returns the letter's status. A printer failure leaves the letter
+    queued with another try scheduled (:func:`_print_failed`).
 
     Idempotent: a letter that is not ``queued`` (produced already, cancelled) is left as it is; two
     workers cannot both produce it (row lock; SQLite's IMMEDIATE transactions serialise writers).
@@ -138,8 +181,11 @@ def produce(letter_id: str) -> str:
         ))
         del pin
         if letter.delivery == LetterDelivery.COUNTER:
-            # Straight to the counter's PIN-mailer printer; a failure raises and changes nothing.
-            printers.counter_printer().print_pdf(letter.counter, letter.reference, document)
+            # Straight to the counter's PIN-mailer printer; a failure schedules another try.
+            try:
+                _printer().print_pdf(letter.counter, letter.reference, document)
+            except printers.PrinterError as error:
+                return _print_failed(letter, str(error))
             letter.status = LetterStatus.PRINTED
         else:
             letter.pdf_sealed = _seal(base64.b64encode(document).decode(), "letter-pdf")

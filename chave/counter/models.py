@@ -30,7 +30,12 @@ class Staff(models.Model):
     totp_sealed = models.TextField()
     # The newest TOTP time step accepted: a code (or an older one) is never accepted twice.
     totp_last_step = models.BigIntegerField(default=0)
+    # The civil ID number (NIC) of the member's own Citizen Card, when they sign in with it.
+    nic = models.CharField(max_length=16, blank=True)
     created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["nic"], condition=~models.Q(nic=""), name="staff_nic_unique")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.user.username}, {self.role})"
@@ -83,6 +88,7 @@ class LetterStatus(models.TextChoices):
     POSTED = "posted", _("Posted")
     PRINTED = "printed", _("Printed at the counter, to hand over")
     HANDED = "handed", _("Handed over sealed")
+    PRINT_FAILED = "failed", _("Printing failed")
     CANCELLED = "cancelled", _("Cancelled")
 
 
@@ -113,6 +119,11 @@ class Letter(models.Model):
     pdf_sealed = models.TextField(blank=True)
     batch = models.ForeignKey("PrintBatch", null=True, blank=True, on_delete=models.PROTECT, related_name="letters")
     created_at = models.DateTimeField()
+    # A mailer handed over: failed prints so far (retried with ``counter_print_backoff_seconds``),
+    # when the next try is due, and the printer's last error (never the PDF or the PIN).
+    print_attempts = models.PositiveSmallIntegerField(default=0)
+    next_print_at = models.DateTimeField(null=True, blank=True)
+    print_error = models.CharField(max_length=200, blank=True)
     produced_at = models.DateTimeField(null=True, blank=True)
     posted_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)

@@ -26,11 +26,13 @@ class SpoolPrinter:
 
     def print_pdf(self, counter: str, reference: str, document: bytes) -> None:
         folder = self.directory / (re.sub(r"[^A-Za-z0-9_-]+", "-", counter).strip("-") or "counter")
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = folder / f"{reference}.pdf"
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "wb") as out:
-            out.write(document)
+        try:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            descriptor = os.open(folder / f"{reference}.pdf", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "wb") as out:
+                out.write(document)
+        except OSError as error:
+            raise PrinterError(f"spool: {error.strerror or error}") from None
 
 
 class LpPrinter:
@@ -41,8 +43,11 @@ class LpPrinter:
         queue = self.queues.get(counter)
         if not queue:
             raise PrinterError(f"no print queue for counter {counter!r}")
-        result = subprocess.run(["lp", "-d", queue, "-t", reference, "-"], input=document, capture_output=True,
-                                timeout=30)
+        try:
+            result = subprocess.run(["lp", "-d", queue, "-t", reference, "-"], input=document, capture_output=True,
+                                    timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise PrinterError(f"lp: {type(error).__name__}") from None
         if result.returncode != 0:
             raise PrinterError(f"lp failed with status {result.returncode}")
 

@@ -61,13 +61,15 @@ def _totp(staff: Staff) -> pyotp.TOTP:
     return pyotp.TOTP(secret, interval=TOTP_STEP_SECONDS)
 
 
-def create_staff(*, username: str, name: str, role: str, counter: str = "") -> NewStaff:
-    """Create a staff account with a random password and a new TOTP secret.
+def create_staff(*, username: str, name: str, role: str, counter: str = "", nic: str = "") -> NewStaff:
+    """Create a staff account with a random password and a new TOTP secret; with ``nic``, the
+    member may also sign in with their own Citizen Card.
 
     Raises ``ValidationError`` for an unknown role, an empty username or name, a clerk or
-    supervisor without a counter, or a username already taken.
+    supervisor without a counter, a malformed NIC, or a username or NIC already taken.
     """
     username, name, counter = username.strip(), name.strip(), counter.strip()
+    nic = parse_nic(nic) if nic.strip() else ""
     if role not in Role.values:
         raise ValidationError(_("Unknown role."), code="role_invalid")
     if not username or not name:
@@ -79,10 +81,12 @@ def create_staff(*, username: str, name: str, role: str, counter: str = "") -> N
     try:
         with transaction.atomic():
             user = get_user_model().objects.create_user(username=username, password=password)
-            staff = Staff.objects.create(user=user, name=name, role=role, counter=counter,
+            staff = Staff.objects.create(user=user, name=name, role=role, counter=counter, nic=nic,
                                          totp_sealed=_seal_totp(secret), created_at=clock.now())
             audit.record("staff.add", outcome="ok", channel="cli", staff=username, role=role, counter=counter)
     except IntegrityError:
+        if nic and Staff.objects.filter(nic=nic).exists():
+            raise ValidationError(_("Another staff account has this civil ID number."), code="nic_taken")
         raise ValidationError(_("This username is taken."), code="username_taken")
     uri = pyotp.TOTP(secret, interval=TOTP_STEP_SECONDS).provisioning_uri(name=username, issuer_name="Chave")
     return NewStaff(staff, password, uri)
@@ -159,6 +163,25 @@ def check_staff_sign_in(username: str, password: str, code: str, *, ip: str | No
         return StaffSignIn(True, "ok", staff)
     audit.record("staff.sign_in", outcome="wrong", channel=CHANNEL, ip=ip, staff=username[:150])
     return StaffSignIn(False, "wrong")
+
+
+def check_staff_card(card, *, ip: str | None = None) -> StaffSignIn:
+    """Sign-in with the member's own Citizen Card, verified (chain, dates, revocation) and read
+    with its PIN by :mod:`chave.card` — possession and knowledge, the two factors. The card's
+    NIC must be the one on an active staff account (``chave staff add --nic``). Throttled per IP
+    like the password sign-in; one answer for every refusal."""
+    gate = throttle.hit(("staff_login_per_ip", ip or ""))
+    if not gate.allowed:
+        audit.record("staff.sign_in", outcome="throttled", channel=CHANNEL, ip=ip, method="citizen_card")
+        return StaffSignIn(False, "throttled")
+    staff = Staff.objects.select_related("user").filter(nic=card.nic, user__is_active=True).first()
+    if staff is None:
+        audit.record("staff.sign_in", outcome="unknown_card", channel=CHANNEL, ip=ip, method="citizen_card",
+                     certificate=card.certificate_serial)
+        return StaffSignIn(False, "wrong")
+    audit.record("staff.sign_in", outcome="ok", channel=CHANNEL, ip=ip, staff=staff.username, method="citizen_card",
+                 certificate=card.certificate_serial)
+    return StaffSignIn(True, "ok", staff)
 
 
 # --- Finding citizens ----------------------------------------------------------------------

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from chave import clock, policy
 from chave.audit import services as audit
+from chave.card import services as cards
 from chave.identity.models import Citizen, KeyStatus
 from chave.login.services import client_ip
 
@@ -32,6 +33,7 @@ from .roles import can
 
 SESSION_STAFF = "counter.staff"
 SESSION_SEEN = "counter.seen"
+SESSION_CARD_ASKED = "counter.card_asked"
 # Where each role starts: the first page its capabilities open.
 START_PAGES = [("citizen.view", "counter:find"), ("letters.print", "counter:letters"), ("rp.view", "counter:rp_list"),
                ("report.view", "counter:report")]
@@ -103,19 +105,54 @@ def sign_in(request):
             d = form.cleaned_data
             decision = services.check_staff_sign_in(d["username"], d["password"], d["code"], ip=client_ip(request))
             if decision.ok:
-                auth.login(request, decision.staff.user, backend="django.contrib.auth.backends.ModelBackend")
-                request.session[SESSION_STAFF] = decision.staff.pk
-                request.session[SESSION_SEEN] = clock.now().timestamp()
-                target = request.GET.get("next", "")
-                if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-                    target = _url("counter:home")
-                return redirect(target)
+                return _start_staff_session(request, decision.staff)
             if decision.reason == "throttled":
                 status = 429
                 form.add_error(None, _("Too many attempts. Wait a few minutes and try again."))
             else:
                 form.add_error(None, _("The username, password or code is not correct."))
     return render(request, "counter/sign_in.html", {"form": form}, status=status)
+
+
+def _start_staff_session(request, staff: Staff):
+    """Sign ``staff`` in (a new session: no fixation) and go where they were going."""
+    auth.login(request, staff.user, backend="django.contrib.auth.backends.ModelBackend")
+    request.session[SESSION_STAFF] = staff.pk
+    request.session[SESSION_SEEN] = clock.now().timestamp()
+    target = request.GET.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        target = _url("counter:home")
+    return redirect(target)
+
+
+@never_cache
+@require_http_methods(["GET"])
+def sign_in_card(request):
+    """Sign-in with the member's own Citizen Card (:mod:`chave.card`'s agent and checks).
+
+    The first visit asks for the card (a challenge of purpose "staff": the holder is not signed
+    in as a citizen); the card's return comes back here, where a card read since that request,
+    within ``staff_card_seconds``, signs in the staff account holding its NIC. The card then
+    leaves the session, so it opens nothing else."""
+    asked = request.session.get(SESSION_CARD_ASKED)
+    card = cards.verified_card(request, max_age=policy.get("staff_card_seconds"))
+    refusal, status = "", 200
+    if asked and card and dt.datetime.fromisoformat(card.verified_at).timestamp() >= float(asked):
+        request.session.pop(SESSION_CARD_ASKED, None)
+        cards.forget_card(request)
+        decision = services.check_staff_card(card, ip=client_ip(request))
+        if decision.ok:
+            return _start_staff_session(request, decision.staff)
+        if decision.reason == "throttled":
+            refusal, status = _("Too many attempts. Wait a few minutes and try again."), 429
+        else:
+            refusal, status = _("This Citizen Card does not belong to a staff account."), 403
+    request.session[SESSION_CARD_ASKED] = clock.now().timestamp()
+    agent = cards.issue_challenge(request, next_url=request.get_full_path(), purpose="staff")
+    response = render(request, "counter/sign_in_card.html",
+                      {"agent": agent, "agent_command": "chave card-agent", "refusal": refusal}, status=status)
+    response["Referrer-Policy"] = "origin"  # as the citizen's card page: the agent checks the origin
+    return response
 
 
 @require_POST
@@ -245,17 +282,30 @@ def new_pin(request, pk: int):
                 _("A new temporary PIN is on its way. The previous PIN no longer works."))
 
 
-@staff_only("citizen.act")
-@require_POST
-def hand_over(request, pk: int, letter_id):
+def _letter_step(request, pk: int, letter_id, step, done: str):
+    """A one-click step on a citizen's letter; a refusal is shown on the citizen's page."""
     letter = get_object_or_404(Letter, pk=letter_id, citizen_id=pk)
     try:
-        letters.hand_over(request.staff, letter, ip=client_ip(request))
+        step(request.staff, letter, ip=client_ip(request))
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
-        messages.success(request, _("Recorded: the sealed PIN mailer was handed over."))
+        messages.success(request, done)
     return redirect("counter:citizen", pk=pk)
+
+
+@staff_only("citizen.act")
+@require_POST
+def hand_over(request, pk: int, letter_id):
+    return _letter_step(request, pk, letter_id, letters.hand_over,
+                        _("Recorded: the sealed PIN mailer was handed over."))
+
+
+@staff_only("citizen.act")
+@require_POST
+def print_again(request, pk: int, letter_id):
+    return _letter_step(request, pk, letter_id, letters.print_again,
+                        _("The PIN mailer is on its way to the printer again."))
 
 
 @staff_only("citizen.act")

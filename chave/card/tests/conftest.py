@@ -216,8 +216,9 @@ class CardBrowser:
     def __init__(self, client: Client, agent, service: str):
         self.client, self.agent, self.service = client, agent, service
 
-    def card_page(self, next_url: str = "") -> list[tuple[str, str]]:
-        response = self.client.get("/card/" + (f"?next={next_url}" if next_url else ""))
+    def card_page(self, next_url: str = "", *, path: str = "/card/") -> list[tuple[str, str]]:
+        """The hidden fields of the card page's agent form (the citizen's, or ``path``'s)."""
+        response = self.client.get(path + (f"?next={next_url}" if next_url else ""))
         assert response.status_code == 200, response
         page = response.content.decode()
         from django.conf import settings
@@ -242,9 +243,10 @@ class CardBrowser:
         """Post the agent's answer to Chave's return URL (as the agent's page does)."""
         return self.client.post("/card/return", dict_multi(fields))
 
-    def sign_in(self, card: TestCard, *, next_url: str = ""):
-        """The whole card sign-in; returns Chave's response after the finishing GET."""
-        status, page = self.at_agent(self.card_page(next_url), card=card.token_label)
+    def sign_in(self, card: TestCard, *, next_url: str = "", path: str = "/card/"):
+        """The whole card sign-in from the card page at ``path``; returns Chave's response after
+        the finishing GET."""
+        status, page = self.at_agent(self.card_page(next_url, path=path), card=card.token_label)
         assert status == 200, page
         response = self.answer(hidden_fields(page, "agent-return"))
         assert response.status_code == 303, response.content.decode()[:500]

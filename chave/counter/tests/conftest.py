@@ -29,11 +29,11 @@ def make_staff(db):
     made = {"n": 0}
 
     def make(role: str = "clerk", *, counter: str = "Loja do Cidadão Laranjeiras", username: str | None = None,
-             name: str | None = None) -> StaffLogin:
+             name: str | None = None, nic: str = "") -> StaffLogin:
         made["n"] += 1
         username = username or f"{role.replace('-', '')}{made['n']}"
         new = services.create_staff(username=username, name=name or f"Staff {username}", role=role,
-                                    counter=counter)
+                                    counter=counter, nic=nic)
         return StaffLogin(new.staff, username, new.password, pyotp.parse_uri(new.provisioning_uri))
 
     return make

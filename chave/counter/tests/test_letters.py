@@ -247,3 +247,110 @@ def test_without_a_printer_only_the_post_is_offered(staff_client, make_citizen, 
     assert not Letter.objects.exists() and Key.objects.get(pk=key.pk).pin_is_temporary is False
     with pytest.raises(ValidationError, match="no PIN-mailer printer"):  # the service says so too
         letters.send_letter(clerk.login_as.staff, key, delivery="counter")
+
+
+def hand_over_sealed(clerk, key):
+    return clerk.post(f"/counter/citizen/{key.citizen.pk}/new-pin", {
+        "pin-presented_type": "cc", "pin-presented_country": "PT", "pin-presented_number": "12345678",
+        "pin-reason": REASON, "pin-delivery": "counter"})
+
+
+def run_due_tasks(run_worker, *, rounds: int) -> None:
+    """Run the worker ``rounds`` times, each time making the scheduled tasks due (the tests' clock
+    runs ahead of the worker's)."""
+    import datetime as dt
+
+    from django.utils import timezone
+    from django_tasks_db.models import DBTaskResult
+
+    for _ in range(rounds):
+        DBTaskResult.objects.filter(status="READY").update(run_after=timezone.now() - dt.timedelta(seconds=1))
+        run_worker()
+
+
+@pytest.fixture
+def broken_printer(settings, tmp_path):
+    """The counter's spool printer, down: its folder for "Loja Aveiro" is a file. ``fix()`` mends it."""
+    settings.CHAVE_COUNTER_PRINTER, settings.CHAVE_COUNTER_PRINT_DIR = "spool", tmp_path
+    jam = tmp_path / "Loja-Aveiro"
+    jam.write_text("jammed")
+
+    class Printer:
+        folder = jam
+
+        @staticmethod
+        def fix():
+            jam.unlink()
+
+    return Printer
+
+
+def test_a_failed_mailer_print_is_tried_again_later(staff_client, make_citizen, broken_printer, clock, settings):
+    from django_tasks_db.models import DBTaskResult
+
+    settings.CHAVE_POLICY = {**settings.CHAVE_POLICY, "counter_print_backoff_seconds": [45, 90]}
+    clerk = staff_client("clerk", counter="Loja Aveiro")
+    key = make_citizen(nic="12345678", phone="+351912345678")
+    assert hand_over_sealed(clerk, key).status_code == 302
+    letter = Letter.objects.get()
+    assert letters.produce(str(letter.pk)) == LetterStatus.QUEUED
+    letter.refresh_from_db()
+    assert (letter.print_attempts, letter.pin_sealed != "") == (1, True)
+    assert (letter.next_print_at - clock.now()).total_seconds() == 45
+    waiting = DBTaskResult.objects.filter(status="READY", task_path__endswith="produce_letter")
+    retry = waiting.get(run_after=letter.next_print_at)  # besides the first try's task, run here by hand
+    assert retry.args_kwargs["args"] == [str(letter.pk)] and waiting.count() == 2
+    page = clerk.get(f"/counter/citizen/{key.citizen.pk}/").content.decode()
+    assert "The printer did not take it; trying again at" in page
+    broken_printer.fix()
+    assert letters.produce(str(letter.pk)) == LetterStatus.PRINTED  # the scheduled retry, when due
+    assert (broken_printer.folder / f"{letter.reference}.pdf").exists()
+    assert [e.outcome for e in AuditEvent.objects.filter(event="letter.print")] == ["retry"]
+
+
+def test_a_mailer_that_keeps_failing_waits_for_the_clerk_to_print_it_again(staff_client, make_citizen, broken_printer,
+                                                                        run_worker, settings):
+    settings.CHAVE_POLICY = {**settings.CHAVE_POLICY, "counter_print_backoff_seconds": [0, 0]}
+    clerk = staff_client("clerk", counter="Loja Aveiro")
+    key = make_citizen(nic="12345678", phone="+351912345678")
+    assert hand_over_sealed(clerk, key).status_code == 302
+    run_due_tasks(run_worker, rounds=3)  # the first try and both retries fail
+    letter = Letter.objects.get()
+    assert (letter.status, letter.print_attempts, letter.next_print_at) == (LetterStatus.PRINT_FAILED, 3, None)
+    assert "spool" in letter.print_error and letter.pin_sealed  # the PIN stays sealed for the next print
+    page = clerk.get(f"/counter/citizen/{key.citizen.pk}/").content.decode()
+    again = f"/counter/citizen/{key.citizen.pk}/letters/{letter.pk}/print-again"
+    assert "Printing failed" in page and again in page and "Check the printer" in page
+    assert [e.outcome for e in AuditEvent.objects.filter(event="letter.print").order_by("at", "id")] == [
+        "retry", "retry", "failed"]
+    broken_printer.fix()
+    response = clerk.post(again)
+    assert response.status_code == 302
+    assert "on its way to the printer again" in clerk.get(response["Location"]).content.decode()
+    run_worker()
+    letter.refresh_from_db()
+    assert letter.status == LetterStatus.PRINTED and not letter.pin_sealed
+    pin = temporary_pin(text_of_pdf((broken_printer.folder / f"{letter.reference}.pdf").read_bytes())[0])
+    assert sign_in(Client(), pin=pin).status_code == 302
+    assert AuditEvent.objects.get(event="letter.print_again").detail["staff"] == clerk.login_as.username
+    # Printing it again is for a failed mailer only: a second press changes nothing.
+    response = clerk.post(again)
+    assert "not waiting to be printed again" in clerk.get(response["Location"]).content.decode()
+    assert Letter.objects.get().status == LetterStatus.PRINTED
+
+
+def test_a_failed_mailer_can_be_cancelled_instead(staff_client, make_citizen, broken_printer, run_worker, settings):
+    settings.CHAVE_POLICY = {**settings.CHAVE_POLICY, "counter_print_backoff_seconds": []}
+    clerk = staff_client("clerk", counter="Loja Aveiro")
+    key = make_citizen(nic="12345678", phone="+351912345678")
+    assert hand_over_sealed(clerk, key).status_code == 302
+    run_worker()
+    letter = Letter.objects.get()
+    assert letter.status == LetterStatus.PRINT_FAILED
+    response = clerk.post(f"/counter/citizen/{key.citizen.pk}/letters/{letter.pk}/cancel", {
+        "letter-presented_type": "cc", "letter-presented_country": "PT", "letter-presented_number": "12345678",
+        "letter-reason": "The printer is broken for the day"})
+    assert response.status_code == 302
+    letter.refresh_from_db()
+    assert letter.status == LetterStatus.CANCELLED and not letter.pin_sealed
+    assert Key.objects.get(pk=key.pk).pin_hash == ""

@@ -2,7 +2,8 @@
 ``chave staff totp <username>`` (development only): the account's current authenticator code.
 
 ``chave staff add --username U --name "…" --role clerk|supervisor|rp-admin|auditor|mailroom
-[--counter C] [--json]``. The password and the ``otpauth://`` URI (load it into an authenticator
+[--counter C] [--nic NIC] [--json]``. With ``--nic`` the member may also sign in with their own
+Citizen Card. The password and the ``otpauth://`` URI (load it into an authenticator
 app, e.g. as a QR code) are printed this once and kept nowhere in clear: the password as an
 Argon2 hash, the TOTP secret sealed. Bad arguments exit non-zero without a traceback or a write.
 """
@@ -29,6 +30,8 @@ class Command(BaseCommand):
         add.add_argument("--name", required=True)
         add.add_argument("--role", required=True, choices=Role.values)
         add.add_argument("--counter", default="", help="the counter (clerks and supervisors)")
+        add.add_argument("--nic", default="", help="the member's civil ID number: they may also sign in with their "
+                                                   "own Citizen Card")
         add.add_argument("--json", action="store_true")
         totp = sub.add_parser("totp", help="development only: the account's current authenticator code")
         totp.add_argument("username")
@@ -42,11 +45,11 @@ class Command(BaseCommand):
             return
         try:
             new = services.create_staff(username=opts["username"], name=opts["name"], role=opts["role"],
-                                        counter=opts["counter"])
+                                        counter=opts["counter"], nic=opts["nic"])
         except ValidationError as error:
             raise CommandError(" ".join(error.messages))
         result = {"username": new.staff.username, "name": new.staff.name, "role": new.staff.role,
-                  "counter": new.staff.counter, "password": new.password, "totp_uri": new.provisioning_uri}
+                  "counter": new.staff.counter, "nic": new.staff.nic, "password": new.password, "totp_uri": new.provisioning_uri}
         if opts["json"]:
             self.stdout.write(json.dumps(result))
             return
