@@ -287,6 +287,12 @@ CHAVE_POLICY = {
         # Staff sign-in at /counter/login (password + TOTP), per client IP and per username.
         "staff_login_per_ip": (20, 15 * 60),
         "staff_login_per_user": (5, 15 * 60),
+        # Signing APIs (CSC v2, CMD-style): every call of an integrator, by the OAuth client of
+        # its service token; and calls without a valid token, per client IP (token guessing).
+        "signing_api_per_client": (600, 60),
+        "signing_api_bad_token_per_ip": (30, 10 * 60),
+        # The validation page and API (open to anyone, files up to signing_validate_max_bytes).
+        "signing_validate_per_ip": (60, 10 * 60),
     },
     # SMS only to these countries (ISO 3166 alpha-2): EU/EEA and Portuguese-speaking countries.
     "sms_country_allowlist": [
@@ -328,6 +334,8 @@ CHAVE_POLICY = {
     "signing_area_max_documents": 10,
     "signing_area_max_bytes": 60 * 1024 * 1024,
     "signing_area_keep_seconds": 30 * 60,
+    # The validation API (POST /api/signing/validate) takes a PDF as large as the page does.
+    "signing_validate_max_bytes": 60 * 1024 * 1024,
     "delivery_max_attempts": 8,
     "delivery_backoff_seconds": [5, 15, 30, 60, 120, 300, 600],
     # Counter (issue 5; chave/counter/README.md): a staff session ends after this long idle; a TOTP

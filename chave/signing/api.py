@@ -5,30 +5,53 @@ token check, and an audit event for every call.
 refuses anything but a JSON object POST (``GET`` too where allowed), finds the integrator behind
 the bearer token (401 without one, unless the endpoint is public), and audits the call as
 ``signing.api`` with the endpoint, the integrator, the HTTP status and the citizen when known.
+
+Every authenticated call counts against ``signing_api_per_client`` (by the OAuth client of the
+token); calls without a valid token count against ``signing_api_bad_token_per_ip``, and a client
+IP over that limit is refused before its token is even looked up, so that nobody can try tokens
+faster than the limit allows. Above either: 429 with ``Retry-After``, audited with the throttle.
+Request bodies are read in chunks up to a limit (:func:`copy_body`): a ``Content-Length`` above
+it is refused before anything is read.
 """
 
 from __future__ import annotations
 
 import functools
+import io
 import json
+import math
 from pathlib import Path
 
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from chave import clock
 from chave.audit import services as audit
 from chave.login.services import client_ip
+from chave.throttle import services as throttle
 
 from . import integrators
 
-MAX_BODY_BYTES = 256 * 1024
 OPENAPI_DIR = Path(__file__).resolve().parent / "openapi"
+MAX_BODY_BYTES = 256 * 1024
+BODY_CHUNK_BYTES = 64 * 1024
+PER_CLIENT = "signing_api_per_client"
+BAD_TOKEN_PER_IP = "signing_api_bad_token_per_ip"
 
 
 class ApiError(Exception):
     def __init__(self, status: int, error: str, description: str, **extra):
         super().__init__(description)
         self.status, self.error, self.description, self.extra = status, error, description, extra
+
+
+class Throttled(ApiError):
+    """429: a named throttle refused; ``Retry-After`` says when the oldest counted call expires."""
+
+    def __init__(self, decision: throttle.ThrottleDecision, description: str):
+        super().__init__(429, "access_denied", description)
+        self.rule = decision.rule
+        self.retry_after = max(1, math.ceil((decision.retry_at - clock.now()).total_seconds()))
 
 
 def _json(status: int, payload) -> HttpResponse:
@@ -40,47 +63,83 @@ def _json(status: int, payload) -> HttpResponse:
     return response
 
 
+def refusal(e: ApiError, body: dict | None = None) -> HttpResponse:
+    """The JSON answer for ``e`` (``body`` in the API's own error shape; CSC's by default)."""
+    response = _json(e.status, body or {"error": e.error, "error_description": e.description, **e.extra})
+    if e.status == 401:
+        response["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    if isinstance(e, Throttled):
+        response["Retry-After"] = str(e.retry_after)
+    return response
+
+
+def copy_body(request, out, limit: int, *, too_large: str = "The request is too large.") -> int:
+    """Copy the request body into ``out`` in chunks and return its size; 413 (:class:`ApiError`)
+    when ``Content-Length`` says more than ``limit`` (before reading a byte) or when the body
+    turns out longer (a missing or understated length: at most ``limit + 1`` bytes are read)."""
+    declared = request.META.get("CONTENT_LENGTH") or ""
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "invalid_request", too_large)
+    size = 0
+    while chunk := request.read(min(BODY_CHUNK_BYTES, limit + 1 - size)):
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "invalid_request", too_large)
+        out.write(chunk)
+    return size
+
+
+def _integrator(request, ip):
+    """The party behind the bearer token; 401, or 429 once this IP sent too many bad tokens."""
+    gate = throttle.check((BAD_TOKEN_PER_IP, ip or ""))
+    party = integrators.authenticate(request) if gate.allowed else None
+    if party is None:
+        if gate.allowed:
+            gate = throttle.hit((BAD_TOKEN_PER_IP, ip or ""))
+        if not gate.allowed:
+            raise Throttled(gate, "Too many calls without a valid token from this address: try again later.")
+        raise ApiError(401, "invalid_token", "A valid bearer token of scope csc is required.")
+    return party
+
+
+def _json_body(request) -> dict:
+    buffer = io.BytesIO()
+    if not copy_body(request, buffer, MAX_BODY_BYTES):
+        return {}
+    try:
+        body = json.loads(buffer.getvalue())
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "invalid_request", "The body is not JSON.") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_request", "The body is a JSON object.")
+    return body
+
+
 def endpoint(name: str, *, public: bool = False, allow_get: bool = False, error_body=None):
     """``error_body(ApiError) -> dict`` shapes refusals (CSC: ``error`` + ``error_description``)."""
-
-    def shape(e: ApiError) -> dict:
-        if error_body is not None:
-            return error_body(e)
-        return {"error": e.error, "error_description": e.description, **e.extra}
 
     def decorate(view):
         @csrf_exempt
         @functools.wraps(view)
         def wrapped(request):
             ip = client_ip(request)
-            party = None
-            citizen = None
+            party = rule = None
             try:
                 if request.method not in ({"POST", "GET"} if allow_get else {"POST"}):
                     raise ApiError(405, "invalid_request", "Use POST.")
                 if not public:
-                    party = integrators.authenticate(request)
-                    if party is None:
-                        raise ApiError(401, "invalid_token", "A valid bearer token of scope csc is required.")
-                body = {}
-                if request.method == "POST" and request.body:
-                    if len(request.body) > MAX_BODY_BYTES:
-                        raise ApiError(413, "invalid_request", "The request is too large.")
-                    try:
-                        body = json.loads(request.body)
-                    except (ValueError, UnicodeDecodeError):
-                        raise ApiError(400, "invalid_request", "The body is not JSON.") from None
-                    if not isinstance(body, dict):
-                        raise ApiError(400, "invalid_request", "The body is a JSON object.")
+                    party = _integrator(request, ip)
+                    gate = throttle.hit((PER_CLIENT, party.client_id))
+                    if not gate.allowed:
+                        raise Throttled(gate, "Too many calls from this integrator: try again later.")
+                body = _json_body(request) if request.method == "POST" else {}
                 status, payload, citizen = view(request, body, party, ip)
+                response = _json(status, payload)
             except ApiError as e:
-                status, payload = e.status, shape(e)
-                citizen = getattr(e, "citizen", None)
+                status, citizen, rule = e.status, getattr(e, "citizen", None), getattr(e, "rule", None)
+                response = refusal(e, error_body(e) if error_body else None)
             audit.record("signing.api", outcome=str(status), citizen=citizen, ip=ip, endpoint=name,
-                         client_id=party.client_id if party else None)
-            response = _json(status, payload)
-            if status == 401:
-                response["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+                         client_id=party.client_id if party else None, throttle=rule)
             return response
 
         return wrapped

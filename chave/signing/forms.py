@@ -9,12 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from chave import policy
 from chave.login.forms import CodeForm, LoginForm, NewPinForm
 
-from . import pades
-
-POSITIONS = {
-    "bottom-left": (40, 40), "bottom-right": (355, 40), "top-left": (40, 740), "top-right": (355, 740),
-}
-
+from . import area
 
 class NewSigningPinForm(NewPinForm):
     """A new signing PIN typed twice (it must also differ from the login PIN: the service says)."""
@@ -46,22 +41,70 @@ class UploadForm(LoginForm):
 
 
 class PlacementForm(forms.Form):
-    """Where one document's signature shows: a page, or nowhere (invisible)."""
+    """Where one document's signature shows: a page, or nowhere (invisible), and a corner of the
+    page or the point the citizen clicked on its image (offered once there is one)."""
 
     page = forms.TypedChoiceField(label=_("Page"), coerce=int)
-    position = forms.ChoiceField(label=_("Position on the page"), initial="bottom-right", choices=[
-        ("bottom-left", _("Bottom left")), ("bottom-right", _("Bottom right")),
-        ("top-left", _("Top left")), ("top-right", _("Top right")),
-    ])
+    position = forms.ChoiceField(label=_("Position on the page"))
 
-    def __init__(self, *args, pages: int, **kwargs):
+    def __init__(self, *args, document: area.Document, **kwargs):
+        super().__init__(*args, initial={"page": document.page, "position": document.position}, **kwargs)
+        pages = [(n, str(n)) for n in range(1, document.pages + 1)]
+        self.fields["page"].choices = [(0, _("Invisible signature")), *pages]
+        positions = [("bottom-left", _("Bottom left")), ("bottom-right", _("Bottom right")),
+                     ("top-left", _("Top left")), ("top-right", _("Top right"))]
+        if document.point:
+            positions.append((area.POINT, _("Where you clicked")))
+        self.fields["position"].choices = positions
+
+
+UNREADABLE_CLICK = _("The place you clicked could not be read: click on the page image again.")
+
+
+class PageViewForm(forms.Form):
+    """What the citizen does with one document's page images, without JavaScript: ``show`` a page
+    (a thumbnail, the previous or next pages), or click on the image of page ``shown``
+    (``<input type="image" name="dN-at">``: the browser sends ``dN-at.x`` and ``dN-at.y``, CSS
+    pixels from the image's top-left corner, the image being shown at :func:`area.view_size`)."""
+
+    shown = forms.IntegerField(required=False, widget=forms.HiddenInput,
+                               error_messages={"invalid": _("Choose a page of this document.")})
+    show = forms.IntegerField(required=False, error_messages={"invalid": _("Choose a page of this document.")})
+
+    def __init__(self, *args, document: area.Document, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["page"].choices = [(0, _("Invisible signature"))] + [(n, str(n)) for n in range(1, pages + 1)]
-        self.fields["page"].initial = pages
+        self.document = document
+        for name in ("at.x", "at.y"):
+            self.fields[name] = forms.FloatField(required=False, error_messages={"invalid": UNREADABLE_CLICK})
 
-    def placement(self) -> pades.Placement:
-        x, y = POSITIONS[self.cleaned_data["position"]]
-        return pades.Placement(page=self.cleaned_data["page"], x=x, y=y)
+    def _page(self, name: str) -> int | None:
+        page = self.cleaned_data.get(name)
+        if page is not None and not 1 <= page <= self.document.pages:
+            self.add_error(name, _("This document has no page %(page)d.") % {"page": page})
+            return None
+        return page
+
+    def clean(self):
+        self._page("show")
+        shown = self._page("shown")
+        x, y = self.cleaned_data.get("at.x"), self.cleaned_data.get("at.y")
+        if self.errors or (x is None and y is None):
+            return self.cleaned_data
+        if x is None or y is None or shown is None:
+            raise forms.ValidationError(UNREADABLE_CLICK, code="click_unreadable")
+        width, height = area.view_size(self.document, shown)
+        if not (0 <= x <= width and 0 <= y <= height):
+            raise forms.ValidationError(_("The place you clicked is outside the page image."), code="click_outside")
+        return self.cleaned_data
+
+    def clicked(self) -> tuple[int, float, float] | None:
+        """The page clicked and the point as fractions of it (from the left, from the top); None
+        without a click, or for a keyboard's press of the image (browsers send 0, 0 then)."""
+        x, y = self.cleaned_data.get("at.x"), self.cleaned_data.get("at.y")
+        if x is None or y is None or (x == 0 and y == 0):
+            return None
+        width, height = area.view_size(self.document, self.cleaned_data["shown"])
+        return self.cleaned_data["shown"], x / width, y / height
 
 
-__all__ = ["CodeForm", "NewSigningPinForm", "SigningPinForm", "UploadForm", "PlacementForm"]
+__all__ = ["CodeForm", "NewSigningPinForm", "SigningPinForm", "UploadForm", "PlacementForm", "PageViewForm"]

@@ -5,7 +5,9 @@ reserves the signature, and returns the hash the citizen's HSM key must sign (th
 signed attributes) with the state to finish from; :func:`finish` embeds the CMS with that
 signature and a signature time-stamp (PAdES baseline B-T); :func:`extend` adds validation data
 (B-LT) and a document time-stamp (B-LTA). :func:`report` validates any signed PDF with pyHanko
-against the signing PKI's trust roots. No PDF, CMS or ASN.1 is written by hand here.
+against the signing PKI's trust roots. :func:`page_boxes` reads each page's size and rotation,
+so that a visible signature box lands where the citizen put it and stays inside the page. No PDF,
+CMS or ASN.1 is written by hand here.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import math
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from asn1crypto import algos, cms
 from asn1crypto import x509 as asn1_x509
+from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
@@ -33,6 +38,12 @@ MD = "sha256"
 LEVELS = ("B-T", "B-LT", "B-LTA")
 # Page-space size of a visible signature box (points).
 BOX_WIDTH, BOX_HEIGHT = 200, 60
+# A box put in a corner keeps this far from both edges (points).
+CORNER_MARGIN = 40
+
+
+# Page attributes a page takes from its ancestors in the page tree when it has none of its own.
+INHERITED = ("/MediaBox", "/CropBox", "/Rotate")
 
 
 class PdfError(ValueError):
@@ -41,12 +52,75 @@ class PdfError(ValueError):
 
 @dataclass(frozen=True)
 class Placement:
-    """Where the signature shows: ``page`` (1-based) and the box's lower-left corner in points
-    from the page's lower-left; ``page`` 0 means an invisible signature."""
+    """Where the signature shows: ``page`` (1-based) and the box's lower-left corner and size in
+    the page's user space (points; see :class:`PageBox`); ``page`` 0 means an invisible signature."""
 
     page: int = 0
     x: float = 0
     y: float = 0
+    width: float = BOX_WIDTH
+    height: float = BOX_HEIGHT
+
+
+@dataclass(frozen=True)
+class PageBox:
+    """A page as viewers show it: its crop box (within the media box) in user-space points and its
+    ``/Rotate`` (clockwise, 0, 90, 180 or 270). A page image (pdftoppm ``-cropbox``) is this box
+    turned by ``rotate``: fractions of the image (from its top-left) map to user space and back."""
+
+    left: float
+    bottom: float
+    width: float
+    height: float
+    rotate: int = 0
+
+    @property
+    def shown_size(self) -> tuple[float, float]:
+        """Width and height in points as the page is shown (turned by ``rotate``)."""
+        return (self.height, self.width) if self.rotate in (90, 270) else (self.width, self.height)
+
+    def to_user(self, fx: float, fy: float) -> tuple[float, float]:
+        """The user-space point at fractions ``fx`` (from the left) and ``fy`` (from the top) of
+        the page as shown."""
+        right, top = self.left + self.width, self.bottom + self.height
+        return {
+            0: (self.left + fx * self.width, top - fy * self.height),
+            90: (self.left + fy * self.width, self.bottom + fx * self.height),
+            180: (right - fx * self.width, self.bottom + fy * self.height),
+            270: (right - fy * self.width, top - fx * self.height),
+        }[self.rotate]
+
+    def to_shown(self, x: float, y: float) -> tuple[float, float]:
+        """Inverse of :meth:`to_user`: fractions (from the left, from the top) of the page as shown."""
+        u, v = (x - self.left) / self.width, (y - self.bottom) / self.height
+        return {0: (u, 1 - v), 90: (v, u), 180: (1 - u, v), 270: (1 - v, 1 - u)}[self.rotate]
+
+    def box_at(self, fx: float, fy: float) -> Placement:
+        """The signature box (without its page number) centred on fractions ``fx``, ``fy`` of the
+        page as shown, moved inside the page where it would stick out; a page smaller than the box
+        gets a box of its own size."""
+        width, height = min(BOX_WIDTH, self.width), min(BOX_HEIGHT, self.height)
+        cx, cy = self.to_user(min(max(fx, 0.0), 1.0), min(max(fy, 0.0), 1.0))
+        x = min(max(cx - width / 2, self.left), self.left + self.width - width)
+        y = min(max(cy - height / 2, self.bottom), self.bottom + self.height - height)
+        return Placement(x=round(x, 2), y=round(y, 2), width=width, height=height)
+
+    def corner(self, name: str) -> Placement:
+        """The box in a corner of the page as shown (``bottom-left``, ``top-right``, ...), ``CORNER_MARGIN``
+        points from both edges."""
+        vertical, horizontal = name.split("-")
+        shown_width, shown_height = self.shown_size
+        box_width, box_height = ((BOX_HEIGHT, BOX_WIDTH) if self.rotate in (90, 270) else (BOX_WIDTH, BOX_HEIGHT))
+        fx = (CORNER_MARGIN + box_width / 2) / shown_width
+        fy = (CORNER_MARGIN + box_height / 2) / shown_height
+        return self.box_at(fx if horizontal == "left" else 1 - fx, fy if vertical == "top" else 1 - fy)
+
+    def shown_rect(self, placement: Placement) -> tuple[float, float, float, float]:
+        """``placement``'s box as fractions of the page as shown: left, top, width, height."""
+        corners = [self.to_shown(x, y) for x in (placement.x, placement.x + placement.width)
+                   for y in (placement.y, placement.y + placement.height)]
+        xs, ys = [c[0] for c in corners], [c[1] for c in corners]
+        return min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)
 
 
 @dataclass
@@ -75,16 +149,69 @@ def _external_signer(certificate, signature: bytes | None = None) -> signers.Ext
     )
 
 
-def page_count(pdf: bytes) -> int:
+def _reader(pdf: bytes) -> PdfFileReader:
+    reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+    if reader.encrypted:
+        raise PdfError("encrypted")
+    return reader
+
+
+def _rectangle(value) -> tuple[float, float, float, float] | None:
+    """A PDF rectangle as (left, bottom, right, top), whatever corners it names; None if unusable."""
     try:
-        reader = PdfFileReader(io.BytesIO(pdf), strict=False)
-        if reader.encrypted:
-            raise PdfError("encrypted")
-        return int(reader.root["/Pages"]["/Count"])
+        numbers = [float(v.get_object() if isinstance(v, generic.IndirectObject) else v) for v in value.get_object()]
+    except (TypeError, ValueError, AttributeError):
+        return None
+    if len(numbers) != 4 or not all(math.isfinite(n) for n in numbers):
+        return None
+    (x0, y0, x1, y1) = numbers
+    return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
+
+
+def _page_box(attributes: dict) -> PageBox:
+    media = _rectangle(attributes["/MediaBox"]) if "/MediaBox" in attributes else None
+    media = media or (0.0, 0.0, 612.0, 792.0)  # what viewers assume for a page without one (US Letter)
+    crop = _rectangle(attributes["/CropBox"]) if "/CropBox" in attributes else None
+    if crop is not None:  # viewers show the crop box clipped to the media box
+        crop = (max(crop[0], media[0]), max(crop[1], media[1]), min(crop[2], media[2]), min(crop[3], media[3]))
+    left, bottom, right, top = crop if crop and crop[0] < crop[2] and crop[1] < crop[3] else media
+    if right - left < 1 or top - bottom < 1:
+        raise PdfError("empty page")
+    try:
+        rotate = int(attributes.get("/Rotate", 0)) % 360
+    except (TypeError, ValueError):
+        rotate = 0
+    return PageBox(left, bottom, right - left, top - bottom, rotate if rotate in (0, 90, 180, 270) else 0)
+
+
+def page_boxes(pdf: bytes) -> list[PageBox]:
+    """Every page's :class:`PageBox`, in order (media box, crop box and rotation inherited down the
+    page tree as the PDF specification says). Raises :class:`PdfError`."""
+    try:
+        reader = _reader(pdf)
+        boxes: list[PageBox] = []
+        seen: set = set()
+        # Depth first, kids in order; each entry carries the attributes its ancestors pass down.
+        stack = [(reader.root.raw_get("/Pages"), {})]
+        while stack:
+            reference, inherited = stack.pop()
+            if isinstance(reference, generic.IndirectObject):
+                if reference.reference in seen:
+                    raise PdfError("page tree loop")
+                seen.add(reference.reference)
+            node = reference.get_object()
+            attributes = {**inherited, **{k: node[k] for k in INHERITED if k in node}}
+            if node.get("/Type") == "/Pages" or "/Kids" in node:
+                stack.extend((kid, attributes) for kid in reversed(node["/Kids"]))
+            else:
+                boxes.append(_page_box(attributes))
     except PdfError:
         raise
     except Exception as e:  # pyHanko raises many kinds for damaged input
         raise PdfError(str(e)) from e
+    if not boxes:
+        raise PdfError("no pages")
+    return boxes
 
 
 def _field_name(reader: PdfFileReader) -> str:
@@ -106,7 +233,7 @@ def prepare(pdf: bytes, certificate, *, placement: Placement = Placement(), sign
         if placement.page:
             x, y = float(placement.x), float(placement.y)
             spec = fields.SigFieldSpec(name, on_page=placement.page - 1,
-                                       box=(int(x), int(y), int(x + BOX_WIDTH), int(y + BOX_HEIGHT)))
+                                       box=(x, y, x + float(placement.width), y + float(placement.height)))
         signer = _external_signer(certificate)
         pdf_signer = signers.PdfSigner(
             signers.PdfSignatureMetadata(field_name=name, md_algorithm=MD, subfilter=fields.SigSeedSubFilter.PADES,
@@ -204,6 +331,22 @@ class Report:
     document_timestamps: int
 
 
+def _is_doc_timestamp(signature) -> bool:
+    try:
+        return signature.sig_object.get("/Type") == "/DocTimeStamp"
+    except Exception:  # a damaged signature dictionary
+        return False
+
+
+def _unreadable_signature(signature, error: Exception) -> SignatureReport:
+    """The report of a signature pyHanko could not even validate (damaged CMS, byte range...)."""
+    return SignatureReport(
+        field=str(signature.field_name), intact=False, valid=False, trusted=False, signer="", signer_serial="",
+        signing_time="", timestamp="", timestamp_valid=False, certificate_status="unknown", coverage="unclear",
+        changes="unclear", level="", summary=f"INVALID: {str(error)[:200]}",
+    )
+
+
 def _level(reader, index: int, has_timestamp: bool, doc_timestamps_after: int) -> str:
     if not has_timestamp:
         return "B-B"
@@ -213,11 +356,12 @@ def _level(reader, index: int, has_timestamp: bool, doc_timestamps_after: int) -
     return "B-LTA" if doc_timestamps_after else "B-LT"
 
 
-def report(pdf: bytes, *, fetch: bool = True) -> Report:
-    """Validate every signature of ``pdf`` against the signing PKI's trust roots. Raises
+def report(pdf: bytes | BinaryIO, *, fetch: bool = True) -> Report:
+    """Validate every signature of ``pdf`` (the bytes, or a seekable binary file, which is read
+    where needed rather than loaded whole) against the signing PKI's trust roots. Raises
     :class:`PdfError` for a file that is not a readable PDF."""
     try:
-        reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+        reader = PdfFileReader(io.BytesIO(pdf) if isinstance(pdf, bytes | bytearray) else pdf, strict=False)
         embedded = list(reader.embedded_signatures)
     except Exception as e:
         raise PdfError(str(e)) from e
@@ -227,18 +371,25 @@ def report(pdf: bytes, *, fetch: bool = True) -> Report:
         results = []
         doc_ts = 0
         for index, signature in enumerate(embedded):
-            if signature.sig_object.get("/Type") == "/DocTimeStamp":
-                doc_ts += 1
-                await async_validate_pdf_timestamp(signature, validation_context=context)
-                continue
-            results.append((index, signature, await async_validate_pdf_signature(
-                signature, signer_validation_context=context, ts_validation_context=context)))
+            try:
+                if _is_doc_timestamp(signature):
+                    doc_ts += 1
+                    await async_validate_pdf_timestamp(signature, validation_context=context)
+                    continue
+                results.append((index, signature, await async_validate_pdf_signature(
+                    signature, signer_validation_context=context, ts_validation_context=context)))
+            except Exception as e:  # a damaged signature is reported as not valid, not as a crash
+                if not _is_doc_timestamp(signature):
+                    results.append((index, signature, e))
         return results, doc_ts
 
     results, doc_ts = asyncio.run(run())
     reports = []
     for index, signature, status in results:
-        later_doc_ts = sum(1 for s in embedded[index + 1:] if s.sig_object.get("/Type") == "/DocTimeStamp")
+        if isinstance(status, Exception):
+            reports.append(_unreadable_signature(signature, status))
+            continue
+        later_doc_ts = sum(1 for s in embedded[index + 1:] if _is_doc_timestamp(s))
         ts = status.timestamp_validity
         revocation = "unknown"
         if status.trusted:

@@ -11,6 +11,7 @@ urlpatterns = [
     path("upload/", views.upload, name="upload"),
     path("place/", views.place, name="place"),
     path("page/<int:index>/<int:page>.png", views.page_image, name="page_image"),
+    path("page/<int:index>/<int:page>/view.png", views.page_image, {"kind": "view"}, name="page_view"),
     path("code/", views.code, name="code"),
     path("code/resend/", views.resend, name="resend"),
     path("done/", views.done, name="done"),

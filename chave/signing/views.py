@@ -8,10 +8,12 @@ batch id of the documents being signed, never a PIN or a code.
 from __future__ import annotations
 
 import functools
+import tempfile
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import RequestDataTooBig, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -24,9 +26,11 @@ from chave import policy
 from chave.audit import services as audit
 from chave.identity.models import Key
 from chave.login import services as login
+from chave.throttle import services as throttle
 
 from . import area, pades, services
-from .forms import CodeForm, NewSigningPinForm, PlacementForm, SigningPinForm, UploadForm
+from .api import ApiError, Throttled, copy_body, refusal
+from .forms import CodeForm, NewSigningPinForm, PageViewForm, PlacementForm, SigningPinForm, UploadForm
 
 SESSION_BATCH = "chave.signing.batch"
 MIN_LEVEL = 3
@@ -147,6 +151,53 @@ def _batch(request, who):
     return area.load(request.session.get(SESSION_BATCH), who.citizen_id)
 
 
+def _action(data, count: int) -> tuple[str, int]:
+    """Which button sent the place page, for which document: a click on its page image, a page to
+    show (a thumbnail, the previous or next pages), "preview" (show the page and corner chosen in
+    the lists), or else the signing step (Continue, or Enter in the signing PIN field)."""
+    for index in range(count):
+        for action, name in (("click", "at.x"), ("click", "at.y"), ("show", "show"), ("preview", "preview")):
+            if f"d{index}-{name}" in data:
+                return action, index
+    return "sign", -1
+
+
+def _document_view(index: int, document: area.Document, form, page: int) -> dict:
+    """One document on the place page: the image of ``page`` to click on, the placement over it,
+    and the thumbnails around ``page``, THUMBNAILS_PER_PAGE at a time."""
+    per = area.THUMBNAILS_PER_PAGE
+    first = (page - 1) // per * per + 1
+    last = min(first + per - 1, document.pages)
+    where = area.shown(document)
+    width, height = area.view_size(document, page)
+    return {"index": index, "document": document, "form": form, "shown": page, "width": width, "height": height,
+            "where": where, "marker": where if where and where.page == page else None,
+            "thumbnails": range(first, last + 1),
+            "previous": (first - per, first - 1) if first > 1 else None,
+            "next": (last + 1, min(last + per, document.pages)) if last < document.pages else None}
+
+
+def _arrange(batch, placements, viewers, action: str, chosen: int, shown: list[int]) -> str:
+    """Save what the lists say for every document, then what ``action`` did to document
+    ``chosen``; ``shown`` (the page each document shows) follows. Returns a notice, or ""."""
+    notice = ""
+    for i, (form, viewer) in enumerate(zip(placements, viewers, strict=True)):
+        area.arrange(batch, i, page=form.cleaned_data["page"], position=form.cleaned_data["position"])
+        shown[i] = viewer.cleaned_data["shown"] or shown[i]
+    clicked = viewers[chosen].clicked() if action == "click" else None
+    if clicked:
+        shown[chosen], fx, fy = clicked
+        area.place_at(batch, chosen, page=shown[chosen], fx=fx, fy=fy)
+    elif action == "click":
+        notice = _("To place the signature with the keyboard, choose the page and a position in the lists.")
+    elif action == "show":
+        shown[chosen] = viewers[chosen].cleaned_data["show"] or shown[chosen]
+    else:  # preview or the signing step: each document shows its chosen page
+        shown[:] = [d.page or page for d, page in zip(batch.documents, shown, strict=True)]
+    batch.save()
+    return notice
+
+
 @signing_area
 @require_http_methods(["GET", "POST"])
 def place(request, who, key):
@@ -154,33 +205,43 @@ def place(request, who, key):
     credential = services.active_credential(key.citizen)
     if batch is None or credential is None:
         return redirect("signing:home")
-    placements = [PlacementForm(request.POST or None, prefix=f"d{i}", pages=d.pages)
-                  for i, d in enumerate(batch.documents)]
-    pin_form = SigningPinForm(request.POST or None)
-    error = ""
-    if request.method == "POST" and pin_form.is_valid() and all(f.is_valid() for f in placements):
-        try:
-            started = area.prepare(batch, credential, [f.placement() for f in placements],
-                                   pin=pin_form.cleaned_data["signing_pin"], ip=login.client_ip(request))
-        except pades.PdfError:
-            started = None
-            error = _("A document could not be prepared for signing.")
-        if started is not None and started.ok:
-            return redirect("signing:code")
-        if started is not None:
-            error = _refusal_text(started.reason, started.pin.attempts_left if started.pin else 0)
-    documents = [{"index": i, "document": d, "form": f,
-                  "pages": range(1, min(d.pages, area.MAX_THUMBNAIL_PAGES) + 1)}
-                 for i, (d, f) in enumerate(zip(batch.documents, placements, strict=True))]
-    return render(request, "signing/place.html", {"documents": documents, "pin_form": pin_form, "error": error,
-                                                  "batch": batch}, status=400 if error else 200)
+    data = request.POST if request.method == "POST" else None
+    documents = batch.documents
+    placements = [PlacementForm(data, prefix=f"d{i}", document=d) for i, d in enumerate(documents)]
+    viewers = [PageViewForm(data, prefix=f"d{i}", document=d) for i, d in enumerate(documents)]
+    action, chosen = _action(data or {}, len(documents))
+    # Clicks and page changes never submit the signing step: the PIN typed so far is not read.
+    pin_form = SigningPinForm(data if action == "sign" else None)
+    shown = [d.page or 1 for d in documents]
+    error = notice = ""
+    if data is not None and not all(f.is_valid() for f in placements + viewers):
+        problems = [e for f in viewers for errors in f.errors.values() for e in errors]
+        error = problems[0] if problems else _("Check the page and the position of each document.")
+    elif data is not None:
+        notice = _arrange(batch, placements, viewers, action, chosen, shown)
+        placements = [PlacementForm(prefix=f"d{i}", document=d) for i, d in enumerate(documents)]
+        if action == "sign" and pin_form.is_valid():
+            try:
+                started = area.prepare(batch, credential, pin=pin_form.cleaned_data["signing_pin"],
+                                       ip=login.client_ip(request))
+            except pades.PdfError:
+                started = None
+                error = _("A document could not be prepared for signing.")
+            if started is not None and started.ok:
+                return redirect("signing:code")
+            if started is not None:
+                error = _refusal_text(started.reason, started.pin.attempts_left if started.pin else 0)
+    items = [_document_view(i, d, f, page)
+             for i, (d, f, page) in enumerate(zip(documents, placements, shown, strict=True))]
+    return render(request, "signing/place.html", {"documents": items, "pin_form": pin_form, "error": error,
+                                                  "notice": notice, "batch": batch}, status=400 if error else 200)
 
 
 @signing_area
 @require_safe
-def page_image(request, who, key, index: int, page: int):
+def page_image(request, who, key, index: int, page: int, kind: str = "thumbnail"):
     batch = _batch(request, who)
-    png = area.thumbnail(batch, index, page) if batch else None
+    png = area.page_image(batch, index, page, kind) if batch else None
     if png is None:
         raise Http404
     return HttpResponse(png, content_type="image/png")
@@ -243,7 +304,13 @@ def download(request, who, key, index: int):
 # --- Validation ------------------------------------------------------------------------------
 
 
-def _validate(content: bytes, ip):
+def _validation_gate(ip) -> throttle.ThrottleDecision:
+    """Validation is open to anyone and takes large files: ``signing_validate_per_ip`` documents
+    per client IP, counted before the upload is read."""
+    return throttle.hit(("signing_validate_per_ip", ip or ""))
+
+
+def _validate(content, ip):
     result = pades.report(content)
     audit.record("signing.validate", outcome="ok", ip=ip, signatures=len(result.signatures))
     return result
@@ -251,35 +318,50 @@ def _validate(content: bytes, ip):
 
 @require_http_methods(["GET", "POST"])
 def validate_page(request):
-    report, error = None, ""
+    report, error, status = None, "", 400
     if request.method == "POST":
-        upload_ = request.FILES.get("document")
-        if upload_ is None:
+        ip = login.client_ip(request)
+        upload_ = request.FILES.get("document") if _validation_gate(ip).allowed else False
+        if upload_ is False:
+            error, status = _("Too many documents were checked from this address: try again in a few minutes."), 429
+        elif upload_ is None:
             error = _("Choose a signed PDF file.")
         elif upload_.size > policy.get("signing_area_max_bytes"):
             error = _("The file is too large.")
         else:
             try:
-                report = _validate(upload_.read(), login.client_ip(request))
+                report = _validate(upload_, ip)
             except pades.PdfError:
                 error = _("This file is not a PDF that can be read.")
     return render(request, "signing/validate.html", {"report": report, "error": error},
-                  status=400 if error else 200)
+                  status=status if error else 200)
 
 
 @csrf_exempt
 @require_POST
 def validate_api(request):
-    if request.content_type != "application/pdf":
-        return JsonResponse({"error": "invalid_request", "error_description": "Send the PDF as application/pdf."},
-                            status=415)
+    """The validation report as JSON for a PDF sent as the body (``application/pdf``), up to
+    ``signing_validate_max_bytes``: streamed to a temporary file (spilling to disk past Django's
+    in-memory upload size), never held whole in memory; a too large body is refused by its
+    ``Content-Length`` before it is read, or as soon as it streams past the limit."""
+    ip = login.client_ip(request)
     try:
-        body = request.body  # within Django's DATA_UPLOAD_MAX_MEMORY_SIZE; the page takes larger files
-    except RequestDataTooBig:
-        return JsonResponse({"error": "invalid_request", "error_description": "The file is too large."}, status=413)
-    try:
-        result = _validate(body, login.client_ip(request))
-    except pades.PdfError:
-        return JsonResponse({"error": "invalid_request", "error_description": "Not a readable PDF."}, status=400)
+        gate = _validation_gate(ip)
+        if not gate.allowed:
+            raise Throttled(gate, "Too many documents were checked from this address: try again later.")
+        if request.content_type != "application/pdf":
+            raise ApiError(415, "invalid_request", "Send the PDF as application/pdf.")
+        with tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE,
+                                           dir=settings.FILE_UPLOAD_TEMP_DIR) as pdf:
+            limit = policy.get("signing_validate_max_bytes")
+            if not copy_body(request, pdf, limit, too_large="The file is too large."):
+                raise ApiError(400, "invalid_request", "The body is empty: send the PDF.")
+            pdf.seek(0)
+            try:
+                result = _validate(pdf, ip)
+            except pades.PdfError:
+                raise ApiError(400, "invalid_request", "Not a readable PDF.") from None
+    except ApiError as e:
+        return refusal(e)
     return JsonResponse({"signatures": [s.__dict__ for s in result.signatures],
                          "document_timestamps": result.document_timestamps})

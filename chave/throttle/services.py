@@ -2,9 +2,10 @@
 
 A throttle is a name in ``CHAVE_POLICY["throttles"]`` with a limit and a sliding window. Callers
 ask :func:`hit` with one or more ``(name, subject)`` pairs: either every pair is under its limit
-and each is counted, or none is counted and the decision says which one refused and until when.
-Two stores: the database (exact on SQLite and PostgreSQL; the default) and Redis (for several
-instances; ``CHAVE_THROTTLE_STORE=redis``).
+and each is counted, or none is counted and the decision says which one refused and until when;
+:func:`check` gives the same decision without counting anything. Two stores: the database
+(exact on SQLite and PostgreSQL; the default) and Redis (for several instances;
+``CHAVE_THROTTLE_STORE=redis``).
 """
 
 from __future__ import annotations
@@ -38,9 +39,13 @@ def _subject(name: str, subject: str) -> str:
     return hmac.new(key, f"{name}\x00{subject}".encode(), hashlib.sha256).hexdigest()
 
 
+def _pairs(pairs) -> tuple[tuple[str, str], ...]:
+    return tuple((name, str(subject)) for name, subject in pairs if subject not in (None, ""))
+
+
 def hit(*pairs: tuple[str, str]) -> ThrottleDecision:
     """Count one action against each ``(throttle name, subject)``, all or nothing."""
-    pairs = tuple((name, str(subject)) for name, subject in pairs if subject not in (None, ""))
+    pairs = _pairs(pairs)
     if not pairs:
         return ALLOW
     if settings.CHAVE_THROTTLE_STORE == "redis":
@@ -59,20 +64,45 @@ def _db_hit(pairs) -> ThrottleDecision:
                 for _, h in sorted(hashed, key=lambda p: p[1]):
                     cur.execute("SELECT pg_advisory_xact_lock(%s)", [int(h[:15], 16)])
         for name, h in hashed:
-            rule = policy.throttle(name)
             # An event counts for exactly one window: at ``at + window`` it no longer does, which
             # is the ``retry_at`` a refusal names (and what the Redis store does).
-            since = now - rule.window
-            ThrottleEvent.objects.filter(name=name, subject=h, at__lte=since).delete()
-            times = list(
-                ThrottleEvent.objects.filter(name=name, subject=h, at__gt=since)
-                .order_by("at")
-                .values_list("at", flat=True)[: rule.limit]
-            )
-            if len(times) >= rule.limit:
-                # A limit of 0 refuses everything; with nothing counted, a window from now.
-                return ThrottleDecision(False, name, (times[0] if times else now) + rule.window)
+            ThrottleEvent.objects.filter(name=name, subject=h, at__lte=now - policy.throttle(name).window).delete()
+            refusal = _db_refusal(name, h, now)
+            if refusal:
+                return refusal
         ThrottleEvent.objects.bulk_create([ThrottleEvent(name=name, subject=h, at=now) for name, h in hashed])
+    return ALLOW
+
+
+def _db_refusal(name: str, hashed_subject: str, now: dt.datetime) -> ThrottleDecision | None:
+    rule = policy.throttle(name)
+    times = list(
+        ThrottleEvent.objects.filter(name=name, subject=hashed_subject, at__gt=now - rule.window)
+        .order_by("at")
+        .values_list("at", flat=True)[: rule.limit]
+    )
+    if len(times) < rule.limit:
+        return None
+    # A limit of 0 refuses everything; with nothing counted, a window from now.
+    return ThrottleDecision(False, name, (times[0] if times else now) + rule.window)
+
+
+def check(*pairs: tuple[str, str]) -> ThrottleDecision:
+    """What :func:`hit` would decide now for ``pairs``, counting nothing.
+
+    For a look before a step that must not run at all once a subject is over its limit (a token
+    lookup from a client that keeps sending bad tokens); the answer may be stale by the time the
+    caller acts, so the count itself is always taken with :func:`hit`.
+    """
+    pairs = _pairs(pairs)
+    now = clock.now()
+    for name, s in pairs:
+        if settings.CHAVE_THROTTLE_STORE == "redis":
+            refusal = _redis_refusal(name, s, now)
+        else:
+            refusal = _db_refusal(name, _subject(name, s), now)
+        if refusal:
+            return refusal
     return ALLOW
 
 
@@ -97,6 +127,10 @@ return {0, 0}
 """
 
 
+def _redis_key(name: str, subject: str) -> str:
+    return "chave:throttle:" + _subject(name, subject)
+
+
 @functools.lru_cache(maxsize=1)
 def _redis():
     import redis
@@ -113,7 +147,7 @@ def _redis_hit(pairs) -> ThrottleDecision:
     keys, args = [], [ts]
     for name, s in pairs:
         rule = policy.throttle(name)
-        keys.append("chave:throttle:" + _subject(name, s))
+        keys.append(_redis_key(name, s))
         args += [rule.limit, rule.window.total_seconds()]
     args.append(secrets.token_hex(8))
     _, script = _redis()
@@ -123,3 +157,15 @@ def _redis_hit(pairs) -> ThrottleDecision:
     name = pairs[int(index) - 1][0]
     retry = dt.datetime.fromtimestamp(float(oldest), tz=dt.timezone.utc) + policy.throttle(name).window
     return ThrottleDecision(False, name, retry)
+
+
+def _redis_refusal(name: str, subject: str, now: dt.datetime) -> ThrottleDecision | None:
+    rule = policy.throttle(name)
+    client, _ = _redis()
+    since = (now - rule.window).timestamp()
+    live = client.zrangebyscore(_redis_key(name, subject), f"({since}", "+inf",
+                                start=0, num=max(rule.limit, 1), withscores=True)
+    if len(live) < rule.limit:
+        return None
+    oldest = dt.datetime.fromtimestamp(live[0][1], tz=dt.timezone.utc) if live else now
+    return ThrottleDecision(False, name, oldest + rule.window)

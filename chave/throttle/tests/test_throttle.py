@@ -104,6 +104,25 @@ def test_a_limit_of_zero_refuses_everything(store, clock):
         assert throttle.hit(("five_a_minute", "ana")).allowed
 
 
+def test_check_decides_like_hit_and_counts_nothing(store, clock):
+    t0 = clock.now()
+    for _ in range(10):
+        assert throttle.check(("three_a_minute", "ana")).allowed
+    for seconds in (0, 10, 20):
+        clock.freeze(t0 + dt.timedelta(seconds=seconds))
+        assert throttle.hit(("three_a_minute", "ana")).allowed  # the checks above took none
+    clock.freeze(t0 + dt.timedelta(seconds=30))
+    refused = throttle.check(("five_a_minute", "ana"), ("three_a_minute", "ana"))
+    assert (refused.allowed, refused.rule, refused.retry_at) == (False, "three_a_minute", t0 + dt.timedelta(seconds=60))
+    assert throttle.hit(("three_a_minute", "ana")) == refused
+    assert throttle.check(("three_a_minute", "rui")).allowed
+    assert not throttle.check(("never", "ana")).allowed
+    clock.freeze(t0 + dt.timedelta(seconds=60))
+    assert throttle.check(("three_a_minute", "ana")).allowed  # the oldest hit left the window
+    for _ in range(5):
+        assert throttle.hit(("five_a_minute", "ana")).allowed
+
+
 def test_limits_come_from_the_policy(store, clock, settings):
     settings.CHAVE_POLICY = {**settings.CHAVE_POLICY,
                              "throttles": {**settings.CHAVE_POLICY["throttles"], "three_a_minute": (1, 60)}}
