@@ -4,6 +4,8 @@
 - ``make_citizen``: registers a citizen through the real services (local civil records).
 - ``outbox``: reads what the development sink "sent", as a citizen reads their phone.
 - ``run_worker``: runs the real delivery worker (`db_worker --batch`) until the queue is empty.
+- ``browser``, ``new_page``, ``phone``: Debian's chromium through Playwright, for the browser tests
+  (``chave/testing/browser.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import pytest
 from django.core.management import call_command
 
 from chave import clock as service_clock
+from chave.testing.browser import browser, new_page, phone  # noqa: F401 - fixtures for every app's browser tests
 
 
 @pytest.fixture(autouse=True)

@@ -205,7 +205,7 @@ def _citizen_page(request, citizen: Citizen, *, forms: dict | None = None, statu
         "key_status": KeyStatus(key.effective_status(now)).label if key else "",
         "contacts": list(key.contacts.all()) if key else [],
         "history": list(history(citizen)[:50]),
-        "letters": list(citizen.letters.all()[:20]),
+        "letters": _letters_with_forms(citizen, forms.get("letter")),
         "actions": list(citizen.counter_actions.select_related("staff", "reversed_by")[:20]),
         "may_act": can(request.staff.role, "citizen.act"),
         "may_unlock": key is not None and key.status in (KeyStatus.LOCKED, KeyStatus.BLOCKED),
@@ -213,7 +213,6 @@ def _citizen_page(request, citizen: Citizen, *, forms: dict | None = None, statu
         "unlock_form": forms.get("unlock") or PresentedForm(prefix="unlock", initial=_presented_initial(citizen)),
         "pin_form": forms.get("pin") or NewPinForm(prefix="pin", initial=_presented_initial(citizen)),
         "cancel_form": forms.get("cancel") or PresentedForm(prefix="cancel", initial=_presented_initial(citizen)),
-        "letter_form": forms.get("letter") or PresentedForm(prefix="letter", initial=_presented_initial(citizen)),
         "LetterStatus": LetterStatus,
         "contact_form": forms.get("contact") or ContactChangeForm(prefix="contact", initial=_presented_initial(citizen)),
         "turn": _open_turn(request.staff, key) if key else None,
@@ -221,6 +220,22 @@ def _citizen_page(request, citizen: Citizen, *, forms: dict | None = None, statu
         "failed_form": next(iter(forms.values()), None),
     }
     return render(request, "counter/citizen.html", context, status=status)
+
+
+def _letter_auto_id(letter: Letter) -> str:
+    # Each letter's cancel form has ids of its own: a page with several letters has one form
+    # per letter, and each label must lead to its own field.
+    return f"id_{letter.reference}_%s"
+
+
+def _letters_with_forms(citizen: Citizen, failed_form=None) -> list[Letter]:
+    """The citizen's latest letters, each with its cancel form (the one that failed, if any)."""
+    found = list(citizen.letters.all()[:20])
+    for letter in found:
+        auto_id = _letter_auto_id(letter)
+        letter.cancel_form = (failed_form if failed_form is not None and failed_form.auto_id == auto_id else
+                              PresentedForm(prefix="letter", auto_id=auto_id, initial=_presented_initial(citizen)))
+    return found
 
 
 def _open_turn(staff, key):
@@ -320,7 +335,7 @@ def cancel(request, pk: int):
 @require_POST
 def cancel_letter(request, pk: int, letter_id):
     letter = get_object_or_404(Letter, pk=letter_id, citizen_id=pk)
-    return _act(request, pk, "letter", PresentedForm,
+    return _act(request, pk, "letter", functools.partial(PresentedForm, auto_id=_letter_auto_id(letter)),
                 lambda c, f: letters.cancel_letter(letter, request.staff, reason=f.cleaned_data["reason"],
                                                    presented=f.presented(), ip=client_ip(request)),
                 _("The letter is cancelled and its PIN no longer works."))

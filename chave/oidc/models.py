@@ -115,9 +115,17 @@ class RelyingParty(models.Model):
 class RelyingPartyEvent(models.Model):
     """The history of a party's registration: requested, approved, suspended, keys rotated."""
 
+    class Action(models.TextChoices):
+        REQUESTED = "requested", _("requested")
+        APPROVED = "approved", _("approved")
+        SUSPENDED = "suspended", _("suspended")
+        REINSTATED = "reinstated", _("reinstated")
+        SECRET_ROTATED = "secret_rotated", _("client secret rotated")
+        KEYS_CHANGED = "keys_changed", _("keys changed")
+
     relying_party = models.ForeignKey(RelyingParty, on_delete=models.CASCADE, related_name="events")
     at = models.DateTimeField()
-    action = models.CharField(max_length=32)
+    action = models.CharField(max_length=32, choices=Action.choices)
     by = models.CharField(max_length=150)
     reason = models.CharField(max_length=500, blank=True)
 

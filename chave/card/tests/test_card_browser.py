@@ -1,4 +1,5 @@
-"""Online registration and unlocking in a real browser (Debian's chromium, driven by Playwright):
+"""Online registration and unlocking, and counter staff signing in with their own card, in a real
+browser (Debian's chromium, driven by Playwright):
 Chave's card page → the card agent's own PIN page (signing with the SoftHSM card through
 PKCS#11) → back to Chave, codes read from the development outbox, in Portuguese and English.
 
@@ -15,7 +16,6 @@ import pytest
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 from chave.identity.models import Citizen, KeyStatus  # noqa: E402
-from chave.login.tests.test_login_browser import browser, phone  # noqa: E402,F401  (shared fixtures)
 
 from .conftest import CARD_PIN, card_citizen  # noqa: E402
 
@@ -24,9 +24,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 MOBILE, EMAIL, NEW_PIN = "+351916000222", "rita@example.pt", "6052"
 
 
-def through_the_agent(page, card, *, next_path: str, lang: str):
-    """From Chave's card page to the agent's PIN page, the PIN typed there, and back to Chave."""
-    page.goto(f"{page.chave}/card/?next={next_path}")
+def through_the_agent(page, card, *, next_path: str, lang: str, start: str = ""):
+    """From Chave's card page (``start``: the citizen's, by default) to the agent's PIN page, the
+    PIN typed there, and back to Chave at ``next_path``."""
+    page.goto(page.chave + (start or f"/card/?next={next_path}"))
     page.locator("#card-continue").click()
     page.wait_for_url(re.compile(r"^http://127\.0\.0\.1:\d+/sign$"))
     assert page.locator("html").get_attribute("lang") == lang
@@ -96,3 +97,41 @@ def test_unlock_a_blocked_key_through_the_card_agent(phone, live_server, agent, 
     key.refresh_from_db()
     assert key.status == KeyStatus.ACTIVE and key.pin_failures == 0
     assert identity.check_login_pin(key, NEW_PIN).ok
+
+
+def test_a_clerk_signs_in_at_the_counter_with_their_own_card(new_page, live_server, agent, service, cards):
+    from chave.audit.models import AuditEvent
+    from chave.counter import services as counter
+
+    card = cards["good"]
+    staff = counter.create_staff(username="clerk-card", name=card.full_name, role="clerk", counter="Loja Aveiro",
+                                 nic=card.nic).staff
+    page = new_page(viewport={"width": 1280, "height": 900}, locale="en-GB")  # the desk's computer
+    page.chave = live_server.url
+    page.goto(live_server.url + "/counter/login?next=/counter/find/")
+    start = page.locator("#staff-card-sign-in").get_attribute("href")
+    assert start == "/counter/login/card?next=/counter/find/"
+    through_the_agent(page, card, start=start, next_path="/counter/find/", lang="en")
+    assert f"Signed in: {card.full_name} (Counter clerk)" in page.locator("#staff-bar").inner_text()
+    assert CARD_PIN not in page.content()
+    page.get_by_label("NIC, mobile number or e-mail").fill("12345678")
+    page.get_by_role("button", name="Find").click()
+    assert page.locator("#no-results").is_visible()  # the desk works
+    page.goto(live_server.url + "/area/")  # the card opened the counter only, not the citizen's area
+    page.wait_for_url(re.compile(r"/area/enter/"))
+    event = AuditEvent.objects.filter(event="staff.sign_in").latest("at")
+    assert (event.outcome, event.detail["method"], event.detail["staff"]) == ("ok", "citizen_card", staff.username)
+
+
+def test_a_card_without_a_staff_account_is_refused_at_the_counter(phone, live_server, agent, service, cards):
+    from chave.counter import services as counter
+
+    counter.create_staff(username="clerk-card", name=cards["good"].full_name, role="clerk", counter="Loja Aveiro",
+                         nic=cards["good"].nic)
+    page = phone("en-GB")
+    page.chave = live_server.url
+    through_the_agent(page, cards["other"], start="/counter/login/card", next_path="/counter/login/card", lang="en")
+    refusal = page.locator("#staff-card-refused")
+    assert "This Citizen Card does not belong to a staff account." in refusal.inner_text()
+    page.goto(live_server.url + "/counter/find/")
+    page.wait_for_url(re.compile(r"/counter/login\?next=/counter/find/$"))  # not signed in

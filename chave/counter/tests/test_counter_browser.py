@@ -17,47 +17,13 @@ from pypdf import PdfReader  # noqa: E402
 from chave.counter.models import CounterAction, Letter  # noqa: E402
 from chave.identity import services as identity  # noqa: E402
 from chave.identity.models import Key, KeyStatus  # noqa: E402
-from chave.login.tests.test_login_browser import browser  # noqa: E402,F401 - the shared chromium fixture
 from chave.oidc import services as registry  # noqa: E402
 from chave.oidc.models import RelyingParty  # noqa: E402
 
 from .test_registration import EMAIL, PHONE, PIN, portuguese  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-DESK = {"width": 1280, "height": 900}
 TABLET = {"width": 800, "height": 1100}
-
-
-@pytest.fixture
-def open_page(browser):
-    contexts = []
-
-    def open_(viewport=DESK, **kwargs):
-        context = browser.new_context(viewport=viewport, locale="en-GB", accept_downloads=True, **kwargs)
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        return context.new_page()
-
-    yield open_
-    for context in contexts:
-        context.close()
-
-
-@pytest.fixture
-def signed_in(live_server, open_page, make_staff):
-    def sign_in(role, **kwargs):
-        login = make_staff(role, **kwargs)
-        page = open_page()
-        page.goto(live_server.url + "/counter/login")
-        page.get_by_label("Username").fill(login.username)
-        page.get_by_label("Password").fill(login.password)
-        page.get_by_label("Authenticator code").fill(login.code())
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(re.compile(r"/counter/(find|letters|rp|report)/"))
-        assert login.staff.name in page.locator("#staff-bar").inner_text()
-        return page
-
-    return sign_in
 
 
 def fill_presented(section, reason):

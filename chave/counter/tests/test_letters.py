@@ -268,23 +268,6 @@ def run_due_tasks(run_worker, *, rounds: int) -> None:
         run_worker()
 
 
-@pytest.fixture
-def broken_printer(settings, tmp_path):
-    """The counter's spool printer, down: its folder for "Loja Aveiro" is a file. ``fix()`` mends it."""
-    settings.CHAVE_COUNTER_PRINTER, settings.CHAVE_COUNTER_PRINT_DIR = "spool", tmp_path
-    jam = tmp_path / "Loja-Aveiro"
-    jam.write_text("jammed")
-
-    class Printer:
-        folder = jam
-
-        @staticmethod
-        def fix():
-            jam.unlink()
-
-    return Printer
-
-
 def test_a_failed_mailer_print_is_tried_again_later(staff_client, make_citizen, broken_printer, clock, settings):
     from django_tasks_db.models import DBTaskResult
 

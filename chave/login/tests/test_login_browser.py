@@ -17,49 +17,13 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 from chave.audit.models import AuditEvent  # noqa: E402
 from chave.identity.models import ContactKind, mask  # noqa: E402
+from chave.testing.browser import fits_the_screen  # noqa: E402
 
 from .pages import PHONE, PIN, says  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-PHONE_SCREEN = {"width": 390, "height": 844}
 EMAIL = "maria@example.pt"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make test does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def phone(browser):
-    """A new phone-sized browser; pass the Accept-Language locale with ``phone(locale)``."""
-    contexts = []
-
-    def open_page(locale="en-GB"):
-        context = browser.new_context(viewport=PHONE_SCREEN, is_mobile=True, has_touch=True, locale=locale)
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        return context.new_page()
-
-    yield open_page
-    for context in contexts:
-        context.close()
-
-
-def _fits_the_screen(page):
-    width = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
-    assert width[0] <= width[1], f"{page.url} scrolls sideways: {width[0]}px of content in {width[1]}px"
 
 
 def _tab_to(page, locator, limit=30):
@@ -86,7 +50,7 @@ def test_sms_login_in_english_by_keyboard_only_on_a_phone(live_server, phone, ma
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r"/login/$"))
     assert page.locator("html").get_attribute("lang") == "en"
-    _fits_the_screen(page)
+    fits_the_screen(page)
 
     identifier = page.get_by_label(says("Mobile number or e-mail", lang))
     _tab_to(page, identifier)
@@ -98,7 +62,7 @@ def test_sms_login_in_english_by_keyboard_only_on_a_phone(live_server, phone, ma
     page.keyboard.press("Enter")
 
     page.wait_for_url(re.compile(r"/login/code/$"))
-    _fits_the_screen(page)
+    fits_the_screen(page)
     sent = _text(page, "#code-sent")
     assert mask(ContactKind.MOBILE, PHONE) in sent
     assert says("It works until", lang) in _text(page, "#code-time")
@@ -115,7 +79,7 @@ def test_sms_login_in_english_by_keyboard_only_on_a_phone(live_server, phone, ma
     page.keyboard.press("Enter")
 
     page.wait_for_url(re.compile(r"/login/done/$"))
-    _fits_the_screen(page)
+    fits_the_screen(page)
     assert page.get_by_role("heading", name=says("You are signed in", lang)).is_visible()
     assert _text(page, "#who") == "Maria Teste Silva"
     assert _text(page, "#method") == says("Digital Mobile Key, code by SMS", lang)
@@ -133,7 +97,7 @@ def test_sms_login_in_portuguese_after_switching_language(live_server, phone, ma
     page.wait_for_url(re.compile(r"/login/$"))
     assert page.locator("html").get_attribute("lang") == "pt-PT"
     assert page.get_by_role("heading", name=says("Sign in with your Digital Mobile Key", lang)).is_visible()
-    _fits_the_screen(page)
+    fits_the_screen(page)
 
     # A wrong PIN first: the refusal is shown in Portuguese, the number kept, the PIN not.
     page.get_by_label(says("Mobile number or e-mail", lang)).fill("912345678")
@@ -145,12 +109,12 @@ def test_sms_login_in_portuguese_after_switching_language(live_server, phone, ma
                 "for a while, and its owner is told by SMS or e-mail.", lang) in alert
     assert page.get_by_label(says("Mobile number or e-mail", lang)).input_value() == "912345678"
     assert page.get_by_label(says("PIN of the Digital Mobile Key", lang)).input_value() == ""
-    _fits_the_screen(page)
+    fits_the_screen(page)
 
     page.get_by_label(says("PIN of the Digital Mobile Key", lang)).fill(PIN)
     page.get_by_role("button", name=says("Continue", lang)).click()
     page.wait_for_url(re.compile(r"/login/code/$"))
-    _fits_the_screen(page)
+    fits_the_screen(page)
     assert mask(ContactKind.MOBILE, PHONE) in _text(page, "#code-sent")
 
     # A code with a letter: the message sits with the field, in Portuguese.
@@ -166,7 +130,7 @@ def test_sms_login_in_portuguese_after_switching_language(live_server, phone, ma
     code_field.fill(outbox.last_code(PHONE))
     page.get_by_role("button", name=says("Sign in", lang), exact=True).click()
     page.wait_for_url(re.compile(r"/login/done/$"))
-    _fits_the_screen(page)
+    fits_the_screen(page)
     assert page.get_by_role("heading", name=says("You are signed in", lang)).is_visible()
     assert _text(page, "#method") == says("Digital Mobile Key, code by SMS", lang)
     assert _text(page, "#level") == "3"
@@ -182,7 +146,7 @@ def test_citizen_with_phone_and_email_chooses_email_and_signs_in_at_level_2(live
     page.get_by_role("button", name=says("Continue", lang)).click()
 
     page.wait_for_url(re.compile(r"/login/channel/$"))
-    _fits_the_screen(page)
+    fits_the_screen(page)
     sms = page.get_by_label(says("SMS to %s", lang) % mask(ContactKind.MOBILE, PHONE))
     email = page.get_by_label(says("E-mail to %s", lang) % mask(ContactKind.EMAIL, EMAIL))
     assert sms.is_visible() and email.is_visible()
@@ -190,7 +154,7 @@ def test_citizen_with_phone_and_email_chooses_email_and_signs_in_at_level_2(live
     page.get_by_role("button", name=says("Send the code", lang)).click()
 
     page.wait_for_url(re.compile(r"/login/code/$"))
-    _fits_the_screen(page)
+    fits_the_screen(page)
     assert mask(ContactKind.EMAIL, EMAIL) in _text(page, "#code-sent")
     page.get_by_label(says("Security code", lang)).fill(outbox.last_code(EMAIL))
     page.get_by_role("button", name=says("Sign in", lang), exact=True).click()

@@ -18,11 +18,11 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 from chave.identity import services as identity  # noqa: E402
 from chave.identity.models import Contact, ContactKind, Key, KeyStatus  # noqa: E402
 from chave.login.tests.pages import says  # noqa: E402
-from chave.login.tests.test_login_browser import _fits_the_screen, browser, phone  # noqa: E402,F401
 from chave.oidc import services as oidc  # noqa: E402
 from chave.oidc.models import Consent  # noqa: E402
 from chave.oidc.tests.portal import register_portal  # noqa: E402
 from chave.portal.models import NotMeReport  # noqa: E402
+from chave.testing.browser import fits_the_screen, sign_in_with_the_key  # noqa: E402
 
 from .helpers import PHONE, PIN  # noqa: E402
 
@@ -37,19 +37,13 @@ def _enter(page, live_server, outbox, lang):
     page.goto(live_server.url + "/area/")
     page.wait_for_url(re.compile(r"/area/enter/"))
     assert page.locator("#enter-card").get_attribute("href") == "/card/?next=/area/"
-    _fits_the_screen(page)
+    fits_the_screen(page)
     page.get_by_role("link", name=says("Sign in with the Digital Mobile Key", lang)).click()
-    page.wait_for_url(re.compile(r"/login/$"))
-    page.get_by_label(says("Mobile number or e-mail", lang)).fill("912 345 678")
-    page.get_by_label(says("PIN of the Digital Mobile Key", lang)).fill(PIN)
-    page.get_by_role("button", name=says("Continue", lang)).click()
-    page.wait_for_url(re.compile(r"/login/code/$"))
-    page.get_by_label(says("Security code", lang)).fill(outbox.last_code(PHONE))
-    page.get_by_role("button", name=says("Sign in", lang), exact=True).click()
+    sign_in_with_the_key(page, outbox, lang=lang, phone=PHONE, pin=PIN)
     page.wait_for_url(re.compile(r"/area/$"))
     assert page.get_by_role("heading", name=says("Personal area", lang), level=1).is_visible()
     assert page.locator("#nav-area").is_visible()
-    _fits_the_screen(page)
+    fits_the_screen(page)
 
 
 @pytest.fixture
@@ -77,7 +71,7 @@ def test_see_the_key_and_change_the_pin(live_server, phone, citizen, outbox, lan
     page.wait_for_load_state()
     alert = " ".join(page.get_by_role("alert").inner_text().split())
     assert says("The PIN cannot be a run of digits such as 1234 or 9876.", lang) in alert
-    _fits_the_screen(page)
+    fits_the_screen(page)
     page.get_by_label(says("Security code", lang)).fill(outbox.last_code(PHONE))
     page.get_by_label(says("New PIN", lang), exact=True).fill(NEW_PIN)
     page.get_by_label(says("New PIN again", lang)).fill(NEW_PIN)
@@ -142,7 +136,7 @@ def test_history_and_this_wasnt_me(live_server, phone, citizen, outbox, lang, lo
     login_entry = page.locator('li[data-event="login"]').first
     assert login_entry.locator(".level").inner_text() == "3"
     assert login_entry.locator(".method").inner_text() == says("Key, code by SMS", lang)
-    _fits_the_screen(page)
+    fits_the_screen(page)
     login_entry.get_by_role("link", name=says("This wasn't me", lang)).click()
     page.wait_for_url(re.compile(r"/not-me/$"))
     page.get_by_role("button", name=says("Block my key", lang)).click()

@@ -1,0 +1,83 @@
+"""The real browser of the browser tests (``pytest -m browser``): Debian's chromium driven by
+Playwright's sync API, headless. ``chave/conftest.py`` offers the fixtures to every app's tests:
+
+- ``browser``: one chromium per test module;
+- ``new_page``: a new page in a context of its own (``new_page(viewport=..., locale=...)``);
+- ``phone``: a new phone-sized page (``phone(locale)``, the locale sent as Accept-Language).
+
+Pages are closed after the test.
+
+Test modules that use them set ``DJANGO_ALLOW_ASYNC_UNSAFE`` before their imports: Playwright's
+sync API runs an event loop in the test thread, whose own database work is synchronous and safe.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+PHONE_SCREEN = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make test does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def new_page(browser):
+    """A new page in a browser context of its own: ``new_page(**context options)`` (viewport,
+    locale, ...); every context is closed after the test."""
+    contexts = []
+
+    def open_page(**options):
+        context = browser.new_context(**options)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def phone(new_page):
+    """A new phone-sized browser; pass the Accept-Language locale with ``phone(locale)``."""
+
+    def open_page(locale="en-GB"):
+        return new_page(viewport=PHONE_SCREEN, is_mobile=True, has_touch=True, locale=locale)
+
+    return open_page
+
+
+def fits_the_screen(page):
+    """The page does not scroll sideways."""
+    width = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert width[0] <= width[1], f"{page.url} scrolls sideways: {width[0]}px of content in {width[1]}px"
+
+
+def sign_in_with_the_key(page, outbox, *, lang: str, phone: str, pin: str, typed: str = "912 345 678"):
+    """On Chave's login page: the mobile number (as ``typed``) and PIN, then the code sent to
+    ``phone``, read from the outbox; the words are the catalogue's in ``lang``."""
+    from chave.login.tests.pages import says
+
+    page.wait_for_url(re.compile(r"/login/$"))
+    page.get_by_label(says("Mobile number or e-mail", lang)).fill(typed)
+    page.get_by_label(says("PIN of the Digital Mobile Key", lang)).fill(pin)
+    page.get_by_role("button", name=says("Continue", lang)).click()
+    page.wait_for_url(re.compile(r"/login/code/$"))
+    page.get_by_label(says("Security code", lang)).fill(outbox.last_code(phone))
+    page.get_by_role("button", name=says("Sign in", lang), exact=True).click()
