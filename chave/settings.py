@@ -378,6 +378,10 @@ CHAVE_SIGNING_SOFTHSM2_CONF = env(
 )
 # An external RFC 3161 time-stamp authority; empty: Chave's own TSA under CHAVE_SIGNING_PKI_URL.
 CHAVE_SIGNING_TSA_URL = env("CHAVE_SIGNING_TSA_URL", "")
+# Chave's own TSA: the policy its tokens carry (ETSI EN 319 421 baseline time-stamp policy) and the
+# hash algorithms it stamps (an RFC 3161 request for another is refused with badAlg).
+CHAVE_SIGNING_TSA_POLICY = env("CHAVE_SIGNING_TSA_POLICY", "0.4.0.2023.1.1")
+CHAVE_SIGNING_TSA_DIGESTS = ("sha256", "sha384", "sha512")
 # The certificate subject's serialNumber (ETSI EN 319 412-1 semantics identifier) per document type.
 CHAVE_SIGNING_SUBJECT_SERIAL = {
     "cc": "IDCPT-{number}",

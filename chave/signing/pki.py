@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asn1crypto import keys as asn1_keys
-from asn1crypto import tsp
+from asn1crypto import core, tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -217,9 +217,20 @@ def _key_hash(cert: x509.Certificate, algorithm) -> bytes | None:
     return {"sha1": spki.sha1, "sha256": spki.sha256}.get(algorithm.name)
 
 
+class TimeStampResponse(core.Sequence):
+    """RFC 3161's TimeStampResp, whose token is OPTIONAL (absent from a rejection); asn1crypto's
+    ``tsp.TimeStampResp`` requires it."""
+
+    _fields = [("status", tsp.PKIStatusInfo), ("time_stamp_token", tsp.ContentInfo, {"optional": True})]
+
+
 class ChaveTimeStamper(DummyTimeStamper):
     """Chave's own TSA, in process: pyHanko's stamper with the TSA's certificate and key, at the
-    service clock's time."""
+    service clock's time, under the TSA policy of ``CHAVE_SIGNING_TSA_POLICY`` (ETSI EN 319 421
+    baseline by default) with an accuracy of one second. Following RFC 3161 it refuses (status
+    "rejection") an imprint of a hash algorithm outside ``CHAVE_SIGNING_TSA_DIGESTS`` or of the
+    wrong length (``badAlg`` / ``badDataFormat``) and a request for another policy
+    (``unacceptedPolicy``), and embeds its certificates only when the request asks (``certReq``)."""
 
     def __init__(self):
         m = material()
@@ -229,6 +240,36 @@ class ChaveTimeStamper(DummyTimeStamper):
             certs_to_embed=[asn1_x509.Certificate.load(der(c)) for c in m.chain],
             fixed_dt=clock.now(),
         )
+        self._cert_req = True
+
+    def _refusal(self, failure: str, text: str) -> TimeStampResponse:
+        return TimeStampResponse({"status": tsp.PKIStatusInfo({
+            "status": "rejection", "status_string": [text], "fail_info": tsp.PKIFailureInfo({failure})})})
+
+    def request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp | TimeStampResponse:
+        imprint = req["message_imprint"]
+        algorithm = imprint["hash_algorithm"]["algorithm"].native
+        if algorithm not in settings.CHAVE_SIGNING_TSA_DIGESTS:
+            return self._refusal("bad_alg", f"hash algorithm {algorithm} is not accepted")
+        if len(imprint["hashed_message"].native) != getattr(hashes, algorithm.upper()).digest_size:
+            return self._refusal("bad_data_format", "the imprint's length does not match its algorithm")
+        asked = req["req_policy"].native
+        if asked is not None and asked != settings.CHAVE_SIGNING_TSA_POLICY:
+            return self._refusal("unaccepted_policy", f"policy {asked} is not served here")
+        self._cert_req = bool(req["cert_req"].native)
+        return super().request_tsa_response(req)
+
+    def _build_tst_info(self, message_imprint, dt_, req) -> tsp.TSTInfo:
+        info = super()._build_tst_info(message_imprint, dt_, req)
+        info["policy"] = tsp.ObjectIdentifier(settings.CHAVE_SIGNING_TSA_POLICY)
+        info["accuracy"] = tsp.Accuracy({"seconds": 1})
+        return info
+
+    def _build_signed_data(self, *args) -> dict:
+        signed_data = super()._build_signed_data(*args)
+        if not self._cert_req:
+            del signed_data["certificates"]
+        return signed_data
 
 
 def timestamp_response_der(request_der: bytes) -> bytes:
