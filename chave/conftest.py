@@ -15,6 +15,7 @@ import re
 
 import pytest
 from django.core.management import call_command
+from django.utils import translation
 
 from chave import clock as service_clock
 from chave.testing.browser import browser, new_page, phone  # noqa: F401 - fixtures for every app's browser tests
@@ -25,6 +26,14 @@ def _reset_clock():
     service_clock.reset()
     yield
     service_clock.reset()
+
+
+@pytest.fixture(autouse=True)
+def _reset_language():
+    """Each test starts in the default language: a language one test activates never leaks."""
+    translation.deactivate()
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture

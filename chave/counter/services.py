@@ -105,14 +105,18 @@ def current_totp_code(username: str) -> str:
     return _totp(staff).at(clock.now())
 
 
-def ensure_demo_staff(username: str, *, name: str, role: str, counter: str, password: str) -> Staff:
-    """A demo staff account with a known password (development only; idempotent: the password is
-    set again on every call, the TOTP secret kept). Raises ``ValidationError`` in production."""
+def ensure_demo_staff(username: str, *, name: str, role: str, counter: str, password: str, nic: str = "") -> Staff:
+    """A demo staff account with a known password (development only; idempotent: the password and
+    the civil number of the member's own card are set again on every call, the TOTP secret kept).
+    Raises ``ValidationError`` in production."""
     if settings.IS_PRODUCTION:
         raise ValidationError(_("Demo staff accounts are refused in production."), code="production")
     staff = Staff.objects.select_related("user").filter(user__username=username).first()
     if staff is None:
-        staff = create_staff(username=username, name=name, role=role, counter=counter).staff
+        staff = create_staff(username=username, name=name, role=role, counter=counter, nic=nic).staff
+    elif staff.nic != nic:
+        staff.nic = nic
+        staff.save(update_fields=["nic"])
     staff.user.set_password(password)
     staff.user.save(update_fields=["password"])
     return staff

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import translation
 
 from chave.audit.models import AuditEvent
 from chave.card import services
@@ -82,6 +83,7 @@ def test_a_card_read_before_the_staff_sign_in_does_not_count(browser_for, cards,
     assert SESSION_STAFF not in browser.client.session
 
 
+@translation.override("en")
 def test_the_staff_command_links_a_card_by_nic(cards, capsys):
     call_command("staff", "add", "--username", "ines", "--name", "Inês Dias", "--role", "auditor",
                  "--nic", cards["good"].nic, "--json")

@@ -6,6 +6,7 @@ import json
 import pyotp
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import translation
 
 from chave import policy
 from chave.audit.models import AuditEvent
@@ -29,6 +30,7 @@ def test_cli_creates_an_account_and_prints_password_and_totp_uri_once(capsys, cl
     assert not staff.user.is_staff  # no Django admin
 
 
+@translation.override("en")
 def test_cli_refuses_bad_input_without_writing(capsys):
     with pytest.raises(CommandError, match="counter"):
         call_command("staff", "add", "--username", "bob", "--name", "Bob", "--role", "clerk")

@@ -123,6 +123,29 @@ def test_seed_demo_after_the_demo_key_was_cancelled_registers_a_new_one():
     assert Key.objects.filter(citizen=fresh.citizen).count() == 2
 
 
+@pytest.mark.django_db
+@override_settings(CHAVE_ENV="dev")
+def test_seed_demo_gives_the_demo_clerk_a_citizen_card_of_their_own_once():
+    from chave.card.devcards import _dev_card
+    from chave.counter.models import Staff
+
+    out = seed()
+    clerk = seed_demo.DEMO_CLERK
+    assert Staff.objects.get(user__username=clerk["username"]).nic == clerk["nic"]
+    assert Staff.objects.exclude(nic="").count() == 1
+    assert (f"balcao also signs in with their own Citizen Card at http://127.0.0.1:8000/counter/login/card: "
+            f"card CC {clerk['nic']} ") in out
+
+    def clerk_cards():
+        return [c for c in json.loads(_dev_card("list", "--json")) if c["token_label"].startswith(f"CC {clerk['nic']} ")]
+
+    assert len(clerk_cards()) == 1 and clerk_cards()[0]["holder"] == "Rita Balcão"
+    Staff.objects.filter(user__username=clerk["username"]).update(nic="")
+    seed()
+    assert Staff.objects.get(user__username=clerk["username"]).nic == clerk["nic"]
+    assert len(clerk_cards()) == 1
+
+
 # --- seed_demo: the demo portal ------------------------------------------------------------------
 
 

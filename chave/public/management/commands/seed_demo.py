@@ -53,6 +53,8 @@ DEMO_STAFF = [
     ("auditor", "Artur Auditor", "auditor", ""),
 ]
 DEMO_STAFF_PASSWORD = "balcao-demo-2026"
+# The demo clerk's own test Citizen Card (same card PIN as the citizen's), for the counter's card sign-in.
+DEMO_CLERK = {"username": "balcao", "nic": "27364518", "given_name": "Rita", "family_name": "Balcão"}
 DEMO_SIGNING_PIN = "3691"  # the demo citizen's signing PIN (differs from the login PIN, as the rules say)
 DEMO_DOCUMENT_YEARS = 5
 SEEDED_BY = "seed_demo"
@@ -256,13 +258,32 @@ class Command(BaseCommand):
 
         for username, name, role, counter_name in DEMO_STAFF:
             counter.ensure_demo_staff(username, name=name, role=role, counter=counter_name,
-                                      password=DEMO_STAFF_PASSWORD)
+                                      password=DEMO_STAFF_PASSWORD,
+                                      nic=DEMO_CLERK["nic"] if username == DEMO_CLERK["username"] else "")
         base = settings.CHAVE_PUBLIC_URL.rstrip("/")
         self.stdout.write("")
         self.stdout.write(_("Counter back office: %(url)s, password %(password)s for %(users)s") % {
             "url": f"{base}/counter/login", "password": DEMO_STAFF_PASSWORD,
             "users": ", ".join(f"{u} ({r})" for u, _n, r, _c in DEMO_STAFF)})
         self.stdout.write(_("  The authenticator code: %(command)s") % {"command": ".venv/bin/chave staff totp balcao"})
+        self.seed_clerk_card(f"{base}/counter/login/card")
+
+    def seed_clerk_card(self, url: str) -> None:
+        """The demo clerk's own test Citizen Card: staff sign in with it at the counter."""
+        from chave.card.devcards import ensure_demo_card
+        from chave.card.pki import PkiError
+        from chave.card.tokens import CardError
+
+        clerk = DEMO_CLERK
+        try:
+            _created, label = ensure_demo_card(nic=clerk["nic"], given_name=clerk["given_name"],
+                                               family_name=clerk["family_name"], pin=DEMO_CARD_PIN,
+                                               full_name=f'{clerk["given_name"]} {clerk["family_name"]}')
+        except (CardError, PkiError, OSError) as exc:
+            self.stdout.write(_("No demo staff card (%(error)s).") % {"error": exc})
+            return
+        self.stdout.write(_("  %(user)s also signs in with their own Citizen Card at %(url)s: card %(label)s, card PIN "
+                            "%(pin)s") % {"user": clerk["username"], "url": url, "label": label, "pin": DEMO_CARD_PIN})
 
     def print_portal(self, portal: RelyingParty, url: str) -> None:
         self.stdout.write("")
