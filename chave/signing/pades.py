@@ -16,20 +16,23 @@ import asyncio
 import hashlib
 import io
 import math
+import dataclasses
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from asn1crypto import algos, cms
 from asn1crypto import x509 as asn1_x509
-from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils import generic, layout
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
+from pyhanko.sign.signers.constants import DEFAULT_SIGNING_STAMP_STYLE
 from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
 from pyhanko.sign.signers.pdf_signer import PdfTBSDocument
 from pyhanko.sign.validation import async_validate_pdf_signature, async_validate_pdf_timestamp
 from pyhanko.sign.validation.dss import async_add_validation_info
 from pyhanko_certvalidator import ValidationContext
+from pyhanko.stamp import TextStamp, TextStampStyle
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from . import pki
@@ -99,7 +102,9 @@ class PageBox:
         """The signature box (without its page number) centred on fractions ``fx``, ``fy`` of the
         page as shown, moved inside the page where it would stick out; a page smaller than the box
         gets a box of its own size."""
-        width, height = min(BOX_WIDTH, self.width), min(BOX_HEIGHT, self.height)
+        # The box reads upright as shown: on a turned page its user-space sides are swapped.
+        box_width, box_height = (BOX_HEIGHT, BOX_WIDTH) if self.rotate in (90, 270) else (BOX_WIDTH, BOX_HEIGHT)
+        width, height = min(box_width, self.width), min(box_height, self.height)
         cx, cy = self.to_user(min(max(fx, 0.0), 1.0), min(max(fy, 0.0), 1.0))
         x = min(max(cx - width / 2, self.left), self.left + self.width - width)
         y = min(max(cy - height / 2, self.bottom), self.bottom + self.height - height)
@@ -110,9 +115,8 @@ class PageBox:
         points from both edges."""
         vertical, horizontal = name.split("-")
         shown_width, shown_height = self.shown_size
-        box_width, box_height = ((BOX_HEIGHT, BOX_WIDTH) if self.rotate in (90, 270) else (BOX_WIDTH, BOX_HEIGHT))
-        fx = (CORNER_MARGIN + box_width / 2) / shown_width
-        fy = (CORNER_MARGIN + box_height / 2) / shown_height
+        fx = (CORNER_MARGIN + BOX_WIDTH / 2) / shown_width
+        fy = (CORNER_MARGIN + BOX_HEIGHT / 2) / shown_height
         return self.box_at(fx if horizontal == "left" else 1 - fx, fy if vertical == "top" else 1 - fy)
 
     def shown_rect(self, placement: Placement) -> tuple[float, float, float, float]:
@@ -121,6 +125,41 @@ class PageBox:
                    for y in (placement.y, placement.y + placement.height)]
         xs, ys = [c[0] for c in corners], [c[1] for c in corners]
         return min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)
+
+
+# The appearance's /Matrix that turns it against the page's /Rotate (clockwise), so that it reads
+# upright where the page is shown turned (PDF 32000-1, 12.5.5: the turned BBox fills the Rect).
+UPRIGHT_MATRIX = {90: (0, 1, -1, 0, 0, 0), 180: (-1, 0, 0, -1, 0, 0), 270: (0, -1, 1, 0, 0, 0)}
+
+
+class _UprightStamp(TextStamp):
+    def __init__(self, *, turn: int, **kwargs):
+        super().__init__(**kwargs)
+        self.turn = turn
+
+    def as_form_xobject(self) -> generic.StreamObject:
+        xobject = super().as_form_xobject()
+        if self.turn in UPRIGHT_MATRIX:
+            xobject["/Matrix"] = generic.ArrayObject(generic.NumberObject(v) for v in UPRIGHT_MATRIX[self.turn])
+        return xobject
+
+
+@dataclass(frozen=True)
+class UprightStampStyle(TextStampStyle):
+    """pyHanko's default signature stamp, laid out for the page as shown and turned against the
+    page's ``/Rotate`` (``turn``), so that its text reads upright on a turned page too."""
+
+    turn: int = 0
+
+    @classmethod
+    def for_page(cls, turn: int) -> UprightStampStyle:
+        default = {f.name: getattr(DEFAULT_SIGNING_STAMP_STYLE, f.name) for f in dataclasses.fields(TextStampStyle)}
+        return cls(**default, turn=turn)
+
+    def create_stamp(self, writer, box: layout.BoxConstraints, text_params: dict) -> TextStamp:
+        if self.turn in (90, 270):  # the field's Rect is the box turned: lay the stamp out as shown
+            box = layout.BoxConstraints(width=box.height, height=box.width)
+        return _UprightStamp(turn=self.turn, writer=writer, style=self, box=box, text_params=text_params)
 
 
 @dataclass
@@ -229,16 +268,17 @@ def prepare(pdf: bytes, certificate, *, placement: Placement = Placement(), sign
         if writer.prev.encrypted:
             raise PdfError("encrypted")
         name = _field_name(writer.prev)
-        spec = None
+        spec, style = None, None
         if placement.page:
             x, y = float(placement.x), float(placement.y)
             spec = fields.SigFieldSpec(name, on_page=placement.page - 1,
                                        box=(x, y, x + float(placement.width), y + float(placement.height)))
+            style = UprightStampStyle.for_page(page_boxes(pdf)[placement.page - 1].rotate)
         signer = _external_signer(certificate)
         pdf_signer = signers.PdfSigner(
             signers.PdfSignatureMetadata(field_name=name, md_algorithm=MD, subfilter=fields.SigSeedSubFilter.PADES,
                                          name=signer_name or None),
-            signer=signer, new_field_spec=spec,
+            signer=signer, new_field_spec=spec, stamp_style=style,
         )
 
         async def run():

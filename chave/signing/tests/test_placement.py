@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from PIL import Image, ImageChops
+from PIL import Image, ImageChops, ImageStat
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
@@ -216,3 +216,39 @@ def test_page_boxes_take_size_and_rotation_from_the_page_tree():
     assert boxes[1].shown_size == (500, 300)
     with pytest.raises(pades.PdfError):
         pades.page_boxes(b"%PDF-1.7\nnot really")
+
+
+def _stamp(pdf: bytes, tmp_path, name: str, original: bytes) -> Image.Image:
+    """The signature's stamp as the viewer shows it: what signing changed on the rendered page."""
+    before, after = render(original, tmp_path, f"{name}-before"), render(pdf, tmp_path, name)
+    box = ImageChops.difference(before, after).getbbox()
+    assert box, "the signature does not show on the page"
+    return after.crop(box).convert("L")
+
+
+def test_the_stamp_reads_upright_on_a_turned_page(signer, client, outbox, live_server, tmp_path):
+    """On a page with /Rotate the box is as wide as on any page and its text runs left to right as
+    the page is shown: the stamp looks like the one on an unturned page."""
+    key, _credential = signer(phone=PHONE)
+    sign_in(client, key)
+    stamps = {}
+    for turn in (0, 90, 180, 270):
+        original = sample_pdf(1, rotate=turn)
+        upload(client, original)
+        signed = sign_placed(client, outbox, PHONE, {"d0-page": "1", "d0-position": "bottom-right",
+                                                     "signing_pin": PIN})[0]
+        stamp = _stamp(signed, tmp_path, f"turned-{turn}", original)
+        assert abs(stamp.width / stamp.height - pades.BOX_WIDTH / pades.BOX_HEIGHT) < 0.15, (turn, stamp.size)
+        stamps[turn] = stamp
+        # The appearance carries the counter-turn (none on an unturned page).
+        reader = pades._reader(signed)
+        appearance = reader.root["/AcroForm"]["/Fields"][0].get_object()["/AP"]["/N"].get_object()
+        matrix = [float(v) for v in appearance.get("/Matrix", [1, 0, 0, 1, 0, 0])]
+        assert matrix == list(pades.UPRIGHT_MATRIX.get(turn, (1, 0, 0, 1, 0, 0)))
+    upright = stamps[0]
+    for turn in (90, 180, 270):
+        turned = stamps[turn].resize(upright.size)
+        difference = ImageStat.Stat(ImageChops.difference(upright, turned)).mean[0]
+        sideways = stamps[turn].rotate(90, expand=True).resize(upright.size)
+        wrong = ImageStat.Stat(ImageChops.difference(upright, sideways)).mean[0]
+        assert difference < wrong / 2, (turn, difference, wrong)
