@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.conf import settings
 
-from chave.public.tests.test_accessibility import Outline
+from chave.testing.accessibility import assert_headings, assert_named, parse
 
 from .conftest import card_citizen
 
@@ -15,17 +15,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def check(response, lang: str) -> None:
     assert response.status_code in (200, 400, 403), response
-    page = Outline()
-    page.feed(response.content.decode())
-    page.close()
-    levels = [level for level, _ in page.headings]
-    assert levels.count(1) == 1 and levels[0] == 1, page.headings
-    assert all(after <= before + 1 for before, after in zip(levels, levels[1:])), page.headings
-    for field in page.fields:
-        assert field.get("id") in page.labels_for, field
-    assert all(page.buttons), "a button without a name"
-    assert not {i for i in page.ids if page.ids.count(i) > 1}
-    assert page.html_lang == {"en": "en", "pt-pt": "pt-PT"}[lang]
+    page = parse(response.content.decode())
+    assert_headings(page, response.request["PATH_INFO"])
+    assert_named(page, lang, response.request["PATH_INFO"])
 
 
 @pytest.mark.parametrize("lang", ["en", "pt-pt"])

@@ -8,7 +8,7 @@ from django.test import Client
 from chave.login.tests.pages import says, speak
 from chave.oidc.claims import ATTRIBUTE_STATUS_CLAIM, PREFIX
 from chave.oidc.models import Consent
-from chave.public.tests.test_accessibility import Outline
+from chave.testing.accessibility import Outline
 
 from .portal import query_of, register_portal
 from .signin import EMAIL, PHONE, claims_of, consent_choices, redeem, renew, sign_in, tokens, userinfo, visit

@@ -43,7 +43,8 @@ def validate(client, pdf: bytes):
     return client.post("/validate/", {"document": SimpleUploadedFile("s.pdf", pdf, "application/pdf")})
 
 
-# Each page: how the citizen (with signing active) gets there, and the status it answers with.
+# Each page: how the citizen (with signing active) gets there, and the status it answers with
+# (``upload`` and ``placed`` return nothing, hence ``or``; ``signed`` returns the signed PDFs).
 PAGES = {
     "home": (lambda c, o: c.get("/area/sign/"), 200),
     "signing PIN": (lambda c, o: c.get("/area/sign/pin/"), 200),
@@ -51,8 +52,8 @@ PAGES = {
         lambda c, o: c.post("/area/sign/pin/", {"new_pin": "5831", "new_pin_again": "5832"}), 200),
     "place": (lambda c, o: upload(c) or c.get("/area/sign/place/"), 200),
     "place, page 7 shown": (lambda c, o: upload(c) or c.post("/area/sign/place/", {**SHOWN, "d0-show": "7"}), 200),
-    "place, wrong signing PIN": (lambda c, o: upload(c) or c.post("/area/sign/place/", {**PLACED, "signing_pin": "9371"}),
-                                 400),
+    "place, wrong signing PIN": (
+        lambda c, o: upload(c) or c.post("/area/sign/place/", {**PLACED, "signing_pin": "9371"}), 400),
     "code": (lambda c, o: placed(c, o) or c.get("/area/sign/code/"), 200),
     "code, wrong code": (lambda c, o: placed(c, o) or c.post("/area/sign/code/", {"code": "000000"}), 400),
     "done": (lambda c, o: signed(c, o) and c.get("/area/sign/done/"), 200),
