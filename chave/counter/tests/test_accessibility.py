@@ -7,8 +7,11 @@ pages (``chave/public/tests/test_accessibility.py``)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.conf import settings
+from django.test import Client
 
 from chave.counter import letters, services
 from chave.identity import services as identity
@@ -17,7 +20,8 @@ from chave.testing.accessibility import assert_accessible
 
 from .test_desk import presented
 from .test_letters import ask_new_pin
-from .test_registration import portuguese, register
+from .screen import choose_pin, type_code
+from .test_registration import EMAIL, PHONE, PIN, portuguese, register
 from .test_rp_admin import REQUEST
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the worker makes the letter
@@ -88,3 +92,37 @@ def test_the_registration_page_is_accessible(staff_client, clock, lang):
     response = register(desk)
     assert response.status_code == 302 and "/counter/registrations/" in response["Location"]
     assert_accessible(desk.get(response["Location"]), lang, "registration")
+
+
+@pytest.mark.parametrize("lang", ["en", "pt-pt"])
+def test_the_citizen_screen_and_its_pairing_are_accessible(staff_client, clock, outbox, lang):
+    """The device facing the citizen, at each step a registration takes it through: the desk's
+    pairing page, the pairing confirmation, idle, a code to type (also refused), a PIN to choose
+    (also refused), and the thanks."""
+    portuguese(clock)
+    desk = staff_client("clerk")
+    desk.cookies[settings.LANGUAGE_COOKIE_NAME] = lang
+    assert_accessible(desk.get("/counter/desk/screen"), lang, "desk: pair a screen")
+    paired = desk.post("/counter/desk/screen")
+    assert_accessible(paired, lang, "desk: the pairing link")
+    link = re.search(r'id="pairing-link" href="([^"]+)"', paired.content.decode()).group(1)
+    device = Client()
+    device.cookies[settings.LANGUAGE_COOKIE_NAME] = lang
+    assert_accessible(device.get(link), lang, "screen: confirm the pairing")
+    assert device.post(link).status_code == 302
+    idle = assert_accessible(device.get("/counter/screen/"), lang, "screen: idle")
+    assert "screen-idle" in idle.ids
+    url = register(desk)["Location"]
+    desk.post(url + "step", {"step": "mobile"})
+    task = assert_accessible(device.get("/counter/screen/"), lang, "screen: a code to type")
+    assert "screen-task" in task.ids
+    wrong = "000000" if outbox.last_code(PHONE) != "000000" else "111111"
+    assert_accessible(type_code(device, wrong), lang, "screen: a wrong code", status=400)
+    assert_accessible(type_code(device, outbox.last_code(PHONE)), lang, "screen: thanks")
+    desk.post(url + "step", {"step": "email"})
+    type_code(device, outbox.last_code(EMAIL))
+    desk.post(url + "step", {"step": "pin"})
+    assert_accessible(device.get("/counter/screen/"), lang, "screen: a PIN to choose")
+    assert_accessible(choose_pin(device, "1234"), lang, "screen: a trivial PIN", status=400)
+    thanks = assert_accessible(choose_pin(device, PIN), lang, "screen: the PIN chosen")
+    assert "screen-thanks" in thanks.ids
