@@ -41,6 +41,7 @@ CORNERS = ("bottom-left", "bottom-right", "top-left", "top-right")
 POINT = "point"  # the box centred where the citizen clicked on the page image
 MM_PER_POINT = 25.4 / 72
 
+
 def _root() -> Path:
     return Path(settings.DATA_DIR) / "signing" / "area"
 
