@@ -368,7 +368,7 @@ def register_done(request, card):
 def recover(request, card, key):
     status = key.effective_status(clock.now())
     if request.method == "POST":
-        sent = area.send_pin_code(key, ip=login.client_ip(request), language=_language())
+        sent = area.send_pin_code(key, ip=login.client_ip(request), language=_language(), task="recover")
         if sent.ok:
             request.session[SESSION_RECOVERY] = {"nic": card.nic, "key_id": key.pk, "tx": sent.transaction,
                                                  "channel": sent.channel, "masked": sent.masked, "code_ok": False}

@@ -83,12 +83,14 @@ def issue_code(
     portal: str = "",
     language: str | None = None,
     documents: str = "",
+    task: str = "",
 ) -> IssueResult:
     """Send a new code for ``transaction`` to ``destination`` over ``channel``.
 
     Refusals come back as an :class:`IssueResult` with ``sent=False``, a reason and, where it
     applies, when to try again; they are audited. Nothing is written on a refusal except the
-    audit event. ``documents`` names what a signing code authorises, in the message.
+    audit event. ``documents`` names what a signing code authorises, in the message; ``task``
+    names the change to the key a personal-area code confirms (``chave.delivery.messages.TASKS``).
     """
     now = clock.now()
     max_sends = policy.get("code_max_sends_per_transaction")
@@ -137,7 +139,7 @@ def issue_code(
         )
         text = message_texts.code_message(
             purpose=purpose, code=code, portal=portal, lifetime=policy.code_lifetime(purpose),
-            language=language or key.citizen.language, documents=documents,
+            language=language or key.citizen.language, documents=documents, task=task,
         )
         delivery.queue_message(
             channel=channel, destination=destination, subject=text.subject, body=text.body,

@@ -30,15 +30,25 @@ def _minutes(lifetime: dt.timedelta) -> int:
     return max(1, int(lifetime.total_seconds() // 60))
 
 
+# What a code of the personal area confirms, said instead of "to sign in to ..." (``task``).
+TASKS = ("pin_change", "recover")
+
+
 def code_message(*, purpose: str, code: str, portal: str, lifetime: dt.timedelta, language: str,
-                 documents: str = "") -> Text:
-    """``documents`` names what a signing code authorises (the signing flows always give it)."""
+                 documents: str = "", task: str = "") -> Text:
+    """``documents`` names what a signing code authorises (the signing flows always give it);
+    ``task`` (one of :data:`TASKS`) names a change to the key the code confirms, so that a
+    citizen who did not ask for it knows what someone is trying to do."""
     with translation.override(language or settings.LANGUAGE_CODE):
         what = {
             "login": _("to sign in to %(portal)s") % {"portal": portal or "Chave"},
             "contact": _("to confirm this contact for your Digital Mobile Key"),
             "signing": _("to sign documents at %(portal)s") % {"portal": portal or "Chave"},
         }.get(purpose, "")
+        if task == "pin_change":
+            what = _("to change the PIN of your Digital Mobile Key")
+        elif task == "recover":
+            what = _("to set a new PIN for your Digital Mobile Key with your Citizen Card (recover or unlock)")
         if purpose == "signing" and documents:
             what = _("to sign %(documents)s at %(portal)s") % {"documents": documents, "portal": portal or "Chave"}
         template = _(

@@ -162,8 +162,10 @@ def _best_channel(key: Key) -> tuple[str, str, str] | None:
     return best.channel, contact.value, best.masked
 
 
-def send_pin_code(key: Key, *, ip: str | None, language: str, transaction_id: str = "") -> CodeSent:
-    """Send the code of a PIN change (a new transaction, or again for ``transaction_id``)."""
+def send_pin_code(key: Key, *, ip: str | None, language: str, transaction_id: str = "",
+                  task: str = "pin_change") -> CodeSent:
+    """Send the code of a PIN change (a new transaction, or again for ``transaction_id``); its
+    message names the ``task``: a PIN change, or ``recover`` (a new PIN with the Citizen Card)."""
     target = _best_channel(key)
     if target is None:
         return CodeSent(False, "no_channel")
@@ -172,7 +174,7 @@ def send_pin_code(key: Key, *, ip: str | None, language: str, transaction_id: st
         PIN_TRANSACTION_PREFIX + secrets.token_hex(12))
     result = codes.issue_code(key, purpose=PIN_CODE_PURPOSE, transaction=tx, channel=channel,
                               destination=destination, ip=ip, portal=str(_("the Chave personal area")),
-                              language=language)
+                              language=language, task=task)
     return CodeSent(result.sent, result.reason, tx, channel, masked, result)
 
 

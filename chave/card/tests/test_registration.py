@@ -164,6 +164,7 @@ def test_unlock_a_key_with_the_card(browser_for, cards, make_citizen, outbox, st
     assert f'data-status="{state}"' in page
     response = client.post("/card/recover/")
     assert response.status_code == 302 and response["Location"] == "/card/recover/pin/"
+    assert "with your Citizen Card (recover or unlock)" in outbox.last(MOBILE).body  # in the page's language
     wrong = client.post("/card/recover/pin/", {"code": "000000", "new_pin": NEW_PIN, "new_pin_again": NEW_PIN})
     assert wrong.status_code == 400 and "The code is not correct" in page_of(wrong)
     key.refresh_from_db()

@@ -43,6 +43,18 @@ def test_every_purpose_has_its_own_wording(purpose):
     assert re.search(r"your security code to \w", text.body)  # never an empty "code  is"
 
 
+@pytest.mark.parametrize(("task", "english", "portuguese"), [
+    ("pin_change", "to change the PIN of your Digital Mobile Key", "alterar o PIN da sua Chave Móvel Digital"),
+    ("recover", "new PIN for your Digital Mobile Key with your Citizen Card", "Cartão de Cidadão"),
+])
+def test_a_code_for_a_change_to_the_key_says_so_instead_of_signing_in(task, english, portuguese):
+    text = code_message(purpose="login", code="123450", portal="the Chave personal area", lifetime=FIVE_MINUTES,
+                        language="en", task=task)
+    assert english in text.body and "sign in" not in text.body
+    assert portuguese in code_message(purpose="login", code="123450", portal="", lifetime=FIVE_MINUTES,
+                                      language="pt-pt", task=task).body
+
+
 def test_code_message_in_portuguese():
     text = code_message(purpose="login", code="048213", portal="Portal das Finanças", lifetime=FIVE_MINUTES,
                         language="pt-pt")

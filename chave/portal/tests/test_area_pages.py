@@ -114,6 +114,8 @@ def test_change_pin_with_current_pin_and_code(area, key, outbox):
     response = area.post("/area/pin/", {"pin": PIN})
     assert response.status_code == 302 and response["Location"] == "/area/pin/confirm/"
     assert "SMS" in body(area.get("/area/pin/confirm/"))
+    # The message says what the code is for, not "to sign in": a citizen who did not ask is warned.
+    assert "to change the PIN of your Digital Mobile Key" in outbox.last(PHONE).body
     response = _pin_confirm(area, code=outbox.last_code(PHONE))
     assert response.status_code == 302 and response["Location"] == "/area/"
     assert identity.check_login_pin(Key.objects.get(pk=key.pk), NEW_PIN).ok
