@@ -363,8 +363,8 @@ CHAVE_ARGON2 = {
 }
 
 # --- Remote signing (issue 6) -----------------------------------------------------------
-# The signing CA, OCSP responder and TSA material (keys 0600) and, with SoftHSM2, the token
-# directory and its SOFTHSM2_CONF live here; `chave signing dev-pki` makes them in development.
+# The signing CA, OCSP responder and TSA certificates and, with SoftHSM2, the token directory
+# and its SOFTHSM2_CONF live here; `chave signing dev-pki` makes them in development.
 CHAVE_SIGNING_DIR = Path(env("CHAVE_SIGNING_DIR", str(DATA_DIR / "pki" / "signing")))
 # Where the PKI services are published (certificates carry these URLs: OCSP, CA issuers, CRL, TSA).
 CHAVE_SIGNING_PKI_URL = env("CHAVE_SIGNING_PKI_URL", CHAVE_PUBLIC_URL.rstrip("/") + "/pki/signing")
@@ -372,6 +372,11 @@ CHAVE_SIGNING_PKI_URL = env("CHAVE_SIGNING_PKI_URL", CHAVE_PUBLIC_URL.rstrip("/"
 CHAVE_SIGNING_PKCS11_MODULE = env("CHAVE_SIGNING_PKCS11_MODULE", "/usr/lib/softhsm/libsofthsm2.so")
 CHAVE_SIGNING_TOKEN_LABEL = env("CHAVE_SIGNING_TOKEN_LABEL", "chave-signing")
 CHAVE_SIGNING_USER_PIN = env("CHAVE_SIGNING_USER_PIN", "dev-only-hsm-pin")
+# The labels, in that HSM, of the signing CA's, the OCSP responder's and the TSA's ECDSA keys
+# (their certificates are ca.crt, ocsp.crt and tsa.crt in CHAVE_SIGNING_DIR).
+CHAVE_SIGNING_CA_KEY_LABEL = env("CHAVE_SIGNING_CA_KEY_LABEL", "chave-ca-signing")
+CHAVE_SIGNING_OCSP_KEY_LABEL = env("CHAVE_SIGNING_OCSP_KEY_LABEL", "chave-ca-ocsp")
+CHAVE_SIGNING_TSA_KEY_LABEL = env("CHAVE_SIGNING_TSA_KEY_LABEL", "chave-ca-tsa")
 # SoftHSM2's configuration; empty means the process environment's SOFTHSM2_CONF (a real HSM needs none).
 CHAVE_SIGNING_SOFTHSM2_CONF = env(
     "CHAVE_SIGNING_SOFTHSM2_CONF", "" if IS_PRODUCTION else str(CHAVE_SIGNING_DIR / "hsm" / "softhsm2.conf")

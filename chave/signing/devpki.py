@@ -2,15 +2,21 @@
 
 :func:`ensure_dev_pki` makes, once, under ``<data dir>/pki/signing`` (or ``CHAVE_SIGNING_DIR``):
 
-- ``root.crt``/``root.key``: "Chave Signing Root CA (TEST)", and ``root.crl`` (it revokes nothing);
-- ``ca.crt``/``ca.key``: the signing sub-CA that issues citizens' signing certificates;
-- ``ocsp.crt``/``ocsp.key``: the OCSP responder's delegated certificate (id-kp-OCSPSigning);
-- ``tsa.crt``/``tsa.key``: the time-stamp authority's certificate (critical EKU timeStamping);
-- ``hsm/``: a SoftHSM2 configuration and token directory, with the token initialised.
+- ``hsm/``: a SoftHSM2 configuration and token directory, with the token initialised;
+- ``root.crt``: "Chave Signing Root CA (TEST)", and ``root.crl`` (it revokes nothing). Its key
+  lives in memory only while the hierarchy is made, as an offline root's would;
+- ``ca.crt``: the signing sub-CA that issues citizens' signing certificates (ECDSA P-384);
+- ``ocsp.crt``: the OCSP responder's delegated certificate (id-kp-OCSPSigning, P-256);
+- ``tsa.crt``: the time-stamp authority's certificate (critical EKU timeStamping, P-256).
 
-Keys are written 0600. Existing files are kept (idempotent), so running it again changes
-nothing. Refused in production, where the CA, OCSP, TSA material and the HSM come from the
-operator (the same file names in ``CHAVE_SIGNING_DIR``; the HSM named by the PKCS#11 settings).
+The sub-CA's, OCSP responder's and TSA's private keys are generated inside the HSM token
+(sensitive, never extractable) under ``CHAVE_SIGNING_CA_KEY_LABEL``, ``_OCSP_KEY_LABEL`` and
+``_TSA_KEY_LABEL``; no private key is written to disk. A complete hierarchy (every certificate
+present, each key in the token and matching its certificate) is kept, so running it again
+changes nothing; an incomplete one (say, an older layout with key files, or a wiped token) is
+made again from the start. Refused in production, where the certificates come from the
+operator (the same file names in ``CHAVE_SIGNING_DIR``) and the keys are in the HSM named by
+the PKCS#11 settings.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -44,19 +50,11 @@ def _name(common_name: str) -> x509.Name:
     ])
 
 
-def _write_key(path: Path, key) -> None:
-    data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-
-
 def _write_cert(path: Path, cert: x509.Certificate) -> None:
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
-def _builder(subject: x509.Name, issuer: x509.Name, public_key, issuer_key, now: dt.datetime) -> x509.CertificateBuilder:
+def _builder(subject: x509.Name, issuer: x509.Name, public_key, issuer_public_key, now: dt.datetime) -> x509.CertificateBuilder:
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -66,7 +64,7 @@ def _builder(subject: x509.Name, issuer: x509.Name, public_key, issuer_key, now:
         .not_valid_before(now - dt.timedelta(days=1))
         .not_valid_after(now + DEV_VALIDITY)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public_key), critical=False)
     )
 
 
@@ -120,6 +118,13 @@ def init_softhsm_token(directory: Path) -> None:
     )
 
 
+# What the HSM holds for the hierarchy: (setting naming the label, certificate file, curve).
+HSM_KEYS = (("CHAVE_SIGNING_CA_KEY_LABEL", "ca.crt", "secp384r1"),
+            ("CHAVE_SIGNING_OCSP_KEY_LABEL", "ocsp.crt", "secp256r1"),
+            ("CHAVE_SIGNING_TSA_KEY_LABEL", "tsa.crt", "secp256r1"))
+FILES = ("root.crt", "root.crl", "ca.crt", "ocsp.crt", "tsa.crt")
+
+
 def ensure_dev_pki(data_dir: Path | str | None = None) -> Path:
     """Make the development signing hierarchy and HSM token if missing; returns its directory.
 
@@ -130,81 +135,96 @@ def ensure_dev_pki(data_dir: Path | str | None = None) -> Path:
         raise ImproperlyConfigured("The development signing PKI is refused in production.")
     directory = Path(data_dir) / "pki" / "signing" if data_dir is not None else Path(settings.CHAVE_SIGNING_DIR)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    now = clock.now()
-    if not (directory / "root.crt").exists():
-        root_key = ec.generate_private_key(ec.SECP384R1())
-        root_name = _name("Chave Signing Root CA (TEST)")
-        root = (
-            _builder(root_name, root_name, root_key.public_key(), root_key, now)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
-            .add_extension(_ca_usage(), critical=True)
-            .sign(root_key, hashes.SHA384())
-        )
-        crl = (
-            x509.CertificateRevocationListBuilder()
-            .issuer_name(root.subject)
-            .last_update(now - dt.timedelta(days=1))
-            .next_update(now + DEV_VALIDITY)
-            .add_extension(x509.CRLNumber(1), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), critical=False)
-            .sign(root_key, hashes.SHA384())
-        )
-        for name in ("ca.crt", "ocsp.crt", "tsa.crt"):
-            (directory / name).unlink(missing_ok=True)
-        _write_key(directory / "root.key", root_key)
-        _write_cert(directory / "root.crt", root)
-        (directory / "root.crl").write_bytes(crl.public_bytes(serialization.Encoding.DER))
-    root_key = serialization.load_pem_private_key((directory / "root.key").read_bytes(), None)
-    root = x509.load_pem_x509_certificate((directory / "root.crt").read_bytes())
-
-    if not (directory / "ca.crt").exists():
-        ca_key = ec.generate_private_key(ec.SECP384R1())
-        ca = (
-            _builder(_name("Chave Signing CA (TEST)"), root.subject, ca_key.public_key(), root_key, now)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(_ca_usage(), critical=True)
-            .add_extension(x509.AuthorityInformationAccess([
-                x509.AccessDescription(x509.oid.AuthorityInformationAccessOID.CA_ISSUERS,
-                                       x509.UniformResourceIdentifier(pki_url("root.crt"))),
-            ]), critical=False)
-            .add_extension(x509.CRLDistributionPoints([
-                x509.DistributionPoint([x509.UniformResourceIdentifier(pki_url("root.crl"))], None, None, None)
-            ]), critical=False)
-            .sign(root_key, hashes.SHA384())
-        )
-        for name in ("ocsp.crt", "tsa.crt"):
-            (directory / name).unlink(missing_ok=True)
-        _write_key(directory / "ca.key", ca_key)
-        _write_cert(directory / "ca.crt", ca)
-    ca_key = serialization.load_pem_private_key((directory / "ca.key").read_bytes(), None)
-    ca = x509.load_pem_x509_certificate((directory / "ca.crt").read_bytes())
-
-    if not (directory / "ocsp.crt").exists():
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
-            _builder(_name("Chave Signing OCSP Responder (TEST)"), ca.subject, key.public_key(), ca_key, now)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_leaf_usage(non_repudiation=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), critical=False)
-            .add_extension(x509.OCSPNoCheck(), critical=False)
-            .sign(ca_key, hashes.SHA384())
-        )
-        _write_key(directory / "ocsp.key", key)
-        _write_cert(directory / "ocsp.crt", cert)
-
-    if not (directory / "tsa.crt").exists():
-        # RSA: pyHanko's in-process time-stamper signs with RSA keys only.
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        cert = (
-            _issued_by_sub_ca(_builder(_name("Chave Time-Stamp Authority (TEST)"), ca.subject, key.public_key(),
-                                       ca_key, now))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_leaf_usage(non_repudiation=True), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
-            .sign(ca_key, hashes.SHA384())
-        )
-        _write_key(directory / "tsa.key", key)
-        _write_cert(directory / "tsa.crt", cert)
-
     init_softhsm_token(directory)
+    if not _complete(directory):
+        _make(directory, clock.now())
     return directory
+
+
+def _complete(directory: Path) -> bool:
+    from .hsm import HsmError, hsm
+
+    if not all((directory / name).exists() for name in FILES):
+        return False
+    for setting, cert_file, _curve in HSM_KEYS:
+        cert = x509.load_pem_x509_certificate((directory / cert_file).read_bytes())
+        try:
+            held = hsm().public_key(getattr(settings, setting))
+        except HsmError:
+            return False
+        if held != cert.public_key().public_bytes(serialization.Encoding.DER,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo):
+            return False
+    return True
+
+
+def _make(directory: Path, now: dt.datetime) -> None:
+    """The whole hierarchy, from a new root; the certificates are written last."""
+    from .ca_keys import sign_certificate
+    from .hsm import hsm
+
+    for path in [*directory.glob("*.key"), *(directory / name for name in FILES)]:
+        path.unlink(missing_ok=True)  # an older layout kept private keys in files: none are kept now
+    held = {}
+    for setting, _cert_file, curve in HSM_KEYS:
+        label = getattr(settings, setting)
+        while hsm().destroy_key(label):
+            pass
+        held[setting] = serialization.load_der_public_key(hsm().generate_key(label, curve))
+
+    root_key = ec.generate_private_key(ec.SECP384R1())
+    root_name = _name("Chave Signing Root CA (TEST)")
+    root = (
+        _builder(root_name, root_name, root_key.public_key(), root_key.public_key(), now)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
+        .add_extension(_ca_usage(), critical=True)
+        .sign(root_key, hashes.SHA384())
+    )
+    root_crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(root.subject)
+        .last_update(now - dt.timedelta(days=1))
+        .next_update(now + DEV_VALIDITY)
+        .add_extension(x509.CRLNumber(1), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), critical=False)
+        .sign(root_key, hashes.SHA384())
+    )
+    ca_public = held["CHAVE_SIGNING_CA_KEY_LABEL"]
+    ca = (
+        _builder(_name("Chave Signing CA (TEST)"), root.subject, ca_public, root_key.public_key(), now)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_ca_usage(), critical=True)
+        .add_extension(x509.AuthorityInformationAccess([
+            x509.AccessDescription(x509.oid.AuthorityInformationAccessOID.CA_ISSUERS,
+                                   x509.UniformResourceIdentifier(pki_url("root.crt"))),
+        ]), critical=False)
+        .add_extension(x509.CRLDistributionPoints([
+            x509.DistributionPoint([x509.UniformResourceIdentifier(pki_url("root.crl"))], None, None, None)
+        ]), critical=False)
+        .sign(root_key, hashes.SHA384())
+    )
+    del root_key  # an offline root: nothing after this needs its key
+
+    def by_the_ca(builder: x509.CertificateBuilder) -> x509.Certificate:
+        return sign_certificate(builder, label=settings.CHAVE_SIGNING_CA_KEY_LABEL, issuer_key=ca_public,
+                                algorithm=hashes.SHA384())
+
+    ocsp_public = held["CHAVE_SIGNING_OCSP_KEY_LABEL"]
+    ocsp = by_the_ca(
+        _builder(_name("Chave Signing OCSP Responder (TEST)"), ca.subject, ocsp_public, ca_public, now)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_leaf_usage(non_repudiation=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), critical=False)
+        .add_extension(x509.OCSPNoCheck(), critical=False)
+    )
+    tsa_public = held["CHAVE_SIGNING_TSA_KEY_LABEL"]
+    tsa = by_the_ca(
+        _issued_by_sub_ca(_builder(_name("Chave Time-Stamp Authority (TEST)"), ca.subject, tsa_public, ca_public,
+                                   now))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_leaf_usage(non_repudiation=True), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
+    )
+    (directory / "root.crl").write_bytes(root_crl.public_bytes(serialization.Encoding.DER))
+    for name, cert in (("root.crt", root), ("tsa.crt", tsa), ("ocsp.crt", ocsp), ("ca.crt", ca)):
+        _write_cert(directory / name, cert)

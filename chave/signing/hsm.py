@@ -3,7 +3,8 @@
 One adapter, :class:`Pkcs11Hsm`, over ``python-pkcs11``: the module path, token label and user
 PIN are settings (``CHAVE_SIGNING_PKCS11_MODULE``, ``_TOKEN_LABEL``, ``_USER_PIN``), so SoftHSM2
 in development and tests and a real HSM in production are the same code. Keys are ECDSA P-256
-pairs generated inside the token (private half sensitive, never extractable), found by label.
+pairs generated inside the token (private half sensitive, never extractable), found by label;
+the signing CA, its OCSP responder and its TSA keep their keys here too (``chave.signing.ca_keys``).
 
 The module is loaded once per process. SoftHSM2 reads one configuration per process, when the
 module is initialised: when the process has none yet (``SOFTHSM2_CONF``), the signing one
@@ -63,12 +64,13 @@ class Pkcs11Hsm:
                 self._session = self._open()
                 return operation(self._session)
 
-    def generate_key(self, label: str) -> bytes:
-        """A new key pair in the token under ``label``; returns the public key (SubjectPublicKeyInfo DER)."""
+    def generate_key(self, label: str, curve: str = CURVE) -> bytes:
+        """A new key pair in the token under ``label`` (on ``curve``: the citizens' P-256 by default,
+        P-384 for the signing CA); returns the public key (SubjectPublicKeyInfo DER)."""
 
         def generate(session):
             params = session.create_domain_parameters(
-                KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters(CURVE)}, local=True
+                KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters(curve)}, local=True
             )
             public, _private = params.generate_keypair(
                 store=True, label=label,
@@ -88,6 +90,17 @@ class Pkcs11Hsm:
             return [encode_ecdsa_signature(key.sign(d, mechanism=Mechanism.ECDSA)) for d in digests]
 
         return self._run(sign)
+
+    def public_key(self, label: str) -> bytes:
+        """The public key of the pair ``label`` (SubjectPublicKeyInfo DER)."""
+
+        def read(session):
+            try:
+                return encode_ec_public_key(session.get_key(object_class=ObjectClass.PUBLIC_KEY, label=label))
+            except (pkcs11.NoSuchKey, pkcs11.MultipleObjectsReturned) as e:
+                raise HsmError(f"no single public key {label!r} in the HSM") from e
+
+        return self._run(read)
 
     def destroy_key(self, label: str) -> bool:
         """Destroy the key pair ``label``; False when the token holds none."""

@@ -1,10 +1,12 @@
 """The signing PKI's services: citizens' certificates, the CRL, OCSP answers and time-stamps.
 
-The CA, OCSP responder and TSA material is read from ``CHAVE_SIGNING_DIR`` (``root.crt``,
-``ca.crt``/``ca.key``, ``ocsp.crt``/``ocsp.key``, ``tsa.crt``/``tsa.key``, ``root.crl``; the
-development set comes from :mod:`chave.signing.devpki`). ``cryptography`` builds certificates,
-the CRL and OCSP responses; the RFC 3161 tokens come from pyHanko's time-stamping support;
-QCStatements are encoded with pyHanko's ASN.1 definitions (ETSI EN 319 412-5).
+The CA, OCSP responder and TSA certificates are read from ``CHAVE_SIGNING_DIR`` (``root.crt``,
+``ca.crt``, ``ocsp.crt``, ``tsa.crt``, ``root.crl``; the development set comes from
+:mod:`chave.signing.devpki`); their private keys are in the HSM, under the labels
+``CHAVE_SIGNING_CA_KEY_LABEL``, ``_OCSP_KEY_LABEL`` and ``_TSA_KEY_LABEL``, and sign there
+(:mod:`chave.signing.ca_keys`). ``cryptography`` builds certificates, the CRL and OCSP responses;
+the RFC 3161 tokens come from pyHanko's time-stamping support; QCStatements are encoded with
+pyHanko's ASN.1 definitions (ETSI EN 319 412-5).
 """
 
 from __future__ import annotations
@@ -14,8 +16,7 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from asn1crypto import keys as asn1_keys
-from asn1crypto import core, tsp
+from asn1crypto import algos, cms, core, tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -24,11 +25,14 @@ from cryptography.x509.oid import NameOID, ObjectIdentifier
 from django.conf import settings
 from pyhanko.sign.ades.qualified_asn1 import QcStatements
 from pyhanko.sign.timestamps import HTTPTimeStamper
+from pyhanko.sign.general import as_signing_certificate, simple_cms_attribute
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 
 from chave import clock, policy
 
+from . import ca_keys
 from .devpki import _issued_by_sub_ca, pki_url
+from .hsm import hsm
 from .models import SigningCredential
 
 QC_STATEMENTS_OID = ObjectIdentifier("1.3.6.1.5.5.7.1.3")
@@ -46,11 +50,8 @@ class PkiNotReady(Exception):
 class Material:
     root: x509.Certificate
     ca: x509.Certificate
-    ca_key: object
     ocsp: x509.Certificate
-    ocsp_key: object
     tsa: x509.Certificate
-    tsa_key_der: bytes
     root_crl_der: bytes
 
     @property
@@ -66,17 +67,8 @@ def _load(directory: str, stamp: float) -> Material:
     def cert(name):
         return x509.load_pem_x509_certificate((d / name).read_bytes())
 
-    def key(name):
-        return serialization.load_pem_private_key((d / name).read_bytes(), None)
-
-    tsa_key = key("tsa.key")
-    return Material(
-        root=cert("root.crt"), ca=cert("ca.crt"), ca_key=key("ca.key"), ocsp=cert("ocsp.crt"),
-        ocsp_key=key("ocsp.key"), tsa=cert("tsa.crt"),
-        tsa_key_der=tsa_key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()),
-        root_crl_der=(d / "root.crl").read_bytes(),
-    )
+    return Material(root=cert("root.crt"), ca=cert("ca.crt"), ocsp=cert("ocsp.crt"), tsa=cert("tsa.crt"),
+                    root_crl_der=(d / "root.crl").read_bytes())
 
 
 def material() -> Material:
@@ -137,11 +129,12 @@ def issue_certificate(citizen, public_key_der: bytes, *, valid_until: dt.date) -
                                      data_encipherment=False, key_agreement=False, key_cert_sign=False,
                                      crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(m.ca_key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(m.ca.public_key()), critical=False)
         .add_extension(x509.CertificatePolicies([x509.PolicyInformation(POLICY_QCP_N_QSCD, None)]), critical=False)
         .add_extension(x509.UnrecognizedExtension(QC_STATEMENTS_OID, _qc_statements()), critical=False)
     )
-    return _issued_by_sub_ca(builder).sign(m.ca_key, hashes.SHA384())
+    return ca_keys.sign_certificate(_issued_by_sub_ca(builder), label=settings.CHAVE_SIGNING_CA_KEY_LABEL,
+                                    issuer_key=m.ca.public_key(), algorithm=hashes.SHA384())
 
 
 def _reason(name: str) -> x509.ReasonFlags:
@@ -161,7 +154,7 @@ def crl_der() -> bytes:
         .last_update(now - dt.timedelta(minutes=1))
         .next_update(now + CRL_LIFETIME)
         .add_extension(x509.CRLNumber(int(now.timestamp())), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(m.ca_key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(m.ca.public_key()), critical=False)
     )
     for serial, at, reason in SigningCredential.objects.filter(status=SigningCredential.Status.REVOKED).values_list(
         "serial_number", "revoked_at", "revocation_reason"
@@ -170,7 +163,8 @@ def crl_der() -> bytes:
             x509.RevokedCertificateBuilder().serial_number(int(serial, 16)).revocation_date(at)
             .add_extension(x509.CRLReason(_reason(reason)), critical=False).build()
         )
-    return builder.sign(m.ca_key, hashes.SHA384()).public_bytes(serialization.Encoding.DER)
+    return ca_keys.sign_crl(builder, label=settings.CHAVE_SIGNING_CA_KEY_LABEL, issuer_key=m.ca.public_key(),
+                            algorithm=hashes.SHA384()).public_bytes(serialization.Encoding.DER)
 
 
 def ocsp_response_der(request_der: bytes) -> bytes:
@@ -204,11 +198,11 @@ def ocsp_response_der(request_der: bytes) -> bytes:
             revocation_time=row.revoked_at if revoked else None,
             revocation_reason=_reason(row.revocation_reason) if revoked else None,
         )
-    builder = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, m.ocsp).certificates([m.ocsp])
     for extension in request.extensions:
         if isinstance(extension.value, x509.OCSPNonce):
             builder = builder.add_extension(extension.value, critical=False)
-    return builder.sign(m.ocsp_key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+    return ca_keys.sign_ocsp_response(builder, label=settings.CHAVE_SIGNING_OCSP_KEY_LABEL, responder=m.ocsp,
+                                      algorithm=hashes.SHA256())
 
 
 def _key_hash(cert: x509.Certificate, algorithm) -> bytes | None:
@@ -225,7 +219,8 @@ class TimeStampResponse(core.Sequence):
 
 
 class ChaveTimeStamper(DummyTimeStamper):
-    """Chave's own TSA, in process: pyHanko's stamper with the TSA's certificate and key, at the
+    """Chave's own TSA, in process: pyHanko's stamper with the TSA's certificate, signing with the
+    TSA's ECDSA key in the HSM (pyHanko's own signs with an RSA key it holds), at the
     service clock's time, under the TSA policy of ``CHAVE_SIGNING_TSA_POLICY`` (ETSI EN 319 421
     baseline by default) with an accuracy of one second. Following RFC 3161 it refuses (status
     "rejection") an imprint of a hash algorithm outside ``CHAVE_SIGNING_TSA_DIGESTS`` or of the
@@ -236,7 +231,7 @@ class ChaveTimeStamper(DummyTimeStamper):
         m = material()
         super().__init__(
             tsa_cert=asn1_x509.Certificate.load(der(m.tsa)),
-            tsa_key=asn1_keys.PrivateKeyInfo.load(m.tsa_key_der),
+            tsa_key=None,  # in the HSM: see _sign_tst_info
             certs_to_embed=[asn1_x509.Certificate.load(der(c)) for c in m.chain],
             fixed_dt=clock.now(),
         )
@@ -265,8 +260,26 @@ class ChaveTimeStamper(DummyTimeStamper):
         info["accuracy"] = tsp.Accuracy({"seconds": 1})
         return info
 
-    def _build_signed_data(self, *args) -> dict:
-        signed_data = super()._build_signed_data(*args)
+    def _sign_tst_info(self, tst_info_data: bytes, md_algorithm: str, dt_) -> tuple[bytes, cms.CMSAttributes]:
+        """pyHanko's signed attributes, signed by the TSA's key in the HSM (ECDSA)."""
+        algorithm = getattr(hashes, md_algorithm.upper())()
+        digest = hashes.Hash(algorithm)
+        digest.update(tst_info_data)
+        signed_attrs = cms.CMSAttributes([
+            simple_cms_attribute("content_type", "tst_info"),
+            simple_cms_attribute("signing_time", cms.Time({"utc_time": core.UTCTime(dt_)})),
+            simple_cms_attribute("signing_certificate", as_signing_certificate(self.tsa_cert)),
+            simple_cms_attribute("message_digest", digest.finalize()),
+        ])
+        to_sign = hashes.Hash(algorithm)
+        to_sign.update(signed_attrs.dump())
+        signature = hsm().sign_digests(settings.CHAVE_SIGNING_TSA_KEY_LABEL, [to_sign.finalize()])[0]
+        return signature, signed_attrs
+
+    def _build_signed_data(self, tst_info_data, md_algorithm, signature, signed_attrs) -> dict:
+        signed_data = super()._build_signed_data(tst_info_data, md_algorithm, signature, signed_attrs)
+        signed_data["signer_infos"][0]["signature_algorithm"] = algos.SignedDigestAlgorithm(
+            {"algorithm": f"{md_algorithm}_ecdsa"})
         if not self._cert_req:
             del signed_data["certificates"]
         return signed_data

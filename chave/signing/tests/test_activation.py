@@ -4,8 +4,6 @@ domain.md says, the CLI; deactivation, a new mobile number and a cancelled key r
 from __future__ import annotations
 
 import json
-import os
-import stat
 
 import pytest
 from asn1crypto import x509 as asn1_x509
@@ -25,14 +23,29 @@ from chave.signing.models import SigningCredential
 pytestmark = pytest.mark.django_db
 
 
-def test_dev_pki_is_idempotent_and_keeps_keys_private(signing_pki):
+def test_dev_pki_is_idempotent_and_keeps_its_keys_in_the_hsm(signing_pki, settings):
+    import pkcs11
+    from pkcs11 import Attribute, ObjectClass
+
     from chave.signing.devpki import ensure_dev_pki
 
     before = {p.name: p.read_bytes() for p in signing_pki.glob("*.crt")}
     ensure_dev_pki()
     assert {p.name: p.read_bytes() for p in signing_pki.glob("*.crt")} == before
-    for name in ("root.key", "ca.key", "ocsp.key", "tsa.key"):
-        assert stat.S_IMODE(os.stat(signing_pki / name).st_mode) == 0o600
+    assert not list(signing_pki.rglob("*.key")) and not list(signing_pki.rglob("*.pem"))  # no private key on disk
+    for label in (settings.CHAVE_SIGNING_CA_KEY_LABEL, settings.CHAVE_SIGNING_OCSP_KEY_LABEL,
+                  settings.CHAVE_SIGNING_TSA_KEY_LABEL):
+        def attributes(session, label=label):
+            key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=label)
+            return key[Attribute.SENSITIVE], key[Attribute.EXTRACTABLE]
+
+        assert hsm()._run(attributes) == (True, False)
+        with pytest.raises(pkcs11.PKCS11Error):  # the token will not hand the private value out
+            hsm()._run(lambda session, label=label: session.get_key(
+                object_class=ObjectClass.PRIVATE_KEY, label=label)[Attribute.VALUE])
+    ca = x509.load_pem_x509_certificate((signing_pki / "ca.crt").read_bytes())
+    for name in ("ocsp.crt", "tsa.crt"):  # signed by the CA's key in the HSM
+        x509.load_pem_x509_certificate((signing_pki / name).read_bytes()).verify_directly_issued_by(ca)
     tsa = x509.load_pem_x509_certificate((signing_pki / "tsa.crt").read_bytes())
     eku = tsa.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
     assert eku.critical and list(eku.value) == [ExtendedKeyUsageOID.TIME_STAMPING]

@@ -239,7 +239,12 @@ class Command(BaseCommand):
         citizen = demo_citizen()
         try:
             ensure_dev_pki()
-            if signing.active_credential(citizen) is None:
+            credential = signing.active_credential(citizen)
+            if credential is not None and not _issued_by_current_ca(signing.certificate(credential)):
+                # The development hierarchy was made again (a wiped token, an older layout).
+                signing.deactivate_signing(citizen, by=SEEDED_BY, channel="cli")
+                credential = None
+            if credential is None:
                 signing.activate_signing(citizen.key, DEMO_SIGNING_PIN, by=SEEDED_BY, channel="cli")
         except (HsmError, pkcs11.PKCS11Error, OSError, RuntimeError, ValidationError) as exc:
             # e.g. no SoftHSM on this machine: the rest of the demo works without signing
@@ -293,3 +298,15 @@ class Command(BaseCommand):
         self.stdout.write(_("  It runs beside Chave with `chave serve --with-demo-portal` (make run does), or alone "
                             "with `chave demo_portal`."))
         self.stdout.write(_("  Open it and choose \"Log in with Chave\" to go through PIN, code and consent."))
+
+
+def _issued_by_current_ca(cert) -> bool:
+    from cryptography.exceptions import InvalidSignature
+
+    from chave.signing import pki
+
+    try:
+        cert.verify_directly_issued_by(pki.material().ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
