@@ -54,34 +54,35 @@ def _draft_key(issuer_key) -> ec.EllipticCurvePrivateKey:
     return _PLACEHOLDERS[name]
 
 
+def _signed_in_the_hsm(draft, tbs: bytes, *, label: str, issuer_key, algorithm: hashes.HashAlgorithm,
+                       outer, tbs_type, tbs_field: str, signature_field: str) -> bytes:
+    """The DER of ``draft`` (an X.509 object signed by a placeholder) with ``tbs`` as encoded and
+    the HSM's signature over it: ``outer`` is its asn1crypto type, whose to-be-signed part is
+    ``tbs_field`` (of ``tbs_type``) and whose signature is ``signature_field``."""
+    signature = _hsm_signature(label, issuer_key, tbs, algorithm)
+    algorithm_id = outer.load(draft.public_bytes(serialization.Encoding.DER))["signature_algorithm"]
+    return outer({tbs_field: tbs_type.load(tbs), "signature_algorithm": algorithm_id,
+                  signature_field: signature}).dump()
+
+
 def sign_certificate(builder: x509.CertificateBuilder, *, label: str, issuer_key,
                      algorithm: hashes.HashAlgorithm) -> x509.Certificate:
     """``builder``'s certificate signed by the HSM key ``label`` whose public half is ``issuer_key``."""
     draft = builder.sign(_draft_key(issuer_key), algorithm)
-    tbs = draft.tbs_certificate_bytes
-    signature = _hsm_signature(label, issuer_key, tbs, algorithm)
-    outer = asn1_x509.Certificate.load(draft.public_bytes(serialization.Encoding.DER))
-    signed = asn1_x509.Certificate({
-        "tbs_certificate": asn1_x509.TbsCertificate.load(tbs),
-        "signature_algorithm": outer["signature_algorithm"],
-        "signature_value": signature,
-    })
-    return x509.load_der_x509_certificate(signed.dump())
+    return x509.load_der_x509_certificate(_signed_in_the_hsm(
+        draft, draft.tbs_certificate_bytes, label=label, issuer_key=issuer_key, algorithm=algorithm,
+        outer=asn1_x509.Certificate, tbs_type=asn1_x509.TbsCertificate, tbs_field="tbs_certificate",
+        signature_field="signature_value"))
 
 
 def sign_crl(builder: x509.CertificateRevocationListBuilder, *, label: str, issuer_key,
              algorithm: hashes.HashAlgorithm) -> x509.CertificateRevocationList:
     """``builder``'s CRL signed by the HSM key ``label``."""
     draft = builder.sign(_draft_key(issuer_key), algorithm)
-    tbs = draft.tbs_certlist_bytes
-    signature = _hsm_signature(label, issuer_key, tbs, algorithm)
-    outer = asn1_crl.CertificateList.load(draft.public_bytes(serialization.Encoding.DER))
-    signed = asn1_crl.CertificateList({
-        "tbs_cert_list": asn1_crl.TbsCertList.load(tbs),
-        "signature_algorithm": outer["signature_algorithm"],
-        "signature": signature,
-    })
-    return x509.load_der_x509_crl(signed.dump())
+    return x509.load_der_x509_crl(_signed_in_the_hsm(
+        draft, draft.tbs_certlist_bytes, label=label, issuer_key=issuer_key, algorithm=algorithm,
+        outer=asn1_crl.CertificateList, tbs_type=asn1_crl.TbsCertList, tbs_field="tbs_cert_list",
+        signature_field="signature"))
 
 
 def sign_ocsp_response(builder: ocsp.OCSPResponseBuilder, *, label: str, responder: x509.Certificate,
