@@ -4,6 +4,10 @@
 - ``make_citizen``: registers a citizen through the real services (local civil records).
 - ``outbox``: reads what the development sink "sent", as a citizen reads their phone.
 - ``run_worker``: runs the real delivery worker (`db_worker --batch`) until the queue is empty.
+- ``signing_pki`` (session): a fresh signing PKI directory and SoftHSM2 token for the run, its keys
+  in the token, published on the session's live server (so certificates point at URLs that
+  answer: OCSP, CRLs, CA issuers). Tests that make the server read their data ask for
+  ``live_server`` themselves (transactional).
 - ``browser``, ``new_page``, ``phone``: Debian's chromium through Playwright, for the browser tests
   (``chave/testing/browser.py``).
 """
@@ -15,6 +19,7 @@ import re
 
 import pytest
 from django.core.management import call_command
+from django.test import override_settings
 from django.utils import translation
 
 from chave import clock as service_clock
@@ -130,3 +135,21 @@ def make_citizen(db):
         return key
 
     return make
+
+
+@pytest.fixture(scope="session")
+def signing_pki(request, tmp_path_factory, django_db_setup, django_db_blocker):
+    server = request.getfixturevalue("live_server")
+    directory = tmp_path_factory.mktemp("signing-pki")
+    override = override_settings(
+        CHAVE_SIGNING_DIR=directory,
+        CHAVE_SIGNING_SOFTHSM2_CONF=str(directory / "hsm" / "softhsm2.conf"),
+        CHAVE_SIGNING_PKI_URL=server.url + "/pki/signing",
+        CHAVE_SIGNING_TSA_URL="",
+    )
+    override.enable()
+    from chave.signing.devpki import ensure_dev_pki
+
+    ensure_dev_pki()
+    yield directory
+    override.disable()

@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "chave.card",
     "chave.signing",
     "chave.counter",
+    "chave.ops",
 ]
 
 MIDDLEWARE = [
@@ -336,6 +337,8 @@ CHAVE_POLICY = {
     "signing_area_keep_seconds": 30 * 60,
     # The validation API (POST /api/signing/validate) takes a PDF as large as the page does.
     "signing_validate_max_bytes": 60 * 1024 * 1024,
+    # Health (/health/ready): the delivery worker is behind when a task ready to run waited longer.
+    "health_queue_max_lag_seconds": 5 * 60,
     "delivery_max_attempts": 8,
     "delivery_backoff_seconds": [5, 15, 30, 60, 120, 300, 600],
     # Counter (issue 5; chave/counter/README.md): a staff session ends after this long idle; a TOTP

@@ -19,5 +19,6 @@ urlpatterns = [
     path("card/", include("chave.card.urls")),
     path("counter/", include("chave.counter.urls")),
     path("pki/card/", include("chave.card.pki_urls")),
+    path("health/", include("chave.ops.urls")),
     path("", include("chave.public.urls")),
 ]

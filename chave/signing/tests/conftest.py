@@ -1,9 +1,5 @@
-"""Fixtures for the signing tests: a real SoftHSM2 token and the development signing PKI.
-
-``signing_pki`` (session): a fresh PKI directory and SoftHSM2 token for the run, published on
-the session's live server (so certificates point at URLs that answer: OCSP, CRLs, CA issuers).
-Tests that make the server read their data ask for ``live_server`` themselves (transactional).
-"""
+"""Fixtures for the signing tests (``signing_pki``, the PKI and its SoftHSM2 token, is in
+``chave/conftest.py``: readiness checks use it too)."""
 
 from __future__ import annotations
 
@@ -11,25 +7,6 @@ import base64
 import hashlib
 
 import pytest
-from django.test import override_settings
-
-
-@pytest.fixture(scope="session")
-def signing_pki(request, tmp_path_factory, django_db_setup, django_db_blocker):
-    server = request.getfixturevalue("live_server")
-    directory = tmp_path_factory.mktemp("signing-pki")
-    override = override_settings(
-        CHAVE_SIGNING_DIR=directory,
-        CHAVE_SIGNING_SOFTHSM2_CONF=str(directory / "hsm" / "softhsm2.conf"),
-        CHAVE_SIGNING_PKI_URL=server.url + "/pki/signing",
-        CHAVE_SIGNING_TSA_URL="",
-    )
-    override.enable()
-    from chave.signing.devpki import ensure_dev_pki
-
-    ensure_dev_pki()
-    yield directory
-    override.disable()
 
 
 @pytest.fixture

@@ -1,0 +1,71 @@
+"""/health/live and /health/ready as a load balancer and an on-call operator see them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from chave.delivery import services as delivery
+
+pytestmark = pytest.mark.django_db
+
+
+def ready(client):
+    response = client.get("/health/ready")
+    assert response["Content-Type"] == "application/json" and "no-cache" in response["Cache-Control"]
+    return response.status_code, response.json()
+
+
+def test_live_answers_without_touching_anything(client):
+    response = client.get("/health/live")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    assert not response.cookies  # no session, no CSRF cookie
+    assert client.post("/health/live").status_code == 405
+
+
+def test_ready_when_every_component_answers(client, signing_pki):
+    code, answer = ready(client)
+    assert code == 200 and answer["status"] == "ok"
+    assert {name: check["ok"] for name, check in answer["checks"].items()} == {
+        "database": True, "cache": True, "delivery": True, "signing": True}
+    assert answer["checks"]["delivery"] == {"ok": True, "waiting": 0, "lag_seconds": 0}
+
+
+def test_a_worker_that_fell_behind_is_degraded_not_unavailable(client, signing_pki, clock):
+    delivery.queue_message(channel="sms", destination="+351912000099", body="x", redacted="x")
+    code, answer = ready(client)
+    assert answer["status"] == "ok" and answer["checks"]["delivery"]["waiting"] == 1
+    clock.travel(dt.timedelta(minutes=6))  # nobody ran the worker
+    code, answer = ready(client)
+    assert code == 200 and answer["status"] == "degraded"
+    assert answer["checks"]["delivery"]["ok"] is False and answer["checks"]["delivery"]["lag_seconds"] > 300
+
+
+def test_a_signing_key_missing_from_the_hsm_is_degraded_and_the_reason_stays_in_the_log(client, signing_pki,
+                                                                                        settings, caplog):
+    settings.CHAVE_SIGNING_CA_KEY_LABEL = "not-in-this-hsm"
+    code, answer = ready(client)
+    assert code == 200 and answer["status"] == "degraded" and answer["checks"]["signing"] == {"ok": False}
+    assert "not-in-this-hsm" not in json.dumps(answer)
+    assert "not-in-this-hsm" in caplog.text
+
+
+def test_an_unreachable_cache_takes_the_instance_out_of_rotation(client, signing_pki, settings):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": "redis://127.0.0.1:1/0"}}  # nothing listens there
+    code, answer = ready(client)
+    assert code == 503 and answer["status"] == "unavailable"
+    assert answer["checks"]["cache"] == {"ok": False} and answer["checks"]["database"]["ok"] is True
+
+
+def test_the_command_prints_the_same_checks_and_fails_when_asked_to_be_strict(signing_pki, settings, capsys):
+    call_command("health")
+    assert json.loads(capsys.readouterr().out)["status"] == "ok"
+    settings.CHAVE_SIGNING_CA_KEY_LABEL = "not-in-this-hsm"
+    call_command("health")  # degraded is still ready
+    assert json.loads(capsys.readouterr().out)["status"] == "degraded"
+    with pytest.raises(CommandError, match="not ready: degraded"):
+        call_command("health", "--strict")

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from . import views
+
+app_name = "ops"
+
+urlpatterns = [
+    path("live", views.live, name="live"),
+    path("ready", views.ready, name="ready"),
+]
