@@ -186,6 +186,11 @@ if IS_PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # How many proxies in front of us append to X-Forwarded-For (0: use REMOTE_ADDR only).
 CHAVE_TRUSTED_PROXIES = env_int("CHAVE_TRUSTED_PROXIES", 0)
+# Who may ask /health/ready (it queries the database, the cache and the HSM): the load balancer's
+# and monitoring's networks. Anyone else gets 404; /health/live is open.
+CHAVE_HEALTH_NETWORKS = [n.strip() for n in (env(
+    "CHAVE_HEALTH_NETWORKS", "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16") or "").split(",")
+    if n.strip()]
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]
 

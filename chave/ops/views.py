@@ -1,10 +1,25 @@
-"""``/health/live`` and ``/health/ready`` (:mod:`chave.ops.checks`): JSON, never cached, no session."""
+"""``/health/live`` and ``/health/ready`` (:mod:`chave.ops.checks`): JSON, never cached, no session.
+Readiness answers only clients in ``CHAVE_HEALTH_NETWORKS`` (others get 404, as for a page that
+does not exist): its checks touch the database, the cache and the HSM."""
 
-from django.http import JsonResponse
+import ipaddress
+
+from django.conf import settings
+from django.http import Http404, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from chave.login.services import client_ip
+
 from . import checks
+
+
+def _from_operators(request) -> bool:
+    address = client_ip(request)
+    if address is None:
+        return False
+    ip = ipaddress.ip_address(address)
+    return any(ip in ipaddress.ip_network(n, strict=False) for n in settings.CHAVE_HEALTH_NETWORKS)
 
 
 @never_cache
@@ -16,5 +31,7 @@ def live(request):
 @never_cache
 @require_safe
 def ready(request):
+    if not _from_operators(request):
+        raise Http404
     code, answer = checks.readiness()
     return JsonResponse(answer, status=code)

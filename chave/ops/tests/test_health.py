@@ -69,3 +69,14 @@ def test_the_command_prints_the_same_checks_and_fails_when_asked_to_be_strict(si
     assert json.loads(capsys.readouterr().out)["status"] == "degraded"
     with pytest.raises(CommandError, match="not ready: degraded"):
         call_command("health", "--strict")
+
+
+def test_readiness_answers_only_the_operators_networks(client, settings):
+    assert client.get("/health/ready", REMOTE_ADDR="203.0.113.9").status_code == 404
+    settings.CHAVE_HEALTH_NETWORKS = ["203.0.113.0/24"]
+    assert client.get("/health/ready", REMOTE_ADDR="203.0.113.9").status_code in (200, 503)
+    assert client.get("/health/ready").status_code == 404  # 127.0.0.1 is no longer listed
+    settings.CHAVE_TRUSTED_PROXIES = 1  # behind the load balancer: the address it saw counts
+    assert client.get("/health/ready", HTTP_X_FORWARDED_FOR="203.0.113.50").status_code in (200, 503)
+    assert client.get("/health/ready", HTTP_X_FORWARDED_FOR="198.51.100.7").status_code == 404
+    assert client.get("/health/live", REMOTE_ADDR="198.51.100.7").status_code == 200
