@@ -7,4 +7,5 @@ app_name = "ops"
 urlpatterns = [
     path("live", views.live, name="live"),
     path("ready", views.ready, name="ready"),
+    path("metrics", views.prometheus, name="metrics"),
 ]

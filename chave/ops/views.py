@@ -1,17 +1,17 @@
 """``/health/live`` and ``/health/ready`` (:mod:`chave.ops.checks`): JSON, never cached, no session.
-Readiness answers only clients in ``CHAVE_HEALTH_NETWORKS`` (others get 404, as for a page that
+Readiness and ``/health/metrics`` (:mod:`chave.ops.metrics`) answer only clients in ``CHAVE_HEALTH_NETWORKS`` (others get 404, as for a page that
 does not exist): its checks touch the database, the cache and the HSM."""
 
 import ipaddress
 
 from django.conf import settings
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from chave.login.services import client_ip
 
-from . import checks
+from . import checks, metrics
 
 
 def _from_operators(request) -> bool:
@@ -35,3 +35,11 @@ def ready(request):
         raise Http404
     code, answer = checks.readiness()
     return JsonResponse(answer, status=code)
+
+
+@never_cache
+@require_safe
+def prometheus(request):
+    if not _from_operators(request):
+        raise Http404
+    return HttpResponse(metrics.exposition(), content_type="text/plain; version=0.0.4; charset=utf-8")

@@ -80,3 +80,29 @@ def test_readiness_answers_only_the_operators_networks(client, settings):
     assert client.get("/health/ready", HTTP_X_FORWARDED_FOR="203.0.113.50").status_code in (200, 503)
     assert client.get("/health/ready", HTTP_X_FORWARDED_FOR="198.51.100.7").status_code == 404
     assert client.get("/health/live", REMOTE_ADDR="198.51.100.7").status_code == 200
+
+
+def metrics(client) -> dict:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = client.get("/health/metrics")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/plain; version=0.0.4")
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(response.content.decode()) for s in family.samples}
+
+
+def test_metrics_count_what_happened_recently_across_instances(client, signing_pki, make_citizen, clock):
+    from chave.identity import services as identity
+
+    key = make_citizen(phone="+351912000077")
+    for _ in range(2):
+        identity.check_login_pin(key, "9071")  # wrong PINs, as an attack would make
+    delivery.queue_message(channel="sms", destination="+351912000077", body="x", redacted="x")
+    seen = metrics(client)
+    assert seen[("chave_events_recent", (("event", "pin.attempt"), ("outcome", "wrong")))] == 2
+    assert seen[("chave_delivery_messages", (("status", "queued"),))] >= 1
+    assert seen[("chave_tasks_ready", ())] >= 1
+    assert seen[("chave_ready", (("check", "database"),))] == 1
+    clock.travel(dt.timedelta(minutes=10))  # out of the window
+    assert ("chave_events_recent", (("event", "pin.attempt"), ("outcome", "wrong"))) not in metrics(client)
+    assert client.get("/health/metrics", REMOTE_ADDR="198.51.100.7").status_code == 404
