@@ -22,6 +22,7 @@ import json
 import secrets
 import urllib.request
 
+from authlib.common.urls import add_params_to_uri
 from authlib.integrations.django_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import InvalidClientError, InvalidGrantError, InvalidRequestError, InvalidScopeError, grants
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
@@ -69,6 +70,14 @@ class ChaveAuthorizationServer(AuthorizationServer):
         if claimed is not None and claimed != client.client_id:
             raise InvalidClientError(description="'client_id' does not match the client's credentials.")
         return client
+
+    def handle_response(self, status_code, payload, headers):
+        """Every authorization response that goes back to a portal, success or error, names its
+        issuer (RFC 9207 ``iss``), so a portal that uses several providers can tell which one
+        answered (the mix-up attack). Only authorization responses carry a ``Location``."""
+        headers = [(name, add_params_to_uri(value, {"iss": issuer()}) if name.lower() == "location" else value)
+                   for name, value in headers]
+        return super().handle_response(status_code, payload, headers)
 
     def create_bearer_token_generator(self):
         def expires_in(client, grant_type):

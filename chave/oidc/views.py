@@ -66,6 +66,7 @@ def discovery(request):
         "end_session_endpoint": base + "/oidc/logout",
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
+        "authorization_response_iss_parameter_supported": True,
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["pairwise", "public"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256"],

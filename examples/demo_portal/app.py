@@ -379,8 +379,9 @@ class DemoPortal:
         login = session.pending.pop(state, None) if session is not None and state else None
         if login is None or time.time() - login.started > LOGIN_SECONDS:
             return self.problem(request, say(lang, "not_started_title"), say(lang, "not_started"), "400 Bad Request")
-        issuer = request.query.get("iss")
-        if issuer is not None and issuer != self.provider.issuer:  # RFC 9207 mix-up defence
+        # RFC 9207 mix-up defence: Chave names itself in every authorization response (its
+        # discovery says authorization_response_iss_parameter_supported), so one without it is refused.
+        if request.query.get("iss") != self.provider.issuer:
             return self.problem(request, say(lang, "failed_title"),
                                 say(lang, "invalid", detail="iss"), "400 Bad Request")
         error = request.query.get("error")

@@ -126,6 +126,7 @@ def test_do_not_sign_in_sends_access_denied_with_state(client, outbox, citizen):
     assert response.status_code == 302 and response["Location"].startswith(portal.redirect_uri)
     params = query_of(response["Location"])
     assert params["error"] == "access_denied" and params["state"] == portal.state and "code" not in params
+    assert params["iss"]
     assert not Consent.objects.exists()  # nothing remembered: next time the citizen is asked again
     assert client.get("/oidc/consent").status_code == 400  # and the request is over
 

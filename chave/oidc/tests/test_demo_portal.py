@@ -228,6 +228,21 @@ def test_the_callback_refuses_a_state_it_did_not_issue_and_a_replayed_one(portal
     assert ClientAssertion.objects.count() == 1  # only the real login redeemed a code
 
 
+@pytest.mark.parametrize("iss", [None, "https://another-provider.example"])
+def test_the_callback_refuses_a_response_that_does_not_name_chave_as_its_issuer(portal, iss):
+    from urllib.parse import parse_qs, urlsplit
+
+    browser = Browser("en")
+    started = browser.post(portal.url + "/login", allow_redirects=False)
+    state = parse_qs(urlsplit(started.headers["Location"]).query)["state"][0]
+    params = {"state": state, "code": "a-code-from-somewhere"}
+    if iss:
+        params["iss"] = iss  # a mix-up: another provider's response delivered to this callback
+    answer = browser.get(portal.url + "/callback", params=params)
+    assert answer.status_code == 400 and "iss" in text(answer)
+    assert not ClientAssertion.objects.exists()  # the code was never sent to Chave
+
+
 def test_refusing_at_consent_brings_the_citizen_back_not_signed_in(portal, make_citizen, outbox):
     make_citizen(phone=PHONE, pin=PIN)
     browser = Browser("en")

@@ -7,6 +7,7 @@ are known; before that the citizen gets an error page (400) and nobody is redire
 from urllib.parse import urlencode
 
 import pytest
+from django.conf import settings
 
 from chave.oidc.models import AuthorizationCode
 
@@ -29,6 +30,7 @@ def error_back(response, portal, error):
     params = query_of(response["Location"])
     assert params["error"] == error, params
     assert params["state"] == portal.state
+    assert params["iss"] == settings.CHAVE_PUBLIC_URL.rstrip("/")  # RFC 9207, errors included
     assert "code" not in params
     return params
 
@@ -108,6 +110,9 @@ def test_state_comes_back_with_the_code(client, outbox, make_citizen, portal):
     make_citizen()
     trip = visit(client, outbox, portal, scope="openid")
     assert trip.callback["state"] == portal.state and trip.callback["code"]
+    # RFC 9207: the response names its issuer, as discovery says it will (mix-up defence).
+    assert trip.callback["iss"] == client.get("/.well-known/openid-configuration").json()["issuer"]
+    assert client.get("/.well-known/openid-configuration").json()["authorization_response_iss_parameter_supported"]
 
 
 @signs_in
