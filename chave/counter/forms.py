@@ -12,6 +12,25 @@ from .models import LetterDelivery
 from .services import Presented
 
 
+class JSONTextField(forms.JSONField):
+    """Django's JSONField, which turns only JSON syntax errors into "Enter a valid JSON.": the same
+    answer for what Python's parser refuses otherwise (an integer of more than 4,300 digits, nesting
+    too deep), instead of a server error on reading or on showing the form again."""
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except (ValueError, RecursionError):
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid",
+                                        params={"value": value}) from None
+
+    def bound_data(self, data, initial):
+        try:
+            return super().bound_data(data, initial)
+        except (ValueError, RecursionError):
+            return forms.fields.InvalidJSONInput(data)
+
+
 class StaffSignInForm(AccessibleForm):
     username = forms.CharField(label=_("Username"), max_length=150,
                                widget=forms.TextInput(attrs={"autocomplete": "username", "autocapitalize": "none"}),
@@ -108,8 +127,8 @@ class RelyingPartyRequestForm(AccessibleForm):
     auth_method = forms.ChoiceField(label=_("Client authentication"), choices=[
         ("private_key_jwt", "private_key_jwt"), ("client_secret_basic", "client_secret_basic")])
     jwks_uri = forms.CharField(label=_("JWKS URI (private_key_jwt)"), required=False, max_length=500)
-    jwks = forms.JSONField(label=_("Or the JWKS itself (JSON)"), required=False,
-                           widget=forms.Textarea(attrs={"rows": 3}))
+    jwks = JSONTextField(label=_("Or the JWKS itself (JSON)"), required=False,
+                         widget=forms.Textarea(attrs={"rows": 3}))
     sector_identifier = forms.CharField(label=_("Sector identifier (host)"), required=False, max_length=255)
     subject_type = forms.ChoiceField(label=_("Subject type"), choices=[("pairwise", "pairwise"), ("public", "public")])
     id_token_alg = forms.ChoiceField(label=_("ID token algorithm"), choices=[("RS256", "RS256"), ("ES256", "ES256")])
@@ -130,8 +149,8 @@ class DecisionForm(AccessibleForm):
 
 class KeysForm(AccessibleForm):
     jwks_uri = forms.CharField(label=_("JWKS URI"), required=False, max_length=500)
-    jwks = forms.JSONField(label=_("Or the JWKS itself (JSON)"), required=False,
-                           widget=forms.Textarea(attrs={"rows": 3}))
+    jwks = JSONTextField(label=_("Or the JWKS itself (JSON)"), required=False,
+                         widget=forms.Textarea(attrs={"rows": 3}))
     reason = forms.CharField(label=_("Reason"), max_length=500, widget=forms.Textarea(attrs={"rows": 2}),
                              error_messages={"required": _("Say why.")})
 

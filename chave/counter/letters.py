@@ -34,6 +34,7 @@ from django.utils.translation import gettext_lazy as _
 
 from chave import clock, policy, sealing
 from chave.audit import services as audit
+from chave.delivery import services as delivery_service
 from chave.identity import services as identity
 from chave.identity.models import Key
 
@@ -110,6 +111,7 @@ def issue_new_pin(staff: Staff, key: Key, presented: Presented, *, address: str 
         letter = send_letter(staff, key, address=address, delivery=delivery, ip=ip)
         record_action(staff, ActionKind.NEW_PIN, key.citizen, key, presented, ip=ip, letter=letter.reference,
                       delivery=delivery)
+        delivery_service.notify(key.citizen, "pin_by_letter")
     return letter
 
 

@@ -29,6 +29,7 @@ from django.utils.translation import gettext_lazy as _
 
 from chave import clock, policy, sealing
 from chave.audit import services as audit
+from chave.delivery import services as delivery
 from chave.identity import services as identity
 from chave.identity.models import Citizen, DocType, IllegalTransition, Key, KeyStatus
 from chave.identity.validation import parse_doc_number, parse_identifier, parse_nic
@@ -278,7 +279,9 @@ def unlock(staff: Staff, key: Key, presented: Presented, *, ip: str | None = Non
             identity.unlock_key(key, ip=ip, by=by(staff), channel=CHANNEL)
         except IllegalTransition:
             raise ValidationError(_("This key is neither locked nor blocked."), code="not_locked")
-        return record_action(staff, ActionKind.UNLOCK, key.citizen, key, presented, ip=ip)
+        action = record_action(staff, ActionKind.UNLOCK, key.citizen, key, presented, ip=ip)
+        delivery.notify(key.citizen, "key_unlocked_at_counter")  # a clerk acting alone is seen by the citizen
+        return action
 
 
 def cancel(staff: Staff, key: Key, presented: Presented, *, ip: str | None = None) -> CounterAction:
@@ -292,7 +295,6 @@ def cancel(staff: Staff, key: Key, presented: Presented, *, ip: str | None = Non
         except IllegalTransition:
             raise ValidationError(_("This key is cancelled already."), code="already_cancelled")
         action = record_action(staff, ActionKind.CANCEL, key.citizen, key, presented, ip=ip)
-        from chave.delivery import services as delivery
         from chave.portal.services import end_key_sessions
 
         delivery.notify(key.citizen, "key_cancelled")

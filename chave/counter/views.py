@@ -297,9 +297,16 @@ def new_pin(request, pk: int):
                 _("A new temporary PIN is on its way. The previous PIN no longer works."))
 
 
+def _letter_of(pk: int, letter_id) -> Letter:
+    """The letter ``letter_id`` of citizen ``pk``, or 404. The citizen is found by their primary key
+    (a number too big for the database then finds nobody); ``citizen_id=pk`` would send it to the
+    database as it is (an error on SQLite and PostgreSQL)."""
+    return get_object_or_404(Letter, pk=letter_id, citizen=get_object_or_404(Citizen, pk=pk))
+
+
 def _letter_step(request, pk: int, letter_id, step, done: str):
     """A one-click step on a citizen's letter; a refusal is shown on the citizen's page."""
-    letter = get_object_or_404(Letter, pk=letter_id, citizen_id=pk)
+    letter = _letter_of(pk, letter_id)
     try:
         step(request.staff, letter, ip=client_ip(request))
     except ValidationError as error:
@@ -334,7 +341,7 @@ def cancel(request, pk: int):
 @staff_only("citizen.act")
 @require_POST
 def cancel_letter(request, pk: int, letter_id):
-    letter = get_object_or_404(Letter, pk=letter_id, citizen_id=pk)
+    letter = _letter_of(pk, letter_id)
     return _act(request, pk, "letter", functools.partial(PresentedForm, auto_id=_letter_auto_id(letter)),
                 lambda c, f: letters.cancel_letter(letter, request.staff, reason=f.cleaned_data["reason"],
                                                    presented=f.presented(), ip=client_ip(request)),

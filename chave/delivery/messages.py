@@ -103,6 +103,13 @@ def notice_message(event: str, *, language: str, until: dt.datetime | None = Non
                 "Chave: digital signature with your Digital Mobile Key was deactivated and its certificate "
                 "revoked. If this was not you, contact %(help)s."
             ),
+            "key_unlocked_at_counter": _(
+                "Chave: your Digital Mobile Key was unlocked at a counter. If this was not you, contact %(help)s."
+            ),
+            "pin_by_letter": _(
+                "Chave: a new PIN for your Digital Mobile Key was issued at a counter and reaches you by letter; "
+                "your previous PIN no longer works. If you did not ask for it, contact %(help)s."
+            ),
             "key_unused": _(
                 "Chave: your Digital Mobile Key has not been used for a long time and will be revoked on %(when)s. "
                 "Sign in with it before then to keep it. Help: %(help)s."

@@ -60,7 +60,7 @@ def test_citizen_page_shows_status_masked_contacts_and_history(staff_client, mak
 
 def test_unlock_records_staff_counter_document_and_reason(staff_client, make_citizen):
     client = staff_client("clerk", counter="Loja Aveiro")
-    key = block(make_citizen(nic="12345678"))
+    key = block(make_citizen(nic="12345678", phone="+351912000444", language="en"))
     response = client.post(f"/counter/citizen/{key.citizen.pk}/unlock", presented("unlock", "12345678 0 ZZ4"))
     assert response.status_code == 302
     key.refresh_from_db()
@@ -73,6 +73,12 @@ def test_unlock_records_staff_counter_document_and_reason(staff_client, make_cit
     assert event.detail["reason"] == REASON and event.detail["document"].startswith("cc PT 12345678")
     unlock = AuditEvent.objects.get(event="key.unlock")
     assert unlock.channel == "counter" and unlock.detail["by"] == f"staff:{client.login_as.username}"
+    # The citizen sees what a clerk did alone.
+    from chave.delivery.models import OutboundMessage
+
+    assert OutboundMessage.objects.filter(  # queued with the unlock
+        destination="+351912000444", kind="notice",
+        body_redacted__contains="was unlocked at a counter. If this was not you").count() == 1
 
 
 @pytest.mark.parametrize(("data", "message"), [

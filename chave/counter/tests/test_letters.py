@@ -53,7 +53,7 @@ def mailroom(make_staff):
     return make_staff("mailroom", counter="").staff
 
 
-def test_a_new_pin_by_letter_from_desk_to_post(staff_client, make_citizen, mailroom, run_worker, clock):
+def test_a_new_pin_by_letter_from_desk_to_post(staff_client, make_citizen, mailroom, run_worker, clock, outbox):
     clerk = staff_client("clerk", counter="Loja Aveiro")
     key = make_citizen(nic="12345678", phone="+351912345678")
     response = ask_new_pin(clerk, key)
@@ -68,6 +68,8 @@ def test_a_new_pin_by_letter_from_desk_to_post(staff_client, make_citizen, mailr
     run_worker()
     letter.refresh_from_db()
     assert letter.status == LetterStatus.READY and letter.pin_sealed == "" and letter.pdf_sealed
+    # The citizen is told on their phone (in their language, pt-PT here) before the letter arrives.
+    assert "por carta" in outbox.last("+351912345678").body
     run_worker()  # idempotent: nothing more happens
     assert AuditEvent.objects.filter(event="letter.produce").count() == 1
 
