@@ -186,11 +186,12 @@ if IS_PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # How many proxies in front of us append to X-Forwarded-For (0: use REMOTE_ADDR only).
 CHAVE_TRUSTED_PROXIES = env_int("CHAVE_TRUSTED_PROXIES", 0)
-# Who may ask /health/ready (it queries the database, the cache and the HSM): the load balancer's
-# and monitoring's networks. Anyone else gets 404; /health/live is open.
-CHAVE_HEALTH_NETWORKS = [n.strip() for n in (env(
-    "CHAVE_HEALTH_NETWORKS", "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16") or "").split(",")
-    if n.strip()]
+# Who may ask /health/ready and /health/metrics (they query the database, the cache and the HSM):
+# the load balancer's and monitoring's networks, as the client address is read (CHAVE_TRUSTED_PROXIES).
+# Loopback only by default: behind a proxy every client may seem to come from a private address.
+# Anyone else gets 404; /health/live is open.
+CHAVE_HEALTH_NETWORKS = [n.strip() for n in (env("CHAVE_HEALTH_NETWORKS", "127.0.0.0/8,::1/128") or "").split(",")
+                         if n.strip()]
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]
 
@@ -413,6 +414,26 @@ LOGGING = {
 }
 
 
+def _is_loopback(host: str | None) -> bool:
+    import ipaddress
+
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _cleartext_to_another_machine(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme != "https" and not _is_loopback(parts.hostname)
+
+
 def _check_production() -> None:
     problems = []
     if SECRET_KEY == _DEV_SECRET:
@@ -431,6 +452,17 @@ def _check_production() -> None:
         problems.append("the development message sink is configured")
     if CHAVE_COUNTER_PRINTER == "spool":
         problems.append("the development PIN-mailer spool is configured (CHAVE_COUNTER_PRINTER)")
+    # Codes and sessions travel here: nothing in clear beyond this machine.
+    if not CHAVE_PUBLIC_URL.startswith("https://"):
+        problems.append("CHAVE_PUBLIC_URL is not https")
+    if not SECURE_COOKIES:
+        problems.append("secure cookies are off (CHAVE_SECURE_COOKIES)")
+    if CHAVE_EMAIL_PROVIDER == "smtp" and not EMAIL_USE_TLS and not _is_loopback(EMAIL_HOST):
+        problems.append("SMTP to another machine without STARTTLS (CHAVE_SMTP_STARTTLS)")
+    if CHAVE_SMS_PROVIDER == "kannel" and _cleartext_to_another_machine(CHAVE_KANNEL_URL):
+        problems.append("CHAVE_KANNEL_URL is plain http to another machine")
+    if CHAVE_X_PROVIDER == "xapi" and _cleartext_to_another_machine(CHAVE_X_API_URL):
+        problems.append("CHAVE_X_API_URL is plain http to another machine")
     if problems:
         raise ImproperlyConfigured("Refusing to start in production: " + "; ".join(problems))
 

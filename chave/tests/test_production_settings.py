@@ -51,6 +51,13 @@ def test_production_starts_with_its_secrets_and_secure_cookies(tmp_path):
         ({"CHAVE_DEBUG": "1"}, "DEBUG is on"),
         ({"CHAVE_SMS_PROVIDER": "sink"}, "development message sink"),
         ({"CHAVE_EMAIL_PROVIDER": "sink"}, "development message sink"),
+        ({"CHAVE_X_PROVIDER": "sink"}, "development message sink"),
+        ({"CHAVE_SIGNING_USER_PIN": None}, "CHAVE_SIGNING_USER_PIN is not set"),
+        ({"CHAVE_PUBLIC_URL": "http://chave.example.pt"}, "CHAVE_PUBLIC_URL is not https"),
+        ({"CHAVE_SECURE_COOKIES": "0"}, "secure cookies are off"),
+        ({"CHAVE_SMTP_HOST": "mail.example.pt"}, "SMTP to another machine without STARTTLS"),
+        ({"CHAVE_KANNEL_URL": "http://sms.example.pt:13013/cgi-bin/sendsms"}, "plain http to another machine"),
+        ({"CHAVE_X_PROVIDER": "xapi", "CHAVE_X_API_URL": "http://x.example"}, "CHAVE_X_API_URL is plain http"),
     ],
 )
 def test_production_refuses_unsafe_configuration(tmp_path, overrides, reason):
@@ -65,3 +72,13 @@ def test_development_defaults_need_no_configuration(tmp_path):
                     CHAVE_SMS_PROVIDER=None, CHAVE_EMAIL_PROVIDER=None)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "False", "False", "True"]
+
+
+@pytest.mark.parametrize("overrides", [
+    {"CHAVE_SMTP_HOST": "mail.example.pt", "CHAVE_SMTP_STARTTLS": "1"},  # TLS to the relay
+    {"CHAVE_SMTP_HOST": "::1"},  # a relay on this machine
+    {"CHAVE_KANNEL_URL": "https://sms.example.pt/cgi-bin/sendsms"},
+])
+def test_production_takes_gateways_that_keep_codes_off_the_wire(tmp_path, overrides):
+    result = _start(tmp_path, **overrides)
+    assert result.returncode == 0, result.stderr

@@ -38,6 +38,7 @@ def _settings_for(chave_env: str, tmp_path) -> dict:
         "CHAVE_SIGNING_USER_PIN": "a-production-like-hsm-pin-for-this-test-only",
         "CHAVE_SMS_PROVIDER": "kannel",
         "CHAVE_EMAIL_PROVIDER": "smtp",
+        "CHAVE_PUBLIC_URL": "https://chave.example.pt",
         "DJANGO_SETTINGS_MODULE": "chave.settings",
     })
     script = (
