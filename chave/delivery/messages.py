@@ -110,6 +110,13 @@ def notice_message(event: str, *, language: str, until: dt.datetime | None = Non
                 "Chave: a new PIN for your Digital Mobile Key was issued at a counter and reaches you by letter; "
                 "your previous PIN no longer works. If you did not ask for it, contact %(help)s."
             ),
+            "signing_pin_blocked": _(
+                "Chave: signing with your Digital Mobile Key is blocked after too many wrong signing PINs. Choose a "
+                "new signing PIN in the personal area. If this was not you, contact %(help)s."
+            ),
+            "signing_pin_changed": _(
+                "Chave: the signing PIN of your Digital Mobile Key was changed. If this was not you, contact %(help)s."
+            ),
             "key_unused": _(
                 "Chave: your Digital Mobile Key has not been used for a long time and will be revoked on %(when)s. "
                 "Sign in with it before then to keep it. Help: %(help)s."

@@ -247,6 +247,8 @@ def check_signing_pin(credential: SigningCredential | None, pin, *, ip: str | No
                      ip=ip, failures=row.pin_failures)
     credential.pin_failures, credential.pin_must_change = row.pin_failures, row.pin_must_change
     if blocked:
+        # Wrong signing PINs may come through an integrator's API: the citizen learns of it here.
+        delivery.notify(citizen, "signing_pin_blocked")
         return PinDecision(False, "must_change", just_blocked=True)
     return PinDecision(False, "wrong", attempts_left=max_failures - row.pin_failures)
 
@@ -266,6 +268,7 @@ def change_signing_pin(credential: SigningCredential, new_pin: str, *, ip: str |
         SigningCredential.objects.filter(pk=credential.pk).update(pin_hash=new_hash, pin_failures=0,
                                                                   pin_must_change=False)
         audit.record("signing.pin_change", outcome="ok", citizen=credential.citizen, channel=channel, ip=ip)
+        delivery.notify(credential.citizen, "signing_pin_changed")
     credential.refresh_from_db()
 
 

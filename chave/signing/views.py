@@ -26,6 +26,7 @@ from chave import policy
 from chave.audit import services as audit
 from chave.identity.models import Key
 from chave.login import services as login
+from chave.portal import services as area_services
 from chave.throttle import services as throttle
 
 from . import area, pades, services
@@ -36,25 +37,34 @@ SESSION_BATCH = "chave.signing.batch"
 MIN_LEVEL = 3
 
 
-def signing_area(view):
-    """Views get ``(request, who, key)``; below level 3 the citizen signs in again (by SMS)."""
+def signing_area(view=None, *, recent: bool = False):
+    """Views get ``(request, who, key)``; below level 3 the citizen signs in again (by SMS).
+    ``recent``: a change to signing itself (activate, new signing PIN, deactivate) also needs a
+    sign-in within ``area_reauth_seconds``, as the personal area's security changes do."""
 
-    @functools.wraps(view)
-    @never_cache
-    def wrapper(request, *args, **kwargs):
-        who = login.signed_in(request)
-        if who is None or who.assurance_level < MIN_LEVEL:
+    def decorate(view):
+        @functools.wraps(view)
+        @never_cache
+        def wrapper(request, *args, **kwargs):
+            who = login.signed_in(request)
             params = {"next": request.get_full_path()}
-            if who is not None:
-                messages.info(request, _("Signing needs a sign-in with a code by SMS (level 3 or more)."))
+            if who is None or who.assurance_level < MIN_LEVEL:
+                if who is not None:
+                    messages.info(request, _("Signing needs a sign-in with a code by SMS (level 3 or more)."))
+                    params["again"] = "1"
+                return redirect(f"{reverse('portal:enter')}?{urlencode(params)}")
+            if recent and not area_services.is_recent(who):
+                messages.info(request, _("For your security, sign in again to do this."))
                 params["again"] = "1"
-            return redirect(f"{reverse('portal:enter')}?{urlencode(params)}")
-        key = Key.objects.select_related("citizen").filter(pk=who.key_id).first()
-        if key is None:
-            raise Http404
-        return view(request, who, key, *args, **kwargs)
+                return redirect(f"{reverse('portal:enter')}?{urlencode(params)}")
+            key = Key.objects.select_related("citizen").filter(pk=who.key_id).first()
+            if key is None:
+                raise Http404
+            return view(request, who, key, *args, **kwargs)
 
-    return wrapper
+        return wrapper
+
+    return decorate(view) if view is not None else decorate
 
 
 def _refusal_text(reason: str, attempts_left: int = 0) -> str:
@@ -94,7 +104,7 @@ def _new_pin_page(request, key, *, activating: bool, save, done: str):
     return render(request, "signing/pin.html", {"form": form, "activating": activating})
 
 
-@signing_area
+@signing_area(recent=True)
 @require_http_methods(["GET", "POST"])
 def activate(request, who, key):
     return _new_pin_page(request, key, activating=True, done=_("Signing is active: your signing certificate was issued."),
@@ -102,7 +112,7 @@ def activate(request, who, key):
                                                                     channel="area"))
 
 
-@signing_area
+@signing_area(recent=True)
 @require_http_methods(["GET", "POST"])
 def change_pin(request, who, key):
     credential = services.active_credential(key.citizen)
@@ -113,7 +123,7 @@ def change_pin(request, who, key):
                                                                       channel="area"))
 
 
-@signing_area
+@signing_area(recent=True)
 @require_POST
 def deactivate(request, who, key):
     if services.deactivate_signing(key.citizen, by="citizen", ip=login.client_ip(request), channel="area"):

@@ -144,7 +144,7 @@ def test_signing_pages_need_level_3_and_refuse_a_wrong_pin(signer, client, outbo
     assert not_pdf.status_code == 302 and not_pdf["Location"] == "/area/sign/"
 
 
-def test_activate_change_pin_and_deactivate_in_the_area(signing_pki, make_citizen, client,
+def test_activate_change_pin_and_deactivate_in_the_area(signing_pki, make_citizen, client, outbox, clock,
                                                         django_capture_on_commit_callbacks):
     key = make_citizen(phone=PHONE, pin="4719")
     sign_in(client, key)
@@ -153,13 +153,33 @@ def test_activate_change_pin_and_deactivate_in_the_area(signing_pki, make_citize
     done = client.post("/area/sign/activate/", {"new_pin": "5820", "new_pin_again": "5820"})
     assert done.status_code == 302
     credential = key.citizen.signing_credentials.get()
+    clock.travel(dt.timedelta(seconds=1))
     assert client.post("/area/sign/pin/", {"new_pin": "6931", "new_pin_again": "6931"}).status_code == 302
+    from chave.delivery.messages import notice_message
     from chave.signing import services
 
     assert services.check_signing_pin(credential, "6931").ok
+    assert outbox.last(PHONE).body == notice_message("signing_pin_changed", language=key.citizen.language).body
     client.post("/area/sign/deactivate/")
     credential.refresh_from_db()
     assert credential.status == "revoked"
+
+
+def test_changes_to_signing_need_a_recent_sign_in(signer, client, clock):
+    key, credential = signer(phone=PHONE)
+    sign_in(client, key)
+    assert client.get("/area/sign/pin/").status_code == 200
+    clock.travel(dt.timedelta(minutes=11))  # longer ago than area_reauth_seconds
+    assert client.get("/area/sign/").status_code == 200  # signing itself asks the signing PIN and a code
+    for method, path in (("get", "/area/sign/pin/"), ("post", "/area/sign/pin/"), ("post", "/area/sign/deactivate/")):
+        response = getattr(client, method)(path, {"new_pin": "6931", "new_pin_again": "6931"} if method == "post" else {})
+        assert response.status_code == 302 and response["Location"].startswith("/area/enter/")
+        assert "again=1" in response["Location"]
+    credential.refresh_from_db()
+    assert credential.status == "active"
+    from chave.signing import services
+
+    assert services.check_signing_pin(credential, "5820").ok  # the old signing PIN still holds
 
 
 def test_openapi_documents_are_valid(client, db):

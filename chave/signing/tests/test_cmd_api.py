@@ -82,5 +82,12 @@ def test_result_codes(signer, call, outbox, clock, make_citizen):
     wrong = call("sign", {"userId": PHONE, "pin": "9371", "documents": one})
     assert wrong["code"] == 801 and wrong["attemptsLeft"] == 2
     assert call("sign", {"userId": PHONE, "pin": "9371", "documents": one})["attemptsLeft"] == 1
+    clock.travel(dt.timedelta(seconds=1))
     assert call("sign", {"userId": PHONE, "pin": "9371", "documents": one})["code"] == 901
+    # The wrong PINs came through an integrator: the citizen is told that signing is blocked.
+    from chave.delivery.messages import notice_message
+    from chave.identity.models import Citizen
+
+    citizen = Citizen.objects.get(keys__contacts__value=PHONE)
+    assert outbox.last(PHONE).body == notice_message("signing_pin_blocked", language=citizen.language).body
     assert call("sign", {"userId": PHONE, "pin": PIN, "documents": one})["code"] == 902
