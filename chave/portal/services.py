@@ -200,6 +200,17 @@ def set_pin(key: Key, new_pin: str, *, ip: str | None) -> None:
 # --- Changing a contact -------------------------------------------------------------------------
 
 
+# Replacing the mobile number (the factor of level 3) needs a sign-in of level 3 or more: a code
+# sent to that number, or the Citizen Card. An e-mail sign-in (level 2) may add a first mobile
+# number, or change the e-mail address.
+REPLACE_MOBILE_MIN_LEVEL = 3
+
+
+def may_replace(who: login.SignedIn, kind: str, current) -> bool:
+    """Whether this sign-in may change the contact ``kind`` whose verified value is ``current``."""
+    return not (kind == ContactKind.MOBILE and current is not None and who.assurance_level < REPLACE_MOBILE_MIN_LEVEL)
+
+
 def start_contact_change(key: Key, kind: str, value: str, *, ip: str | None, language: str,
                          transaction_id: str = "") -> contacts.VerificationStarted:
     """Send a code to the new contact ``value`` (normalised by the form).

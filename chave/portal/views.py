@@ -292,6 +292,13 @@ def resend(request, who, key):
 def contact(request, who, key, kind):
     if kind not in services.AREA_CONTACT_KINDS:
         raise Http404()
+    current = key.contacts.filter(kind=kind, verified_at__isnull=False, live=True).first()
+    if not services.may_replace(who, kind, current):
+        # A sign-in by e-mail (level 2) cannot take the mobile number, the level-3 factor.
+        return render(request, "portal/contact.html", {
+            "kind": kind, "current": current, "stronger": True,
+            "card_url": f"{reverse('card:login')}?{urlencode({'next': request.get_full_path()})}",
+        }, status=403)
     form = ContactForm(_posted(request), kind=kind)
     status = 200
     if request.method == "POST":
@@ -310,7 +317,6 @@ def contact(request, who, key, kind):
                     return redirect("portal:contact_confirm")
                 form.add_error(None, _refusal_text(started.issue))
                 status = 429 if started.issue.reason == "rate_limited" else 400
-    current = key.contacts.filter(kind=kind, verified_at__isnull=False, live=True).first()
     return render(request, "portal/contact.html", {"form": form, "kind": kind, "current": current}, status=status)
 
 
@@ -320,6 +326,9 @@ def contact_confirm(request, who, key):
     pending = _pending(request, "contact", key)
     if pending is None:
         return _no_pending(request, "portal:home")
+    current = key.contacts.filter(kind=pending["kind"], verified_at__isnull=False, live=True).first()
+    if not services.may_replace(who, pending["kind"], current):
+        return redirect("portal:contact", kind=pending["kind"])
     form = CodeForm(_posted(request))
     context = {"form": form, "pending": pending, "masked": mask(pending["kind"], pending["value"]), "resend": True}
     if request.method == "POST":

@@ -215,6 +215,25 @@ def test_change_mobile_number_confirmed_by_code_old_one_told(area, key, outbox):
     assert identity.find_key_by_contact(ContactKind.MOBILE, NEW_PHONE).pk == key.pk
 
 
+def test_an_email_sign_in_cannot_replace_the_mobile_number_but_may_change_the_email(key, outbox):
+    client = client_in()
+    enter_with_key(client, outbox, identifier=PHONE, channel="email")  # level 2
+    page = client.get("/area/contact/mobile/")
+    assert page.status_code == 403 and 'id="stronger"' in body(page) and 'name="value"' not in body(page)
+    assert 'href="/card/?next=%2Farea%2Fcontact%2Fmobile%2F"' in body(page)
+    response = client.post("/area/contact/mobile/", {"value": "913 000 111"})
+    assert response.status_code == 403
+    assert not OneTimeCode.objects.filter(destination=NEW_PHONE).exists()
+    assert Contact.objects.get(key=key, kind=ContactKind.MOBILE).value == PHONE
+    assert client.post("/area/contact/email/", {"value": "maria.nova@example.pt"}).status_code == 302
+
+
+def test_entered_with_the_citizen_card_the_mobile_number_can_be_replaced(key, outbox):
+    client = client_in()
+    enter_with_card(client, key)
+    assert client.post("/area/contact/mobile/", {"value": "913 000 111"}).status_code == 302
+
+
 def test_change_email_address(area, key, outbox):
     response = area.post("/area/contact/email/", {"value": " Maria.Nova@Example.PT "})
     assert response.status_code == 302
