@@ -300,6 +300,10 @@ CHAVE_POLICY = {
         "signing_api_bad_token_per_ip": (30, 10 * 60),
         # The validation page and API (open to anyone, files up to signing_validate_max_bytes).
         "signing_validate_per_ip": (60, 10 * 60),
+        # The signing PKI's public services, each answer signed in the HSM: OCSP (a refusal is
+        # OCSP's own "tryLater") and the time-stamp authority (429), per client IP.
+        "signing_ocsp_per_ip": (600, 60),
+        "signing_tsa_per_ip": (120, 60),
     },
     # SMS only to these countries (ISO 3166 alpha-2): EU/EEA and Portuguese-speaking countries.
     "sms_country_allowlist": [

@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Count, Max
 from pyhanko.sign.ades.qualified_asn1 import QcStatements
 from pyhanko.sign.timestamps import HTTPTimeStamper
 from pyhanko.sign.general import as_signing_certificate, simple_cms_attribute
@@ -39,6 +41,7 @@ QC_STATEMENTS_OID = ObjectIdentifier("1.3.6.1.5.5.7.1.3")
 # ETSI EN 319 411-2: QCP-n-qscd, a qualified certificate for a natural person, key in a QSCD.
 POLICY_QCP_N_QSCD = ObjectIdentifier("0.4.0.194112.1.2")
 CRL_LIFETIME = dt.timedelta(hours=24)
+CRL_REISSUE = dt.timedelta(hours=1)
 OCSP_LIFETIME = dt.timedelta(hours=1)
 
 
@@ -145,7 +148,25 @@ def _reason(name: str) -> x509.ReasonFlags:
 
 
 def crl_der() -> bytes:
-    """The sub-CA's current CRL (every revoked signing certificate), DER."""
+    """The sub-CA's current CRL (every revoked signing certificate), DER.
+
+    Signing it costs an HSM signature and a read of every revocation, so it is kept in the cache
+    under the revocations it lists (how many, and the latest): a revocation makes a new one at
+    once, on every instance; otherwise one is reissued after ``CRL_REISSUE``, well before its
+    ``nextUpdate``."""
+    revoked = SigningCredential.objects.filter(status=SigningCredential.Status.REVOKED)
+    state = revoked.aggregate(n=Count("id"), latest=Max("revoked_at"))
+    key = "chave:signing:crl:{}:{}:{}".format(material().ca.serial_number, state["n"],
+                                               state["latest"].timestamp() if state["latest"] else 0)
+    cached = cache.get(key)
+    if cached is not None and clock.now().timestamp() - cached[0] < CRL_REISSUE.total_seconds():
+        return cached[1]
+    der = _signed_crl()
+    cache.set(key, (clock.now().timestamp(), der), int(CRL_REISSUE.total_seconds()))
+    return der
+
+
+def _signed_crl() -> bytes:
     m = material()
     now = clock.now()
     builder = (

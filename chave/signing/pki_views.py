@@ -3,6 +3,11 @@
 CA certificates (AIA caIssuers), CRLs (CRL distribution points), the OCSP responder (AIA OCSP,
 RFC 6960: POST, or GET with the base64 request in the path) and the RFC 3161 time-stamp
 authority (POST ``application/timestamp-query``). Machine endpoints: no session, no CSRF.
+
+Each OCSP answer and time-stamp is signed in the HSM, so both are limited per client address
+(``signing_ocsp_per_ip``: OCSP's own ``tryLater``; ``signing_tsa_per_ip``: 429 with
+``Retry-After``). The sub-CA's CRL is signed once and kept in the cache until it is due or a
+certificate is revoked (:func:`chave.signing.pki.crl_der`).
 """
 
 from __future__ import annotations
@@ -11,9 +16,17 @@ import base64
 import binascii
 from urllib.parse import unquote
 
+import math
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509 import ocsp as x509_ocsp
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_safe
+
+from chave import clock
+from chave.login.services import client_ip
+from chave.throttle import services as throttle
 
 from . import pki
 
@@ -61,6 +74,9 @@ def ocsp(request, encoded: str = ""):
             body = base64.b64decode(unquote(encoded), validate=True)
         except (binascii.Error, ValueError):
             body = b""
+    if not throttle.hit(("signing_ocsp_per_ip", client_ip(request) or "")).allowed:
+        later = x509_ocsp.OCSPResponseBuilder.build_unsuccessful(x509_ocsp.OCSPResponseStatus.TRY_LATER)
+        return _der(later.public_bytes(serialization.Encoding.DER), "application/ocsp-response")
     return _der(pki.ocsp_response_der(body), "application/ocsp-response")
 
 
@@ -71,6 +87,11 @@ def tsa(request):
         return _bad("Send an application/timestamp-query.", 415)
     if len(request.body) > MAX_REQUEST_BYTES:
         return _bad("The request is too large.", 413)
+    decision = throttle.hit(("signing_tsa_per_ip", client_ip(request) or ""))
+    if not decision.allowed:
+        response = _bad("Too many time-stamp requests from this address: try again later.", 429)
+        response["Retry-After"] = str(max(1, math.ceil((decision.retry_at - clock.now()).total_seconds())))
+        return response
     try:
         answer = pki.timestamp_response_der(request.body)
     except (ValueError, TypeError, KeyError):

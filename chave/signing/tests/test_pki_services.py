@@ -4,6 +4,7 @@ answered over HTTP and signed by keys that are in the HSM (``chave.signing.ca_ke
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import os
 
 import pytest
@@ -23,12 +24,13 @@ def _cert(signing_pki, name: str) -> x509.Certificate:
     return x509.load_pem_x509_certificate((signing_pki / name).read_bytes())
 
 
-def ask(client, cert: x509.Certificate, issuer: x509.Certificate, *, nonce: bytes | None = None):
+def ask(client, cert: x509.Certificate, issuer: x509.Certificate, *, nonce: bytes | None = None,
+        remote: str = "127.0.0.1"):
     builder = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA256())
     if nonce:
         builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
     body = builder.build().public_bytes(serialization.Encoding.DER)
-    answer = client.post("/pki/signing/ocsp", body, content_type="application/ocsp-request")
+    answer = client.post("/pki/signing/ocsp", body, content_type="application/ocsp-request", REMOTE_ADDR=remote)
     assert answer.status_code == 200 and answer["Content-Type"] == "application/ocsp-response"
     return ocsp.load_der_ocsp_response(answer.content)
 
@@ -119,3 +121,37 @@ def test_the_ocsp_get_form_gives_the_same_answer(signing_pki, signer, client):
     assert isinstance(response.hash_algorithm, hashes.SHA1)
     assert response.issuer_key_hash == asn1_x509.Certificate.load(ca.public_bytes(serialization.Encoding.DER)).public_key.sha1
     assert signed_by_the_responder(response, _cert(signing_pki, "ocsp.crt"))
+
+
+def test_the_crl_is_signed_once_until_a_revocation_or_its_reissue(signing_pki, signer, client, clock,
+                                                                  django_capture_on_commit_callbacks):
+    first = client.get("/pki/signing/ca.crl").content
+    assert client.get("/pki/signing/ca.crl").content == first  # the same signed CRL, not another HSM signature
+    key, credential = signer(phone="+351912000013")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.deactivate_signing(key.citizen, by="test")
+    after = x509.load_der_x509_crl(client.get("/pki/signing/ca.crl").content)  # at once, not after an hour
+    assert services.certificate(credential).serial_number in {r.serial_number for r in after}
+    clock.travel(pki.CRL_REISSUE + dt.timedelta(seconds=1))
+    reissued = x509.load_der_x509_crl(client.get("/pki/signing/ca.crl").content)
+    assert reissued.last_update_utc > after.last_update_utc and reissued.next_update_utc > after.next_update_utc
+
+
+def test_ocsp_and_the_tsa_are_limited_per_address(signing_pki, signer, client, settings):
+    from asn1crypto import tsp
+
+    settings.CHAVE_POLICY = {**settings.CHAVE_POLICY, "throttles": {
+        **settings.CHAVE_POLICY["throttles"], "signing_ocsp_per_ip": (2, 60), "signing_tsa_per_ip": (1, 60)}}
+    ca = _cert(signing_pki, "ca.crt")
+    _key, credential = signer()
+    cert = services.certificate(credential)
+    assert ask(client, cert, ca).certificate_status == ocsp.OCSPCertStatus.GOOD
+    assert ask(client, cert, ca).certificate_status == ocsp.OCSPCertStatus.GOOD
+    assert ask(client, cert, ca).response_status == ocsp.OCSPResponseStatus.TRY_LATER  # RFC 6960's answer
+    assert ask(client, cert, ca, remote="198.51.100.8").certificate_status == ocsp.OCSPCertStatus.GOOD  # another
+
+    query = tsp.TimeStampReq({"version": "v1", "message_imprint": {
+        "hash_algorithm": {"algorithm": "sha256"}, "hashed_message": b"\x01" * 32}, "cert_req": True}).dump()
+    assert client.post("/pki/signing/tsa", query, content_type="application/timestamp-query").status_code == 200
+    refused = client.post("/pki/signing/tsa", query, content_type="application/timestamp-query")
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
