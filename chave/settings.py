@@ -69,7 +69,7 @@ CHAVE_PUBLIC_URL = env("CHAVE_PUBLIC_URL", "http://127.0.0.1:8000")
 CSRF_TRUSTED_ORIGINS = [CHAVE_PUBLIC_URL]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "chave.admin_site.ChaveAdminConfig",  # Django's admin, entered only through the counter sign-in
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

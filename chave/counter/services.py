@@ -62,9 +62,11 @@ def _totp(staff: Staff) -> pyotp.TOTP:
     return pyotp.TOTP(secret, interval=TOTP_STEP_SECONDS)
 
 
-def create_staff(*, username: str, name: str, role: str, counter: str = "", nic: str = "") -> NewStaff:
+def create_staff(*, username: str, name: str, role: str, counter: str = "", nic: str = "",
+                 admin: bool = False) -> NewStaff:
     """Create a staff account with a random password and a new TOTP secret; with ``nic``, the
-    member may also sign in with their own Citizen Card.
+    member may also sign in with their own Citizen Card; with ``admin``, they may also use
+    Django's admin (``chave.admin_site``: only through this same sign-in).
 
     Raises ``ValidationError`` for an unknown role, an empty username or name, a clerk or
     supervisor without a counter, a malformed NIC, or a username or NIC already taken.
@@ -81,10 +83,12 @@ def create_staff(*, username: str, name: str, role: str, counter: str = "", nic:
     secret = pyotp.random_base32()
     try:
         with transaction.atomic():
-            user = get_user_model().objects.create_user(username=username, password=password)
+            user = get_user_model().objects.create_user(username=username, password=password, is_staff=admin,
+                                                        is_superuser=admin)
             staff = Staff.objects.create(user=user, name=name, role=role, counter=counter, nic=nic,
                                          totp_sealed=_seal_totp(secret), created_at=clock.now())
-            audit.record("staff.add", outcome="ok", channel="cli", staff=username, role=role, counter=counter)
+            audit.record("staff.add", outcome="ok", channel="cli", staff=username, role=role, counter=counter,
+                         admin=admin)
     except IntegrityError:
         if nic and Staff.objects.filter(nic=nic).exists():
             raise ValidationError(_("Another staff account has this civil ID number."), code="nic_taken")
@@ -106,7 +110,8 @@ def current_totp_code(username: str) -> str:
     return _totp(staff).at(clock.now())
 
 
-def ensure_demo_staff(username: str, *, name: str, role: str, counter: str, password: str, nic: str = "") -> Staff:
+def ensure_demo_staff(username: str, *, name: str, role: str, counter: str, password: str, nic: str = "",
+                      admin: bool = False) -> Staff:
     """A demo staff account with a known password (development only; idempotent: the password and
     the civil number of the member's own card are set again on every call, the TOTP secret kept).
     Raises ``ValidationError`` in production."""
@@ -114,12 +119,13 @@ def ensure_demo_staff(username: str, *, name: str, role: str, counter: str, pass
         raise ValidationError(_("Demo staff accounts are refused in production."), code="production")
     staff = Staff.objects.select_related("user").filter(user__username=username).first()
     if staff is None:
-        staff = create_staff(username=username, name=name, role=role, counter=counter, nic=nic).staff
+        staff = create_staff(username=username, name=name, role=role, counter=counter, nic=nic, admin=admin).staff
     elif staff.nic != nic:
         staff.nic = nic
         staff.save(update_fields=["nic"])
     staff.user.set_password(password)
-    staff.user.save(update_fields=["password"])
+    staff.user.is_staff = staff.user.is_superuser = admin
+    staff.user.save(update_fields=["password", "is_staff", "is_superuser"])
     return staff
 
 

@@ -18,11 +18,50 @@ pytestmark = pytest.mark.django_db
 LIST = "/admin/oidc/relyingparty/"
 
 
+def admin_account(client, *, admin=True, username="ana.staff", prepare=None):
+    """A staff account (``chave staff add --admin``) signed in through the counter's sign-in;
+    ``prepare(user)`` may change the account first."""
+    import pyotp
+
+    from chave import clock
+    from chave.counter import services as counter
+
+    new = counter.create_staff(username=username, name="Staff " + username, role="rp-admin", admin=admin)
+    if prepare:
+        prepare(new.staff.user)
+    answer = client.post("/counter/login", {"username": username, "password": new.password,
+                                            "code": pyotp.parse_uri(new.provisioning_uri).at(clock.now())})
+    assert answer.status_code == 302
+    return client
+
+
 @pytest.fixture
 def staff(client):
-    # No password: hashing one (Argon2) is not what is under test.
-    client.force_login(User.objects.create_superuser("ana.staff", "ana@chave.example", None))
-    return client
+    return admin_account(client)
+
+
+def test_the_admin_is_entered_only_through_the_counter_sign_in(client, clock):
+    import datetime as dt
+
+    answer = client.get(LIST)
+    assert answer.status_code == 302 and answer["Location"].startswith("/admin/login/")
+    login_page = client.get(answer["Location"])  # Django's own login page is never shown
+    assert login_page.status_code == 302 and login_page["Location"].startswith("/counter/login?next=")
+    # A superuser's password alone opens nothing: the second factor is the counter's.
+    User.objects.create_superuser("root", "root@chave.example", "a-long-password-123")
+    assert client.post("/admin/login/", {"username": "root", "password": "a-long-password-123"}).status_code == 302
+    client.force_login(User.objects.get(username="root"))
+    assert client.get(LIST).status_code == 302
+    client.logout()
+    admin_account(client)
+    assert client.get(LIST).status_code == 200
+    clock.travel(dt.timedelta(minutes=11))  # the staff session went idle
+    assert client.get(LIST).status_code == 302
+
+
+def test_a_counter_account_without_the_admin_flag_stays_out(client):
+    admin_account(client, admin=False)
+    assert client.get(LIST).status_code == 302
 
 
 def party(name="Portal da Saúde", **extra) -> RelyingParty:
@@ -124,9 +163,12 @@ def test_the_party_page_shows_the_history_and_no_secret(staff):
 
 
 def test_staff_who_may_only_view_cannot_decide(client):
-    viewer = User.objects.create_user("rui.viewer", "rui@chave.example", None, is_staff=True)
-    viewer.user_permissions.add(Permission.objects.get(codename="view_relyingparty"))
-    client.force_login(viewer)
+    def view_only(user):
+        user.is_staff = True
+        user.save()
+        user.user_permissions.add(Permission.objects.get(codename="view_relyingparty"))
+
+    admin_account(client, admin=False, username="rui.viewer", prepare=view_only)
     target = party()
     listing = page(client, LIST)
     assert target.client_id in listing and 'value="approve"' not in listing

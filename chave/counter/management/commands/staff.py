@@ -32,6 +32,8 @@ class Command(BaseCommand):
         add.add_argument("--counter", default="", help="the counter (clerks and supervisors)")
         add.add_argument("--nic", default="", help="the member's civil ID number: they may also sign in with their "
                                                    "own Citizen Card")
+        add.add_argument("--admin", action="store_true",
+                         help="may also use Django's admin at /admin/ (entered through the counter sign-in)")
         add.add_argument("--json", action="store_true")
         totp = sub.add_parser("totp", help="development only: the account's current authenticator code")
         totp.add_argument("username")
@@ -45,11 +47,12 @@ class Command(BaseCommand):
             return
         try:
             new = services.create_staff(username=opts["username"], name=opts["name"], role=opts["role"],
-                                        counter=opts["counter"], nic=opts["nic"])
+                                        counter=opts["counter"], nic=opts["nic"], admin=opts["admin"])
         except ValidationError as error:
             raise CommandError(" ".join(error.messages))
         result = {"username": new.staff.username, "name": new.staff.name, "role": new.staff.role,
-                  "counter": new.staff.counter, "nic": new.staff.nic, "password": new.password, "totp_uri": new.provisioning_uri}
+                  "counter": new.staff.counter, "nic": new.staff.nic, "admin": new.staff.user.is_staff,
+                  "password": new.password, "totp_uri": new.provisioning_uri}
         if opts["json"]:
             self.stdout.write(json.dumps(result))
             return

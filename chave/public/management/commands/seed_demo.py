@@ -264,7 +264,8 @@ class Command(BaseCommand):
         for username, name, role, counter_name in DEMO_STAFF:
             counter.ensure_demo_staff(username, name=name, role=role, counter=counter_name,
                                       password=DEMO_STAFF_PASSWORD,
-                                      nic=DEMO_CLERK["nic"] if username == DEMO_CLERK["username"] else "")
+                                      nic=DEMO_CLERK["nic"] if username == DEMO_CLERK["username"] else "",
+                                      admin=role == "rp-admin")
         base = settings.CHAVE_PUBLIC_URL.rstrip("/")
         self.stdout.write("")
         self.stdout.write(_("Counter back office: %(url)s, password %(password)s for %(users)s") % {
