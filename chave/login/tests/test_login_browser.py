@@ -47,7 +47,8 @@ def test_sms_login_in_english_by_keyboard_only_on_a_phone(live_server, phone, ma
     assert page.locator("html").get_attribute("lang") == "pt-PT"
     english = page.get_by_role("button", name="English")
     _tab_to(page, english)
-    page.keyboard.press("Enter")
+    with page.expect_navigation():  # the same URL again: wait for the new page, not the old one
+        page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r"/login/$"))
     assert page.locator("html").get_attribute("lang") == "en"
     fits_the_screen(page)
@@ -93,7 +94,8 @@ def test_sms_login_in_portuguese_after_switching_language(live_server, phone, ma
     page = phone(locale="en-GB")
     page.goto(live_server.url + "/login/")
     assert page.locator("html").get_attribute("lang") == "en"
-    page.get_by_role("button", name="Português").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Português").click()
     page.wait_for_url(re.compile(r"/login/$"))
     assert page.locator("html").get_attribute("lang") == "pt-PT"
     assert page.get_by_role("heading", name=says("Sign in with your Digital Mobile Key", lang)).is_visible()
