@@ -1,5 +1,7 @@
 from django.urls import path
 
+from chave.oidc import converters  # noqa: F401 - registers <client_id:…>
+
 from . import desk_views, rp_views, views
 
 app_name = "counter"
@@ -31,8 +33,8 @@ urlpatterns = [
     path("letters/batch/<int:batch_id>/posted", views.batch_posted, name="batch_posted"),
     path("rp/", rp_views.rp_list, name="rp_list"),
     path("rp/request", rp_views.rp_request, name="rp_request"),
-    path("rp/<str:client_id>/", rp_views.rp_detail, name="rp_detail"),
-    path("rp/<str:client_id>/decide", rp_views.rp_decide, name="rp_decide"),
-    path("rp/<str:client_id>/rotate-secret", rp_views.rp_rotate_secret, name="rp_rotate_secret"),
-    path("rp/<str:client_id>/keys", rp_views.rp_set_keys, name="rp_set_keys"),
+    path("rp/<client_id:client_id>/", rp_views.rp_detail, name="rp_detail"),
+    path("rp/<client_id:client_id>/decide", rp_views.rp_decide, name="rp_decide"),
+    path("rp/<client_id:client_id>/rotate-secret", rp_views.rp_rotate_secret, name="rp_rotate_secret"),
+    path("rp/<client_id:client_id>/keys", rp_views.rp_set_keys, name="rp_set_keys"),
 ]

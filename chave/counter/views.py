@@ -300,7 +300,7 @@ def new_pin(request, pk: int):
 def _letter_of(pk: int, letter_id) -> Letter:
     """The letter ``letter_id`` of citizen ``pk``, or 404. The citizen is found by their primary key
     (a number too big for the database then finds nobody); ``citizen_id=pk`` would send it to the
-    database as it is (an error on SQLite and PostgreSQL)."""
+    database as it is (SQLite refuses an integer over 64 bits: a 500)."""
     return get_object_or_404(Letter, pk=letter_id, citizen=get_object_or_404(Citizen, pk=pk))
 
 

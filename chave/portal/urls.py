@@ -1,5 +1,7 @@
 from django.urls import path
 
+from chave.oidc import converters  # noqa: F401 - registers <client_id:…>
+
 from . import views
 
 app_name = "portal"
@@ -16,6 +18,6 @@ urlpatterns = [
     path("history/", views.history, name="history"),
     path("history/<int:event_id>/not-me/", views.not_me, name="not_me"),
     path("portals/", views.portals, name="portals"),
-    path("portals/<str:client_id>/revoke/", views.revoke, name="revoke"),
+    path("portals/<client_id:client_id>/revoke/", views.revoke, name="revoke"),
     path("export/", views.export, name="export"),
 ]

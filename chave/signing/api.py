@@ -108,11 +108,31 @@ def _json_body(request) -> dict:
         return {}
     try:
         body = json.loads(buffer.getvalue())
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # ValueError covers UnicodeDecodeError; RecursionError: too deeply nested
         raise ApiError(400, "invalid_request", "The body is not JSON.") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request", "The body is a JSON object.")
+    if _has_nul(body):
+        raise ApiError(400, "invalid_request", "Strings in the body may not contain the NUL character.")
     return body
+
+
+def _has_nul(value) -> bool:
+    """Whether a string anywhere in ``value`` holds "\\u0000" (PostgreSQL stores no NUL in text or
+    jsonb: it would fail the request later). Iterative: the body may be nested as deep as JSON
+    parsing allowed."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 def endpoint(name: str, *, public: bool = False, allow_get: bool = False, error_body=None):
@@ -159,7 +179,9 @@ def field(body: dict, *names: str, kind=str, required: bool = True, default=None
     for name in names:
         if name in body and body[name] is not None:
             value = body[name]
-            if kind is int and isinstance(value, str) and value.isdigit():
+            # Digits as a string are accepted for a number, but only ASCII ones ("²" is a digit to
+            # str.isdigit, not to int) and no more than int() reads (4,300): else the wrong type.
+            if kind is int and isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 4300:
                 value = int(value)
             if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
                 raise ApiError(400, "invalid_request", f"Invalid type for parameter {name}.")
