@@ -317,3 +317,16 @@ def test_the_dev_outbox_shows_what_the_sink_kept(settings, make_citizen, run_wor
     page = response.content.decode()
     assert "+351912345678" in page
     assert 'href="/dev/outbox/"' in page  # the development banner points here
+
+
+@pytest.mark.parametrize(("lang", "heading"), [("en", "Page not found"), ("pt-pt", "Página não encontrada")])
+def test_an_unknown_address_gets_our_own_not_found_page_in_the_citizen_s_language(client, lang, heading):
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = lang
+    response = client.get("/no-such-page/")
+    page = response.content.decode()
+    assert response.status_code == 404 and 'id="not-found"' in page and f"<h1>{heading}</h1>" in page
+
+
+def test_a_request_for_another_host_is_a_400_page_not_a_500(client):
+    response = client.get("/", HTTP_HOST="evil.example")
+    assert response.status_code == 400 and 'id="bad-request"' in response.content.decode()
