@@ -189,7 +189,7 @@ def find(request):
         audit.record("counter.find", outcome="found" if found else "none", channel=services.CHANNEL,
                      ip=client_ip(request), staff=request.staff.username, counter=request.staff.counter)
     return render(request, "counter/find.html", {"form": form, "found": found, "searched": searched,
-                                                 "staff": request.staff})
+                                                 "staff": request.staff}, status=400 if form.errors else 200)
 
 
 def _citizen_page(request, citizen: Citizen, *, forms: dict | None = None, status: int = 200):

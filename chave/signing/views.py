@@ -271,8 +271,9 @@ def code(request, who, key):
         if result.ok:
             return redirect("signing:done")
         error = _refusal_text(result.reason, result.attempts_left)
+    refused = bool(error) or (request.method == "POST" and bool(form.errors))
     return render(request, "signing/code.html", {"form": form, "batch": batch, "error": error},
-                  status=400 if error else 200)
+                  status=400 if refused else 200)
 
 
 @signing_area

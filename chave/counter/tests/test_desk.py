@@ -45,6 +45,8 @@ def test_find_by_nic_mobile_and_foreign_document(staff_client, make_citizen, clo
     page = client.get("/counter/find/", {"q": "87654321"}).content.decode()
     assert 'id="no-results"' in page
     assert AuditEvent.objects.filter(event="counter.find").count() == 5
+    refused = client.get("/counter/find/", {"q": "9" * 300, "doc_type": "no-such-type"})  # a search that is no search
+    assert refused.status_code == 400 and AuditEvent.objects.filter(event="counter.find").count() == 5
 
 
 def test_citizen_page_shows_status_masked_contacts_and_history(staff_client, make_citizen):

@@ -56,6 +56,7 @@ PAGES = {
         lambda c, o: upload(c) or c.post("/area/sign/place/", {**PLACED, "signing_pin": "9371"}), 400),
     "code": (lambda c, o: placed(c, o) or c.get("/area/sign/code/"), 200),
     "code, wrong code": (lambda c, o: placed(c, o) or c.post("/area/sign/code/", {"code": "000000"}), 400),
+    "code, not a code": (lambda c, o: placed(c, o) or c.post("/area/sign/code/", {"code": "12ab"}), 400),
     "done": (lambda c, o: signed(c, o) and c.get("/area/sign/done/"), 200),
     "validate": (lambda c, o: c.get("/validate/"), 200),
     "validate, no signature": (lambda c, o: validate(c, sample_pdf(1)), 200),
