@@ -101,7 +101,14 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "chave.security.ContentSecurityPolicyMiddleware",
 ]
+# No script at all on Chave's pages (chave/security.py); empty switches the header off.
+CHAVE_CONTENT_SECURITY_POLICY = env(
+    "CHAVE_CONTENT_SECURITY_POLICY",
+    "default-src 'none'; style-src 'self'; style-src-attr 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+)
 
 ROOT_URLCONF = "chave.urls"
 WSGI_APPLICATION = "chave.wsgi.application"

@@ -39,18 +39,24 @@ def browser():
 @pytest.fixture
 def new_page(browser):
     """A new page in a browser context of its own: ``new_page(**context options)`` (viewport,
-    locale, ...); every context is closed after the test."""
-    contexts = []
+    locale, ...); every context is closed after the test. Anything the pages' Content-Security-
+    Policy blocked (the browser says so on the console) fails the test: a page must not depend
+    on what its own policy forbids."""
+    contexts, blocked = [], []
 
     def open_page(**options):
         context = browser.new_context(**options)
         context.set_default_timeout(10_000)
         contexts.append(context)
-        return context.new_page()
+        page = context.new_page()
+        page.on("console", lambda message: blocked.append(f"{page.url}: {message.text}")
+                if "Content Security Policy" in message.text else None)
+        return page
 
     yield open_page
     for context in contexts:
         context.close()
+    assert not blocked, "blocked by the Content-Security-Policy:\n" + "\n".join(blocked)
 
 
 @pytest.fixture

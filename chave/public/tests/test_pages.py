@@ -330,3 +330,9 @@ def test_an_unknown_address_gets_our_own_not_found_page_in_the_citizen_s_languag
 def test_a_request_for_another_host_is_a_400_page_not_a_500(client):
     response = client.get("/", HTTP_HOST="evil.example")
     assert response.status_code == 400 and 'id="bad-request"' in response.content.decode()
+
+
+def test_pages_allow_no_script_and_no_framing(client):
+    policy = client.get("/").headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy and "script-src" not in policy and "frame-ancestors 'none'" in policy
+    assert "Content-Security-Policy" in client.get("/no-such-page/").headers
