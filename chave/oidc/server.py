@@ -151,6 +151,20 @@ def revoke_if_reused(code: AuthorizationCode, now) -> bool:
     return True
 
 
+def revoke_family_on_reuse(spent: Token, now) -> int:
+    """A refresh token already spent (rotated or revoked) came back: it was copied, and either the
+    portal or whoever copied it holds its successor. Chave cannot tell which, so every live token
+    of that login (those issued from the same authorization code) is revoked (OAuth 2.0 Security
+    BCP, refresh token rotation); audited as ``oidc.refresh_reuse``. Returns how many."""
+    if spent.code_id is None:
+        return 0
+    revoked = Token.objects.filter(code_id=spent.code_id, revoked_at__isnull=True).update(revoked_at=now)
+    if revoked:
+        audit.record("oidc.refresh_reuse", outcome="revoked", citizen=spent.key.citizen if spent.key else None,
+                     channel="oidc", client_id=spent.relying_party.client_id, revoked=revoked)
+    return revoked
+
+
 class S256Required(CodeChallenge):
     """PKCE for every client, S256 only (``plain`` gives no protection against a code thief)."""
 
@@ -324,9 +338,12 @@ class RefreshGrant(grants.RefreshTokenGrant):
         if not isinstance(refresh_token, str) or len(refresh_token) > 256:
             return None
         row = Token.objects.select_related("key__citizen", "sso_session", "code").filter(
-            refresh_token_hash=token_hash(refresh_token), revoked_at__isnull=True
+            refresh_token_hash=token_hash(refresh_token)
         ).first()
         now = clock.now()
+        if row is not None and row.revoked_at is not None:
+            revoke_family_on_reuse(row, now)
+            return None
         if row is None or row.refresh_expires_at is None or row.refresh_expires_at <= now or row.key_id is None:
             return None
         if row.sso_session_id and row.sso_session.ended_at is not None:

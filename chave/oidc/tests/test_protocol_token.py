@@ -377,9 +377,23 @@ def test_refresh_tokens_rotate(client, outbox, citizen, portal):
     renewed = response.json()
     assert renewed["refresh_token"] != tokens["refresh_token"]
     assert userinfo(client, renewed["access_token"]).json()["name"] == "Maria Teste Silva"
-    # The old refresh token is spent.
-    refused(refresh(client, portal, tokens["refresh_token"]), "invalid_grant")
-    assert refresh(client, portal, renewed["refresh_token"]).status_code == 200
+    again = refresh(client, portal, renewed["refresh_token"])
+    assert again.status_code == 200
+    assert refresh(client, portal, again.json()["refresh_token"]).status_code == 200
+
+
+def test_a_spent_refresh_token_coming_back_revokes_the_whole_login(client, outbox, citizen, portal):
+    """Rotation with reuse detection (OAuth 2.0 Security BCP): a spent refresh token presented
+    again means it was copied; Chave cannot tell the portal from the thief, so both lose."""
+    from chave.audit.models import AuditEvent
+
+    tokens = first_tokens(client, outbox, portal)
+    renewed = refresh(client, portal, tokens["refresh_token"]).json()
+    refused(refresh(client, portal, tokens["refresh_token"]), "invalid_grant")  # the copy comes back
+    refused(refresh(client, portal, renewed["refresh_token"]), "invalid_grant")  # so the successor is dead
+    assert userinfo(client, renewed["access_token"]).status_code == 401
+    event = AuditEvent.objects.get(event="oidc.refresh_reuse")
+    assert event.detail["client_id"] == portal.client_id and event.detail["revoked"] == 1
 
 
 def test_of_concurrent_refreshes_with_one_token_one_succeeds(client, outbox, citizen, portal):
