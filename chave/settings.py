@@ -310,6 +310,8 @@ CHAVE_POLICY = {
         # The signing PKI's public services, each answer signed in the HSM: OCSP (a refusal is
         # OCSP's own "tryLater") and the time-stamp authority (429), per client IP.
         "signing_ocsp_per_ip": (600, 60),
+        # Citizen Card sign-ins started (each a challenge row), per client IP.
+        "card_challenge_per_ip": (60, 10 * 60),
         "signing_tsa_per_ip": (120, 60),
     },
     # SMS only to these countries (ISO 3166 alpha-2): EU/EEA and Portuguese-speaking countries.

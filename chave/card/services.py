@@ -30,6 +30,7 @@ from chave import clock, policy
 from chave.audit import services as audit
 from chave.identity.models import Citizen, DocType, Key, KeyStatus
 from chave.login import services as login
+from chave.throttle import services as throttle
 
 from . import protocol, verification
 from .models import CardChallenge
@@ -58,6 +59,7 @@ REFUSALS = {
     "revoked": _("The certificate of this Citizen Card has been revoked. Contact a counter to replace the card."),
     "revocation_unknown": _("We could not check whether this Citizen Card has been revoked. Please try again later."),
     "no_identity": _("This card's certificate does not say whose card it is."),
+    "throttled": _("Too many Citizen Card sign-ins from this connection. Wait a few minutes and try again."),
 }
 
 
@@ -97,7 +99,11 @@ def issue_challenge(request, *, next_url: str = "", purpose: str = "citizen") ->
     """A new challenge for this browser session (replacing any earlier one of the session);
     returns the form that takes it to the agent. Challenges past retention are deleted.
     ``purpose`` "staff": the card's holder is not signed in as a citizen when it returns (the
-    counter's own sign-in, at ``next_url``, decides)."""
+    counter's own sign-in, at ``next_url``, decides). Each challenge is a row: an address gets
+    ``card_challenge_per_ip`` of them, then :class:`CardRefused` ``throttled``."""
+    if not throttle.hit(("card_challenge_per_ip", login.client_ip(request) or "")).allowed:
+        audit.record("card.challenge", outcome="throttled", channel="citizen_card", ip=login.client_ip(request))
+        raise CardRefused("throttled")
     now = clock.now()
     CardChallenge.objects.filter(
         expires_at__lt=now - dt.timedelta(seconds=policy.get("card_challenge_retention_seconds"))

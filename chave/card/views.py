@@ -118,7 +118,10 @@ def recovery_step(*methods: str):
 @require_http_methods(["GET"])
 def start(request):
     """The card page: a new challenge and the form that takes it to the card agent."""
-    form = services.issue_challenge(request, next_url=request.GET.get("next", ""))
+    try:
+        form = services.issue_challenge(request, next_url=request.GET.get("next", ""))
+    except CardRefused as exc:
+        return _refused(request, exc.reason, status=429)
     target = login.login_for(request)
     response = render(request, "card/login.html", {
         "agent": form, "login_for": target, "card_only": bool(target) and not login.pin_login_reaches(target.min_level),

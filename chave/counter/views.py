@@ -23,6 +23,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from chave import clock, policy
 from chave.audit import services as audit
 from chave.card import services as cards
+from chave.card.verification import CardRefused
 from chave.identity.models import Citizen, KeyStatus
 from chave.login.services import client_ip
 
@@ -148,7 +149,10 @@ def sign_in_card(request):
         else:
             refusal, status = _("This Citizen Card does not belong to a staff account."), 403
     request.session[SESSION_CARD_ASKED] = clock.now().timestamp()
-    agent = cards.issue_challenge(request, next_url=request.get_full_path(), purpose="staff")
+    try:
+        agent = cards.issue_challenge(request, next_url=request.get_full_path(), purpose="staff")
+    except CardRefused:
+        agent, refusal, status = None, _("Too many attempts. Wait a few minutes and try again."), 429
     response = render(request, "counter/sign_in_card.html",
                       {"agent": agent, "agent_command": "chave card-agent", "refusal": refusal}, status=status)
     response["Referrer-Policy"] = "origin"  # as the citizen's card page: the agent checks the origin

@@ -278,3 +278,18 @@ def test_a_certificate_that_is_not_a_card_is_refused_cleanly(browser_for, cards)
         ])
         final = browser.client.get(response["Location"])
         assert final.status_code == 400 and words in refusal_of(final)
+
+
+def test_starting_card_sign_ins_is_limited_per_address(client, settings):
+    from chave.card.models import CardChallenge
+
+    settings.CHAVE_POLICY = {**settings.CHAVE_POLICY, "throttles": {
+        **settings.CHAVE_POLICY["throttles"], "card_challenge_per_ip": (2, 600)}}
+    assert client.get("/card/").status_code == 200
+    assert client.get("/counter/login/card").status_code == 200
+    refused = client.get("/card/", HTTP_ACCEPT_LANGUAGE="en")
+    assert refused.status_code == 429 and "Too many Citizen Card sign-ins" in refused.content.decode()
+    staff = client.get("/counter/login/card", HTTP_ACCEPT_LANGUAGE="en")
+    assert staff.status_code == 429 and 'id="card-agent-form"' not in staff.content.decode()
+    assert CardChallenge.objects.count() == 2  # no row for a refused start
+    assert client.get("/card/", REMOTE_ADDR="198.51.100.9").status_code == 200  # another address
