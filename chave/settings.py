@@ -310,6 +310,9 @@ CHAVE_POLICY = {
         # The signing PKI's public services, each answer signed in the HSM: OCSP (a refusal is
         # OCSP's own "tryLater") and the time-stamp authority (429), per client IP.
         "signing_ocsp_per_ip": (600, 60),
+        # The OpenID Connect token and userinfo endpoints, per client IP (a portal's servers).
+        "oidc_token_per_ip": (1200, 60),
+        "oidc_userinfo_per_ip": (1200, 60),
         # Citizen Card sign-ins started (each a challenge row), per client IP.
         "card_challenge_per_ip": (60, 10 * 60),
         "signing_tsa_per_ip": (120, 60),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import secrets
 
 from authlib.oauth2 import OAuth2Error
@@ -32,6 +33,7 @@ from django.views.decorators.csrf import csrf_exempt
 from chave import clock
 from chave.identity.models import Key, KeyStatus
 from chave.login import services as login_services
+from chave.throttle import services as throttle
 
 from . import claims as claims_module
 from . import keys, services
@@ -330,6 +332,16 @@ def _json_error(status: int, error: str, description: str, **headers):
     return response
 
 
+def _throttled(request, name: str):
+    """A 429 JSON error when the client address used up ``name``, else None."""
+    decision = throttle.hit((name, login_services.client_ip(request) or ""))
+    if decision.allowed:
+        return None
+    wait = max(1, math.ceil((decision.retry_at - clock.now()).total_seconds()))
+    return _json_error(429, "temporarily_unavailable", "Too many requests from this address: try again later.",
+                       Retry_After=str(wait))
+
+
 def _bearer(request) -> tuple[Token | None, bool]:
     """The live access token the request carries, and whether it carried one at all."""
     header = request.META.get("HTTP_AUTHORIZATION", "")
@@ -355,6 +367,9 @@ def userinfo(request):
     code, §3.1) or not valid (``invalid_token``)."""
     if request.method not in ("GET", "POST"):
         return _json_error(405, "invalid_request", "Use GET or POST.", Allow="GET, POST")
+    refused = _throttled(request, "oidc_userinfo_per_ip")
+    if refused:
+        return refused
     token, presented = _bearer(request)
     if token is None:
         if not presented:
@@ -379,6 +394,9 @@ def token(request):
     type is refused."""
     if request.method != "POST":
         return _json_error(405, "invalid_request", "Use POST.", Allow="POST")
+    refused = _throttled(request, "oidc_token_per_ip")  # before any client assertion is verified
+    if refused:
+        return refused
     if request.content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
         return _json_error(400, "invalid_request", "Send the parameters as application/x-www-form-urlencoded.")
     if request.GET:

@@ -489,3 +489,17 @@ def test_the_id_token_is_signed_with_the_portals_algorithm_and_a_published_key(c
     assert claims["iss"] == "http://127.0.0.1:8000" and claims["aud"] == portal.client_id
     assert claims["nonce"] == portal.nonce
     assert claims["exp"] > claims["iat"]
+
+
+def test_the_token_and_userinfo_endpoints_are_limited_per_address(client, settings):
+    settings.CHAVE_POLICY = {**settings.CHAVE_POLICY, "throttles": {
+        **settings.CHAVE_POLICY["throttles"], "oidc_token_per_ip": (2, 60), "oidc_userinfo_per_ip": (1, 60)}}
+    for _ in range(2):
+        assert client.post("/oidc/token", {"grant_type": "authorization_code"}).status_code == 401  # no client
+    refused = client.post("/oidc/token", {"grant_type": "authorization_code"})
+    assert refused.status_code == 429 and refused.json()["error"] == "temporarily_unavailable"
+    assert int(refused["Retry-After"]) > 0
+    assert client.get("/oidc/userinfo").status_code == 401
+    assert client.get("/oidc/userinfo").status_code == 429
+    other = client.post("/oidc/token", {"grant_type": "authorization_code"}, REMOTE_ADDR="198.51.100.10")
+    assert other.status_code != 429
