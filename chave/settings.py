@@ -305,6 +305,11 @@ CHAVE_POLICY = {
         # its service token; and calls without a valid token, per client IP (token guessing).
         "signing_api_per_client": (600, 60),
         "signing_api_bad_token_per_ip": (30, 10 * 60),
+        # What an integrator does for all its citizens from its one server address replaces the
+        # per-address limits there: signing PIN checks, and signing codes sent (the per-citizen
+        # limits, 3 wrong signing PINs and the code caps per key and destination, still apply).
+        "signing_pin_per_client": (3000, 15 * 60),
+        "code_send_per_client": (6000, 3600),
         # The validation page and API (open to anyone, files up to signing_validate_max_bytes).
         "signing_validate_per_ip": (60, 10 * 60),
         # The signing PKI's public services, each answer signed in the HSM: OCSP (a refusal is

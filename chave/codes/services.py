@@ -84,6 +84,7 @@ def issue_code(
     language: str | None = None,
     documents: str = "",
     task: str = "",
+    client_id: str = "",
 ) -> IssueResult:
     """Send a new code for ``transaction`` to ``destination`` over ``channel``.
 
@@ -91,6 +92,8 @@ def issue_code(
     applies, when to try again; they are audited. Nothing is written on a refusal except the
     audit event. ``documents`` names what a signing code authorises, in the message; ``task``
     names the change to the key a personal-area code confirms (``chave.delivery.messages.TASKS``).
+    ``client_id``: an integrator asks on the citizen's behalf (the signing APIs); its send limit
+    replaces the per-address one, since its one server address speaks for all its citizens.
     """
     now = clock.now()
     max_sends = policy.get("code_max_sends_per_transaction")
@@ -113,7 +116,7 @@ def issue_code(
             decision = throttle.hit(
                 ("code_send_per_key", str(key.pk)),
                 ("code_send_per_destination", f"{channel}:{destination}"),
-                ("code_send_per_ip", ip or ""),
+                ("code_send_per_client", client_id) if client_id else ("code_send_per_ip", ip or ""),
             )
             if not decision.allowed:
                 refusal = IssueResult(False, "rate_limited", retry_at=decision.retry_at)

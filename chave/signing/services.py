@@ -211,12 +211,14 @@ def usable(credential: SigningCredential | None) -> str:
 
 
 def check_signing_pin(credential: SigningCredential | None, pin, *, ip: str | None = None,
-                      channel: str = "") -> PinDecision:
+                      channel: str = "", client_id: str = "") -> PinDecision:
     """Check a signing PIN. ``signing_pin_max_failures`` consecutive wrong ones refuse signing
     until the citizen chooses a new signing PIN; a right one resets the count. Argon2 always
-    runs (also when refused), the per-IP throttle first. Audited as ``signing.pin``."""
+    runs (also when refused), the throttle first: per client IP for a citizen's own browser, per
+    integrator (``client_id``) for the APIs, whose one server address speaks for all its
+    citizens. Audited as ``signing.pin``."""
     citizen = credential.citizen if credential else None
-    gate = throttle.hit(("pin_attempt_per_ip", ip or ""))
+    gate = throttle.hit(("signing_pin_per_client", client_id) if client_id else ("pin_attempt_per_ip", ip or ""))
     refusal = "throttled" if not gate.allowed else usable(credential)
     if refusal:
         pins.verify(None, str(pin))
@@ -338,7 +340,7 @@ def _send_code(request: SigningRequest, *, ip: str | None) -> codes.IssueResult:
     return codes.issue_code(
         key, purpose=Purpose.SIGNING, transaction=request.code_transaction, channel=channel[0],
         destination=channel[1], ip=ip, portal=request.client_name or AREA,
-        documents=documents_label(request.documents),
+        documents=documents_label(request.documents), client_id=request.client_id,
     )
 
 
@@ -360,7 +362,7 @@ def start_request(credential: SigningCredential | None, *, via: str, documents: 
     if hashes is not None and too_many(hashes):
         return Started(False, "too_many_hashes")
     if pin is not None:
-        decision = check_signing_pin(credential, pin, ip=ip, channel=via)
+        decision = check_signing_pin(credential, pin, ip=ip, channel=via, client_id=client_id)
         if not decision.ok:
             return Started(False, decision.reason, pin=decision)
     request = SigningRequest.objects.create(
@@ -429,7 +431,7 @@ def authorise(request: SigningRequest, *, code, pin: str | None = None, hashes: 
         if request.hashes and sorted(request.hashes) != sorted(hashes):
             return Authorised(False, "hashes_differ")
     if pin is not None:
-        decision = check_signing_pin(credential, pin, ip=ip, channel=request.via)
+        decision = check_signing_pin(credential, pin, ip=ip, channel=request.via, client_id=request.client_id)
         if not decision.ok:
             return Authorised(False, decision.reason, pin=decision, attempts_left=decision.attempts_left)
     elif usable(credential):

@@ -91,3 +91,21 @@ def test_result_codes(signer, call, outbox, clock, make_citizen):
     citizen = Citizen.objects.get(keys__contacts__value=PHONE)
     assert outbox.last(PHONE).body == notice_message("signing_pin_blocked", language=citizen.language).body
     assert call("sign", {"userId": PHONE, "pin": PIN, "documents": one})["code"] == 902
+
+
+def test_an_integrator_s_one_address_is_not_limited_like_a_citizen_s(signer, call, settings):
+    """Every citizen of an integrator reaches Chave from its server's address: the per-address
+    limits of a citizen's browser would stop the second one, so the integrator's own apply."""
+    throttles = settings.CHAVE_POLICY["throttles"]
+    settings.CHAVE_POLICY = {**settings.CHAVE_POLICY, "throttles": {
+        **throttles, "pin_attempt_per_ip": (1, 900), "code_send_per_ip": (1, 3600)}}
+    one = [{"name": "a.pdf", "hash": _hash("a")}]
+    for n, phone in enumerate(("+351912000211", "+351912000212", "+351912000213")):
+        signer(phone=phone)
+        assert call("sign", {"userId": phone, "pin": PIN, "documents": one})["code"] == 200, n
+    settings.CHAVE_POLICY = {**settings.CHAVE_POLICY, "throttles": {
+        **throttles, "signing_pin_per_client": (4, 900)}}  # three checks made above, one left
+    signer(phone="+351912000214")
+    signer(phone="+351912000215")
+    assert call("sign", {"userId": "+351912000214", "pin": PIN, "documents": one})["code"] == 200
+    assert call("sign", {"userId": "+351912000215", "pin": PIN, "documents": one})["code"] != 200  # its own limit
