@@ -14,6 +14,7 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
+import ipaddress
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -40,7 +41,22 @@ def _subject(name: str, subject: str) -> str:
 
 
 def _pairs(pairs) -> tuple[tuple[str, str], ...]:
-    return tuple((name, str(subject)) for name, subject in pairs if subject not in (None, ""))
+    return tuple((name, _address_block(subject) if name.endswith("_per_ip") else str(subject))
+                 for name, subject in pairs if subject not in (None, ""))
+
+
+def _address_block(subject) -> str:
+    """What a ``*_per_ip`` throttle counts: an IPv4 address, or the /64 an IPv6 address is in (one
+    subscriber usually holds a whole /64, and would otherwise get a fresh budget per address)."""
+    try:
+        address = ipaddress.ip_address(str(subject))
+    except ValueError:
+        return str(subject)
+    if address.version == 4:
+        return str(address)
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{address}/64", strict=False))
 
 
 def hit(*pairs: tuple[str, str]) -> ThrottleDecision:

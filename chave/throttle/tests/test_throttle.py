@@ -11,7 +11,8 @@ from chave.throttle.models import ThrottleEvent
 from chave.throttle.tests.parallel import run_together
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
-RULES = {"three_a_minute": (3, 60), "five_a_minute": (5, 60), "ten_an_hour": (10, 3600), "never": (0, 60)}
+RULES = {"three_a_minute": (3, 60), "five_a_minute": (5, 60), "ten_an_hour": (10, 3600), "never": (0, 60),
+         "two_per_ip": (2, 60)}
 
 
 @pytest.fixture
@@ -183,3 +184,16 @@ def test_concurrent_hits_on_pairs_never_exceed_either_limit(backend, rules, cloc
     for i in allowed:
         per_own[i % 6] = per_own.get(i % 6, 0) + 1
     assert max(per_own.values()) <= 3
+
+
+def test_per_ip_throttles_count_an_ipv6_subscriber_s_whole_64(store, clock):
+    """Hopping between the addresses of one's own /64 gives no fresh budget; another /64 has its own."""
+    assert throttle.hit(("two_per_ip", "2001:db8:1:2::1")).allowed
+    assert throttle.hit(("two_per_ip", "2001:db8:1:2:aaaa:bbbb:cccc:dddd")).allowed
+    assert not throttle.hit(("two_per_ip", "2001:db8:1:2::ffff")).allowed
+    assert throttle.hit(("two_per_ip", "2001:db8:1:3::1")).allowed
+    # IPv4 addresses count one by one, also when they arrive IPv4-mapped.
+    assert throttle.hit(("two_per_ip", "192.0.2.1")).allowed
+    assert throttle.hit(("two_per_ip", "::ffff:192.0.2.1")).allowed
+    assert not throttle.hit(("two_per_ip", "192.0.2.1")).allowed
+    assert throttle.hit(("two_per_ip", "192.0.2.2")).allowed
