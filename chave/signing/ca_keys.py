@@ -30,7 +30,7 @@ from .hsm import HsmError, hsm
 
 
 # Per curve, a key that only ever signs drafts whose signature is thrown away.
-_PLACEHOLDERS: dict[str, ec.EllipticCurvePrivateKey] = {}
+_DRAFT_KEYS: dict[str, ec.EllipticCurvePrivateKey] = {}
 
 
 def _hsm_signature(label: str, issuer_key: ec.EllipticCurvePublicKey, tbs: bytes,
@@ -49,14 +49,14 @@ def _draft_key(issuer_key) -> ec.EllipticCurvePrivateKey:
     if not isinstance(issuer_key, ec.EllipticCurvePublicKey):
         raise HsmError("the HSM signs with ECDSA keys only")
     name = issuer_key.curve.name
-    if name not in _PLACEHOLDERS:
-        _PLACEHOLDERS[name] = ec.generate_private_key(issuer_key.curve)
-    return _PLACEHOLDERS[name]
+    if name not in _DRAFT_KEYS:
+        _DRAFT_KEYS[name] = ec.generate_private_key(issuer_key.curve)
+    return _DRAFT_KEYS[name]
 
 
 def _signed_in_the_hsm(draft, tbs: bytes, *, label: str, issuer_key, algorithm: hashes.HashAlgorithm,
                        outer, tbs_type, tbs_field: str, signature_field: str) -> bytes:
-    """The DER of ``draft`` (an X.509 object signed by a placeholder) with ``tbs`` as encoded and
+    """The DER of ``draft`` (an X.509 object signed by a throwaway key) with ``tbs`` as encoded and
     the HSM's signature over it: ``outer`` is its asn1crypto type, whose to-be-signed part is
     ``tbs_field`` (of ``tbs_type``) and whose signature is ``signature_field``."""
     signature = _hsm_signature(label, issuer_key, tbs, algorithm)
@@ -91,12 +91,12 @@ def sign_ocsp_response(builder: ocsp.OCSPResponseBuilder, *, label: str, respond
     ``label`` of the delegated ``responder``, which is named by key hash and embedded (DER).
 
     ``cryptography`` insists that the responder's certificate match the key it signs with, so the
-    draft names a placeholder responder; the real responder id goes into the to-be-signed part
+    draft names a throwaway responder; the real responder id goes into the to-be-signed part
     before the HSM signs it."""
     key = responder.public_key()
-    placeholder = _draft_key(key)
-    draft = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, _placeholder_certificate(placeholder)) \
-        .certificates([responder]).sign(placeholder, algorithm)
+    draft_key = _draft_key(key)
+    draft = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, _draft_certificate(draft_key)) \
+        .certificates([responder]).sign(draft_key, algorithm)
     basic = asn1_ocsp.OCSPResponse.load(draft.public_bytes(serialization.Encoding.DER))["response_bytes"]["response"].parsed
     data = asn1_ocsp.ResponseData.load(draft.tbs_response_bytes)
     data["responder_id"] = asn1_ocsp.ResponderId(
@@ -117,20 +117,20 @@ def sign_ocsp_response(builder: ocsp.OCSPResponseBuilder, *, label: str, respond
     return signed
 
 
-_PLACEHOLDER_CERTS: dict[str, x509.Certificate] = {}
+_DRAFT_CERTS: dict[str, x509.Certificate] = {}
 
 
-def _placeholder_certificate(key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
+def _draft_certificate(key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
     name = key.curve.name
-    if name not in _PLACEHOLDER_CERTS:
-        subject = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "placeholder, never published")])
+    if name not in _DRAFT_CERTS:
+        subject = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "draft signer, never published")])
         now = dt.datetime.now(dt.timezone.utc)
-        _PLACEHOLDER_CERTS[name] = (
+        _DRAFT_CERTS[name] = (
             x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
             .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
             .sign(key, hashes.SHA256())
         )
-    return _PLACEHOLDER_CERTS[name]
+    return _DRAFT_CERTS[name]
 
 
 def public_key(label: str):
