@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import secrets
 
 from authlib.oauth2 import OAuth2Error
@@ -337,9 +336,8 @@ def _throttled(request, name: str):
     decision = throttle.hit((name, login_services.client_ip(request) or ""))
     if decision.allowed:
         return None
-    wait = max(1, math.ceil((decision.retry_at - clock.now()).total_seconds()))
     return _json_error(429, "temporarily_unavailable", "Too many requests from this address: try again later.",
-                       Retry_After=str(wait))
+                       Retry_After=str(decision.retry_after_seconds))
 
 
 def _bearer(request) -> tuple[Token | None, bool]:

@@ -19,13 +19,11 @@ from __future__ import annotations
 import functools
 import io
 import json
-import math
 from pathlib import Path
 
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from chave import clock
 from chave.audit import services as audit
 from chave.login.services import client_ip
 from chave.throttle import services as throttle
@@ -51,7 +49,7 @@ class Throttled(ApiError):
     def __init__(self, decision: throttle.ThrottleDecision, description: str):
         super().__init__(429, "access_denied", description)
         self.rule = decision.rule
-        self.retry_after = max(1, math.ceil((decision.retry_at - clock.now()).total_seconds()))
+        self.retry_after = decision.retry_after_seconds
 
 
 def _json(status: int, payload) -> HttpResponse:

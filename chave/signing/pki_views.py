@@ -16,7 +16,6 @@ import base64
 import binascii
 from urllib.parse import unquote
 
-import math
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp as x509_ocsp
@@ -24,7 +23,6 @@ from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_safe
 
-from chave import clock
 from chave.login.services import client_ip
 from chave.throttle import services as throttle
 
@@ -90,7 +88,7 @@ def tsa(request):
     decision = throttle.hit(("signing_tsa_per_ip", client_ip(request) or ""))
     if not decision.allowed:
         response = _bad("Too many time-stamp requests from this address: try again later.", 429)
-        response["Retry-After"] = str(max(1, math.ceil((decision.retry_at - clock.now()).total_seconds())))
+        response["Retry-After"] = str(decision.retry_after_seconds)
         return response
     try:
         answer = pki.timestamp_response_der(request.body)

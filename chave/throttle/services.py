@@ -15,6 +15,7 @@ import functools
 import hashlib
 import hmac
 import ipaddress
+import math
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -30,6 +31,13 @@ class ThrottleDecision:
     allowed: bool
     rule: str = ""
     retry_at: dt.datetime | None = None
+
+    @property
+    def retry_after_seconds(self) -> int:
+        """Whole seconds until ``retry_at`` (at least 1), as HTTP's ``Retry-After`` wants them."""
+        if self.retry_at is None:
+            return 1
+        return max(1, math.ceil((self.retry_at - clock.now()).total_seconds()))
 
 
 ALLOW = ThrottleDecision(True)
