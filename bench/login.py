@@ -143,6 +143,7 @@ class BenchPortal:
     def __init__(self):
         from joserfc.jwk import KeySet, RSAKey
 
+        from chave.federation import services as federation
         from chave.oidc import services
         from chave.oidc.server import issuer
 
@@ -152,7 +153,7 @@ class BenchPortal:
             name="Portal de Medição", entity_nif="600084779", contact_email="bench@portal.example.gov.pt",
             redirect_uris=[self.REDIRECT_URI], allowed_attributes=["NomeCompleto", "NomeProprio", "NIC"],
             mandatory_attributes=["NomeCompleto"], jwks={"keys": [self.key.as_dict(private=False)]}, by="bench")
-        self.client_id = services.decide(registration.relying_party, "approve", by="bench").client_id
+        self.client_id = federation.decide(registration.relying_party, "approve", by="bench").client_id
         self.issuer = issuer()
         from django.test import Client
 
@@ -169,7 +170,11 @@ class BenchPortal:
         from django.test import Client
         from joserfc import jwt
 
-        from chave.delivery.models import DevOutboxMessage, MessageStatus, OutboundMessage
+        from chave.delivery.models import (
+            DevOutboxMessage,
+            MessageStatus,
+            OutboundMessage,
+        )
         from chave.delivery.services import send_message
 
         browser = Client(REMOTE_ADDR=ip)

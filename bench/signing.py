@@ -53,6 +53,7 @@ def main() -> int:
     from django.test import Client
 
     call_command("migrate", verbosity=0)
+    from chave.federation import services as federation
     from chave.identity import services as identity
     from chave.identity.models import ContactKind
     from chave.identity.registry import DocumentRef, IdentityRecord, LocalRecords
@@ -74,7 +75,7 @@ def main() -> int:
     registration = oidc.register_relying_party(
         name="Bench", entity_nif="600084779", contact_email="b@example.gov.pt", redirect_uris=["https://b.example/cb"],
         allowed_attributes=["NomeCompleto"], auth_method="client_secret_basic")
-    party = oidc.decide(registration.relying_party, "approve", by="bench", reason="bench")
+    party = federation.decide(registration.relying_party, "approve", by="bench", reason="bench")
     client = Client()
     basic = base64.b64encode(f"{party.client_id}:{registration.client_secret}".encode()).decode()
     token = client.post("/oidc/token", {"grant_type": "client_credentials", "scope": "csc"},

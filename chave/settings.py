@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "chave.delivery",
     "chave.login",
     "chave.public",
+    "chave.federation",
     "chave.oidc",
     "chave.portal",
     "chave.card",

@@ -103,7 +103,7 @@ def _lines(text: str) -> list[str]:
 
 
 def _attribute_choices():
-    from chave.oidc.claims import ATTRIBUTES
+    from chave.federation.attributes import ATTRIBUTES
 
     return [(a.name, a.label) for a in ATTRIBUTES.values()]
 
@@ -191,7 +191,13 @@ class RegisterForm(AccessibleForm):
                              widget=forms.Textarea(attrs={"rows": 2}))
 
     def clean(self):
-        from chave.identity.validation import (parse_country, parse_doc_number, parse_name, parse_nic, parse_nif)
+        from chave.identity.validation import (
+            parse_country,
+            parse_doc_number,
+            parse_name,
+            parse_nic,
+            parse_nif,
+        )
 
         data = super().clean()
 

@@ -10,11 +10,16 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from django.views.decorators.http import (
+    require_http_methods,
+    require_POST,
+    require_safe,
+)
 
 from chave import policy
+from chave.federation import services as federation
+from chave.federation.models import RelyingParty
 from chave.oidc import services as registry
-from chave.oidc.models import RelyingParty
 
 from .forms import DecisionForm, KeysForm, ReasonForm, RelyingPartyRequestForm
 from .services import by
@@ -89,7 +94,7 @@ def _decide(request, party, form, form_name: str, perform, done_message: str):
 def rp_decide(request, client_id: str):
     party = get_object_or_404(RelyingParty, client_id=client_id)
     return _decide(request, party, DecisionForm(request.POST, prefix="decide"), "decision_form",
-                   lambda d: registry.decide(party, d["decision"], by=by(request.staff), reason=d["reason"]),
+                   lambda d: federation.decide(party, d["decision"], by=by(request.staff), reason=d["reason"]),
                    _("Decision recorded."))
 
 

@@ -14,3 +14,11 @@ class OidcConfig(AppConfig):
         from .logout import end_browser_sso_session
 
         signed_out.connect(end_browser_sso_session, dispatch_uid="chave.oidc.logout.end_browser_sso_session")
+
+        # A citizen who withdraws consent to a portal leaves it no live token.
+        from chave.federation.signals import consent_revoked
+
+        from .services import revoke_tokens_of_withdrawn_consent
+
+        consent_revoked.connect(revoke_tokens_of_withdrawn_consent,
+                                dispatch_uid="chave.oidc.services.revoke_tokens_of_withdrawn_consent")

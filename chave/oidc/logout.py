@@ -51,13 +51,19 @@ from joserfc.errors import JoseError
 
 from chave import clock, policy
 from chave.audit import services as audit
+from chave.federation.attributes import subject
+from chave.federation.services import SESSION_SSO
 from chave.login import services as login_services
 
-from . import claims as claims_module
 from . import keys
-from .models import AuthorizationCode, BackchannelLogout, RelyingParty, SsoSession, Token
+from .models import (
+    AuthorizationCode,
+    BackchannelLogout,
+    RelyingParty,
+    SsoSession,
+    Token,
+)
 from .server import issuer, server
-from .services import SESSION_SSO
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +184,7 @@ def _logout_token(row: BackchannelLogout) -> str:
         "iat": now,
         "exp": now + policy.get("oidc_logout_token_seconds"),
         "jti": secrets.token_urlsafe(24),
-        "sub": claims_module.subject(relying_party, sso_session.key.citizen),
+        "sub": subject(relying_party, sso_session.key.citizen),
         "sid": sso_session.sid,
         "events": {BACKCHANNEL_EVENT: {}},
     }

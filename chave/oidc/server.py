@@ -24,7 +24,13 @@ import urllib.request
 
 from authlib.common.urls import add_params_to_uri
 from authlib.integrations.django_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import InvalidClientError, InvalidGrantError, InvalidRequestError, InvalidScopeError, grants
+from authlib.oauth2.rfc6749 import (
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    grants,
+)
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -38,6 +44,7 @@ from joserfc.jwk import KeySet
 
 from chave import clock, policy
 from chave.audit import services as audit
+from chave.federation.attributes import subject
 from chave.identity.models import KeyStatus
 
 from . import claims as claims_module
@@ -403,7 +410,7 @@ class OpenIdCode(oidc_grants.OpenIDCode):
         id_claims = {
             "iss": issuer(),
             "aud": client.client_id,
-            "sub": claims_module.subject(client, code.key.citizen),
+            "sub": subject(client, code.key.citizen),
             "iat": now,
             "exp": now + policy.get("oidc_id_token_seconds"),
             "auth_time": code.get_auth_time(),

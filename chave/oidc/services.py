@@ -1,15 +1,17 @@
-"""Operations of the OpenID Connect provider: the registry of relying parties, login decisions,
-consent, single sign-on sessions.
+"""Operations of the OpenID Connect provider: registering portals as OpenID Connect clients (their
+redirect URIs, keys or secret), the OIDC form of the login decision, and the tokens it issued.
+
+The registry's decisions, consent and single sign-on are the federation's
+(:mod:`chave.federation.services`), shared with SAML.
 
 Every write goes through here; views, the ``chave rp`` command and the admin call these.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from django.core.exceptions import ValidationError
@@ -18,13 +20,16 @@ from django.utils.translation import gettext_lazy as _
 
 from chave import clock, policy
 from chave.audit import services as audit
+from chave.federation import services as federation
+from chave.federation.attributes import ATTRIBUTES
+from chave.federation.levels import LEVEL_URIS
+from chave.federation.services import REASON_MAX_LENGTH, LoginDecision, check_reason
 from chave.identity.validation import parse_email, parse_nif
 
 from . import claims as claims_module
-from .models import Consent, RelyingParty, RelyingPartyEvent, SsoSession, Token, token_hash
+from chave.federation.models import RelyingParty, RelyingPartyEvent, token_hash
 
-SESSION_SSO = "chave.oidc.sso"
-
+from .models import Token
 
 # --- Registry ---------------------------------------------------------------------------------
 
@@ -33,7 +38,6 @@ _HOST = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 # JWK members that only a private (or symmetric) key has: a party registers public keys only.
 _PRIVATE_JWK_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
-REASON_MAX_LENGTH = RelyingPartyEvent._meta.get_field("reason").max_length
 
 
 def _check_uri(uri: str) -> str:
@@ -83,14 +87,6 @@ def _check_sector(sector_identifier: str) -> str:
         raise ValidationError(_("The sector identifier is a host name, such as portal.example.gov.pt."),
                               code="sector_invalid")
     return host
-
-
-def _check_reason(reason: str) -> str:
-    reason = " ".join(str(reason or "").split())
-    if len(reason) > REASON_MAX_LENGTH:
-        raise ValidationError(_("The reason is too long (at most %(max)d characters)."), code="reason_too_long",
-                              params={"max": REASON_MAX_LENGTH})
-    return reason
 
 
 def _key_auth_errors(jwks, jwks_uri: str) -> dict[str, list[ValidationError]]:
@@ -167,17 +163,17 @@ def register_relying_party(
     mandatory_attributes = list(dict.fromkeys(mandatory_attributes or []))
     for field_name, names in (("allowed_attributes", allowed_attributes),
                               ("mandatory_attributes", mandatory_attributes)):
-        unknown = [str(a) for a in names if a not in claims_module.ATTRIBUTES]
+        unknown = [str(a) for a in names if a not in ATTRIBUTES]
         if unknown:
             errors[field_name] = [ValidationError(
                 _("Unknown attributes: %(names)s. Known: %(known)s."), code="attribute_unknown",
-                params={"names": ", ".join(unknown), "known": ", ".join(claims_module.ATTRIBUTES)})]
+                params={"names": ", ".join(unknown), "known": ", ".join(ATTRIBUTES)})]
     if "mandatory_attributes" not in errors and not set(mandatory_attributes) <= set(allowed_attributes):
         errors["mandatory_attributes"] = [ValidationError(
             _("Mandatory attributes must also be allowed: %(names)s."), code="attribute_mandatory",
             params={"names": ", ".join(a for a in mandatory_attributes if a not in allowed_attributes)})]
     level = policy.get("rp_default_min_level") if min_level is None else min_level
-    if isinstance(level, bool) or level not in claims_module.ACR_URIS:
+    if isinstance(level, bool) or level not in LEVEL_URIS:
         errors["min_level"] = [ValidationError(_("The minimum level is 2, 3 or 4."), code="level_invalid")]
     if auth_method not in RelyingParty.AuthMethod.values:
         errors["auth_method"] = [ValidationError(_("Client authentication is private_key_jwt or client_secret_basic."),
@@ -227,50 +223,6 @@ def register_relying_party(
     return Registration(relying_party, secret)
 
 
-# action → (states it may start from, state it leads to)
-_MOVES = {
-    "approve": ({RelyingParty.State.REQUESTED, RelyingParty.State.SUSPENDED}, RelyingParty.State.APPROVED),
-    "suspend": ({RelyingParty.State.APPROVED}, RelyingParty.State.SUSPENDED),
-}
-
-
-def _refusal(state: str, action: str) -> ValidationError:
-    if action == "approve":
-        message = _("This portal is already approved.")
-    elif state == RelyingParty.State.SUSPENDED:
-        message = _("This portal is already suspended.")
-    else:
-        message = _("This portal is still awaiting approval: there is nothing to suspend yet.")
-    return ValidationError(message, code="illegal_state")
-
-
-def decide(relying_party: RelyingParty, action: str, *, by: str, reason: str = "") -> RelyingParty:
-    """Approve (``requested`` → ``approved``), suspend (``approved`` → ``suspended``) or reinstate
-    (``approve`` of a suspended party) a relying party; returns it in its new state.
-
-    Suspension stops new logins, code redemption, token refresh and userinfo at once. Each decision
-    is kept in the party's history (``RelyingPartyEvent``: approved, suspended, reinstated, with
-    ``by`` and ``reason``) and audited. Raises ``ValidationError`` (code ``illegal_state``) for a
-    move the states do not allow, or (``reason_too_long``) for a reason over 500 characters;
-    ``ValueError`` for an unknown action.
-    """
-    if action not in _MOVES:
-        raise ValueError(f"unknown decision {action!r}")
-    sources, target = _MOVES[action]
-    reason = _check_reason(reason)
-    now = clock.now()
-    with transaction.atomic():
-        relying_party = RelyingParty.objects.select_for_update().get(pk=relying_party.pk)
-        if relying_party.state not in sources:
-            raise _refusal(relying_party.state, action)
-        recorded = "reinstated" if relying_party.state == RelyingParty.State.SUSPENDED else str(target)
-        relying_party.state, relying_party.state_changed_at = target, now
-        relying_party.save(update_fields=["state", "state_changed_at"])
-        RelyingPartyEvent.objects.create(relying_party=relying_party, at=now, action=recorded, by=by, reason=reason)
-        audit.record(f"rp.{recorded}", outcome="ok", client_id=relying_party.client_id, by=by, reason=reason)
-    return relying_party
-
-
 def rotate_client_secret(relying_party: RelyingParty, *, by: str, reason: str = "") -> Registration:
     """Give a ``client_secret_basic`` party a new secret; the old one stops working at once.
 
@@ -278,7 +230,7 @@ def rotate_client_secret(relying_party: RelyingParty, *, by: str, reason: str = 
     party's history (``secret_rotated``) and audited. Raises ``ValidationError`` (code
     ``no_secret``) for a ``private_key_jwt`` party, which has keys instead.
     """
-    reason = _check_reason(reason)
+    reason = check_reason(reason)
     secret = secrets.token_urlsafe(32)
     now = clock.now()
     with transaction.atomic():
@@ -303,7 +255,7 @@ def set_relying_party_keys(relying_party: RelyingParty, *, jwks: dict | None = N
     the key ids. Raises ``ValidationError`` (by field, as :func:`register_relying_party`; code
     ``no_keys`` for a ``client_secret_basic`` party).
     """
-    reason = _check_reason(reason)
+    reason = check_reason(reason)
     errors = _key_auth_errors(jwks, jwks_uri)
     if errors:
         raise ValidationError(errors)
@@ -323,15 +275,7 @@ def set_relying_party_keys(relying_party: RelyingParty, *, jwks: dict | None = N
     return relying_party
 
 
-# --- Login decisions ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LoginDecision:
-    needs_login: bool
-    required_level: int
-    just_consented: bool = False
-
+# --- The OpenID Connect form of the login decision ---------------------------------------------
 
 # max_age is a count of seconds written in decimal digits; ten digits (centuries) is more than any
 # session lives, and bounds what a datetime can be asked to subtract.
@@ -355,100 +299,23 @@ def required_level(relying_party: RelyingParty, data: dict, claims_request: dict
     acr = ((claims_request or {}).get("id_token") or {}).get("acr")
     if isinstance(acr, dict):
         values = acr.get("values") if isinstance(acr.get("values"), list) else [acr.get("value")]
-        named = sorted([*named, *claims_module.levels_from_acr_values(
-            " ".join(v for v in values if isinstance(v, str)))])
-    return max([relying_party.min_level, *named[:1]])
+        named += claims_module.levels_from_acr_values(" ".join(v for v in values if isinstance(v, str)))
+    return federation.required_level(relying_party, named)
 
 
 def login_decision(relying_party: RelyingParty, who, data: dict, *, pending: dict | None, query: str,
                    claims_request: dict | None = None) -> LoginDecision:
-    """Whether the citizen must (re)authenticate for this request, and at which level at least.
-
-    ``who`` is the session's :class:`chave.login.services.SignedIn` (or None); ``pending`` the
-    request this browser was last sent away for (to sign in or to consent), ``query`` the
-    current request's query string.
-
-    The level is :func:`required_level`; a session below it must sign in again. ``prompt=login``
-    and ``max_age`` ask for a fresh login: only one completed after *this very request* (same
-    query as the pending one) sent the citizen to sign in satisfies them, so a returning browser
-    does not loop, and an older login never passes for a fresh one. ``just_consented`` says the
-    citizen has just answered the consent page for this very request (``prompt=consent`` is then
-    satisfied). Raises ``InvalidRequestError`` for a malformed ``max_age``.
-    """
-    required = required_level(relying_party, data, claims_request)
-    prompts = set((data.get("prompt") or "").split())
-    max_age = parse_max_age(data.get("max_age"))
-    same_request = bool(pending) and pending.get("client_id") == relying_party.client_id \
-        and pending.get("query") == query
-    just_consented = same_request and bool(pending.get("consented"))
-    if who is None or who.assurance_level < required:
-        return LoginDecision(True, required)
-    auth_time = dt.datetime.fromisoformat(who.auth_time)
-    fresh_after_request = (same_request and bool(pending.get("requested_at"))
-                           and auth_time >= dt.datetime.fromisoformat(pending["requested_at"]))
-    if "login" in prompts and not fresh_after_request:
-        return LoginDecision(True, required)
-    if max_age is not None and clock.now() - auth_time > dt.timedelta(seconds=max_age) and not fresh_after_request:
-        return LoginDecision(True, required)
-    return LoginDecision(False, required, just_consented)
+    """:func:`chave.federation.services.login_decision` for an authorization request: the level
+    from :func:`required_level`, ``prompt=login`` as a fresh login, ``max_age``, and the request
+    identified by its query string. Raises ``InvalidRequestError`` for a malformed ``max_age``."""
+    return federation.login_decision(
+        relying_party, who, required=required_level(relying_party, data, claims_request),
+        fresh_login="login" in set((data.get("prompt") or "").split()),
+        max_age=parse_max_age(data.get("max_age")), pending=pending, request_key=query,
+    )
 
 
-# --- Consent ---------------------------------------------------------------------------------
-
-
-@dataclass
-class ConsentState:
-    undecided: list[str] = field(default_factory=list)
-    granted: list[str] = field(default_factory=list)
-    withheld: list[str] = field(default_factory=list)
-
-
-def consent_state(citizen, relying_party: RelyingParty, requested: list[str]) -> ConsentState:
-    """Split the ``requested`` attributes by what the citizen decided for this portal before:
-    ``granted`` (shared), ``withheld`` (refused, and optional), ``undecided`` (never asked, or
-    a mandatory one refused earlier): the consent page asks only about the undecided ones."""
-    row = Consent.objects.filter(citizen=citizen, relying_party=relying_party).first()
-    granted = set(row.granted) if row else set()
-    refused = set(row.refused) if row else set()
-    state = ConsentState()
-    for name in requested:
-        if name in granted:
-            state.granted.append(name)
-        elif name in refused and name not in relying_party.mandatory_attributes:
-            state.withheld.append(name)
-        else:
-            state.undecided.append(name)
-    return state
-
-
-def record_consent(citizen, relying_party: RelyingParty, *, granted: list[str], refused: list[str],
-                   remember: bool = True) -> None:
-    """Remember what the citizen shared with (and refused to) the portal, merged with what they
-    decided before (a later answer wins). ``remember=False`` only audits (the citizen chose not
-    to sign in: they will be asked again)."""
-    audit.record("oidc.consent", outcome="granted" if remember else "refused", citizen=citizen,
-                 client_id=relying_party.client_id, granted=granted, refused=refused)
-    if not remember:
-        return
-    with transaction.atomic():
-        row, _ = Consent.objects.select_for_update().get_or_create(
-            citizen=citizen, relying_party=relying_party, defaults={"updated_at": clock.now()}
-        )
-        row.granted = sorted((set(row.granted) - set(refused)) | set(granted))
-        row.refused = sorted((set(row.refused) - set(granted)) | set(refused))
-        row.updated_at = clock.now()
-        row.save()
-
-
-def revoke_consent(citizen, relying_party: RelyingParty) -> int:
-    """Forget what the citizen agreed to share with the portal (it asks again at the next login)
-    and revoke the access and refresh tokens it holds for the citizen; returns how many."""
-    with transaction.atomic():
-        Consent.objects.filter(citizen=citizen, relying_party=relying_party).delete()
-        revoked = revoke_tokens(citizen, relying_party)
-        audit.record("oidc.consent", outcome="revoked", citizen=citizen, client_id=relying_party.client_id,
-                     revoked=revoked)
-    return revoked
+# --- Tokens --------------------------------------------------------------------------------------
 
 
 def revoke_tokens(citizen, relying_party: RelyingParty | None = None) -> int:
@@ -460,44 +327,6 @@ def revoke_tokens(citizen, relying_party: RelyingParty | None = None) -> int:
     return tokens.update(revoked_at=clock.now())
 
 
-def consents_of(citizen):
-    """The portals the citizen has consented to, with what is shared (for the personal area)."""
-    return Consent.objects.filter(citizen=citizen).select_related("relying_party").order_by("relying_party__name")
-
-
-# --- Single sign-on ------------------------------------------------------------------------------
-
-
-def sso_session(request, key, who) -> SsoSession:
-    """The SSO session of this browser: made at the first portal a sign-in serves.
-
-    A new sign-in of the same key in the same browser (a higher level, ``prompt=login``,
-    ``max_age``) keeps the session (its ``sid`` and the portals it served, for logout) and
-    records the new authentication; another key, or an ended session, starts a new one.
-    """
-    stored = request.session.get(SESSION_SSO) or {}
-    row = None
-    if stored.get("sid"):
-        row = SsoSession.objects.filter(sid=stored["sid"], key=key, ended_at__isnull=True).first()
-    auth_time = dt.datetime.fromisoformat(who.auth_time)
-    now = clock.now()
-    if row is None:
-        row = SsoSession.objects.create(
-            sid=secrets.token_urlsafe(24), key=key, auth_time=auth_time,
-            assurance_level=who.assurance_level, method=who.method, created_at=now, last_used_at=now,
-        )
-    elif stored.get("auth_time") != who.auth_time:
-        SsoSession.objects.filter(pk=row.pk).update(auth_time=auth_time, assurance_level=who.assurance_level,
-                                                   method=who.method, last_used_at=now)
-        row.auth_time, row.assurance_level, row.method = auth_time, who.assurance_level, who.method
-    else:
-        SsoSession.objects.filter(pk=row.pk).update(last_used_at=now)
-    request.session[SESSION_SSO] = {"sid": row.sid, "auth_time": who.auth_time}
-    return row
-
-
-def record_authorization(relying_party: RelyingParty, key, who, request) -> None:
-    from chave.login.services import client_ip
-
-    audit.record("oidc.authorize", outcome="ok", citizen=key.citizen, channel=who.method, ip=client_ip(request),
-                 client_id=relying_party.client_id, portal=relying_party.name, level=who.assurance_level)
+def revoke_tokens_of_withdrawn_consent(sender, *, citizen, relying_party, **kwargs) -> int:
+    """Receiver of :data:`chave.federation.signals.consent_revoked`."""
+    return revoke_tokens(citizen, relying_party)

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import secrets
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.base import invalid_error_characters
-from authlib.oauth2.rfc6749 import AccessDeniedError, InvalidRequestError, InvalidScopeError
+from authlib.oauth2.rfc6749 import (
+    AccessDeniedError,
+    InvalidRequestError,
+    InvalidScopeError,
+)
 from authlib.oidc.core.errors import (
     ConsentRequiredError,
     LoginRequiredError,
@@ -30,6 +33,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
 from chave import clock
+from chave.federation import attributes
+from chave.federation import services as federation
+from chave.federation.levels import LEVEL_URIS
 from chave.identity.models import Key, KeyStatus
 from chave.login import services as login_services
 from chave.throttle import services as throttle
@@ -76,12 +82,12 @@ def discovery(request):
         "code_challenge_methods_supported": ["S256"],
         "scopes_supported": list(claims_module.SCOPES),
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid",
-                             *[a.claim for a in claims_module.ATTRIBUTES.values()],
+                             *claims_module.CLAIMS.values(),
                              claims_module.ATTRIBUTE_STATUS_CLAIM],
         "claims_parameter_supported": True,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
-        "acr_values_supported": list(claims_module.ACR_URIS.values()),
+        "acr_values_supported": list(LEVEL_URIS.values()),
         "prompt_values_supported": ["none", "login", "consent"],
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
@@ -239,7 +245,7 @@ def authorize(request):
             return redirect("login:start")
         requested = claims_module.requested_attributes(relying_party, data.get("scope"), claims_request,
                                                        key.citizen)
-        consent = services.consent_state(key.citizen, relying_party, requested)
+        consent = federation.consent_state(key.citizen, relying_party, requested)
         ask_again = "consent" in prompts and bool(requested) and not decision.just_consented
         if consent.undecided or ask_again:
             if "none" in prompts:
@@ -255,18 +261,18 @@ def authorize(request):
             }
             return redirect("oidc:consent")
         request.session.pop(PENDING, None)
-        sso = services.sso_session(request, key, who)
+        sso = federation.sso_session(request, key, who)
         sso.relying_parties.add(relying_party)
         grant.request.chave = {
             "sso_session": sso,
             "attributes": consent.granted,
             "withheld": consent.withheld,
             "claims_request": claims_request,
-            "acr": claims_module.ACR_URIS[who.assurance_level],
+            "acr": LEVEL_URIS[who.assurance_level],
             "amr": claims_module.AMR.get(who.method, ["pin", "mfa"]),
             "auth_time": dt.datetime.fromisoformat(who.auth_time),
         }
-        services.record_authorization(relying_party, key, who, request)
+        federation.record_authorization(relying_party, key, who, request)
         return srv.create_authorization_response(request, grant_user=key, grant=grant)
     except OAuth2Error as error:
         return _error(request, error, state)
@@ -294,17 +300,17 @@ def consent(request):
     if relying_party is None or key is None:
         request.session.pop(PENDING, None)
         return _no_request(request, _("This portal cannot be used now."))
-    values = claims_module.attribute_values(key)
+    values = attributes.attribute_values(key)
     rows = [
-        {"name": name, "label": claims_module.ATTRIBUTES[name].label, "value": values.get(name),
+        {"name": name, "label": attributes.ATTRIBUTES[name].label, "value": values.get(name),
          "mandatory": name in relying_party.mandatory_attributes}
-        for name in pending["consent"] if name in claims_module.ATTRIBUTES
+        for name in pending["consent"] if name in attributes.ATTRIBUTES
     ]
     if request.method == "POST":
         decision = request.POST.get("decision")
         if decision == "refuse":
             request.session.pop(PENDING, None)
-            services.record_consent(key.citizen, relying_party, granted=[],
+            federation.record_consent(key.citizen, relying_party, granted=[],
                                     refused=[r["name"] for r in rows if not r["mandatory"]], remember=False)
             error = AccessDeniedError(description="The citizen did not sign in to this portal.",
                                       redirect_uri=pending["redirect_uri"])
@@ -315,7 +321,7 @@ def consent(request):
         chosen = set(request.POST.getlist("attribute"))
         granted = [r["name"] for r in rows if r["mandatory"] or r["name"] in chosen]
         refused = [r["name"] for r in rows if r["name"] not in granted]
-        services.record_consent(key.citizen, relying_party, granted=granted, refused=refused)
+        federation.record_consent(key.citizen, relying_party, granted=granted, refused=refused)
         pending = {**pending, "consented": True}
         pending.pop("consent")
         request.session[PENDING] = pending
@@ -376,7 +382,7 @@ def userinfo(request):
         return _json_error(401, "invalid_token", "The access token is not valid.",
                            WWW_Authenticate='Bearer realm="chave", error="invalid_token"')
     key = token.key
-    body = {"sub": claims_module.subject(token.relying_party, key.citizen)}
+    body = {"sub": attributes.subject(token.relying_party, key.citizen)}
     body.update(claims_module.claims_for(key, token.attributes, token.withheld))
     return _json(body)
 

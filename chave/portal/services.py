@@ -43,13 +43,14 @@ from chave.codes import services as codes
 from chave.codes.models import OneTimeCode, Purpose
 from chave.delivery import services as delivery
 from chave.delivery.models import OutboundMessage
+from chave.federation import services as federation
+from chave.federation.models import SsoSession
 from chave.identity import contacts
 from chave.identity import services as identity
 from chave.identity.models import ContactKind, Key, KeyStatus
 from chave.login import services as login
 from chave.oidc import services as oidc
 from chave.oidc.logout import end_sso_session
-from chave.oidc.models import SsoSession
 
 from .models import KeySession, NotMeReport
 
@@ -294,15 +295,15 @@ def report_not_me(key: Key, event: AuditEvent, *, ip: str | None) -> NotMeReport
 
 
 def consents(citizen):
-    return oidc.consents_of(citizen)
+    return federation.consents_of(citizen)
 
 
 def revoke_portal(citizen, client_id: str) -> bool:
     """Forget the consent given to the portal and revoke its tokens; False when there is none."""
-    row = oidc.consents_of(citizen).filter(relying_party__client_id=client_id).first()
+    row = federation.consents_of(citizen).filter(relying_party__client_id=client_id).first()
     if row is None:
         return False
-    oidc.revoke_consent(citizen, row.relying_party)
+    federation.revoke_consent(citizen, row.relying_party)
     return True
 
 
@@ -363,7 +364,7 @@ def export(citizen, *, ip: str | None = None) -> dict:
         "consents": [
             {"portal": c.relying_party.name, "client_id": c.relying_party.client_id, "shared": list(c.granted),
              "refused": list(c.refused), "updated_at": _iso(c.updated_at)}
-            for c in oidc.consents_of(citizen)
+            for c in federation.consents_of(citizen)
         ],
         "history": [
             {"at": _iso(e.at), "event": e.event, "outcome": e.outcome, "channel": e.channel or None,

@@ -24,15 +24,19 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from django.views.decorators.http import (
+    require_http_methods,
+    require_POST,
+    require_safe,
+)
 
 from chave import clock
 from chave.audit.models import AuditEvent
+from chave.federation.attributes import ATTRIBUTES
+from chave.federation.models import RelyingParty
 from chave.identity.models import IllegalTransition, KeyStatus, mask
 from chave.login import services as login
 from chave.login.views import CODE_REFUSALS, _refusal_text
-from chave.oidc.claims import ATTRIBUTES
-from chave.oidc.models import RelyingParty
 
 from . import services
 from .forms import CancelForm, CodeForm, ContactForm, NewPinWithCodeForm, PinForm

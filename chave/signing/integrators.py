@@ -9,7 +9,8 @@ a service token (no citizen) of scope ``csc``, and its party still approved.
 from __future__ import annotations
 
 from chave import clock
-from chave.oidc.models import RelyingParty, Token, token_hash
+from chave.federation.models import RelyingParty, token_hash
+from chave.oidc.models import Token
 from chave.oidc.server import SERVICE_SCOPE
 
 MAX_TOKEN_LENGTH = 512

@@ -64,8 +64,8 @@ from django.contrib.auth.hashers import Argon2PasswordHasher
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
-from django.urls.resolvers import RegexPattern, RoutePattern
 from django.urls.exceptions import Resolver404
+from django.urls.resolvers import RegexPattern, RoutePattern
 from django.utils.encoding import repercent_broken_unicode
 
 from chave.signing.tests.helpers import sample_pdf
@@ -735,6 +735,7 @@ def world(signing_pki, make_citizen, clock):
     """What plausible path values point at: the citizen, a portal (also a signing integrator), an
     event of the citizen's history."""
     from chave.audit.models import AuditEvent
+    from chave.federation import services as federation
     from chave.oidc import services as oidc
 
     key = make_citizen(phone=PHONE, email=EMAIL, pin=PIN)
@@ -743,7 +744,7 @@ def world(signing_pki, make_citizen, clock):
         redirect_uris=["https://docs.example.gov.pt/cb"], allowed_attributes=["NomeCompleto"],
         auth_method="client_secret_basic",
     )
-    party = oidc.decide(registration.relying_party, "approve", by="test", reason="an integrator")
+    party = federation.decide(registration.relying_party, "approve", by="test", reason="an integrator")
     event = AuditEvent.objects.filter(citizen=key.citizen).order_by("id").first()
     return {
         "key": key, "party": party, "secret": registration.client_secret, "credential_id": "x",

@@ -14,13 +14,13 @@ from django.conf import settings
 from django.test import Client
 
 from chave.counter import letters, services
+from chave.federation.models import RelyingParty
 from chave.identity import services as identity
-from chave.oidc.models import RelyingParty
 from chave.testing.accessibility import assert_accessible
 
+from .screen import choose_pin, type_code
 from .test_desk import presented
 from .test_letters import ask_new_pin
-from .screen import choose_pin, type_code
 from .test_registration import EMAIL, PHONE, PIN, portuguese, register
 from .test_rp_admin import REQUEST
 

@@ -15,10 +15,10 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 from pypdf import PdfReader  # noqa: E402
 
 from chave.counter.models import CounterAction, Letter  # noqa: E402
+from chave.federation.models import RelyingParty  # noqa: E402
 from chave.identity import services as identity  # noqa: E402
 from chave.identity.models import Key, KeyStatus  # noqa: E402
 from chave.oidc import services as registry  # noqa: E402
-from chave.oidc.models import RelyingParty  # noqa: E402
 
 from .test_registration import EMAIL, PHONE, PIN, portuguese  # noqa: E402
 

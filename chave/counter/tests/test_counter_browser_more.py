@@ -19,12 +19,12 @@ from django.test import Client  # noqa: E402
 from chave.audit.models import AuditEvent  # noqa: E402
 from chave.counter import letters, services  # noqa: E402
 from chave.counter.models import CounterAction, Letter, LetterStatus  # noqa: E402
+from chave.federation.models import RelyingParty, token_hash  # noqa: E402
 from chave.identity import services as identity  # noqa: E402
 from chave.identity.models import Citizen, Key, KeyStatus  # noqa: E402
 from chave.login.models import LoginTransaction  # noqa: E402
 from chave.login.tests.pages import sign_in as citizen_sign_in  # noqa: E402
 from chave.oidc import services as registry  # noqa: E402
-from chave.oidc.models import RelyingParty, token_hash  # noqa: E402
 
 from .test_counter_browser import fill_presented, pair_citizen_screen  # noqa: E402
 from .test_letters import run_due_tasks, temporary_pin, text_of_pdf  # noqa: E402

@@ -6,7 +6,7 @@ import pytest
 from joserfc.jwk import RSAKey
 
 from chave.audit.models import AuditEvent
-from chave.oidc.models import RelyingParty, token_hash
+from chave.federation.models import RelyingParty, token_hash
 
 pytestmark = pytest.mark.django_db
 

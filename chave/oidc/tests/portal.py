@@ -16,6 +16,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from chave import clock
+from chave.federation import services as federation
 from chave.oidc import services
 
 REDIRECT_URI = "https://portal.example.gov.pt/callback"
@@ -73,7 +74,7 @@ def register_portal(*, approve=True, attributes=ALL_ATTRIBUTES, mandatory=("Nome
         min_level=min_level, auth_method=auth, jwks=jwks, **extra,
     )
     if approve:
-        services.decide(registration.relying_party, "approve", by="test")
+        federation.decide(registration.relying_party, "approve", by="test")
     return Portal(registration.relying_party.client_id, key, secret=registration.client_secret)
 
 

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
+from chave.federation.attributes import PREFIX
 from chave.identity.models import Citizen
-from chave.oidc.claims import ATTRIBUTE_STATUS_CLAIM, PREFIX
+from chave.oidc.claims import ATTRIBUTE_STATUS_CLAIM
 
 from .portal import register_portal
 from .signin import EMAIL, PHONE, make_foreigner, tokens, userinfo

@@ -34,13 +34,19 @@ import requests
 from jwkest import BadSignature
 from oic import rndstr
 from oic.oic import Client
-from oic.oic.message import AccessTokenResponse, AuthorizationResponse, OpenIDSchema, RegistrationResponse
+from oic.oic.message import (
+    AccessTokenResponse,
+    AuthorizationResponse,
+    OpenIDSchema,
+    RegistrationResponse,
+)
 from oic.utils.authn.client import CLIENT_AUTHN_METHOD
 from oic.utils.keyio import KeyBundle
 
 from chave import policy
-from chave.oidc.claims import PREFIX
-from chave.oidc.models import ClientAssertion, RelyingParty
+from chave.federation.attributes import PREFIX
+from chave.federation.models import RelyingParty
+from chave.oidc.models import ClientAssertion
 
 from .portal import REDIRECT_URI, register_portal
 

@@ -5,13 +5,25 @@ import re
 import pytest
 from django.test import Client
 
+from chave.federation.attributes import PREFIX
+from chave.federation.models import Consent
 from chave.login.tests.pages import says, speak
-from chave.oidc.claims import ATTRIBUTE_STATUS_CLAIM, PREFIX
-from chave.oidc.models import Consent
+from chave.oidc.claims import ATTRIBUTE_STATUS_CLAIM
 from chave.testing.accessibility import Outline
 
 from .portal import query_of, register_portal
-from .signin import EMAIL, PHONE, claims_of, consent_choices, redeem, renew, sign_in, tokens, userinfo, visit
+from .signin import (
+    EMAIL,
+    PHONE,
+    claims_of,
+    consent_choices,
+    redeem,
+    renew,
+    sign_in,
+    tokens,
+    userinfo,
+    visit,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -163,12 +175,12 @@ def test_consent_cannot_be_posted_without_the_csrf_token(client, outbox, citizen
 
 
 def test_consent_for_a_portal_suspended_meanwhile_is_refused(client, outbox, citizen):
-    from chave.oidc import services
-    from chave.oidc.models import RelyingParty
+    from chave.federation import services as federation
+    from chave.federation.models import RelyingParty
 
     portal = register_portal()
     to_consent(client, outbox, portal)
-    services.decide(RelyingParty.objects.get(client_id=portal.client_id), "suspend", by="test")
+    federation.decide(RelyingParty.objects.get(client_id=portal.client_id), "suspend", by="test")
     assert client.post("/oidc/consent", {"decision": "allow"}).status_code == 400
     assert not Consent.objects.exists()
 

@@ -24,10 +24,14 @@ import requests
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
+from chave.federation.models import RelyingParty
 from chave.oidc import keys
 from chave.oidc.management.commands.demo_portal import portal_package
-from chave.oidc.models import ClientAssertion, RelyingParty
-from chave.public.management.commands.seed_demo import DEMO_PORTAL_NAME, seed_demo_portal
+from chave.oidc.models import ClientAssertion
+from chave.public.management.commands.seed_demo import (
+    DEMO_PORTAL_NAME,
+    seed_demo_portal,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

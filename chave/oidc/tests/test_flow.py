@@ -6,7 +6,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from chave.oidc.claims import PREFIX
+from chave.federation.attributes import PREFIX
 
 from .portal import query_of, register_portal
 

@@ -31,9 +31,10 @@ from joserfc.jwk import KeySet, RSAKey
 from chave import clock as service_clock
 from chave import policy
 from chave.audit.models import AuditEvent
+from chave.federation.models import SsoSession
 from chave.oidc import keys
 from chave.oidc.logout import end_lapsed_sso_sessions
-from chave.oidc.models import BackchannelLogout, SsoSession
+from chave.oidc.models import BackchannelLogout
 
 from .portal import query_of, register_portal
 from .signin import ask, redeem, refresh, tokens, userinfo, visit

@@ -159,10 +159,10 @@ def test_a_portal_awaiting_approval_cannot_start_a_login(client, db):
 
 
 def test_a_suspended_portal_cannot_start_a_login(client, portal):
-    from chave.oidc import services
-    from chave.oidc.models import RelyingParty
+    from chave.federation import services as federation
+    from chave.federation.models import RelyingParty
 
-    services.decide(RelyingParty.objects.get(client_id=portal.client_id), "suspend", by="test")
+    federation.decide(RelyingParty.objects.get(client_id=portal.client_id), "suspend", by="test")
     error_page(client.get(url(portal)))
 
 

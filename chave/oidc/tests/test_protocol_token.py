@@ -9,8 +9,8 @@ from django.test import Client
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
-from chave.oidc import services
-from chave.oidc.models import RelyingParty
+from chave.federation import services as federation
+from chave.federation.models import RelyingParty
 from chave.throttle.tests.parallel import run_together
 
 from .portal import register_portal
@@ -419,7 +419,7 @@ def test_a_refresh_token_expires(client, outbox, citizen, portal, clock, setting
 
 def test_suspending_a_portal_stops_refresh_and_userinfo_at_once(client, outbox, citizen, portal):
     tokens = first_tokens(client, outbox, portal)
-    services.decide(RelyingParty.objects.get(client_id=portal.client_id), "suspend", by="test")
+    federation.decide(RelyingParty.objects.get(client_id=portal.client_id), "suspend", by="test")
     refused(refresh(client, portal, tokens["refresh_token"]), "invalid_client")
     assert userinfo(client, tokens["access_token"]).status_code == 401
     # New logins are refused too (a page: the portal is no longer a client).

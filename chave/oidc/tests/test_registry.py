@@ -13,8 +13,9 @@ from django.utils import translation
 from joserfc.jwk import ECKey, OctKey, RSAKey
 
 from chave.audit.models import AuditEvent
+from chave.federation import services as federation
+from chave.federation.models import RelyingParty, RelyingPartyEvent, token_hash
 from chave.oidc import services
-from chave.oidc.models import RelyingParty, RelyingPartyEvent, token_hash
 
 from .portal import REDIRECT_URI, Portal, register_portal
 
@@ -84,7 +85,7 @@ def test_a_client_secret_is_given_once_and_kept_only_as_a_hash(client):
     assert len(secret) >= 40
     assert party.client_secret_hash == token_hash(secret)
     assert secret not in repr(list(RelyingParty.objects.values())) + repr(list(AuditEvent.objects.values()))
-    services.decide(party, "approve", by="staff")
+    federation.decide(party, "approve", by="staff")
     assert authenticates(client, party.client_id, secret=secret)
     assert not authenticates(client, party.client_id, secret=secret + "x")
 
@@ -167,7 +168,7 @@ def party_in(state: str) -> RelyingParty:
     party = register().relying_party
     path = {"requested": [], "approved": ["approve"], "suspended": ["approve", "suspend"]}[state]
     for action in path:
-        party = services.decide(party, action, by="setup")
+        party = federation.decide(party, action, by="setup")
     return party
 
 
@@ -179,13 +180,13 @@ def test_each_decision_moves_the_state_or_is_refused(state, action, clock):
     audited = AuditEvent.objects.count()
     if (state, action) not in MOVES:
         with translation.override("en"), pytest.raises(ValidationError) as caught:
-            services.decide(party, action, by="staff", reason="try")
+            federation.decide(party, action, by="staff", reason="try")
         assert caught.value.code == "illegal_state"
         party.refresh_from_db()
         assert party.state == state and party.events.count() == history and AuditEvent.objects.count() == audited
         return
     target, recorded = MOVES[state, action]
-    party = services.decide(party, action, by="ana.staff", reason="  checked the\nentity's request ")
+    party = federation.decide(party, action, by="ana.staff", reason="  checked the\nentity's request ")
     party.refresh_from_db()
     assert party.state == target and party.state_changed_at == clock.now()
     event = party.events.first()
@@ -201,14 +202,14 @@ def test_the_refusal_says_why():
                                      ("approved", "approve", "already approved"),
                                      ("suspended", "suspend", "already suspended")]:
             with pytest.raises(ValidationError) as caught:
-                services.decide(party_in(state), action, by="staff")
+                federation.decide(party_in(state), action, by="staff")
             assert words in caught.value.messages[0]
 
 
 def test_a_reason_longer_than_the_history_keeps_is_refused_and_nothing_changes():
     party = party_in("requested")
     with pytest.raises(ValidationError) as caught:
-        services.decide(party, "approve", by="staff", reason="x" * (services.REASON_MAX_LENGTH + 1))
+        federation.decide(party, "approve", by="staff", reason="x" * (federation.REASON_MAX_LENGTH + 1))
     assert caught.value.code == "reason_too_long"
     party.refresh_from_db()
     assert party.state == "requested" and party.events.count() == 1
@@ -216,7 +217,7 @@ def test_a_reason_longer_than_the_history_keeps_is_refused_and_nothing_changes()
 
 def test_an_unknown_decision_is_a_programming_error():
     with pytest.raises(ValueError):
-        services.decide(party_in("requested"), "delete", by="staff")
+        federation.decide(party_in("requested"), "delete", by="staff")
 
 
 def test_only_an_approved_portal_can_start_a_login_or_use_the_token_endpoint(client):
@@ -231,11 +232,11 @@ def test_only_an_approved_portal_can_start_a_login_or_use_the_token_endpoint(cli
         return response.status_code == 302 and response["Location"].endswith("/login/")
 
     assert not can_start_login() and not authenticates(client, portal.client_id, secret=portal.secret)
-    services.decide(party, "approve", by="staff")
+    federation.decide(party, "approve", by="staff")
     assert can_start_login() and authenticates(client, portal.client_id, secret=portal.secret)
-    services.decide(party, "suspend", by="staff", reason="incident")
+    federation.decide(party, "suspend", by="staff", reason="incident")
     assert not can_start_login() and not authenticates(client, portal.client_id, secret=portal.secret)
-    services.decide(party, "approve", by="staff", reason="incident closed")
+    federation.decide(party, "approve", by="staff", reason="incident closed")
     assert can_start_login() and authenticates(client, portal.client_id, secret=portal.secret)
 
 

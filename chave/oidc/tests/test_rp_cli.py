@@ -17,9 +17,9 @@ from django.utils import translation
 from joserfc.jwk import RSAKey
 
 from chave.audit.models import AuditEvent
+from chave.federation.models import RelyingParty, RelyingPartyEvent, token_hash
 from chave.identity.tests.test_cli import chave_environment, run_chave
 from chave.oidc.management.commands import rp as rp_command
-from chave.oidc.models import RelyingParty, RelyingPartyEvent, token_hash
 
 from .portal import Portal
 from .test_registry import authenticates, public_jwks

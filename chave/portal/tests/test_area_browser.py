@@ -15,11 +15,11 @@ import pytest
 # (fixtures, the outbox worker) is synchronous and safe.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
+from chave.federation.models import Consent  # noqa: E402
 from chave.identity import services as identity  # noqa: E402
 from chave.identity.models import Contact, ContactKind, Key, KeyStatus  # noqa: E402
 from chave.login.tests.pages import says  # noqa: E402
 from chave.oidc import services as oidc  # noqa: E402
-from chave.oidc.models import Consent  # noqa: E402
 from chave.oidc.tests.portal import register_portal  # noqa: E402
 from chave.portal.models import NotMeReport  # noqa: E402
 from chave.testing.browser import fits_the_screen, sign_in_with_the_key  # noqa: E402

@@ -8,9 +8,10 @@ import pytest
 
 from chave.audit import services as audit
 from chave.audit.models import AuditEvent
+from chave.federation.models import Consent, SsoSession
 from chave.identity.models import Key, KeyStatus
 from chave.login.tests.pages import body, says
-from chave.oidc.models import Consent, SsoSession, Token
+from chave.oidc.models import Token
 from chave.oidc.tests.portal import register_portal
 from chave.oidc.tests.signin import redeem, refresh, visit
 from chave.portal.models import NotMeReport

@@ -29,12 +29,12 @@ from django.core.management.base import CommandError
 from django.test import override_settings
 from django.utils import translation
 
+from chave.federation import services as federation
+from chave.federation.models import RelyingParty
 from chave.identity import services
 from chave.identity.models import Citizen, Key, KeyStatus
 from chave.identity.tests.test_cli import CHAVE, chave_environment, run_chave
 from chave.login.forms import CodeForm, CredentialsForm
-from chave.oidc import services as oidc_services
-from chave.oidc.models import RelyingParty
 from chave.public.management.commands import seed_demo
 
 BOUND = 60  # seconds: the most any wait on a real process may take before the test fails
@@ -178,7 +178,7 @@ def test_seed_demo_registers_and_approves_the_demo_portal_once_and_says_where_it
 @override_settings(CHAVE_ENV="dev")
 def test_seed_demo_approves_a_suspended_demo_portal_again():
     seed()
-    oidc_services.decide(RelyingParty.objects.get(), "suspend", by="test", reason="misbehaving")
+    federation.decide(RelyingParty.objects.get(), "suspend", by="test", reason="misbehaving")
     out = seed()
     assert "The demo portal was suspended: it is approved again." in out
     assert RelyingParty.objects.get().state == RelyingParty.State.APPROVED
@@ -221,7 +221,7 @@ def test_demo_portal_says_to_run_seed_demo_when_it_is_not_registered():
 @override_settings(CHAVE_ENV="dev")
 def test_demo_portal_refuses_a_suspended_registration():
     seed()
-    oidc_services.decide(RelyingParty.objects.get(), "suspend", by="test")
+    federation.decide(RelyingParty.objects.get(), "suspend", by="test")
     with translation.override("en"), pytest.raises(CommandError, match=r"registration is suspended: run `chave "
                                                                       r"seed_demo` again"):
         call_command("demo_portal", stdout=io.StringIO())

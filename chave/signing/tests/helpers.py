@@ -6,6 +6,7 @@ import subprocess
 
 import requests
 
+from chave.federation import services as federation
 from chave.oidc import services as oidc
 
 PIN = "5820"
@@ -17,7 +18,7 @@ def make_integrator(name="Plataforma de Documentos"):
         redirect_uris=["https://docs.example.gov.pt/cb"], allowed_attributes=["NomeCompleto"],
         auth_method="client_secret_basic",
     )
-    party = oidc.decide(registration.relying_party, "approve", by="test", reason="signing integrator")
+    party = federation.decide(registration.relying_party, "approve", by="test", reason="signing integrator")
     return party, registration.client_secret
 
 

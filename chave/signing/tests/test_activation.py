@@ -198,3 +198,13 @@ def test_the_citizen_is_told_when_signing_is_activated_and_deactivated(signer, o
     services.deactivate_signing(key.citizen, by="test")
     told = outbox.last("+351912000003").body
     assert "deactivated and its certificate revoked" in told
+
+
+def test_portals_are_told_whether_the_citizen_can_sign(signer):
+    """The TemAssinaturaDigitalCMD attribute follows the citizen's signing credential."""
+    from chave.federation.attributes import attribute_values
+
+    key, _ = signer()
+    assert attribute_values(key)["TemAssinaturaDigitalCMD"] is True
+    services.deactivate_signing(key.citizen, by="test")
+    assert attribute_values(key)["TemAssinaturaDigitalCMD"] is False

@@ -215,13 +215,13 @@ def test_refusals_an_integrator_sees(signer, integrator, live_server, outbox, cl
 
 
 def test_service_tokens_only_for_approved_parties_and_only_scope_csc(signing_pki, live_server):
-    from chave.oidc import services as oidc
+    from chave.federation import services as federation
 
     party, secret = make_integrator()
     issued = service_token(live_server.url, party.client_id, secret, scope="")
     assert issued.status_code == 200 and issued.json()["scope"] == "csc" and "refresh_token" not in issued.json()
     assert service_token(live_server.url, party.client_id, secret, scope="openid").status_code == 400
-    oidc.decide(party, "suspend", by="test", reason="test")
+    federation.decide(party, "suspend", by="test", reason="test")
     assert service_token(live_server.url, party.client_id, secret).status_code in (400, 401)
     info = requests.post(live_server.url + "/csc/v2/info", json={}, timeout=30).json()
     assert info["authType"] == ["oauth2client"] and "signatures/signHash" in info["methods"]

@@ -85,7 +85,7 @@ class Command(BaseCommand):
         self.stdout.write(_("Stopped."))
 
     def _registration(self, base_url: str):
-        from chave.oidc.models import RelyingParty
+        from chave.federation.models import RelyingParty
         from chave.public.management.commands.seed_demo import demo_portal
 
         try:

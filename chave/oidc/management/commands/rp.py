@@ -25,9 +25,11 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from chave.oidc import claims as claims_module
+from chave.federation import services as federation
+from chave.federation.models import RelyingParty
+from chave.federation.attributes import ATTRIBUTES, PREFIX
+from chave.federation.levels import LEVEL_URIS
 from chave.oidc import services
-from chave.oidc.models import RelyingParty
 
 # Which option a field of the registry comes from, so the operator knows what to fix.
 _FLAGS = {
@@ -66,7 +68,7 @@ def _level(text: str) -> int:
 
 def _names(text: str) -> list[str]:
     """A comma-separated list of attribute names; the full autenticacao.gov URIs are accepted too."""
-    return [n.strip().removeprefix(claims_module.PREFIX) for n in text.split(",") if n.strip()]
+    return [n.strip().removeprefix(PREFIX) for n in text.split(",") if n.strip()]
 
 
 def _messages(exc: ValidationError) -> list[str]:
@@ -102,7 +104,7 @@ def describe(party: RelyingParty, *, history: bool = False) -> dict:
         "allowed_attributes": list(party.allowed_attributes),
         "mandatory_attributes": list(party.mandatory_attributes),
         "min_level": party.min_level,
-        "min_acr": claims_module.ACR_URIS.get(party.min_level),
+        "min_acr": LEVEL_URIS.get(party.min_level),
         "auth_method": party.auth_method,
         "jwks_uri": party.jwks_uri or None,
         "jwks": party.jwks or None,
@@ -151,7 +153,7 @@ class Command(BaseCommand):
         add.add_argument("--backchannel-logout-uri", default="", metavar="URL",
                          help="where logout tokens are sent when a citizen's session ends")
         add.add_argument("--attributes", type=_names, default=[], metavar="A,B,…",
-                         help="attributes the portal may ask for: " + ", ".join(claims_module.ATTRIBUTES))
+                         help="attributes the portal may ask for: " + ", ".join(ATTRIBUTES))
         add.add_argument("--mandatory", type=_names, default=[], metavar="A,B,…",
                          help="those of --attributes the citizen cannot refuse")
         add.add_argument("--min-level", type=_level, default=None, metavar="N",
@@ -278,7 +280,7 @@ class Command(BaseCommand):
             )
             party = registration.relying_party
             if options["approve"]:
-                party = services.decide(party, "approve", by=by,
+                party = federation.decide(party, "approve", by=by,
                                         reason=options["reason"] or _("approved when registered"))
         data = describe(party)
         lines = [
@@ -294,7 +296,7 @@ class Command(BaseCommand):
         self.output(options, data, lines)
 
     def decide(self, options, action: str) -> None:
-        party = services.decide(self.party(options["client_id"]), action, by=cli_operator(), reason=options["reason"])
+        party = federation.decide(self.party(options["client_id"]), action, by=cli_operator(), reason=options["reason"])
         self.output(options, describe(party, history=True), [
             _("%(name)s (%(client_id)s) is now %(state)s.")
             % {"name": party.name, "client_id": party.client_id, "state": party.get_state_display()},

@@ -25,12 +25,13 @@ from django.db import DatabaseError, transaction
 from django.utils.translation import gettext as _
 
 from chave import clock
+from chave.federation import services as federation
+from chave.federation.levels import LEVEL_URIS
+from chave.federation.models import RelyingParty
 from chave.identity import pins, services
 from chave.identity.models import Citizen, ContactKind, DocType, KeyStatus
 from chave.identity.registry import DocumentRef, IdentityRecord, LocalRecords
-from chave.oidc import claims as oidc_claims
 from chave.oidc import services as oidc_services
-from chave.oidc.models import RelyingParty
 
 DEMO_NIC = "14893256"
 DEMO_FULL_NAME = "Maria Exemplo Sousa"
@@ -114,13 +115,13 @@ def seed_demo_portal(url: str = DEMO_PORTAL_URL) -> tuple[RelyingParty, list[str
             post_logout_redirect_uris=[addresses["post_logout_redirect_uri"]],
             backchannel_logout_uri=addresses["backchannel_logout_uri"],
             allowed_attributes=DEMO_PORTAL_ATTRIBUTES, mandatory_attributes=DEMO_PORTAL_MANDATORY,
-            min_level=min(oidc_claims.ACR_URIS), auth_method=RelyingParty.AuthMethod.PRIVATE_KEY_JWT,
+            min_level=min(LEVEL_URIS), auth_method=RelyingParty.AuthMethod.PRIVATE_KEY_JWT,
             jwks_uri=addresses["jwks_uri"], by=SEEDED_BY,
         ).relying_party
         notes.append(_("Registered the demo portal as a relying party, approved."))
     if relying_party.state != RelyingParty.State.APPROVED:
         was = relying_party.state
-        relying_party = oidc_services.decide(relying_party, "approve", by=SEEDED_BY, reason="demo portal")
+        relying_party = federation.decide(relying_party, "approve", by=SEEDED_BY, reason="demo portal")
         if was == RelyingParty.State.SUSPENDED:
             notes.append(_("The demo portal was suspended: it is approved again."))
     return relying_party, notes

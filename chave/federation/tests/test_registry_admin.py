@@ -8,14 +8,14 @@ from django.contrib.auth.models import Permission, User
 from django.utils import translation
 
 from chave.audit.models import AuditEvent
-from chave.oidc import services
-from chave.oidc.models import RelyingParty
+from chave.federation import services as federation
+from chave.federation.models import RelyingParty
 
-from .test_registry import register
+from chave.oidc.tests.test_registry import register
 
 pytestmark = pytest.mark.django_db
 
-LIST = "/admin/oidc/relyingparty/"
+LIST = "/admin/federation/relyingparty/"
 
 
 def admin_account(client, *, admin=True, username="ana.staff", prepare=None):
@@ -83,7 +83,7 @@ def run_action(client, action, parties, **extra):
 def test_staff_list_filter_and_search_the_parties(staff):
     health = party("Portal da Saúde")
     tax = party("Portal das Finanças", redirect_uris=["https://financas.gov.pt/cb"])
-    services.decide(tax, "approve", by="setup")
+    federation.decide(tax, "approve", by="setup")
     listing = page(staff, LIST)
     assert health.client_id in listing and tax.client_id in listing
     approved = page(staff, LIST, state__exact="approved")
@@ -121,7 +121,7 @@ def test_approving_asks_for_a_reason_then_decides_through_the_service(staff, clo
 
 def test_suspending_and_reinstating_from_the_admin(staff):
     target = party()
-    services.decide(target, "approve", by="setup")
+    federation.decide(target, "approve", by="setup")
     run_action(staff, "suspend", [target], apply="yes", reason="Leaked key")
     target.refresh_from_db()
     assert target.state == "suspended"
@@ -134,7 +134,7 @@ def test_suspending_and_reinstating_from_the_admin(staff):
 
 def test_an_illegal_move_is_reported_per_party_and_the_others_proceed(staff):
     requested, approved = party("Portal A"), party("Portal B", redirect_uris=["https://b.gov.pt/cb"])
-    services.decide(approved, "approve", by="setup")
+    federation.decide(approved, "approve", by="setup")
     response = run_action(staff, "suspend", [requested, approved], apply="yes", reason="Audit finding")
     assert response.status_code == 302
     requested.refresh_from_db(), approved.refresh_from_db()
@@ -147,7 +147,7 @@ def test_an_illegal_move_is_reported_per_party_and_the_others_proceed(staff):
 def test_the_party_page_shows_the_history_and_no_secret(staff):
     registration = register(auth_method="client_secret_basic", jwks=None)
     target = registration.relying_party
-    services.decide(target, "approve", by="setup", reason="Protocol 7/2026")
+    federation.decide(target, "approve", by="setup", reason="Protocol 7/2026")
     body = page(staff, f"{LIST}{target.pk}/change/")
     assert "Protocol 7/2026" in body and "setup" in body and "https://saude.gov.pt/cb" in body
     assert registration.client_secret not in body

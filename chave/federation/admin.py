@@ -1,8 +1,8 @@
 """Staff tooling for the registry until the counter issue brings its own screens.
 
 Relying parties are shown read-only: they are registered with ``chave rp add`` and change only
-through :mod:`chave.oidc.services`. Approving and suspending are admin actions that ask for a
-reason and call :func:`chave.oidc.services.decide` with the staff member's username; the
+through :mod:`chave.federation.services` and :mod:`chave.oidc.services`. Approving and suspending are admin actions that ask for a
+reason and call :func:`chave.federation.services.decide` with the staff member's username; the
 decision history is shown inline. No secret is ever shown (the secret's hash is left out too).
 """
 
@@ -99,7 +99,7 @@ class RelyingPartyAdmin(admin.ModelAdmin):
             for line in refused:
                 self.message_user(request, line, messages.ERROR)
             return None  # back to the list
-        return TemplateResponse(request, "admin/oidc/relyingparty/decide.html", {
+        return TemplateResponse(request, "admin/federation/relyingparty/decide.html", {
             **self.admin_site.each_context(request),
             "opts": self.opts, "title": title, "explanation": explanation, "form": form,
             "queryset": queryset, "action": action, "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
