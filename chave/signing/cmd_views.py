@@ -28,7 +28,7 @@ from . import services
 from .api import ApiError, endpoint, field
 from .models import SigningRequest
 
-VIA = SigningRequest.Via.CMD
+VIA = SigningRequest.Via.SCMD
 MESSAGES = {
     200: "OK",
     801: "Wrong signing PIN.",

@@ -10,11 +10,8 @@ import hashlib
 import pytest
 import requests
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes as h
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from .helpers import PIN, make_integrator, service_token
+from .helpers import PIN, make_integrator, service_token, verify_signature
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PHONE = "+351912000201"
@@ -59,8 +56,7 @@ def test_certificate_sign_resend_validate(signer, call, outbox, clock):
     public = x509.load_pem_x509_certificate(done["certificate"].encode()).public_key()
     for document, signed in zip(documents, done["signatures"], strict=True):
         assert signed["name"] == document["name"]
-        public.verify(base64.b64decode(signed["signature"]), base64.b64decode(document["hash"]),
-                      ec.ECDSA(Prehashed(h.SHA256())))
+        verify_signature(public, base64.b64decode(signed["signature"]), base64.b64decode(document["hash"]))
     # The process is spent.
     assert call("validate", {"processId": started["processId"], "code": second})["code"] == 816
 
