@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "chave.portal",
     "chave.card",
     "chave.signing",
+    "chave.scmd",
     "chave.counter",
     "chave.ops",
 ]
@@ -364,6 +365,9 @@ CHAVE_POLICY = {
     "signing_area_keep_seconds": 30 * 60,
     # The validation API (POST /api/signing/validate) takes a PDF as large as the page does.
     "signing_validate_max_bytes": 60 * 1024 * 1024,
+    # The SCMD SOAP service: the largest envelope read (100 hash structures with long names fit
+    # several times over); a larger one is refused before it is read.
+    "scmd_max_envelope_bytes": 512 * 1024,
     # Health (/health/ready): the delivery worker is behind when a task ready to run waited longer.
     "health_queue_max_lag_seconds": 5 * 60,
     "delivery_max_attempts": 8,

@@ -90,6 +90,9 @@ class SigningRequest(models.Model):
     client_id = models.CharField(max_length=64, blank=True)  # the integrator; empty for the personal area
     client_name = models.CharField(max_length=200, blank=True)
     documents = models.JSONField(default=list)  # names shown to the citizen and in the code message
+    # The integrator's own identifier of each document (SCMD's HashStructure.id), given back with
+    # its signature; empty when the request has none (one hash, CSC, the personal area).
+    document_ids = models.JSONField(default=list, blank=True)
     # Base64 of each digest; empty for a CSC request until credentials/authorize names them.
     hashes = models.JSONField(default=list)
     hash_algorithm = models.CharField(max_length=16, default="sha256")

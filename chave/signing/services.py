@@ -426,7 +426,8 @@ def _send_code(request: SigningRequest, *, ip: str | None) -> codes.IssueResult:
 
 def start_request(credential: SigningCredential | None, *, via: str, documents: list[str],
                   hashes: list[str] | None = None, hash_algorithm: str = "sha256", client_id: str = "",
-                  client_name: str = "", pin: str | None = None, ip: str | None = None) -> Started:
+                  client_name: str = "", pin: str | None = None, ip: str | None = None,
+                  document_ids: list[str] | None = None) -> Started:
     """Open an authorisation and send the code. With ``pin`` (the CMD-style flow and the personal
     area) the signing PIN is checked first and no code is sent when it is wrong; without (CSC's
     ``credentials/sendOTP``) the PIN comes with the code at :func:`authorise`.
@@ -447,7 +448,8 @@ def start_request(credential: SigningCredential | None, *, via: str, documents: 
             return Started(False, decision.reason, pin=decision)
     request = SigningRequest.objects.create(
         credential=credential, via=via, client_id=client_id, client_name=client_name,
-        documents=[str(d)[:200] for d in documents], hashes=list(hashes or []), hash_algorithm=hash_algorithm,
+        documents=[str(d)[:200] for d in documents], document_ids=[str(i)[:200] for i in document_ids or []],
+        hashes=list(hashes or []), hash_algorithm=hash_algorithm,
         created_at=clock.now(),
     )
     issue = _send_code(request, ip=ip)

@@ -15,6 +15,11 @@ class Migration(migrations.Migration):
                                    max_length=16),
             preserve_default=False,
         ),
+        migrations.AddField(
+            model_name="signingrequest",
+            name="document_ids",
+            field=models.JSONField(blank=True, default=list),
+        ),
         migrations.AlterField(
             model_name="signingrequest",
             name="via",
