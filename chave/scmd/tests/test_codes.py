@@ -187,3 +187,21 @@ def test_an_application_id_or_process_of_another_integrator_is_refused(ready, ou
     assert second.ValidateOtp(code=c.encrypt(code), processId=started.ProcessId,
                               applicationId=c.app).Status.Field == "applicationId"
     assert _validate(c, started.ProcessId, code).Status.Code == "200"
+
+
+def test_an_integrator_s_one_address_is_not_limited_like_a_citizen_s(signer, integrator_client, settings):
+    """Every citizen of an integrator reaches Chave from its server's address: the per-address
+    limits of a citizen's browser would stop the second one, so the integrator's own apply."""
+    c = integrator_client
+    throttles = settings.CHAVE_POLICY["throttles"]
+    settings.CHAVE_POLICY = {**settings.CHAVE_POLICY, "throttles": {
+        **throttles, "pin_attempt_per_ip": (1, 900), "code_send_per_ip": (1, 3600)}}
+    for n, phone in enumerate(("+351912000711", "+351912000712", "+351912000713")):
+        signer(phone=phone)
+        assert _sign(c, user=phone).Code == "200", n
+    settings.CHAVE_POLICY = {**settings.CHAVE_POLICY, "throttles": {
+        **throttles, "signing_pin_per_client": (4, 900)}}  # three checks made above, one left
+    signer(phone="+351912000714")
+    signer(phone="+351912000715")
+    assert _sign(c, user="+351912000714").Code == "200"
+    assert _sign(c, user="+351912000715").Code == "900"  # its own limit
