@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "chave.portal",
     "chave.card",
     "chave.signing",
+    "chave.scmd",
     "chave.counter",
     "chave.ops",
 ]
@@ -365,6 +366,9 @@ CHAVE_POLICY = {
     "signing_area_keep_seconds": 30 * 60,
     # The validation API (POST /api/signing/validate) takes a PDF as large as the page does.
     "signing_validate_max_bytes": 60 * 1024 * 1024,
+    # The SCMD SOAP service: the largest envelope read (100 hash structures with long names fit
+    # several times over); a larger one is refused before it is read.
+    "scmd_max_envelope_bytes": 512 * 1024,
     # Health (/health/ready): the delivery worker is behind when a task ready to run waited longer.
     "health_queue_max_lag_seconds": 5 * 60,
     "delivery_max_attempts": 8,
@@ -412,6 +416,17 @@ CHAVE_SIGNING_TSA_KEY_LABEL = env("CHAVE_SIGNING_TSA_KEY_LABEL", "chave-ca-tsa")
 CHAVE_SIGNING_SOFTHSM2_CONF = env(
     "CHAVE_SIGNING_SOFTHSM2_CONF", "" if IS_PRODUCTION else str(CHAVE_SIGNING_DIR / "hsm" / "softhsm2.conf")
 )
+# Citizens' new signing keys: "rsa-3072" (PKCS#1 v1.5 signatures over a DigestInfo: what the SCMD
+# SOAP service and its integrators need) or "ec-p256" (ECDSA: CSC and the personal area only).
+# Keys made earlier keep their algorithm and keep working.
+CHAVE_SIGNING_KEY_ALGORITHM = env("CHAVE_SIGNING_KEY_ALGORITHM", "rsa-3072")
+if CHAVE_SIGNING_KEY_ALGORITHM not in ("rsa-3072", "ec-p256"):
+    raise ImproperlyConfigured("CHAVE_SIGNING_KEY_ALGORITHM must be rsa-3072 or ec-p256")
+# The SCMD SOAP service (chave/scmd): the label, in the signing HSM, of the RSA key integrators
+# encrypt the citizen's number, signing PIN and code under, and its certificate (published at
+# /scmd/encryption.crt; `chave signing dev-pki` makes both in development).
+CHAVE_SCMD_ENCRYPTION_KEY_LABEL = env("CHAVE_SCMD_ENCRYPTION_KEY_LABEL", "chave-scmd-encryption")
+CHAVE_SCMD_ENCRYPTION_CERT = env("CHAVE_SCMD_ENCRYPTION_CERT", "")  # empty: scmd-encryption.crt in CHAVE_SIGNING_DIR
 # An external RFC 3161 time-stamp authority; empty: Chave's own TSA under CHAVE_SIGNING_PKI_URL.
 CHAVE_SIGNING_TSA_URL = env("CHAVE_SIGNING_TSA_URL", "")
 # Chave's own TSA: the policy its tokens carry (ETSI EN 319 421 baseline time-stamp policy) and the

@@ -12,6 +12,7 @@ urlpatterns = [
     path("oidc/", include("chave.oidc.urls")),
     path("pki/signing/", include("chave.signing.pki_urls")),
     path("csc/v2/", include("chave.signing.csc_urls")),
+    path("scmd/", include("chave.scmd.urls")),
     path("api/signing/", include("chave.signing.api_urls")),
     path("area/sign/", include("chave.signing.urls")),
     path("validate/", signing_views.validate_page, name="validate"),

@@ -21,10 +21,10 @@ from chave.identity.services import find_citizen
 
 from . import pki, services
 from .api import ApiError, endpoint, field
-from .models import SigningRequest
+from .models import KeyAlgorithm, SigningRequest
 
 VIA = SigningRequest.Via.CSC
-EC_PUBLIC_KEY = "1.2.840.10045.2.1"
+P256_OID = "1.2.840.10045.3.1.7"
 MAX_DESCRIPTION = 200
 
 
@@ -36,11 +36,12 @@ def _credential(body, party):
     return credential
 
 
-def _hash_algorithm(body) -> str:
+def _hash_algorithm(body, credential) -> str:
     oid = field(body, "hashAlgorithmOID", "hashAlgo", required=False)
     sign_algo = field(body, "signAlgo", required=False)
-    if oid is None and sign_algo in services.SIGN_ALGORITHMS.values():
-        return {v: k for k, v in services.SIGN_ALGORITHMS.items()}[sign_algo]
+    by_oid = {v: k for k, v in services.sign_algorithm_oids(credential).items()}
+    if oid is None and sign_algo in by_oid:
+        return by_oid[sign_algo]
     if oid is None:
         raise ApiError(400, "invalid_request", "Missing parameter hashAlgorithmOID.")
     if oid not in services.DIGEST_BY_OID:
@@ -74,7 +75,8 @@ def info(request, body, party, ip):
         "oauth2Issuer": base,
         "methods": ["credentials/list", "credentials/info", "credentials/authorize", "credentials/sendOTP",
                     "signatures/signHash"],
-        "signAlgorithms": {"algos": sorted(services.SIGN_ALGORITHMS.values())},
+        "signAlgorithms": {"algos": sorted(
+            oid for algorithm in services.SIGN_ALGORITHMS.values() for oid in algorithm.values())},
         "signature_formats": {"formats": ["P"]},
     }, None
 
@@ -104,8 +106,7 @@ def _info(credential, body) -> dict:
     payload = {
         "description": f"Chave signing credential of {credential.citizen.full_name}",
         "signatureQualifier": "eu_eidas_qes",
-        "key": {"status": "enabled" if credential.is_active else "disabled",
-                "algo": sorted({EC_PUBLIC_KEY, *services.SIGN_ALGORITHMS.values()}), "len": 256, "curve": "1.2.840.10045.3.1.7"},
+        "key": _key_info(credential, cert),
         "cert": {
             "status": "valid" if credential.is_active else "revoked",
             "certificates": [base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode() for c in certs],
@@ -132,6 +133,18 @@ def _info(credential, body) -> dict:
             "validTo": cert.not_valid_after_utc.strftime("%Y%m%d%H%M%SZ"),
         })
     return payload
+
+
+def _key_info(credential, cert) -> dict:
+    """CSC's ``key``: status, the algorithms it signs with (the key's own OID first, as CSC
+    clients such as pyHanko take the first), its length and, for EC, its curve."""
+    key_oid = services.KEY_OIDS[credential.key_algorithm]
+    info = {"status": "enabled" if credential.is_active else "disabled",
+            "algo": [key_oid, *sorted(services.sign_algorithm_oids(credential).values())],
+            "len": cert.public_key().key_size}
+    if credential.key_algorithm == KeyAlgorithm.EC_P256:
+        info["curve"] = P256_OID
+    return info
 
 
 @endpoint("csc.credentials.info")
@@ -178,8 +191,12 @@ def send_otp(request, body, party, ip):
 @endpoint("csc.credentials.authorize")
 def authorize(request, body, party, ip):
     credential = _credential(body, party)
-    # v1 clients send the hashes alone: SHA-256 then.
-    oid = field(body, "hashAlgorithmOID", "hashAlgo", required=False, default=services.DIGESTS["sha256"][0])
+    # v1 clients send the hashes alone (CSC v1 has no algorithm there): the digests' length names
+    # it (32, 48 or 64 bytes: SHA-256, SHA-384 or SHA-512), as for pyHanko's CSC client, which
+    # takes SHA-384 for a 3072-bit RSA key.
+    oid = field(body, "hashAlgorithmOID", "hashAlgo", required=False)
+    if oid is None:
+        oid = services.DIGESTS[services.algorithm_by_length(field(body, "hashes", "hash", kind=list))][0]
     if oid not in services.DIGEST_BY_OID:
         raise ApiError(400, "invalid_request", "Unsupported hashAlgorithmOID.")
     algorithm = services.DIGEST_BY_OID[oid]
@@ -194,7 +211,7 @@ def authorize(request, body, party, ip):
         e = ApiError(400, "invalid_otp", "No code is pending for this credential: call credentials/sendOTP first.")
         e.citizen = credential.citizen
         raise e
-    result = services.authorise(pending, code=otp, pin=pin, hashes=hashes, ip=ip)
+    result = services.authorise(pending, code=otp, pin=pin, hashes=hashes, hash_algorithm=algorithm, ip=ip)
     if not result.ok:
         if result.reason in {"wrong_code", "code_expired"}:
             description = (f"The OTP is invalid. Attempts left: {result.attempts_left}."
@@ -213,16 +230,17 @@ def authorize(request, body, party, ip):
 @endpoint("csc.signatures.signHash")
 def sign_hash(request, body, party, ip):
     credential = _credential(body, party)
-    algorithm = _hash_algorithm(body)
+    algorithm = _hash_algorithm(body, credential)
     hashes = _hashes(body, algorithm)
     sign_algo = field(body, "signAlgo")
-    if sign_algo not in {EC_PUBLIC_KEY, services.SIGN_ALGORITHMS[algorithm]}:
-        raise ApiError(400, "invalid_request", "Invalid parameter signAlgo: the key signs with ECDSA.")
+    if sign_algo not in {services.KEY_OIDS[credential.key_algorithm], services.sign_algorithm_oids(credential)[algorithm]}:
+        kind = "RSA (PKCS#1 v1.5)" if credential.key_algorithm == KeyAlgorithm.RSA_3072 else "ECDSA"
+        raise ApiError(400, "invalid_request", f"Invalid parameter signAlgo: the key signs with {kind}.")
     operation_mode = field(body, "operationMode", required=False, default="S")
     if operation_mode != "S":
         raise ApiError(400, "invalid_request", "Only synchronous operation (operationMode S) is offered.")
     sad = field(body, "SAD")
-    signed = services.sign_hashes(credential, sad, hashes, client_id=party.client_id, ip=ip)
+    signed = services.sign_hashes(credential, sad, hashes, client_id=party.client_id, hash_algorithm=algorithm, ip=ip)
     if not signed.ok:
         description = {
             "sad_expired": "The SAD has expired.",

@@ -138,7 +138,45 @@ def ensure_dev_pki(data_dir: Path | str | None = None) -> Path:
     init_softhsm_token(directory)
     if not _complete(directory):
         _make(directory, clock.now())
+    ensure_dev_encryption_certificate(directory, clock.now())
     return directory
+
+
+ENCRYPTION_CERT = "scmd-encryption.crt"
+
+
+def ensure_dev_encryption_certificate(directory: Path, now: dt.datetime) -> None:
+    """The SCMD service's encryption certificate (``scmd-encryption.crt``): integrators encrypt
+    the citizen's number, signing PIN and code under its RSA key, which is generated in the HSM
+    (``CHAVE_SCMD_ENCRYPTION_KEY_LABEL``, decrypt only, never extractable) and certified by the
+    signing sub-CA for key encipherment. Kept when the key in the HSM matches it."""
+    from .ca_keys import sign_certificate
+    from .hsm import HsmError, hsm
+
+    path = directory / ENCRYPTION_CERT
+    label = settings.CHAVE_SCMD_ENCRYPTION_KEY_LABEL
+    if path.exists():
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+        try:
+            if hsm().public_key(label) == cert.public_key().public_bytes(
+                    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) \
+                    and cert.issuer == x509.load_pem_x509_certificate((directory / "ca.crt").read_bytes()).subject:
+                return
+        except HsmError:
+            pass
+    while hsm().destroy_key(label):
+        pass
+    public = serialization.load_der_public_key(hsm().generate_rsa_key(label, 3072, sign=False, decrypt=True))
+    ca = x509.load_pem_x509_certificate((directory / "ca.crt").read_bytes())
+    builder = (
+        _builder(_name("Chave SCMD encryption (TEST)"), ca.subject, public, ca.public_key(), now)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=True,
+                                     data_encipherment=True, key_agreement=False, key_cert_sign=False,
+                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+    )
+    _write_cert(path, sign_certificate(_issued_by_sub_ca(builder), label=settings.CHAVE_SIGNING_CA_KEY_LABEL,
+                                       issuer_key=ca.public_key(), algorithm=hashes.SHA384()))
 
 
 def _complete(directory: Path) -> bool:

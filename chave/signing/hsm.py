@@ -2,9 +2,12 @@
 
 One adapter, :class:`Pkcs11Hsm`, over ``python-pkcs11``: the module path, token label and user
 PIN are settings (``CHAVE_SIGNING_PKCS11_MODULE``, ``_TOKEN_LABEL``, ``_USER_PIN``), so SoftHSM2
-in development and tests and a real HSM in production are the same code. Keys are ECDSA P-256
-pairs generated inside the token (private half sensitive, never extractable), found by label;
-the signing CA, its OCSP responder and its TSA keep their keys here too (``chave.signing.ca_keys``).
+in development and tests and a real HSM in production are the same code. Keys are generated
+inside the token (private half sensitive, never extractable) and found by label: citizens' keys
+are RSA (PKCS#1 v1.5 signatures over a DigestInfo, what integrators of the Portuguese remote
+signature service expect) or ECDSA P-256 (``CHAVE_SIGNING_KEY_ALGORITHM``); the signing CA, its
+OCSP responder and its TSA keep their ECDSA keys here too (``chave.signing.ca_keys``), and the
+SCMD service its RSA encryption key, which decrypts inside the token (``chave.scmd``).
 
 The module is loaded once per process. SoftHSM2 reads one configuration per process, when the
 module is initialised: when the process has none yet (``SOFTHSM2_CONF``), the signing one
@@ -26,6 +29,7 @@ import pkcs11
 from django.conf import settings
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.util.ec import encode_ec_public_key, encode_ecdsa_signature, encode_named_curve_parameters
+from pkcs11.util.rsa import encode_rsa_public_key
 
 CURVE = "secp256r1"
 
@@ -82,6 +86,47 @@ class Pkcs11Hsm:
 
         return self._run(generate)
 
+    def generate_rsa_key(self, label: str, bits: int, *, sign: bool = True, decrypt: bool = False) -> bytes:
+        """A new RSA key pair of ``bits`` in the token under ``label``, for signing (citizens' keys)
+        or for decrypting (the SCMD encryption key); returns the public key (SubjectPublicKeyInfo DER)."""
+
+        def generate(session):
+            public, _private = session.generate_keypair(
+                KeyType.RSA, bits, store=True, label=label,
+                public_template={Attribute.VERIFY: sign, Attribute.ENCRYPT: decrypt},
+                private_template={Attribute.SIGN: sign, Attribute.DECRYPT: decrypt, Attribute.SENSITIVE: True,
+                                  Attribute.EXTRACTABLE: False, Attribute.PRIVATE: True},
+            )
+            return _rsa_spki(public)
+
+        return self._run(generate)
+
+    def sign_pkcs1(self, label: str, digest_infos: list[bytes]) -> list[bytes]:
+        """RSASSA-PKCS1-v1_5 signatures (RFC 8017 §8.2) of each DigestInfo (algorithm identifier
+        and digest, already encoded) with the RSA key ``label`` (CKM_RSA_PKCS: the token pads)."""
+
+        def sign(session):
+            key = self._private_key(session, label)
+            return [key.sign(d, mechanism=Mechanism.RSA_PKCS) for d in digest_infos]
+
+        return self._run(sign)
+
+    def decrypt_pkcs1(self, label: str, ciphertext: bytes) -> bytes:
+        """RSAES-PKCS1-v1_5 decryption (RFC 8017 §7.2) inside the token with the RSA key ``label``;
+        raises :class:`HsmError` when the ciphertext does not decrypt (wrong key, length or padding)."""
+
+        def decrypt(session):
+            key = self._private_key(session, label)
+            try:
+                return key.decrypt(ciphertext, mechanism=Mechanism.RSA_PKCS)
+            except (pkcs11.PKCS11Error, ValueError) as e:
+                raise _Undecryptable() from e
+
+        try:
+            return self._run(decrypt)
+        except _Undecryptable as e:
+            raise HsmError("the ciphertext does not decrypt") from e
+
     def sign_digests(self, label: str, digests: list[bytes]) -> list[bytes]:
         """ECDSA signatures (DER, as X.509 and CMS want them) of each digest with the key ``label``."""
 
@@ -96,7 +141,8 @@ class Pkcs11Hsm:
 
         def read(session):
             try:
-                return encode_ec_public_key(session.get_key(object_class=ObjectClass.PUBLIC_KEY, label=label))
+                key = session.get_key(object_class=ObjectClass.PUBLIC_KEY, label=label)
+                return _rsa_spki(key) if key.key_type == KeyType.RSA else encode_ec_public_key(key)
             except (pkcs11.NoSuchKey, pkcs11.MultipleObjectsReturned) as e:
                 raise HsmError(f"no single public key {label!r} in the HSM") from e
 
@@ -123,6 +169,20 @@ class Pkcs11Hsm:
             return session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=label)
         except (pkcs11.NoSuchKey, pkcs11.MultipleObjectsReturned) as e:
             raise HsmError(f"no single signing key {label!r} in the HSM") from e
+
+
+class _Undecryptable(Exception):
+    """Inside :meth:`Pkcs11Hsm.decrypt_pkcs1`: a refusal of the ciphertext, not of the session
+    (so it is not tried again on a new session)."""
+
+
+def _rsa_spki(public_key) -> bytes:
+    """An RSA public key object of the token as SubjectPublicKeyInfo DER (python-pkcs11 encodes
+    PKCS#1's RSAPublicKey; X.509 wants it wrapped with its algorithm)."""
+    from cryptography.hazmat.primitives import serialization
+
+    return serialization.load_der_public_key(encode_rsa_public_key(public_key)).public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 @functools.lru_cache(maxsize=1)

@@ -20,6 +20,15 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 
+class KeyAlgorithm(models.TextChoices):
+    """A citizen's signing key: RSA 3072 (PKCS#1 v1.5, what SCMD integrators build on; the
+    default) or ECDSA P-256 (keys made before RSA was offered, or by choice). The setting
+    ``CHAVE_SIGNING_KEY_ALGORITHM`` picks it for new keys; existing keys keep theirs."""
+
+    RSA_3072 = "rsa-3072", "RSA 3072"
+    EC_P256 = "ec-p256", "ECDSA P-256"
+
+
 class SigningCredential(models.Model):
     class Status(models.TextChoices):
         ACTIVE = "active", _("active")
@@ -35,6 +44,7 @@ class SigningCredential(models.Model):
     # refused until the citizen chooses a new signing PIN (AMA codes 901/902).
     pin_must_change = models.BooleanField(default=False)
     hsm_label = models.CharField(max_length=64, unique=True)
+    key_algorithm = models.CharField(max_length=16, choices=KeyAlgorithm.choices)
     certificate_der = models.BinaryField()
     serial_number = models.CharField(max_length=64, unique=True)  # hex
     not_before = models.DateTimeField()
@@ -65,7 +75,7 @@ def new_id() -> str:
 class SigningRequest(models.Model):
     class Via(models.TextChoices):
         CSC = "csc", "CSC API"
-        CMD = "cmd", "CMD-style API"
+        SCMD = "cmd", "SCMD (SOAP)"
         AREA = "area", _("personal area")
 
     class Status(models.TextChoices):
@@ -80,6 +90,9 @@ class SigningRequest(models.Model):
     client_id = models.CharField(max_length=64, blank=True)  # the integrator; empty for the personal area
     client_name = models.CharField(max_length=200, blank=True)
     documents = models.JSONField(default=list)  # names shown to the citizen and in the code message
+    # The integrator's own identifier of each document (SCMD's HashStructure.id), given back with
+    # its signature; empty when the request has none (one hash, CSC, the personal area).
+    document_ids = models.JSONField(default=list, blank=True)
     # Base64 of each digest; empty for a CSC request until credentials/authorize names them.
     hashes = models.JSONField(default=list)
     hash_algorithm = models.CharField(max_length=16, default="sha256")

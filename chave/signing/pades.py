@@ -22,6 +22,7 @@ from typing import BinaryIO
 
 from asn1crypto import algos, cms
 from asn1crypto import x509 as asn1_x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 from pyhanko.pdf_utils import generic, layout
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -179,12 +180,16 @@ def _asn1(cert) -> asn1_x509.Certificate:
 
 
 def _external_signer(certificate, signature: bytes | None = None) -> signers.ExternalSigner:
+    """pyHanko's signer for the citizen's key in the HSM: RSA (PKCS#1 v1.5) or ECDSA, as the
+    certificate's key is; until the HSM has signed, a placeholder of the signature's size."""
     m = pki.material()
+    key = certificate.public_key()
+    rsa_key = isinstance(key, rsa.RSAPublicKey)
     return signers.ExternalSigner(
         signing_cert=_asn1(certificate),
         cert_registry=SimpleCertificateStore.from_certs([_asn1(c) for c in m.chain]),
-        signature_value=signature if signature is not None else bytes(80),
-        signature_mechanism=algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"}),
+        signature_value=signature if signature is not None else bytes(key.key_size // 8 if rsa_key else 80),
+        signature_mechanism=algos.SignedDigestAlgorithm({"algorithm": "sha256_rsa" if rsa_key else "sha256_ecdsa"}),
     )
 
 

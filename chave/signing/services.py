@@ -1,7 +1,8 @@
 """Remote signing: activation, the signing PIN, authorisation and signing of hashes.
 
-Every write of the signing capability goes through here; the CSC API, the CMD-style API, the
-personal area and the CLI call these. Refusals a person or an integrator can act on come back as
+Every write of the signing capability goes through here: the one signing core of the two
+integrator interfaces (the CSC v2 API and the SCMD SOAP service, ``chave.scmd``), the personal
+area, the counter and the CLI. Refusals a person or an integrator can act on come back as
 values (:class:`PinDecision`, :class:`Started`, :class:`Authorised`, :class:`Signed`) with a
 ``reason``; activation errors are ``ValidationError`` with a code. Nothing here returns, logs or
 audits a PIN, a code or a signature activation token (only its hash is stored).
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
@@ -42,7 +44,7 @@ from chave.throttle import services as throttle
 
 from . import pki
 from .hsm import hsm
-from .models import SigningCredential, SigningRequest, new_id
+from .models import KeyAlgorithm, SigningCredential, SigningRequest, new_id
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +55,25 @@ DIGESTS = {
     "sha512": ("2.16.840.1.101.3.4.2.3", 64),
 }
 DIGEST_BY_OID = {oid: name for name, (oid, _n) in DIGESTS.items()}
-# What the HSM keys sign with, per digest: ecdsa-with-SHA256/384/512.
-SIGN_ALGORITHMS = {"sha256": "1.2.840.10045.4.3.2", "sha384": "1.2.840.10045.4.3.3", "sha512": "1.2.840.10045.4.3.4"}
+# The DER prefix of a DigestInfo (RFC 8017 §9.2, note 1) per digest: algorithm identifier with NULL
+# parameters, then the OCTET STRING header of the digest.
+DIGEST_INFO_PREFIXES = {
+    "sha256": bytes.fromhex("3031300d060960864801650304020105000420"),
+    "sha384": bytes.fromhex("3041300d060960864801650304020205000430"),
+    "sha512": bytes.fromhex("3051300d060960864801650304020305000440"),
+}
+# A request whose hashes are whole DigestInfos (SCMD), each naming its own digest algorithm.
+DIGEST_INFO = "digestinfo"
+# Per key algorithm: the public key's algorithm OID, and what it signs with per digest
+# (sha256/384/512WithRSAEncryption; ecdsa-with-SHA256/384/512).
+KEY_OIDS = {KeyAlgorithm.RSA_3072: "1.2.840.113549.1.1.1", KeyAlgorithm.EC_P256: "1.2.840.10045.2.1"}
+SIGN_ALGORITHMS = {
+    KeyAlgorithm.RSA_3072: {"sha256": "1.2.840.113549.1.1.11", "sha384": "1.2.840.113549.1.1.12",
+                            "sha512": "1.2.840.113549.1.1.13"},
+    KeyAlgorithm.EC_P256: {"sha256": "1.2.840.10045.4.3.2", "sha384": "1.2.840.10045.4.3.3",
+                           "sha512": "1.2.840.10045.4.3.4"},
+}
+RSA_BITS = 3072
 CHANNEL_OF_KIND = {ContactKind.MOBILE: "sms", ContactKind.EMAIL: "email", ContactKind.X: "x"}
 AREA = "Chave"
 
@@ -125,7 +144,11 @@ def activate_signing(key: Key, signing_pin: str | None = None, *, by: str, ip: s
 
     credential_id = new_id()
     label = f"chave-sign-{credential_id}"
-    public_key = hsm().generate_key(label)
+    algorithm = KeyAlgorithm(settings.CHAVE_SIGNING_KEY_ALGORITHM)
+    if algorithm == KeyAlgorithm.RSA_3072:
+        public_key = hsm().generate_rsa_key(label, RSA_BITS)
+    else:
+        public_key = hsm().generate_key(label)
     try:
         cert = pki.issue_certificate(key.citizen, public_key, valid_until=key.valid_until)
         with transaction.atomic():
@@ -134,7 +157,7 @@ def activate_signing(key: Key, signing_pin: str | None = None, *, by: str, ip: s
                 raise ValidationError(_("Signing is already active for this person."), code="signing_already_active")
             credential = SigningCredential.objects.create(
                 credential_id=credential_id, citizen=key.citizen, key=key, pin_hash=pin_hash,
-                pin_must_change=temporary, hsm_label=label, certificate_der=pki.der(cert),
+                pin_must_change=temporary, hsm_label=label, key_algorithm=algorithm, certificate_der=pki.der(cert),
                 serial_number=f"{cert.serial_number:x}", not_before=cert.not_valid_before_utc,
                 not_after=cert.not_valid_after_utc, created_at=clock.now(),
             )
@@ -301,6 +324,63 @@ def parse_hashes(values, algorithm: str) -> list[str]:
     return result
 
 
+def algorithm_by_length(values) -> str:
+    """The digest algorithm whose length the first of ``values`` (base64) has; SHA-256 when it
+    says nothing (:func:`parse_hashes` then refuses what is wrong)."""
+    first = values[0] if isinstance(values, list) and values else None
+    if isinstance(first, str) and len(first) <= 200:
+        try:
+            size = len(base64.b64decode(first.replace("-", "+").replace("_", "/") + "=" * (-len(first) % 4)))
+        except (binascii.Error, ValueError):
+            size = 0
+        for name, (_oid, length) in DIGESTS.items():
+            if size == length:
+                return name
+    return "sha256"
+
+
+def parse_digest_infos(values) -> list[str]:
+    """Canonical base64 of each DigestInfo (RFC 8017 §9.2: an algorithm prefix of
+    :data:`DIGEST_INFO_PREFIXES` followed by a digest of its length), given as bytes; raises
+    :class:`BadHashes` for an empty one, another algorithm or a wrong length."""
+    if not isinstance(values, list) or not values:
+        raise BadHashes("no hash")
+    result = []
+    for raw in values:
+        if not isinstance(raw, bytes | bytearray) or not raw:
+            raise BadHashes("a hash is empty")
+        split_digest_info(bytes(raw))
+        result.append(base64.b64encode(bytes(raw)).decode())
+    return result
+
+
+def split_digest_info(raw: bytes) -> tuple[str, bytes]:
+    """The digest algorithm and the digest of a DigestInfo; :class:`BadHashes` if it is none of
+    SHA-256, SHA-384 or SHA-512 with its exact length."""
+    for name, prefix in DIGEST_INFO_PREFIXES.items():
+        if raw.startswith(prefix) and len(raw) == len(prefix) + DIGESTS[name][1]:
+            return name, raw[len(prefix):]
+    raise BadHashes("a hash is not a SHA-256, SHA-384 or SHA-512 DigestInfo")
+
+
+def sign_algorithm_oids(credential: SigningCredential) -> dict[str, str]:
+    """What the credential's key signs with, per digest algorithm (OIDs)."""
+    return SIGN_ALGORITHMS[KeyAlgorithm(credential.key_algorithm)]
+
+
+def _sign_in_hsm(credential: SigningCredential, hash_algorithm: str, hashes: list[str]) -> list[bytes]:
+    """The credential's key signs each hash (canonical base64): an RSA key a PKCS#1 v1.5 signature
+    over the DigestInfo, a P-256 key an ECDSA signature (DER) over the digest."""
+    raw = [base64.b64decode(h) for h in hashes]
+    if hash_algorithm == DIGEST_INFO:
+        pairs = [split_digest_info(r) for r in raw]
+    else:
+        pairs = [(hash_algorithm, r) for r in raw]
+    if credential.key_algorithm == KeyAlgorithm.RSA_3072:
+        return hsm().sign_pkcs1(credential.hsm_label, [DIGEST_INFO_PREFIXES[a] + d for a, d in pairs])
+    return hsm().sign_digests(credential.hsm_label, [d for _a, d in pairs])
+
+
 def too_many(hashes: list) -> bool:
     return len(hashes) > policy.get("signing_max_hashes")
 
@@ -346,7 +426,8 @@ def _send_code(request: SigningRequest, *, ip: str | None) -> codes.IssueResult:
 
 def start_request(credential: SigningCredential | None, *, via: str, documents: list[str],
                   hashes: list[str] | None = None, hash_algorithm: str = "sha256", client_id: str = "",
-                  client_name: str = "", pin: str | None = None, ip: str | None = None) -> Started:
+                  client_name: str = "", pin: str | None = None, ip: str | None = None,
+                  document_ids: list[str] | None = None) -> Started:
     """Open an authorisation and send the code. With ``pin`` (the CMD-style flow and the personal
     area) the signing PIN is checked first and no code is sent when it is wrong; without (CSC's
     ``credentials/sendOTP``) the PIN comes with the code at :func:`authorise`.
@@ -367,7 +448,8 @@ def start_request(credential: SigningCredential | None, *, via: str, documents: 
             return Started(False, decision.reason, pin=decision)
     request = SigningRequest.objects.create(
         credential=credential, via=via, client_id=client_id, client_name=client_name,
-        documents=[str(d)[:200] for d in documents], hashes=list(hashes or []), hash_algorithm=hash_algorithm,
+        documents=[str(d)[:200] for d in documents], document_ids=[str(i)[:200] for i in document_ids or []],
+        hashes=list(hashes or []), hash_algorithm=hash_algorithm,
         created_at=clock.now(),
     )
     issue = _send_code(request, ip=ip)
@@ -417,10 +499,10 @@ def _sad_hash(sad: str) -> str:
 
 
 def authorise(request: SigningRequest, *, code, pin: str | None = None, hashes: list[str] | None = None,
-              ip: str | None = None) -> Authorised:
+              hash_algorithm: str = "sha256", ip: str | None = None) -> Authorised:
     """Check the code (and, for CSC, the signing PIN first) and issue the signature activation
-    token bound to the request's exact hashes, returned once. ``hashes`` name them when the
-    request was opened without (CSC); when it named them, they must be the same.
+    token bound to the request's exact hashes, returned once. ``hashes`` (of ``hash_algorithm``)
+    name them when the request was opened without (CSC); when it named them, they must be the same.
     Audited as ``signing.authorise``."""
     credential = request.credential
     if request.status != SigningRequest.Status.CODE_SENT:
@@ -428,7 +510,7 @@ def authorise(request: SigningRequest, *, code, pin: str | None = None, hashes: 
     if hashes is not None:
         if too_many(hashes):
             return Authorised(False, "too_many_hashes")
-        if request.hashes and sorted(request.hashes) != sorted(hashes):
+        if request.hashes and (sorted(request.hashes) != sorted(hashes) or request.hash_algorithm != hash_algorithm):
             return Authorised(False, "hashes_differ")
     if pin is not None:
         decision = check_signing_pin(credential, pin, ip=ip, channel=request.via, client_id=request.client_id)
@@ -448,6 +530,7 @@ def authorise(request: SigningRequest, *, code, pin: str | None = None, hashes: 
     fields = {"status": SigningRequest.Status.AUTHORISED, "sad_hash": _sad_hash(sad), "sad_expires_at": expires_at}
     if hashes is not None and not request.hashes:
         fields["hashes"] = list(hashes)
+        fields["hash_algorithm"] = hash_algorithm
     with transaction.atomic():
         won = SigningRequest.objects.filter(pk=request.pk, status=SigningRequest.Status.CODE_SENT).update(**fields)
         if won != 1:
@@ -467,10 +550,11 @@ class Signed:
 
 
 def sign_hashes(credential: SigningCredential | None, sad, hashes: list[str], *, client_id: str = "",
-                ip: str | None = None) -> Signed:
-    """Spend the signature activation token ``sad`` on exactly the hashes it authorised and sign
-    them in the HSM (in order). Any use spends it: a second use, another credential or
-    integrator, an expired token, or other hashes are refused. Audited as ``signing.sign``."""
+                hash_algorithm: str | None = None, ip: str | None = None) -> Signed:
+    """Spend the signature activation token ``sad`` on exactly the hashes it authorised (and, when
+    ``hash_algorithm`` is given, of that algorithm) and sign them in the HSM (in order). Any use
+    spends it: a second use, another credential or integrator, an expired token, or other hashes
+    are refused. Audited as ``signing.sign``."""
     if not isinstance(sad, str) or not sad or len(sad) > 200:
         return Signed(False, "sad_invalid")
     now = clock.now()
@@ -483,7 +567,7 @@ def sign_hashes(credential: SigningCredential | None, sad, hashes: list[str], *,
             outcome = "wrong_credential"
         elif request.sad_expires_at <= now:
             outcome = "sad_expired"
-        elif sorted(request.hashes) != sorted(hashes):
+        elif sorted(request.hashes) != sorted(hashes) or hash_algorithm not in (None, request.hash_algorithm):
             outcome = "hashes_differ"
         elif usable(request.credential) == "not_active":
             outcome = "not_active"
@@ -496,5 +580,4 @@ def sign_hashes(credential: SigningCredential | None, sad, hashes: list[str], *,
                      client_id=request.client_id, process=request.process_id, hashes=len(hashes))
     if outcome != "ok":
         return Signed(False, outcome, request=request)
-    digests = [base64.b64decode(h) for h in hashes]
-    return Signed(True, "ok", hsm().sign_digests(request.credential.hsm_label, digests), request=request)
+    return Signed(True, "ok", _sign_in_hsm(request.credential, request.hash_algorithm, hashes), request=request)

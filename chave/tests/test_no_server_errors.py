@@ -15,7 +15,9 @@ portal's client_id, …) and bad ones in turn: a non-existent id, numbers too bi
 - on the login's steps, someone half-way through it (PIN accepted, at the channel or code step);
 - at the counter, a member of staff of each role, signed in at ``/counter/login`` (password and
   TOTP code);
-- on the signing APIs and userinfo, an integrator with a service token (``client_credentials``).
+- on the signing APIs and userinfo, an integrator with a service token (``client_credentials``);
+  on the SCMD SOAP service, an SCMD integrator with its HTTP Basic credentials, which also sends
+  SOAP envelopes of every operation with junk values (:func:`sweep_soap`).
 
 What they send: GETs with junk query strings (overlong, repeated, not UTF-8, ``%00``, bad numbers
 and dates, 2,000 fields); POSTed forms with every field junk (overlong, malformed numbers, NUL,
@@ -605,6 +607,8 @@ def sweep_path(send, route: Route, path: str, world: dict, *, posts: bool = True
             send("POST", path, f"JSON: plausible without {name}", data=json.dumps(rest),
                  content_type="application/json")
 
+    if path == SCMD_SERVICE and takes_post:
+        sweep_soap(send, path, world)
     if posts:
         sweep_forms(send, path, forms_for(send, path, page, shown))
     else:
@@ -619,6 +623,109 @@ def sweep_path(send, route: Route, path: str, world: dict, *, posts: bool = True
          f"{settings.SESSION_COOKIE_NAME}=%ff%fe; {settings.CSRF_COOKIE_NAME}={LONG}",
          HTTP_ACCEPT_LANGUAGE="xx-ÿÿ;q=abc, " + "a" * 500, HTTP_X_FORWARDED_FOR="not-an-ip, 999.1.1.1",
          HTTP_AUTHORIZATION="Bearer " + "%ff" * 10, HTTP_HOST="testserver", HTTP_REFERER="http://%ff/" + LONG)
+
+
+SCMD_SERVICE = "/scmd/SCMDService.svc"
+
+
+def _soap(operation: str, inner: str) -> bytes:
+    from chave.scmd import soap
+
+    return (f'<s:Envelope xmlns:s="{soap.SOAP_ENV}" xmlns:a="{soap.DC}"><s:Body>'
+            f'<{operation} xmlns="{soap.TNS}">{inner}</{operation}></s:Body></s:Envelope>').encode()
+
+
+def sweep_soap(send, path: str, world: dict):
+    """SOAP envelopes of every SCMD operation with junk values (what the WSDL's types allow, and
+    what they do not): the integrator's own ApplicationId and another's, fields that are not
+    base64, do not decrypt, decrypt to junk (overlong, not a number, NUL), hashes empty, short,
+    overlong or of another algorithm, 101 documents, nil and missing elements, unknown and
+    replayed process ids; and broken XML, DTDs and entities, SOAP 1.2."""
+    import base64 as b64
+    import html
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    from chave.scmd import encryption
+
+    public = x509.load_pem_x509_certificate(encryption.certificate_pem()).public_key()
+
+    def enc(text: str) -> str:
+        return b64.b64encode(public.encrypt(text.encode("utf-8", "surrogatepass")[:300], padding.PKCS1v15())).decode()
+
+    app = b64.b64encode(world["scmd_app"]).decode()
+    good_hash = b64.b64encode(bytes.fromhex("3031300d060960864801650304020105000420") + b"\x01" * 32).decode()
+    fields = ["", "%%%", "A" * 5000, b64.b64encode(b"junk").decode(), enc(PHONE), enc(SIGNING_PIN), enc("9" * 40),
+              enc(LONG[:200]), enc("\x00\x01"), enc("123456"), enc("+351 " + "9" * 30)]
+    hashes = ["", "AA==", good_hash, good_hash[:-8] + "AAAAAAA=", b64.b64encode(b"\x00" * 200).decode(),
+              b64.b64encode(bytes.fromhex("3021300906052b0e03021a05000414") + b"\x00" * 20).decode()]
+    apps = [app, "", b64.b64encode(b"other").decode()]
+    processes = ["", "0" * 32, "x" * 5000, "../../etc", "'; DROP TABLE x; --"]
+    nil = '<a:Pin xmlns:i="http://www.w3.org/2001/XMLSchema-instance" i:nil="true"/>'
+    bodies = []
+    for value in fields:
+        v = html.escape(value)
+        bodies += [
+            ("GetCertificate", f"<applicationId>{app}</applicationId><userId>{v}</userId>"),
+            ("GetCertificateWithPin", f"<applicationId>{app}</applicationId><userId>{html.escape(enc(PHONE))}</userId>"
+                                      f"<pin>{v}</pin>"),
+            ("SCMDSign", f"<request><a:ApplicationId>{app}</a:ApplicationId><a:DocName>{v[:300]}</a:DocName>"
+                         f"<a:Hash>{good_hash}</a:Hash><a:Pin>{v}</a:Pin><a:UserId>{v}</a:UserId></request>"),
+            ("ValidateOtp", f"<code>{v}</code><processId>{processes[1]}</processId><applicationId>{app}</applicationId>"),
+            ("ForceSMS", f"<processId>{processes[1]}</processId><citizenId>{v}</citizenId><applicationId>{app}"
+                         f"</applicationId>"),
+        ]
+    for h in hashes:
+        bodies += [
+            ("SCMDSign", f"<request><a:ApplicationId>{app}</a:ApplicationId><a:Hash>{h}</a:Hash>"
+                         f"<a:Pin>{enc(SIGNING_PIN)}</a:Pin><a:UserId>{enc(PHONE)}</a:UserId></request>"),
+            ("SCMDMultipleSign", f"<request><a:ApplicationId>{app}</a:ApplicationId><a:Pin>{enc(SIGNING_PIN)}</a:Pin>"
+                                 f"<a:UserId>{enc(PHONE)}</a:UserId></request><documents>"
+                                 + f"<a:HashStructure><a:Hash>{h}</a:Hash><a:Name>{LONG[:500]}</a:Name>"
+                                   f"<a:id>{LONG[:500]}</a:id></a:HashStructure>" * 2 + "</documents>"),
+        ]
+    item = f"<a:HashStructure><a:Hash>{good_hash}</a:Hash><a:Name>a</a:Name><a:id>1</a:id></a:HashStructure>"
+    request = f"<request><a:ApplicationId>{app}</a:ApplicationId><a:Pin>{enc(SIGNING_PIN)}</a:Pin><a:UserId>" \
+              f"{enc(PHONE)}</a:UserId></request>"
+    bodies += [("SCMDMultipleSign", request + "<documents>" + item * 101 + "</documents>"),
+               ("SCMDMultipleSign", request + "<documents/>"),
+               ("SCMDMultipleSign", request + '<documents xmlns:i="http://www.w3.org/2001/XMLSchema-instance" '
+                                              'i:nil="true"/>'),
+               ("SCMDMultipleSign", request),
+               ("SCMDSign", f"<request><a:ApplicationId>{app}</a:ApplicationId><a:Hash>{good_hash}</a:Hash>{nil}"
+                            f"<a:UserId>{enc(PHONE)}</a:UserId></request>"),
+               ("SCMDSign", '<request xmlns:i="http://www.w3.org/2001/XMLSchema-instance" i:nil="true"/>'),
+               ("SCMDSign", ""), ("GetCertificate", ""), ("ValidateOtp", ""), ("ForceSMS", "")]
+    for other in apps[1:]:
+        bodies += [("GetCertificate", f"<applicationId>{other}</applicationId><userId>{enc(PHONE)}</userId>"),
+                   ("ValidateOtp", f"<code>{enc('123456')}</code><processId>1</processId>"
+                                   f"<applicationId>{other}</applicationId>")]
+    for process in processes:
+        bodies += [("ValidateOtp", f"<code>{enc('123456')}</code><processId>{html.escape(process)}</processId>"
+                                   f"<applicationId>{app}</applicationId>"),
+                   ("ForceSMS", f"<processId>{html.escape(process)}</processId><citizenId>{enc(PHONE)}</citizenId>"
+                                f"<applicationId>{app}</applicationId>")]
+    for operation, inner in bodies:
+        send("POST", path, f"SOAP {operation}: {_short(inner, 80)}", data=_soap(operation, inner),
+             content_type="text/xml; charset=utf-8", HTTP_SOAPACTION=f'"http://Ama.Authentication.Service/SCMDService/'
+                                                                     f'{operation}"')
+    # A real process, then its code replayed and another process's code.
+    started = send("POST", path, "SOAP SCMDSign: a real request", data=_soap("SCMDSign", (
+        f"<request><a:ApplicationId>{app}</a:ApplicationId><a:Hash>{good_hash}</a:Hash>"
+        f"<a:Pin>{enc(SIGNING_PIN)}</a:Pin><a:UserId>{enc(PHONE)}</a:UserId></request>")),
+        content_type="text/xml; charset=utf-8")
+    process = re.search(rb"ProcessId>([0-9a-f]{32})<", started.content)
+    for _ in range(2):
+        send("POST", path, "SOAP ValidateOtp: a real process, a junk code, twice", data=_soap("ValidateOtp", (
+            f"<code>{enc('000000')}</code><processId>{process.group(1).decode() if process else ''}</processId>"
+            f"<applicationId>{app}</applicationId>")), content_type="text/xml; charset=utf-8")
+    for raw in (b"", b"<", b"\xff\xfe\x00<", b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY b "c">]><a>&b;</a>',
+                b'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body/></s:Envelope>',
+                _soap("GetCertificate", "<applicationId>" + "A" * 600_000 + "</applicationId>"),
+                b"<a>" * 5000, _soap("Nope", "")):
+        send("POST", path, f"SOAP raw {_short(raw.decode('latin-1'), 60)}", data=raw,
+             content_type="text/xml; charset=utf-8")
 
 
 # --- Who sends -------------------------------------------------------------------------------------
@@ -754,7 +861,7 @@ def world(signing_pki, make_citizen, clock):
     }
 
 
-SIGNING = ("/area/sign/", "/csc/", "/api/signing/", "/validate/")
+SIGNING = ("/area/sign/", "/csc/", "/api/signing/", "/validate/", "/scmd/")
 
 
 def _activate_signing(world) -> None:
@@ -818,7 +925,21 @@ def _actors(route: Route, world, clock) -> list[tuple[str, Client]]:
         actors += [(f"signing-in:{step}", _signing_in_client(step=step)) for step in ("channel", "code")]
     if path in _openapi() or path.startswith("/oidc/userinfo"):
         actors.append(("integrator", _integrator_client(world["party"], world["secret"])))
+    if path.startswith("/scmd/"):
+        actors.append(("scmd-integrator", _scmd_client(world)))
     return actors
+
+
+def _scmd_client(world) -> Client:
+    """An SCMD integrator's HTTP Basic credentials, sent on every request."""
+    from chave.scmd import services as scmd
+
+    made = scmd.add_integrator("Plataforma de Documentos (SOAP)", by="test")
+    world["scmd_app"] = made.integrator.application_id.encode()
+    client = _client()
+    basic = base64.b64encode(f"{made.integrator.username}:{made.password}".encode()).decode()
+    client.defaults["HTTP_AUTHORIZATION"] = f"Basic {basic}"
+    return client
 
 
 # --- The test --------------------------------------------------------------------------------------

@@ -11,12 +11,16 @@ import pytest
 
 @pytest.fixture
 def signer(signing_pki, make_citizen):
-    """A citizen with signing active (signing PIN 5820); returns their key and credential."""
+    """A citizen with signing active (signing PIN 5820); returns their key and credential. The key
+    is of ``CHAVE_SIGNING_KEY_ALGORITHM`` (RSA 3072 by default) unless ``key_algorithm`` says."""
+    from django.test import override_settings
+
     from chave.signing import services
 
-    def make(**kwargs):
+    def make(key_algorithm=None, **kwargs):
         key = make_citizen(**kwargs)
-        credential = services.activate_signing(key, "5820", by="test").credential
+        with override_settings(**({"CHAVE_SIGNING_KEY_ALGORITHM": key_algorithm} if key_algorithm else {})):
+            credential = services.activate_signing(key, "5820", by="test").credential
         return key, credential
 
     return make

@@ -12,6 +12,20 @@ from chave.oidc import services as oidc
 PIN = "5820"
 
 
+def verify_signature(public_key, signature: bytes, digest: bytes, algorithm: str = "sha256") -> None:
+    """Raise ``InvalidSignature`` unless ``signature`` is the key's signature of the prehashed
+    ``digest``: RSA PKCS#1 v1.5 (over its DigestInfo) or ECDSA, as the key is."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+    prehashed = Prehashed(getattr(hashes, algorithm.upper())())
+    if isinstance(public_key, rsa.RSAPublicKey):
+        public_key.verify(signature, digest, padding.PKCS1v15(), prehashed)
+    else:
+        public_key.verify(signature, digest, ec.ECDSA(prehashed))
+
+
 def make_integrator(name="Plataforma de Documentos"):
     registration = oidc.register_relying_party(
         name=name, entity_nif="600084779", contact_email="dev@docs.example.gov.pt",

@@ -56,13 +56,11 @@ def test_an_integrator_over_its_limit_gets_429_until_the_window_passes_and_other
     refused = call(client, "/csc/v2/credentials/list", first_token, NOBODY)
     assert refused.status_code == 429 and refused["Retry-After"] == "60"
     assert refused.json()["error"] == "access_denied" and "Too many calls" in refused.json()["error_description"]
-    # Every endpoint counts against the same integrator, the CMD-style flow too (in its own shape).
-    cmd = call(client, "/api/signing/cmd/certificate", first_token, {"userId": "+351912999999"})
-    assert cmd.status_code == 429 and cmd["Retry-After"] == "60"
-    assert cmd.json()["code"] == 900 and "Too many calls" in cmd.json()["message"]
+    # Every endpoint counts against the same integrator.
+    other = call(client, "/csc/v2/credentials/info", first_token, {"credentialID": "x"})
+    assert other.status_code == 429 and other["Retry-After"] == "60"
     # Another integrator is not affected.
     assert call(client, "/csc/v2/credentials/list", second_token, NOBODY).status_code == 200
-    assert call(client, "/api/signing/cmd/certificate", second_token, {"userId": "+351912999999"}).json()["code"] == 817
     # The refusals were audited with the integrator and the throttle.
     refusals = AuditEvent.objects.filter(event="signing.api", outcome="429")
     assert refusals.count() == 2
@@ -82,8 +80,8 @@ def test_bad_tokens_from_one_address_are_throttled_before_any_token_is_checked(c
         answer = call(client, "/csc/v2/credentials/list", guess, NOBODY)
         assert answer.status_code == 401 and "Retry-After" not in answer
     assert client.post("/csc/v2/credentials/list", NOBODY, content_type="application/json").status_code == 429
-    refused = call(client, "/api/signing/cmd/certificate", "guess-4", {"userId": "+351912999999"})
-    assert refused.status_code == 429 and refused["Retry-After"] == "300" and refused.json()["code"] == 900
+    refused = call(client, "/csc/v2/credentials/info", "guess-4", {"credentialID": "x"})
+    assert refused.status_code == 429 and refused["Retry-After"] == "300" and refused.json()["error"] == "access_denied"
     # From this address even the right token now gets the same answer: guessing gets no faster.
     assert call(client, "/csc/v2/credentials/list", good, NOBODY).status_code == 429
     # Another address is not affected.
@@ -103,9 +101,9 @@ def test_json_apis_refuse_large_bodies_with_json_before_reading_them(client, clo
     assert answer.status_code == 413 and answer.json()["error"] == "invalid_request"
     # A length that says too much is enough: nothing more is read (the test client would fail
     # the request if the view read past the two bytes sent).
-    answer = client.post("/api/signing/cmd/sign", b"{}", content_type="application/json",
+    answer = client.post("/csc/v2/credentials/authorize", b"{}", content_type="application/json",
                          HTTP_AUTHORIZATION=f"Bearer {bearer}", CONTENT_LENGTH=str(10 * 1024 * 1024))
-    assert answer.status_code == 413 and answer.json()["code"] == 900
+    assert answer.status_code == 413 and answer.json()["error"] == "invalid_request"
     assert call(client, "/csc/v2/credentials/list", bearer, "[1]").status_code == 400
     assert call(client, "/csc/v2/credentials/list", bearer, "{not json").status_code == 400
 
@@ -113,28 +111,32 @@ def test_json_apis_refuse_large_bodies_with_json_before_reading_them(client, clo
 # --- The validation API ------------------------------------------------------------------------
 
 
-def _signed_through_the_cmd_api(client, outbox, clock, credential, pdf: bytes) -> bytes:
+def _signed_through_the_csc_api(client, outbox, clock, credential, pdf: bytes) -> bytes:
     """The PDF signed (PAdES B-T) with the citizen's key, the hash authorised by signing PIN and
-    code through the CMD-style API, as an integrator does."""
+    code through the CSC API, as an integrator does."""
     _party, bearer = token(client, "Plataforma de Documentos")
     outbox.last(PHONE)  # the activation notice goes first (the clock is frozen: order by sending)
     clock.travel(dt.timedelta(seconds=1))
     certificate = services.certificate(credential)
     prepared = pades.prepare(pdf, certificate)
-    started = call(client, "/api/signing/cmd/sign", bearer, {"userId": PHONE, "pin": PIN, "documents": [
-        {"name": "grande.pdf", "hash": base64.b64encode(prepared.to_sign).decode()}]}).json()
-    assert started["code"] == 200, started
-    done = call(client, "/api/signing/cmd/validate", bearer,
-                {"processId": started["processId"], "code": outbox.last_code(PHONE)}).json()
-    assert done["code"] == 200, done
-    return pades.finish(prepared, certificate, base64.b64decode(done["signatures"][0]["signature"]))
+    hashes = [base64.b64encode(prepared.to_sign).decode()]
+    cid = credential.credential_id
+    assert call(client, "/csc/v2/credentials/sendOTP", bearer, {"credentialID": cid}).status_code == 204
+    sad = call(client, "/csc/v2/credentials/authorize", bearer, {
+        "credentialID": cid, "numSignatures": 1, "hashes": hashes, "hashAlgorithmOID": "2.16.840.1.101.3.4.2.1",
+        "PIN": PIN, "OTP": outbox.last_code(PHONE)}).json()["SAD"]
+    done = call(client, "/csc/v2/signatures/signHash", bearer, {
+        "credentialID": cid, "SAD": sad, "hashes": hashes, "hashAlgorithmOID": "2.16.840.1.101.3.4.2.1",
+        "signAlgo": services.sign_algorithm_oids(credential)["sha256"]})
+    assert done.status_code == 200, done.content
+    return pades.finish(prepared, certificate, base64.b64decode(done.json()["signatures"][0]))
 
 
 def test_the_validation_api_takes_a_signed_pdf_above_the_old_2_5_mb_cap(
         signer, client, outbox, clock, live_server):
     key, credential = signer(phone=PHONE)
     pdf = sample_pdf(2, padding=3 * 1024 * 1024)
-    signed = _signed_through_the_cmd_api(client, outbox, clock, credential, pdf)
+    signed = _signed_through_the_csc_api(client, outbox, clock, credential, pdf)
     assert len(signed) > 3 * 1024 * 1024
     answer = client.post("/api/signing/validate", signed, content_type="application/pdf")
     assert answer.status_code == 200, answer.content[:500]
@@ -224,12 +226,12 @@ def test_the_validation_api_stops_reading_a_body_without_length_at_the_limit(set
 
 def test_the_openapi_documents_describe_the_limits(client):
     csc = json.loads(client.get("/csc/v2/openapi.json").content)
-    cmd = json.loads(client.get("/api/signing/openapi.json").content)
-    for document, prefix in ((csc, "/credentials/"), (csc, "/signatures/"), (cmd, "/cmd/")):
+    validation = json.loads(client.get("/api/signing/openapi.json").content)
+    for document, prefix in ((csc, "/credentials/"), (csc, "/signatures/")):
         operations = [item["post"] for path, item in document["paths"].items() if path.startswith(prefix)]
         assert operations and all({"413", "429"} <= set(op["responses"]) for op in operations)
         assert "Retry-After" in document["components"]["responses"]["TooManyRequests"]["headers"]
-    assert {"400", "413", "415"} <= set(cmd["paths"]["/validate"]["post"]["responses"])
+    assert {"400", "413", "415"} <= set(validation["paths"]["/validate"]["post"]["responses"])
 
 
 def test_validation_is_limited_per_address_on_the_api_and_the_page_until_the_window_passes(client, clock, limits):

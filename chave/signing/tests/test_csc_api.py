@@ -24,7 +24,7 @@ from pyhanko.sign.validation.status import SignatureCoverageLevel
 from chave.audit.models import AuditEvent
 from chave.signing import pades
 
-from .helpers import PIN, make_integrator, pdfsig, qpdf_check, sample_pdf, service_token
+from .helpers import PIN, make_integrator, pdfsig, qpdf_check, sample_pdf, service_token, verify_signature
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PHONE = "+351912000101"
@@ -65,10 +65,12 @@ class ExplicitAuthorization(csc_signer.CSCAuthorizationManager):
             return self.parse_csc_auth_response(await r.json())
 
 
+@pytest.mark.parametrize("key_algorithm", ["rsa-3072", "ec-p256"])
 def test_a_third_party_csc_client_signs_a_pdf_that_independent_validators_accept(
-        signer, integrator, live_server, outbox, tmp_path, monkeypatch):
+        signer, integrator, live_server, outbox, tmp_path, monkeypatch, key_algorithm):
+    """With an RSA key (the default) and with a P-256 key (made before RSA was the default)."""
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # the test reads the outbox inside the client's loop
-    key, credential = signer(phone=PHONE)
+    key, credential = signer(phone=PHONE, key_algorithm=key_algorithm)
     party, token = integrator
     listed = api(live_server.url, "credentials/list", token, {"userID": "912 000 101"}).json()
     assert listed["credentialIDs"] == [credential.credential_id]
@@ -98,6 +100,7 @@ def test_a_third_party_csc_client_signs_a_pdf_that_independent_validators_accept
 
     status = asyncio.run(validate())
     assert status.intact and status.valid and status.trusted
+    assert status.signing_cert.public_key.algorithm == {"rsa-3072": "rsa", "ec-p256": "ec"}[key_algorithm]
     assert status.coverage == SignatureCoverageLevel.ENTIRE_FILE
     assert status.timestamp_validity is not None and status.timestamp_validity.valid and status.timestamp_validity.trusted
     path = tmp_path / "signed.pdf"
@@ -122,20 +125,22 @@ def _digest(n: int) -> str:
     return base64.b64encode(hashlib.sha256(f"document {n}".encode()).digest()).decode()
 
 
-def _sign(base, token, credential, sad, hashes, v1=False):
-    body = {"credentialID": credential.credential_id, "SAD": sad, "signAlgo": "1.2.840.10045.4.3.2"}
+def _sign(base, token, credential, sad, hashes, v1=False, sign_algo=None):
+    from chave.signing import services
+
+    sign_algo = sign_algo or services.sign_algorithm_oids(credential)["sha256"]
+    body = {"credentialID": credential.credential_id, "SAD": sad, "signAlgo": sign_algo}
     body.update({"hash": hashes, "hashAlgo": "2.16.840.1.101.3.4.2.1"} if v1 else
                 {"hashes": hashes, "hashAlgorithmOID": "2.16.840.1.101.3.4.2.1"})
     return api(base, "signatures/signHash", token, body)
 
 
-def test_the_sad_signs_exactly_the_authorised_hashes_once(signer, integrator, live_server, outbox, clock):
-    from cryptography.hazmat.primitives import hashes as h
-    from cryptography.hazmat.primitives.asymmetric import ec
-
+@pytest.mark.parametrize("key_algorithm", ["rsa-3072", "ec-p256"])
+def test_the_sad_signs_exactly_the_authorised_hashes_once(signer, integrator, live_server, outbox, clock,
+                                                          key_algorithm):
     from chave.signing import services
 
-    _key, credential = signer(phone=PHONE)
+    _key, credential = signer(phone=PHONE, key_algorithm=key_algorithm)
     outbox.last(PHONE)  # the activation notice goes first (the clock is frozen: order by sending)
     clock.travel(dt.timedelta(seconds=1))
     _party, token = integrator
@@ -153,9 +158,13 @@ def test_the_sad_signs_exactly_the_authorised_hashes_once(signer, integrator, li
     signatures = [base64.b64decode(s) for s in answer.json()["signatures"]]
     public = services.certificate(credential).public_key()
     for digest, signature in zip(batch, signatures, strict=True):
-        from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
-
-        public.verify(signature, base64.b64decode(digest), ec.ECDSA(Prehashed(h.SHA256())))
+        verify_signature(public, signature, base64.b64decode(digest))
+    # The key's own algorithm only: an RSA key refuses ECDSA, a P-256 key RSA.
+    other = {"rsa-3072": "1.2.840.10045.4.3.2", "ec-p256": "1.2.840.113549.1.1.11"}[key_algorithm]
+    clock.travel(dt.timedelta(seconds=31))
+    sad2 = _authorize(base, token, credential, outbox, batch[:1]).json()["SAD"]
+    wrong_algo = _sign(base, token, credential, sad2, batch[:1], sign_algo=other)
+    assert wrong_algo.status_code == 400 and "signAlgo" in wrong_algo.json()["error_description"]
     reused = _sign(base, token, credential, sad, batch)
     assert reused.status_code == 400 and reused.json()["error_description"] == "Invalid SAD."
 

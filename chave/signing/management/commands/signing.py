@@ -1,6 +1,8 @@
 """``chave signing activate|deactivate|show|dev-pki``: the operator's side of remote signing.
 
-``activate`` makes the citizen's signing key in the HSM and has the signing CA certify it.
+``integrator add --name … --soap`` makes an SCMD integrator and prints its HTTP Basic credentials
+and ApplicationId once; ``integrator rotate USERNAME`` prints a new password (the old one stops
+working); ``integrator list|disable|enable``. ``activate`` makes the citizen's signing key in the HSM and has the signing CA certify it.
 Without ``--signing-pin`` a signing PIN is printed once and must be changed (personal area)
 before the first signature; ``--signing-pin`` exists for demos and tests and is refused outside
 ``CHAVE_ENV=dev`` (a PIN on a command line stays in the shell history). ``deactivate`` revokes
@@ -29,7 +31,8 @@ class Command(BaseCommand):
     help = "Activate or deactivate a citizen's remote signing, show it, or make the development signing PKI."
 
     def add_arguments(self, parser):
-        sub = parser.add_subparsers(dest="action", metavar="{activate,deactivate,show,dev-pki}", required=True)
+        sub = parser.add_subparsers(dest="action", metavar="{activate,deactivate,show,dev-pki,integrator}",
+                                    required=True)
         activate = sub.add_parser("activate", help="Activate signing: HSM key, certificate, signing PIN.")
         activate.add_argument("who", help="the citizen's mobile number, e-mail or NIC")
         activate.add_argument("--signing-pin", help="the signing PIN (CHAVE_ENV=dev only)")
@@ -40,8 +43,25 @@ class Command(BaseCommand):
         show.add_argument("who")
         show.add_argument("--json", action="store_true")
         sub.add_parser("dev-pki", help="Make the development signing CA, OCSP, TSA and HSM token (idempotent).")
+        integrator = sub.add_parser("integrator", help="SCMD (SOAP) integrators: add, rotate, list, disable, enable.")
+        isub = integrator.add_subparsers(dest="integrator_action", metavar="{add,rotate,list,disable,enable}",
+                                         required=True)
+        add = isub.add_parser("add", help="A new integrator: prints its Basic credentials and ApplicationId once.")
+        add.add_argument("--name", required=True, help="the integrator's name (citizens see it in the code message)")
+        add.add_argument("--soap", action="store_true", help="an integrator of the SCMD SOAP service")
+        add.add_argument("--application-id", help="the ApplicationId it already sends (default: a new UUID)")
+        add.add_argument("--json", action="store_true")
+        rotate = isub.add_parser("rotate", help="A new password (printed once); the old one stops working.")
+        rotate.add_argument("username")
+        rotate.add_argument("--json", action="store_true")
+        isub.add_parser("list", help="Every SCMD integrator (no secrets).")
+        for verb in ("disable", "enable"):
+            isub.add_parser(verb, help=f"{verb.capitalize()} an integrator.").add_argument("username")
 
     def handle(self, *args, action, **options):
+        if action == "integrator":
+            self._integrator(options)
+            return
         if action == "dev-pki":
             try:
                 directory = ensure_dev_pki()
@@ -60,6 +80,46 @@ class Command(BaseCommand):
             self.stdout.write(_("Signing deactivated: certificate revoked, key destroyed."))
         else:
             self._show(citizen, options["json"])
+
+    def _integrator(self, options):
+        from chave.scmd import services as scmd
+        from chave.scmd.models import Integrator
+        from chave.scmd.views import service_address
+
+        verb = options["integrator_action"]
+        if verb == "list":
+            for integrator in Integrator.objects.order_by("name"):
+                state = _("active") if integrator.active else _("disabled")
+                self.stdout.write(f"{integrator.username}\t{integrator.application_id}\t{state}\t{integrator.name}")
+            return
+        if verb == "add":
+            if not options["soap"]:
+                raise CommandError(_("Only SCMD (SOAP) integrators are made here: add --soap. CSC integrators are "
+                                     "approved portals that take a client_credentials token of scope csc."))
+            try:
+                made = scmd.add_integrator(options["name"], application_id=options.get("application_id"), by=BY)
+            except ValidationError as e:
+                raise CommandError(" ".join(str(m) for m in e.messages))
+        else:
+            integrator = scmd.find(options["username"])
+            if integrator is None:
+                raise CommandError(_("No SCMD integrator with this username."))
+            if verb in ("disable", "enable"):
+                scmd.set_active(integrator, verb == "enable", by=BY)
+                self.stdout.write(_("Integrator %(user)s: %(state)s.") % {
+                    "user": integrator.username, "state": _("active") if verb == "enable" else _("disabled")})
+                return
+            made = scmd.rotate_secret(integrator, by=BY)
+        integrator = made.integrator
+        data = {"name": integrator.name, "username": integrator.username, "password": made.password,
+                "application_id": integrator.application_id, "wsdl": service_address() + "?wsdl",
+                "encryption_certificate": settings.CHAVE_PUBLIC_URL.rstrip("/") + "/scmd/encryption.crt"}
+        if options["json"]:
+            self.stdout.write(json.dumps(data))
+            return
+        self.stdout.write(_("SCMD integrator %(name)s. The password is shown once: keep it now.") % data)
+        for name in ("username", "password", "application_id", "wsdl", "encryption_certificate"):
+            self.stdout.write(f"{name}: {data[name]}")
 
     def _activate(self, citizen, options):
         pin = options.get("signing_pin")
