@@ -3,8 +3,7 @@ but for the service address: the same name and target namespace, schemas (every 
 with its type, minOccurs, maxOccurs and nillable), messages, port type (operations and WS-Addressing
 actions) and binding (SOAP actions).
 
-``published_wsdl_structure.json`` is that structure, read from the published WSDL. Where the
-published file itself is at hand (``CHAVE_SCMD_PUBLISHED_WSDL``), it is compared too."""
+``published_wsdl_structure.json`` is that structure, read from the published WSDL."""
 
 from __future__ import annotations
 
