@@ -26,6 +26,32 @@ from chave import clock as service_clock
 from chave.testing.browser import browser, new_page, phone  # noqa: F401 - fixtures for every app's browser tests
 
 
+def _flush_past_the_audit_trigger():
+    """SQLite has no TRUNCATE: Django's flush (how transactional tests empty the database) deletes
+    rows, which the audit table's trigger refuses (chave/audit/migrations/0003_append_only.py). Lift
+    that one trigger for the flush, in the flush's own transaction, as an operator's retention job
+    would. PostgreSQL's flush is a TRUNCATE, which its trigger allows: nothing to do there."""
+    from django.db.backends.sqlite3.base import DatabaseOperations
+
+    from chave.audit import triggers
+
+    original = DatabaseOperations.sql_flush
+    if getattr(original, "lifts_audit_trigger", False):
+        return
+
+    def sql_flush(self, style, tables, **options):
+        statements = original(self, style, tables, **options)
+        if not any("audit_auditevent" in statement for statement in statements):
+            return statements
+        return [*triggers.SQLITE_DROP, *statements, triggers.SQLITE_NO_UPDATE, triggers.SQLITE_NO_DELETE]
+
+    sql_flush.lifts_audit_trigger = True
+    DatabaseOperations.sql_flush = sql_flush
+
+
+_flush_past_the_audit_trigger()
+
+
 @pytest.fixture(autouse=True)
 def _reset_clock():
     service_clock.reset()
