@@ -10,6 +10,23 @@
   ``live_server`` themselves (transactional).
 - ``browser``, ``new_page``, ``phone``: Debian's chromium through Playwright, for the browser tests
   (``chave/testing/browser.py``).
+
+Which tests run twice (SQLite, then PostgreSQL): CI (``.ci/run``) runs the whole suite on SQLite,
+then again on PostgreSQL only what the database engine can change (``make test-pg``, ``PG_MARKERS``,
+"not browser and not once"). Everything runs on PostgreSQL by default; a new test opts out only
+when its outcome cannot depend on the engine:
+
+- ``browser`` (added here to every test that uses the ``browser``, ``new_page`` or ``phone``
+  fixtures): a browser drives pages whose every database call a test-client test also makes; it
+  costs ten times as much and finds nothing new on another engine.
+- ``@pytest.mark.once`` (or ``pytestmark = pytest.mark.once`` for a module): wording of pages and
+  messages, accessibility of rendered pages, settings, CLI text, and tests that start their own
+  PostgreSQL or Redis (``chave/testing/faults.py``) whatever the suite's database is.
+
+Never ``once``: races, locks, throttles, codes, delivery, migrations, raw SQL, JSON lookups, field
+lengths (PostgreSQL refuses an overlong value that SQLite stores), transactions, the robustness
+sweep. When unsure, leave the test unmarked. A PostgreSQL run that selects nothing fails (pytest's
+exit code 5 is a failure in ``scripts/pytest.sh``).
 """
 
 from __future__ import annotations
@@ -50,6 +67,15 @@ def _flush_past_the_audit_trigger():
 
 
 _flush_past_the_audit_trigger()
+
+BROWSER_FIXTURES = {"browser", "new_page", "phone"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that opens a browser is a ``browser`` test, marked or not (see the note above)."""
+    for item in items:
+        if BROWSER_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("browser") is None:
+            item.add_marker(pytest.mark.browser)
 
 
 @pytest.fixture(autouse=True)

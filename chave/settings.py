@@ -108,6 +108,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "chave.ops.errors.DatabaseUnavailableMiddleware",  # the database gone: 503 + Retry-After
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -380,8 +381,15 @@ CHAVE_POLICY = {
     "signing_validate_max_bytes": 60 * 1024 * 1024,
     # Health (/health/ready): the delivery worker is behind when a task ready to run waited longer.
     "health_queue_max_lag_seconds": 5 * 60,
+    # The database unreachable (a restart, a failover): requests answer 503 with this Retry-After.
+    "unavailable_retry_after_seconds": 5,
     "delivery_max_attempts": 8,
     "delivery_backoff_seconds": [5, 15, 30, 60, 120, 300, 600],
+    # A message "sending" this long was being handed over when its worker died: it becomes
+    # "interrupted" (never sent twice). Far above CHAVE_HTTP_TIMEOUT and the SMTP timeout.
+    "delivery_sending_timeout_seconds": 120,
+    # How often each worker looks for what dead workers left behind (delivery.services.recover_stalled).
+    "delivery_sweep_seconds": 60,
     # Counter (issue 5; chave/counter/README.md): a staff session ends after this long idle; a TOTP
     # code is accepted this many 30-second steps early or late; a reason is at least this long.
     "staff_idle_seconds": 10 * 60,
