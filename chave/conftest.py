@@ -10,6 +10,9 @@
   ``live_server`` themselves (transactional).
 - ``browser``, ``new_page``, ``phone``: Debian's chromium through Playwright, for the browser tests
   (``chave/testing/browser.py``).
+- ``private_pg`` (session), ``chave_database``: a PostgreSQL cluster of the run's own that a fault
+  test may restart, and a fresh migrated database on it for ``chave`` processes
+  (``chave/testing/faults.py``, which also starts a private Redis and Chave's processes).
 
 Which tests run twice (SQLite, then PostgreSQL): CI (``.ci/run``) runs the whole suite on SQLite,
 then again on PostgreSQL only what the database engine can change (``make test-pg``, ``PG_MARKERS``,
@@ -41,6 +44,7 @@ from django.utils import translation
 
 from chave import clock as service_clock
 from chave.testing.browser import browser, new_page, phone  # noqa: F401 - fixtures for every app's browser tests
+from chave.testing.faults import chave_database, chave_template, private_pg  # noqa: F401 - the fault tests
 
 
 def _flush_past_the_audit_trigger():

@@ -11,7 +11,9 @@ dies with the test run (``PR_SET_PDEATHSIG``). Debian's binaries: ``/usr/lib/pos
 from __future__ import annotations
 
 import contextlib
+import http.client
 import http.cookiejar
+import uuid
 import os
 import pwd
 import re
@@ -234,22 +236,27 @@ class Visitor:
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
         self.page = ""
 
-    def request(self, path: str, fields: dict | None = None, *, timeout: float = 30) -> tuple[int, dict, str]:
-        """(status, headers, body); HTTP errors are answers too."""
+    def request(self, path: str, fields: dict | None = None, *, timeout: float = 30,
+                headers: dict | None = None) -> tuple[int, dict, str]:
+        """(status, headers, body) of the last answer (redirects followed); HTTP errors are answers too.
+        A connection the server closed without answering is status 0."""
         data = None
         if fields is not None:
             token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', self.page)
             data = urllib.parse.urlencode({**({"csrfmiddlewaretoken": token.group(1)} if token else {}),
                                            **fields}).encode()
-        request = urllib.request.Request(self.base + path, data=data, headers={"Accept": "text/html"})
+        request = urllib.request.Request(self.base + path, data=data, headers={"Accept": "text/html", **(headers or {})})
         try:
             with self.opener.open(request, timeout=timeout) as response:
-                status, headers, body = response.status, dict(response.headers), response.read().decode()
+                status, answer, body = response.status, dict(response.headers), response.read().decode()
+                self.path = urllib.parse.urlsplit(response.url).path
         except urllib.error.HTTPError as error:
-            status, headers, body = error.code, dict(error.headers), error.read().decode(errors="replace")
+            status, answer, body = error.code, dict(error.headers), error.read().decode(errors="replace")
+        except (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException):
+            status, answer, body = 0, {}, ""
         if status == 200:
             self.page = body
-        return status, headers, body
+        return status, answer, body
 
 
 @contextlib.contextmanager
@@ -260,3 +267,31 @@ def private_postgres():
         yield cluster
     finally:
         cluster.close()
+
+
+# --- Fixtures (registered for every app's tests in chave/conftest.py) ----------------------------
+
+
+@pytest.fixture(scope="session")
+def private_pg():
+    """A PostgreSQL cluster of the session's own, which tests may stop and restart."""
+    with private_postgres() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def chave_template(private_pg, tmp_path_factory) -> str:
+    """A database on ``private_pg`` with Chave's tables, migrated once per session."""
+    url = private_pg.create_database("chave_template")
+    run_chave(chave_env(url, tmp_path_factory.mktemp("template")), "migrate", "--noinput", "-v0")
+    return "chave_template"
+
+
+@pytest.fixture
+def chave_database(private_pg, chave_template):
+    """A fresh copy of the migrated template on ``private_pg``; its URL."""
+    name = f"chave_{uuid.uuid4().hex[:12]}"
+    url = private_pg.create_database(name, template=chave_template)
+    yield url
+    if private_pg.ready():
+        private_pg.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
