@@ -6,6 +6,9 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.once  # the same on any database: SQLite pass only
+
+
 GOOD = {
     "CHAVE_ENV": "production",
     "CHAVE_SECRET_KEY": "s" * 50,

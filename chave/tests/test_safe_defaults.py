@@ -22,6 +22,9 @@ from django.views.decorators.csrf import csrf_exempt
 from chave.public.management.commands.serve import StaticFiles
 
 # Made at run time: the debug page shows the source around each frame, so a literal would be found there.
+pytestmark = pytest.mark.once  # the same on any database: SQLite pass only
+
+
 SECRETS = {name: f"marker-{name.lower()}-{secrets.token_hex(4)}" for name in (
     "SECRET_KEY", "CHAVE_PIN_PEPPER", "CHAVE_PAIRWISE_SALT", "CHAVE_SIGNING_USER_PIN", "CHAVE_KEY_SEAL_SECRET",
     "CHAVE_MESSAGE_KEY", "CHAVE_KANNEL_PASSWORD", "CHAVE_X_BEARER_TOKEN", "EMAIL_HOST_PASSWORD")}

@@ -10,6 +10,7 @@ import threading
 import pytest
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
+from django.utils import translation
 
 from chave.audit import chain
 from chave.audit import services as audit
@@ -22,7 +23,8 @@ pytestmark = pytest.mark.django_db
 def verify(*args) -> tuple[int, str]:
     out = io.StringIO()
     try:
-        call_command("audit", "verify", *args, stdout=out)
+        with translation.override("en"):
+            call_command("audit", "verify", *args, stdout=out)
     except SystemExit as exit:
         return exit.code, out.getvalue()
     return 0, out.getvalue()
@@ -104,7 +106,7 @@ def test_anchored_heads_show_a_cut_end_of_the_log(tmp_path):
 def test_verify_explains_a_file_that_is_not_anchors(tmp_path):
     bad = tmp_path / "heads.json"
     bad.write_text('{"heads": [1, 2]}')
-    with pytest.raises(Exception, match="is not the JSON output of"):
+    with pytest.raises(Exception, match="is not the JSON output of"), translation.override("en"):
         call_command("audit", "verify", "--anchors", str(bad))
 
 

@@ -152,5 +152,4 @@ def test_postgresql_restarted_under_load_answers_503_and_recovers_by_itself(priv
                  "django_tasks_database_dbtaskresult t WHERE t.args_kwargs->'args'->>0 = m.id::text)") == 0
     assert count("SELECT count(*) FROM login_logintransaction x WHERE x.status <> 'pin_ok' AND NOT EXISTS "
                  "(SELECT 1 FROM codes_onetimecode c WHERE c.transaction = x.id::text)") == 0
-    verified = run_chave(env, "audit", "verify")
-    assert "The audit log is intact" in verified.stdout
+    run_chave(env, "audit", "verify")  # exit 0: the chain is intact

@@ -47,7 +47,7 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps({"ok": result.ok, "events": result.events, "streams": len(result.streams),
                                           "breaks": breaks, "heads": result.heads()}, indent=2))
         elif result.ok:
-            self.stdout.write(_("The audit log is intact: %(events)d events in %(streams)d streams.")
+            self.stdout.write(_("The audit log is intact. Events: %(events)d. Streams: %(streams)d.")
                               % {"events": result.events, "streams": len(result.streams)})
         else:
             self.stdout.write(_("The audit log was tampered with:"))
