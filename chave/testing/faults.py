@@ -43,7 +43,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
 def wait_for(condition, *, timeout: float = BOUND, what: str = "condition"):
+    """Poll ``condition`` until it returns something truthy, for at most ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
@@ -51,13 +60,14 @@ def wait_for(condition, *, timeout: float = BOUND, what: str = "condition"):
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
+        time.sleep(0.02)
 
 
-def _die_with_pytest() -> None:
+def die_with_pytest() -> None:
+    """In a child before exec: Linux sends it SIGTERM if the test run dies without cleaning up."""
     import ctypes
 
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 def _as_postgres() -> list[str]:
@@ -91,7 +101,7 @@ class PrivatePostgres:
         assert self.process is None or self.process.poll() is not None
         self.process = subprocess.Popen([*_as_postgres(), str(PG_BIN / "postgres"), "-D", str(self.data)],
                                         stdout=open(self.dir / "postgres.log", "ab"), stderr=subprocess.STDOUT,
-                                        preexec_fn=_die_with_pytest)
+                                        preexec_fn=die_with_pytest)
         wait_for(self.ready, what=f"the private PostgreSQL to accept connections (see {self.dir}/postgres.log)")
 
     def ready(self) -> bool:
@@ -154,7 +164,7 @@ class PrivateRedis:
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", str(self.dir)],
-            stdout=open(self.dir / "redis.log", "ab"), stderr=subprocess.STDOUT, preexec_fn=_die_with_pytest)
+            stdout=open(self.dir / "redis.log", "ab"), stderr=subprocess.STDOUT, preexec_fn=die_with_pytest)
 
         def answers():
             import redis
@@ -199,7 +209,7 @@ class ChaveProcess:
         self.log = log
         self.process = subprocess.Popen([*CHAVE, *args], env=env, cwd=PROJECT, stdout=open(log, "ab"),
                                         stderr=subprocess.STDOUT, start_new_session=True,
-                                        preexec_fn=_die_with_pytest)
+                                        preexec_fn=die_with_pytest)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
