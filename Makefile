@@ -5,20 +5,51 @@ BIN    := $(VENV)/bin
 PORT   ?= 8000
 DEMO_PORT ?= 8001
 PYTEST_ARGS ?=
+# Hashed lock files (make lock): what `make run` (LOCK), `make test` and CI (TEST_LOCK) install.
+LOCK       := requirements.lock
+TEST_LOCK  := requirements-test.lock
+TOOLS_LOCK := requirements-tools.lock
+TOOLS      := .tools
+UV_COMPILE := $(TOOLS)/bin/uv pip compile --quiet --generate-hashes --universal --python-version 3.11 \
+	--custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
+# The PostgreSQL pass runs only what the database can change (README, "Tests"): no browser tests and
+# nothing marked `once`. PG_MARKERS= runs everything there.
+PG_MARKERS ?= not browser and not once
 
-.PHONY: run test test-pg install install-test system-deps bench messages clean
+.PHONY: run test test-pg install install-test system-deps bench messages clean lock audit
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+# Exactly the locked versions, each checked against its hash; then Chave itself (no dependency
+# resolution, no build isolation: its build backend is locked too). check-lock.py stops with
+# "run make lock" when pyproject.toml asks for something the lock does not have.
+$(VENV)/.installed: pyproject.toml $(LOCK) | $(BIN)/python
+	@$(BIN)/python scripts/check-lock.py $(LOCK)
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	$(BIN)/pip install --quiet -e '.[test]'
+$(VENV)/.installed-test: pyproject.toml $(TEST_LOCK) $(VENV)/.installed
+	@$(BIN)/python scripts/check-lock.py $(TEST_LOCK) test
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r $(TEST_LOCK)
 	touch $@
+
+$(TOOLS)/.installed: $(TOOLS_LOCK)
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --require-hashes --no-deps -r $(TOOLS_LOCK)
+	touch $@
+
+## make lock: regenerate the lock files from pyproject.toml after adding or changing a dependency, and
+## commit them. Versions already locked are kept; `make lock UPGRADE=1` moves everything to the newest.
+lock: $(TOOLS)/.installed
+	$(UV_COMPILE) pyproject.toml scripts/lock-build.in -o $(LOCK)
+	$(UV_COMPILE) pyproject.toml scripts/lock-build.in --extra test -c $(LOCK) -o $(TEST_LOCK)
+	$(UV_COMPILE) scripts/tools.in -o $(TOOLS_LOCK)
+
+## make audit: known vulnerabilities of the locked dependencies (pip-audit); fails when one has a fix
+audit: $(TOOLS)/.installed
+	$(TOOLS)/bin/python scripts/audit-deps.py $(LOCK) $(TEST_LOCK)
 
 install: $(VENV)/.installed
 
@@ -30,6 +61,8 @@ system-deps:
 
 ## make run: install, migrate the embedded database, seed the demo citizen and demo portal, start web + worker
 ## on :$(PORT) and the demo portal on :$(DEMO_PORT)
+## (CHAVE_ENV=dev unless set: development defaults and Django's debug pages)
+run: export CHAVE_ENV := $(or $(CHAVE_ENV),dev)
 run: install
 	$(BIN)/chave migrate --noinput -v0
 	CHAVE_PUBLIC_URL=$${CHAVE_PUBLIC_URL:-http://127.0.0.1:$(PORT)} $(BIN)/chave seed_demo \
@@ -41,9 +74,10 @@ run: install
 test: install-test
 	@scripts/pytest.sh $(PYTEST_ARGS)
 
-## the same suite on PostgreSQL (started by .ci/run when not running)
+## the suite again on PostgreSQL, less what the database cannot change (PG_MARKERS; started by .ci/run)
 test-pg: install-test
-	CHAVE_DATABASE_URL=$${CHAVE_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} scripts/pytest.sh $(PYTEST_ARGS)
+	CHAVE_DATABASE_URL=$${CHAVE_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} \
+		scripts/pytest.sh $(if $(PG_MARKERS),-m "$(PG_MARKERS)") $(PYTEST_ARGS)
 
 ## make bench: login and OIDC throughput against bare PIN hashing; signing against raw HSM and hashing
 bench: install system-deps
@@ -54,4 +88,4 @@ messages: install
 	cd chave && ../$(BIN)/chave makemessages -l pt_PT --no-obsolete --no-location && ../$(BIN)/chave compilemessages -l pt_PT
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) $(TOOLS) var

@@ -10,6 +10,26 @@
   ``live_server`` themselves (transactional).
 - ``browser``, ``new_page``, ``phone``: Debian's chromium through Playwright, for the browser tests
   (``chave/testing/browser.py``).
+- ``private_pg`` (session), ``chave_database``: a PostgreSQL cluster of the run's own that a fault
+  test may restart, and a fresh migrated database on it for ``chave`` processes
+  (``chave/testing/faults.py``, which also starts a private Redis and Chave's processes).
+
+Which tests run twice (SQLite, then PostgreSQL): CI (``.ci/run``) runs the whole suite on SQLite,
+then again on PostgreSQL only what the database engine can change (``make test-pg``, ``PG_MARKERS``,
+"not browser and not once"). Everything runs on PostgreSQL by default; a new test opts out only
+when its outcome cannot depend on the engine:
+
+- ``browser`` (added here to every test that uses the ``browser``, ``new_page`` or ``phone``
+  fixtures): a browser drives pages whose every database call a test-client test also makes; it
+  costs ten times as much and finds nothing new on another engine.
+- ``@pytest.mark.once`` (or ``pytestmark = pytest.mark.once`` for a module): wording of pages and
+  messages, accessibility of rendered pages, settings, CLI text, and tests that start their own
+  PostgreSQL or Redis (``chave/testing/faults.py``) whatever the suite's database is.
+
+Never ``once``: races, locks, throttles, codes, delivery, migrations, raw SQL, JSON lookups, field
+lengths (PostgreSQL refuses an overlong value that SQLite stores), transactions, the robustness
+sweep. When unsure, leave the test unmarked. A PostgreSQL run that selects nothing fails (pytest's
+exit code 5 is a failure in ``scripts/pytest.sh``).
 """
 
 from __future__ import annotations
@@ -24,6 +44,42 @@ from django.utils import translation
 
 from chave import clock as service_clock
 from chave.testing.browser import browser, new_page, phone  # noqa: F401 - fixtures for every app's browser tests
+from chave.testing.faults import chave_database, chave_template, private_pg  # noqa: F401 - the fault tests
+
+
+def _flush_past_the_audit_trigger():
+    """SQLite has no TRUNCATE: Django's flush (how transactional tests empty the database) deletes
+    rows, which the audit table's trigger refuses (chave/audit/migrations/0003_append_only.py). Lift
+    that one trigger for the flush, in the flush's own transaction, as an operator's retention job
+    would. PostgreSQL's flush is a TRUNCATE, which its trigger allows: nothing to do there."""
+    from django.db.backends.sqlite3.base import DatabaseOperations
+
+    from chave.audit import triggers
+
+    original = DatabaseOperations.sql_flush
+    if getattr(original, "lifts_audit_trigger", False):
+        return
+
+    def sql_flush(self, style, tables, **options):
+        statements = original(self, style, tables, **options)
+        if not any("audit_auditevent" in statement for statement in statements):
+            return statements
+        return [*triggers.SQLITE_DROP, *statements, triggers.SQLITE_NO_UPDATE, triggers.SQLITE_NO_DELETE]
+
+    sql_flush.lifts_audit_trigger = True
+    DatabaseOperations.sql_flush = sql_flush
+
+
+_flush_past_the_audit_trigger()
+
+BROWSER_FIXTURES = {"browser", "new_page", "phone"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that opens a browser is a ``browser`` test, marked or not (see the note above)."""
+    for item in items:
+        if BROWSER_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("browser") is None:
+            item.add_marker(pytest.mark.browser)
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,9 @@
 
 ``CHAVE_ENV`` is ``dev`` (the default, what ``make run`` uses), ``test`` or ``production``.
 Production refuses to start without a secret key and a PIN pepper, with DEBUG on, or with
-the development message sink (see :func:`_check_production`).
+the development message sink (see :func:`_check_production`). Django's debug pages are on only
+when ``CHAVE_ENV=dev`` is set explicitly (an unset ``CHAVE_ENV`` gets development defaults without
+them), and every error report masks the secret settings (:class:`chave.security.SecretsReporterFilter`).
 
 Every rule and number of ``shared/domain.md`` lives in :data:`CHAVE_POLICY` (one table);
 code reads it through :mod:`chave.policy`, never a literal.
@@ -58,11 +60,23 @@ CHAVE_PIN_PEPPER = env("CHAVE_PIN_PEPPER", _DEV_PEPPER)
 CHAVE_PAIRWISE_SALT = env("CHAVE_PAIRWISE_SALT", "dev-only-pairwise-salt")
 # The provider's private signing keys are sealed at rest under this secret.
 CHAVE_KEY_SEAL_SECRET = env("CHAVE_KEY_SEAL_SECRET", _DEV_PEPPER + "/keys")
+# The audit log's hash chain is keyed with this (chave/audit/chain.py): without it, nobody who can
+# only write to the database can forge a link. Never change it once events exist (verification of
+# the older ones would fail), like CHAVE_PAIRWISE_SALT.
+CHAVE_AUDIT_KEY = env("CHAVE_AUDIT_KEY", _DEV_PEPPER + "/audit")
 # Queued messages (which carry a code until sent) are encrypted at rest with keys derived from
-# this secret; defaults to one derived from SECRET_KEY.
+# this secret; outside production it defaults to SECRET_KEY (production requires its own, so that
+# one leaked secret does not open both sessions and queued codes).
 CHAVE_MESSAGE_KEY = env("CHAVE_MESSAGE_KEY", SECRET_KEY)
 
-DEBUG = env_bool("CHAVE_DEBUG", CHAVE_ENV == "dev")
+# Django's debug pages only where someone asked for development by name (`make run` does): an unset
+# CHAVE_ENV still gets the development defaults above, but never debug pages.
+CHAVE_ENV_EXPLICIT = env("CHAVE_ENV") is not None
+DEBUG = env_bool("CHAVE_DEBUG", CHAVE_ENV == "dev" and CHAVE_ENV_EXPLICIT)
+if DEBUG and not IS_PRODUCTION and not (CHAVE_ENV == "dev" and CHAVE_ENV_EXPLICIT):
+    raise ImproperlyConfigured("CHAVE_DEBUG is on only with CHAVE_ENV=dev set explicitly")
+# Error reports (the debug page, logs, error e-mails) mask every secret setting: chave/security.py.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "chave.security.SecretsReporterFilter"
 ALLOWED_HOSTS = (env("CHAVE_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver") or "").split(",")
 # The public origin of the service: names the host in the WebOTP line `@host #code`.
 CHAVE_PUBLIC_URL = env("CHAVE_PUBLIC_URL", "http://127.0.0.1:8000")
@@ -96,6 +110,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "chave.ops.errors.DatabaseUnavailableMiddleware",  # the database gone: 503 + Retry-After
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -371,8 +386,15 @@ CHAVE_POLICY = {
     "scmd_max_envelope_bytes": 512 * 1024,
     # Health (/health/ready): the delivery worker is behind when a task ready to run waited longer.
     "health_queue_max_lag_seconds": 5 * 60,
+    # The database unreachable (a restart, a failover): requests answer 503 with this Retry-After.
+    "unavailable_retry_after_seconds": 5,
     "delivery_max_attempts": 8,
     "delivery_backoff_seconds": [5, 15, 30, 60, 120, 300, 600],
+    # A message "sending" this long was being handed over when its worker died: it becomes
+    # "interrupted" (never sent twice). Far above CHAVE_HTTP_TIMEOUT and the SMTP timeout.
+    "delivery_sending_timeout_seconds": 120,
+    # How often each worker looks for what dead workers left behind (delivery.services.recover_stalled).
+    "delivery_sweep_seconds": 60,
     # Counter (issue 5; chave/counter/README.md): a staff session ends after this long idle; a TOTP
     # code is accepted this many 30-second steps early or late; a reason is at least this long.
     "staff_idle_seconds": 10 * 60,
@@ -481,6 +503,10 @@ def _check_production() -> None:
         problems.append("CHAVE_PAIRWISE_SALT is not set")
     if CHAVE_KEY_SEAL_SECRET == _DEV_PEPPER + "/keys":
         problems.append("CHAVE_KEY_SEAL_SECRET is not set")
+    if CHAVE_AUDIT_KEY == _DEV_PEPPER + "/audit":
+        problems.append("CHAVE_AUDIT_KEY is not set")
+    if env("CHAVE_MESSAGE_KEY") is None or CHAVE_MESSAGE_KEY == SECRET_KEY:
+        problems.append("CHAVE_MESSAGE_KEY is not set (it must differ from CHAVE_SECRET_KEY)")
     if CHAVE_SIGNING_USER_PIN == "dev-only-hsm-pin":
         problems.append("CHAVE_SIGNING_USER_PIN is not set")
     if DEBUG:

@@ -4,6 +4,9 @@ from django.urls import include, path
 from chave.oidc import views as oidc_views
 from chave.signing import views as signing_views
 
+# A database gone away (PostgreSQL restarting) answers 503 with Retry-After, not 500: chave/ops/errors.py.
+handler500 = "chave.ops.errors.server_error"
+
 urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),

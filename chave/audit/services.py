@@ -1,12 +1,15 @@
-"""Append security events to the audit log."""
+"""Append security events to the audit log, each a link of its hash chain (:mod:`.chain`)."""
 
 from __future__ import annotations
 
 import ipaddress
 import re
 
+from django.db import transaction
+
 from chave import clock
 
+from . import chain
 from .models import AuditEvent
 
 # Words that, in a detail field's name, suggest a secret is being written (``pin``, ``new_pin``,
@@ -45,20 +48,23 @@ def record(
 
     Raises ``ValueError`` when a detail field that is not a flag is named like a secret (``pin``,
     ``new_pin``, ``code``, ``token``...). A client IP that is not an IP address is recorded as
-    unknown.
+    unknown. The event is written in the caller's transaction: if that rolls back, so does the event
+    (and its place in the chain).
     """
     bad = sorted(k for k, v in detail.items() if _named_like_secret(k, v))
     if bad:
         raise ValueError(f"audit detail may not carry secrets: {bad}")
-    return AuditEvent.objects.create(
-        at=clock.now(),
-        event=event,
-        outcome=outcome,
-        citizen=citizen,
-        channel=channel or "",
-        ip=_client_ip(ip),
-        detail={k: v for k, v in detail.items() if v is not None},
-    )
+    fields = dict(at=clock.now(), event=event, outcome=outcome, channel=channel or "", ip=_client_ip(ip),
+                  detail={k: v for k, v in detail.items() if v is not None})
+    citizen_id = citizen.pk if citizen is not None else None
+    # In the caller's transaction (a savepoint) or one of its own: the stream stays this
+    # transaction's until it ends, so its head cannot move between reading it and appending.
+    with transaction.atomic():
+        stream = chain.claim_stream()
+        seq, prev_hash = chain.head(stream)
+        link = dict(stream=stream, seq=seq + 1, prev_hash=prev_hash)
+        return AuditEvent.objects.create(**fields, **link, citizen=citizen,
+                                         hash=chain.link_hash(**link, **fields, citizen_id=citizen_id))
 
 
 def history(citizen, limit: int = 100):

@@ -6,7 +6,10 @@ it claims the message (``queued → sending``) in a transaction of its own befor
 provider, so two workers can never both send it. A temporary gateway failure puts it back to
 ``queued`` with the next attempt after a growing backoff, until it succeeds, the attempts run out
 or the message (a code) has expired. A worker that dies mid-send leaves the message ``sending``:
-we prefer not to risk a duplicate; the citizen can ask for a new code.
+we prefer not to risk a duplicate; the citizen can ask for a new code. :func:`recover_stalled`
+(run by every worker at start and every ``delivery_sweep_seconds``, and by housekeeping) then
+says so: a claim older than ``delivery_sending_timeout_seconds`` becomes ``interrupted``, and a
+queued message whose task was lost with a dead worker (or a database restart) gets a new one.
 
 The clear body exists only in the worker's memory while it is being handed to the provider: it
 is sealed at rest until then and wiped once the message is sent, failed or expired. Nothing this
@@ -20,7 +23,7 @@ import logging
 import re
 
 from cryptography.fernet import InvalidToken
-from django.db import transaction
+from django.db import models, transaction
 
 from chave import clock, policy
 from chave.audit import services as audit
@@ -153,7 +156,8 @@ def send_message(message_id: str) -> str:
         message.status = MessageStatus.SENDING
         message.attempts += 1
         message.provider = provider.name
-        message.save(update_fields=["status", "attempts", "provider"])
+        message.sending_since = now
+        message.save(update_fields=["status", "attempts", "provider", "sending_since"])
 
     # Outside any transaction: a slow gateway must not hold database locks.
     try:
@@ -204,3 +208,51 @@ def send_message(message_id: str) -> str:
                          citizen=message.citizen, channel=message.channel, attempts=message.attempts,
                          provider=message.provider)
     return str(message.status)
+
+
+INTERRUPTED_ERROR = "the worker stopped while handing it to the gateway: whether it arrived is unknown"
+
+
+def recover_stalled() -> dict[str, int]:
+    """Close what dead workers left behind; returns how many messages it ``interrupted`` and ``requeued``.
+
+    - A message ``sending`` for longer than ``delivery_sending_timeout_seconds`` (far longer than a
+      gateway call may take) was being handed over when its worker died. The gateway may have
+      taken it: it becomes ``interrupted`` and is never sent again (no code twice); its body is
+      wiped and the audit says so (``message.delivery``, outcome ``interrupted``).
+    - A message ``queued`` and due for that long with no task waiting to send it lost its task (a
+      worker killed between claiming the task and the message, or a task marked failed while the
+      database was away): it gets a new task. Sending stays at most once (:func:`send_message`
+      claims only from ``queued``), so a task too many costs nothing.
+
+    Safe to run anywhere, any number of times, on several instances at once.
+    """
+    from django_tasks.base import TaskResultStatus
+    from django_tasks_db.models import DBTaskResult
+
+    from .tasks import deliver
+
+    now = clock.now()
+    stale = now - dt.timedelta(seconds=policy.get("delivery_sending_timeout_seconds"))
+    interrupted = requeued = 0
+    for message in OutboundMessage.objects.filter(status=MessageStatus.SENDING, sending_since__lte=stale):
+        with transaction.atomic():
+            won = OutboundMessage.objects.filter(pk=message.pk, status=MessageStatus.SENDING,
+                                                 sending_since__lte=stale).update(
+                status=MessageStatus.INTERRUPTED, body_sealed="", last_error=INTERRUPTED_ERROR)
+            if won:
+                interrupted += 1
+                log.warning("delivery of message %s by %s: interrupted (%s)", message.pk, message.provider,
+                            INTERRUPTED_ERROR)
+                audit.record("message.delivery", outcome=str(MessageStatus.INTERRUPTED), citizen=message.citizen,
+                             channel=message.channel, attempts=message.attempts, provider=message.provider)
+    overdue = OutboundMessage.objects.filter(status=MessageStatus.QUEUED).filter(
+        models.Q(next_attempt_at__lte=stale) | models.Q(next_attempt_at__isnull=True, created_at__lte=stale))
+    waiting = DBTaskResult.objects.filter(status=TaskResultStatus.READY, task_path=deliver.module_path)
+    for message_id in overdue.values_list("pk", flat=True):
+        if not waiting.filter(args_kwargs__args__0=str(message_id)).exists():
+            deliver.enqueue(str(message_id))
+            requeued += 1
+    if requeued:
+        log.warning("delivery: %d queued messages had lost their task; queued again", requeued)
+    return {"interrupted": interrupted, "requeued": requeued}

@@ -518,22 +518,27 @@ def authorise(request: SigningRequest, *, code, pin: str | None = None, hashes: 
             return Authorised(False, decision.reason, pin=decision, attempts_left=decision.attempts_left)
     elif usable(credential):
         return Authorised(False, usable(credential))
-    result = codes.verify_code(purpose=Purpose.SIGNING, transaction=request.code_transaction, submitted=code, ip=ip)
-    if not result.ok:
-        reason = "wrong_code" if result.reason in {"wrong", "malformed"} else "code_expired"
-        audit.record("signing.authorise", outcome=reason, citizen=credential.citizen, ip=ip, via=request.via,
-                     client_id=request.client_id, process=request.process_id)
-        return Authorised(False, reason, attempts_left=result.attempts_left)
     sad = secrets.token_urlsafe(32)
-    now = clock.now()
-    expires_at = now + dt.timedelta(seconds=policy.get("signing_authorisation_seconds"))
-    fields = {"status": SigningRequest.Status.AUTHORISED, "sad_hash": _sad_hash(sad), "sad_expires_at": expires_at}
-    if hashes is not None and not request.hashes:
-        fields["hashes"] = list(hashes)
-        fields["hash_algorithm"] = hash_algorithm
+    # The code is spent and the SAD issued in one transaction: a process killed between the two
+    # (or a database gone) leaves neither, so the same code still authorises (issue 17).
     with transaction.atomic():
+        result = codes.verify_code(purpose=Purpose.SIGNING, transaction=request.code_transaction, submitted=code,
+                                   ip=ip)
+        if not result.ok:
+            reason = "wrong_code" if result.reason in {"wrong", "malformed"} else "code_expired"
+            audit.record("signing.authorise", outcome=reason, citizen=credential.citizen, ip=ip, via=request.via,
+                         client_id=request.client_id, process=request.process_id)
+            return Authorised(False, reason, attempts_left=result.attempts_left)
+        now = clock.now()
+        expires_at = now + dt.timedelta(seconds=policy.get("signing_authorisation_seconds"))
+        fields = {"status": SigningRequest.Status.AUTHORISED, "sad_hash": _sad_hash(sad),
+                  "sad_expires_at": expires_at}
+        if hashes is not None and not request.hashes:
+            fields["hashes"] = list(hashes)
+            fields["hash_algorithm"] = hash_algorithm
         won = SigningRequest.objects.filter(pk=request.pk, status=SigningRequest.Status.CODE_SENT).update(**fields)
         if won != 1:
+            transaction.set_rollback(True)  # the code stays unspent: someone else authorised this request
             return Authorised(False, "not_pending")
         audit.record("signing.authorise", outcome="ok", citizen=credential.citizen, ip=ip, via=request.via,
                      client_id=request.client_id, process=request.process_id)
@@ -554,10 +559,15 @@ def sign_hashes(credential: SigningCredential | None, sad, hashes: list[str], *,
     """Spend the signature activation token ``sad`` on exactly the hashes it authorised (and, when
     ``hash_algorithm`` is given, of that algorithm) and sign them in the HSM (in order). Any use
     spends it: a second use, another credential or integrator, an expired token, or other hashes
-    are refused. Audited as ``signing.sign``."""
+    are refused. Audited as ``signing.sign``.
+
+    The HSM signs inside the transaction that spends the token (the request's row locked): a process
+    killed or a database gone before it commits leaves the token unspent and nothing recorded as
+    signed, so the integrator may present it again; once it commits, the signatures exist."""
     if not isinstance(sad, str) or not sad or len(sad) > 200:
         return Signed(False, "sad_invalid")
     now = clock.now()
+    signatures: list[bytes] = []
     with transaction.atomic():
         request = (SigningRequest.objects.select_for_update().select_related("credential__citizen", "credential__key")
                    .filter(sad_hash=_sad_hash(sad)).first())
@@ -573,6 +583,8 @@ def sign_hashes(credential: SigningCredential | None, sad, hashes: list[str], *,
             outcome = "not_active"
         else:
             outcome = "ok"
+        if outcome == "ok":
+            signatures = _sign_in_hsm(request.credential, request.hash_algorithm, hashes)
         request.status = SigningRequest.Status.SIGNED if outcome == "ok" else SigningRequest.Status.FAILED
         request.signed_at = now
         request.save(update_fields=["status", "signed_at"])
@@ -580,4 +592,4 @@ def sign_hashes(credential: SigningCredential | None, sad, hashes: list[str], *,
                      client_id=request.client_id, process=request.process_id, hashes=len(hashes))
     if outcome != "ok":
         return Signed(False, outcome, request=request)
-    return Signed(True, "ok", _sign_in_hsm(request.credential, request.hash_algorithm, hashes), request=request)
+    return Signed(True, "ok", signatures, request=request)

@@ -6,6 +6,9 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.once  # the same on any database: SQLite pass only
+
+
 GOOD = {
     "CHAVE_ENV": "production",
     "CHAVE_SECRET_KEY": "s" * 50,
@@ -13,6 +16,8 @@ GOOD = {
     "CHAVE_PAIRWISE_SALT": "w" * 40,
     "CHAVE_KEY_SEAL_SECRET": "k" * 40,
     "CHAVE_SIGNING_USER_PIN": "h" * 16,
+    "CHAVE_MESSAGE_KEY": "m" * 40,
+    "CHAVE_AUDIT_KEY": "a" * 40,
     "CHAVE_SMS_PROVIDER": "kannel",
     "CHAVE_EMAIL_PROVIDER": "smtp",
     "CHAVE_ALLOWED_HOSTS": "chave.example.pt",
@@ -53,6 +58,9 @@ def test_production_starts_with_its_secrets_and_secure_cookies(tmp_path):
         ({"CHAVE_EMAIL_PROVIDER": "sink"}, "development message sink"),
         ({"CHAVE_X_PROVIDER": "sink"}, "development message sink"),
         ({"CHAVE_SIGNING_USER_PIN": None}, "CHAVE_SIGNING_USER_PIN is not set"),
+        ({"CHAVE_MESSAGE_KEY": None}, "CHAVE_MESSAGE_KEY is not set"),
+        ({"CHAVE_AUDIT_KEY": None}, "CHAVE_AUDIT_KEY is not set"),
+        ({"CHAVE_MESSAGE_KEY": "s" * 50}, "CHAVE_MESSAGE_KEY is not set (it must differ from CHAVE_SECRET_KEY)"),
         ({"CHAVE_PUBLIC_URL": "http://chave.example.pt"}, "CHAVE_PUBLIC_URL is not https"),
         ({"CHAVE_SECURE_COOKIES": "0"}, "secure cookies are off"),
         ({"CHAVE_SMTP_HOST": "mail.example.pt"}, "SMTP to another machine without STARTTLS"),
@@ -72,6 +80,18 @@ def test_development_defaults_need_no_configuration(tmp_path):
                     CHAVE_SMS_PROVIDER=None, CHAVE_EMAIL_PROVIDER=None)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "False", "False", "True"]
+
+
+def test_debug_pages_need_chave_env_dev_set_explicitly(tmp_path):
+    """An unset CHAVE_ENV gets development defaults (so `chave` commands work in a checkout), but
+    never Django's debug pages: a server started without CHAVE_ENV shows no settings or code."""
+    unset = _start(tmp_path, CHAVE_ENV=None, CHAVE_SMS_PROVIDER=None, CHAVE_EMAIL_PROVIDER=None)
+    assert unset.returncode == 0, unset.stderr
+    assert unset.stdout.split()[0] == "False"
+    assert _start(tmp_path, CHAVE_ENV="test").stdout.split()[0] == "False"
+    refused = _start(tmp_path, CHAVE_ENV=None, CHAVE_DEBUG="1")
+    assert refused.returncode != 0 and "CHAVE_DEBUG is on only with CHAVE_ENV=dev set explicitly" in refused.stderr
+    assert _start(tmp_path, CHAVE_ENV="dev", CHAVE_DEBUG="0").stdout.split()[0] == "False"
 
 
 @pytest.mark.parametrize("overrides", [

@@ -6,6 +6,13 @@ and each is counted, or none is counted and the decision says which one refused 
 :func:`check` gives the same decision without counting anything. Two stores: the database
 (exact on SQLite and PostgreSQL; the default) and Redis (for several instances;
 ``CHAVE_THROTTLE_STORE=redis``).
+
+Redis down never opens a throttle: a hit Redis cannot answer is counted in the database store
+instead (exact, and shared by every instance), and refused if the database cannot answer either
+(the request then fails, closed). Once Redis answers again, what the database counted during the
+outage still counts for as long as the longest window: the instance that fell back leaves a marker
+in Redis (``chave:throttle:outage-until``), and every instance that sees it adds the database's
+counts to Redis's until then.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import functools
 import hashlib
 import hmac
 import ipaddress
+import logging
 import math
 from dataclasses import dataclass
 
@@ -24,6 +32,8 @@ from django.db import connection, transaction
 from chave import clock, policy
 
 from .models import ThrottleEvent
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -130,6 +140,55 @@ def check(*pairs: tuple[str, str]) -> ThrottleDecision:
     return ALLOW
 
 
+# --- Redis unreachable: the database stands in -------------------------------------------------
+
+_OUTAGE_KEY = "chave:throttle:outage-until"
+_outage = {"until": 0.0, "announced": 0.0}  # this process's view, in clock seconds
+
+
+def _redis_errors():
+    import redis
+
+    return (redis.exceptions.RedisError, OSError)
+
+
+def _longest_window() -> float:
+    return max(policy.throttle(name).window.total_seconds() for name in policy.get("throttles"))
+
+
+def _fell_back(exc: Exception) -> None:
+    until = clock.now().timestamp() + _longest_window()
+    if _outage["until"] < clock.now().timestamp():
+        log.warning("throttles: Redis unreachable (%s): counting in the database", exc.__class__.__name__)
+    _outage["until"] = until
+
+
+def _recovering(client) -> bool:
+    """Whether the database's counts from a Redis outage still count (this process's view, or a
+    marker another instance left in Redis)."""
+    now = clock.now().timestamp()
+    if _outage["until"] > now:
+        if _outage["announced"] < _outage["until"]:
+            client.set(_OUTAGE_KEY, repr(_outage["until"]), pxat=int(_outage["until"] * 1000))
+            _outage["announced"] = _outage["until"]
+        return True
+    marker = client.get(_OUTAGE_KEY)
+    try:
+        return marker is not None and float(marker) > now
+    except ValueError:
+        return False
+
+
+def _db_counts(pairs, now: dt.datetime) -> list[tuple[int, dt.datetime | None]]:
+    """(events, oldest) in the database store within each pair's window."""
+    counts = []
+    for name, s in pairs:
+        rule = policy.throttle(name)
+        times = ThrottleEvent.objects.filter(name=name, subject=_subject(name, s), at__gt=now - rule.window)
+        counts.append((times.count(), times.order_by("at").values_list("at", flat=True).first()))
+    return counts
+
+
 # Sliding-window log in sorted sets, checked and counted in one script so that it is atomic.
 _LUA = """
 local now = tonumber(ARGV[1])
@@ -159,23 +218,36 @@ def _redis_key(name: str, subject: str) -> str:
 def _redis():
     import redis
 
-    client = redis.Redis.from_url(settings.CHAVE_REDIS_URL)
+    # Short timeouts: a Redis that hangs must not hang logins (the database stands in, see above).
+    client = redis.Redis.from_url(settings.CHAVE_REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
     return client, client.register_script(_LUA)
 
 
 def _redis_hit(pairs) -> ThrottleDecision:
+    try:
+        return _redis_script_hit(pairs)
+    except _redis_errors() as exc:
+        _fell_back(exc)
+        return _db_hit(pairs)
+
+
+def _redis_script_hit(pairs) -> ThrottleDecision:
     import secrets
 
     now = clock.now()
     ts = now.timestamp()
+    client, script = _redis()
+    # After an outage, what the database counted meanwhile uses up part of each limit.
+    counted = _db_counts(pairs, now) if _recovering(client) else [(0, None)] * len(pairs)
     keys, args = [], [ts]
-    for name, s in pairs:
+    for (name, s), (already, oldest) in zip(pairs, counted):
         rule = policy.throttle(name)
+        if already and already >= rule.limit:
+            return ThrottleDecision(False, name, (oldest or now) + rule.window)
         keys.append(_redis_key(name, s))
-        args += [rule.limit, rule.window.total_seconds()]
+        args += [rule.limit - already, rule.window.total_seconds()]
     args.append(secrets.token_hex(8))
-    _, script = _redis()
-    index, oldest = script(keys=keys, args=args)
+    index, oldest = script(keys=keys, args=args, client=client)
     if int(index) == 0:
         return ALLOW
     name = pairs[int(index) - 1][0]
@@ -185,11 +257,17 @@ def _redis_hit(pairs) -> ThrottleDecision:
 
 def _redis_refusal(name: str, subject: str, now: dt.datetime) -> ThrottleDecision | None:
     rule = policy.throttle(name)
-    client, _ = _redis()
-    since = (now - rule.window).timestamp()
-    live = client.zrangebyscore(_redis_key(name, subject), f"({since}", "+inf",
-                                start=0, num=max(rule.limit, 1), withscores=True)
-    if len(live) < rule.limit:
+    try:
+        client, _ = _redis()
+        already, oldest_db = _db_counts([(name, subject)], now)[0] if _recovering(client) else (0, None)
+        since = (now - rule.window).timestamp()
+        live = client.zrangebyscore(_redis_key(name, subject), f"({since}", "+inf",
+                                    start=0, num=max(rule.limit, 1), withscores=True)
+    except _redis_errors() as exc:
+        _fell_back(exc)
+        return _db_refusal(name, _subject(name, subject), now)
+    if len(live) + already < rule.limit:
         return None
-    oldest = dt.datetime.fromtimestamp(live[0][1], tz=dt.timezone.utc) if live else now
-    return ThrottleDecision(False, name, oldest + rule.window)
+    times = [dt.datetime.fromtimestamp(score, tz=dt.timezone.utc) for _, score in live[:1]] + \
+        ([oldest_db] if oldest_db else [])
+    return ThrottleDecision(False, name, (min(times) if times else now) + rule.window)

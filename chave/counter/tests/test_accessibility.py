@@ -24,7 +24,8 @@ from .test_letters import ask_new_pin
 from .test_registration import EMAIL, PHONE, PIN, portuguese, register
 from .test_rp_admin import REQUEST
 
-pytestmark = pytest.mark.django_db(transaction=True)  # the worker makes the letter
+# The worker makes the letter; the same on any database: SQLite pass only.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.once]
 NIC = "12345678"
 
 

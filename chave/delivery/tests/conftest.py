@@ -20,7 +20,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -31,43 +30,18 @@ from urllib.parse import unquote_to_bytes
 
 import pytest
 
+from chave.testing.faults import die_with_pytest, free_port, port_open
+from chave.testing.faults import wait_for as shared_wait_for
+
 BEARERBOX = "/usr/sbin/bearerbox"
 SMSBOX = "/usr/sbin/smsbox"
 FAKESMSC = "/usr/lib/kannel/test/fakesmsc"
 BOUND = 15.0  # seconds: the longest any wait on a local server may take
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def wait_for(condition, *, timeout: float = BOUND, what: str = "condition"):
     """Poll ``condition`` until it returns something truthy, for at most ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
-
-
-def port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
-def _die_with_pytest() -> None:
-    """In the child before exec: Linux sends it SIGTERM if the test run dies without cleaning up."""
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    return shared_wait_for(condition, timeout=timeout, what=what)
 
 
 def stop_process(process: subprocess.Popen, *, sig=signal.SIGTERM) -> None:
@@ -227,7 +201,7 @@ class KannelGateway:
     def _spawn(self, argv, name):
         out = open(self.dir / f"{name}.out", "ab")
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=self.dir,
-                                preexec_fn=_die_with_pytest)
+                                preexec_fn=die_with_pytest)
 
     def start(self) -> None:
         self.boxes.append(self._spawn([BEARERBOX, str(self.conf)], "bearerbox"))
@@ -265,7 +239,7 @@ class KannelGateway:
         # interactive (stdin) mode.
         self.smsc = subprocess.Popen(
             [FAKESMSC, "-H", "127.0.0.1", "-r", str(self.ports["smsc"]), "-m", "0", "0 0 text unused"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir, preexec_fn=_die_with_pytest,
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir, preexec_fn=die_with_pytest,
         )
         wait_for(lambda: self._bearerbox_log().count("Fakesmsc client connected") > connected_before,
                  what="fakesmsc to connect to bearerbox")

@@ -9,6 +9,9 @@ import pytest
 
 from chave.delivery.messages import code_message, notice_message
 
+pytestmark = pytest.mark.once  # the same on any database: SQLite pass only
+
+
 FIVE_MINUTES = dt.timedelta(minutes=5)
 
 

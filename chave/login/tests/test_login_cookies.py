@@ -36,6 +36,8 @@ def _settings_for(chave_env: str, tmp_path) -> dict:
         "CHAVE_PAIRWISE_SALT": "a-production-like-pairwise-salt-for-this-test-only",
         "CHAVE_KEY_SEAL_SECRET": "a-production-like-key-seal-secret-for-this-test-only",
         "CHAVE_SIGNING_USER_PIN": "a-production-like-hsm-pin-for-this-test-only",
+        "CHAVE_MESSAGE_KEY": "a-production-like-message-key-for-this-test-only",
+        "CHAVE_AUDIT_KEY": "a-production-like-audit-key-for-this-test-only",
         "CHAVE_SMS_PROVIDER": "kannel",
         "CHAVE_EMAIL_PROVIDER": "smtp",
         "CHAVE_PUBLIC_URL": "https://chave.example.pt",

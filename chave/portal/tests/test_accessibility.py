@@ -14,7 +14,7 @@ from chave.testing.accessibility import assert_accessible, walk
 from .helpers import PIN
 from .test_history_portals_export import _portal_login
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.once]  # the same on any database: SQLite pass only
 
 # Each page: the requests that reach it from the signed-in area, and the status it answers with.
 PAGES = {

@@ -10,7 +10,7 @@ from chave.testing.accessibility import Outline, assert_headings, assert_landmar
 
 __all__ = ["Outline", "outline"]  # other apps' tests import them from chave.testing.accessibility
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.once]  # the same on any database: SQLite pass only
 
 PAGES = ["/", "/faq/", "/help/", "/dev/outbox/", "/login/", "/area/enter/", "/validate/", "/counter/login",
          "/counter/login/card"]

@@ -21,6 +21,9 @@ from django.utils import translation
 
 from .pofile import catalog, parse
 
+pytestmark = pytest.mark.once  # the same on any database: SQLite pass only
+
+
 CHAVE = Path(__file__).resolve().parents[2]
 MESSAGES = CHAVE / "locale" / "pt_PT" / "LC_MESSAGES"
 PO = MESSAGES / "django.po"

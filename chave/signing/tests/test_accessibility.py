@@ -15,7 +15,7 @@ from chave.testing.accessibility import assert_accessible
 from .helpers import PIN, sample_pdf, sign_placed
 from .test_area import sign_in
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.once]  # the same on any database: SQLite pass only
 PHONE = "+351912000303"
 SHOWN = {"d0-page": "2", "d0-position": "bottom-right", "d1-page": "0", "d1-position": "top-left"}
 PLACED = {**SHOWN, "signing_pin": PIN}

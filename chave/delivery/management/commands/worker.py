@@ -1,19 +1,54 @@
-"""``chave worker``: the delivery worker (django-tasks' database worker on every queue)."""
+"""``chave worker``: the delivery worker (django-tasks' database worker on every queue).
+
+It outlives the database: when PostgreSQL restarts (or cannot be reached at start), the worker
+says so on stderr and tries again after a growing wait (1 s up to 30 s) instead of exiting, so a
+``chave serve --with-worker`` keeps running and recovers by itself. At every (re)start and then
+every ``delivery_sweep_seconds`` it closes what dead workers left behind
+(:func:`chave.delivery.services.recover_stalled`). ``--batch`` still exits with an error.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
+import threading
+import time
 
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, connections
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 from django.utils.translation import gettext as _
 from django_tasks_db.models import DBTaskResult
 
-from chave.delivery import providers
+from chave import policy
+from chave.delivery import providers, services
+
+log = logging.getLogger("chave.delivery")
+RETRY_MAX_SECONDS = 30
+
+
+def _sweep() -> None:
+    try:
+        services.recover_stalled()
+    except (OperationalError, InterfaceError) as exc:
+        log.warning("delivery sweep skipped: database unavailable (%s)", exc.__class__.__name__)
+    finally:
+        connections.close_all()
+
+
+class _Sweeper(threading.Thread):
+    """Runs the sweep every ``delivery_sweep_seconds`` beside the worker loop (its own connection)."""
+
+    def __init__(self):
+        super().__init__(name="delivery-sweep", daemon=True)
+        self.stopped = threading.Event()
+
+    def run(self):
+        while not self.stopped.wait(policy.get("delivery_sweep_seconds")):
+            _sweep()
 
 
 def _interval(text: str) -> float:
@@ -62,11 +97,30 @@ class Command(BaseCommand):
                             help="Development only: restart on code changes. Off by default: a restart in "
                                  "the middle of a send leaves that message unsent.")
 
+    def _wait_for_database(self, batch: bool) -> bool:
+        """Whether the task tables are there, waiting (not in --batch) while the database is unreachable."""
+        wait = 1.0
+        while True:
+            try:
+                return DBTaskResult._meta.db_table in connection.introspection.table_names()
+            except DatabaseError as exc:
+                if batch:
+                    raise CommandError(_("Cannot reach the database: %(error)s") % {"error": exc}) from None
+                self._say_unreachable(exc, wait)
+                wait = self._pause(wait)
+
+    def _say_unreachable(self, exc, wait):
+        self.stderr.write(_("The database cannot be reached (%(error)s): trying again in %(seconds)s s.")
+                          % {"error": exc.__class__.__name__, "seconds": f"{wait:g}"})
+
+    @staticmethod
+    def _pause(wait: float) -> float:
+        connections.close_all()
+        time.sleep(wait)  # a running service waiting for its database, not a test waiting for time
+        return min(wait * 2, RETRY_MAX_SECONDS)
+
     def handle(self, *args, batch, interval, max_tasks, queue_name, worker_id, reload, verbosity, **options):
-        try:
-            ready = DBTaskResult._meta.db_table in connection.introspection.table_names()
-        except DatabaseError as exc:
-            raise CommandError(_("Cannot reach the database: %(error)s") % {"error": exc}) from None
+        ready = self._wait_for_database(batch)
         if not ready:
             raise CommandError(_("The database has no task tables yet: run `chave migrate` first."))
         # With --reload, this runs in the watching parent and again in each child: greet once.
@@ -87,5 +141,24 @@ class Command(BaseCommand):
             worker_options += ["--max-tasks", str(max_tasks)]
         if worker_id:
             worker_options += ["--worker-id", worker_id]
-        call_command("db_worker", *worker_options, verbosity=verbosity,
-                     stdout=self.stdout._out, stderr=self.stderr._out)
+        if batch:
+            _sweep()
+            call_command("db_worker", *worker_options, verbosity=verbosity,
+                         stdout=self.stdout._out, stderr=self.stderr._out)
+            return
+        sweeper = _Sweeper()
+        sweeper.start()
+        wait = 1.0
+        try:
+            while True:
+                _sweep()
+                try:
+                    call_command("db_worker", *worker_options, verbosity=verbosity,
+                                 stdout=self.stdout._out, stderr=self.stderr._out)
+                    return
+                except (OperationalError, InterfaceError) as exc:
+                    # The database went away under the worker (a restart): keep the process, try again.
+                    self._say_unreachable(exc, wait)
+                    wait = self._pause(wait)
+        finally:
+            sweeper.stopped.set()
