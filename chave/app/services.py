@@ -764,7 +764,9 @@ def take_approval(login_transaction: str) -> SignInRequest | None:
 # --- Offline codes ------------------------------------------------------------------------------
 
 
-def _offline_totp(device: Device) -> pyotp.TOTP | None:
+def _offline_hotp(device: Device) -> pyotp.HOTP | None:
+    """RFC 6238 is HOTP (RFC 4226) over the time step; pyotp's TOTP stops at 120-second steps, so
+    the step is counted here (``int(time) // offline_period``) and HOTP makes the code."""
     try:
         secret = sealing.unseal(device.offline_secret_sealed, secret=settings.CHAVE_KEY_SEAL_SECRET,
                                 purpose=SEAL_PURPOSE)
@@ -773,15 +775,14 @@ def _offline_totp(device: Device) -> pyotp.TOTP | None:
     import base64
 
     raw = signatures.unb64url(secret)
-    return pyotp.TOTP(base64.b32encode(raw).decode(), digits=policy.get("code_digits"), digest=hashlib.sha256,
-                      interval=device.offline_period)
+    return pyotp.HOTP(base64.b32encode(raw).decode(), digits=policy.get("code_digits"), digest=hashlib.sha256)
 
 
 def offline_code(device: Device, at: dt.datetime | None = None) -> str:
     """The device's offline code at ``at`` (the service uses it only to check; tests and the
     development tools read it as the app would show it)."""
-    totp = _offline_totp(device)
-    return totp.at(at or clock.now()) if totp else ""
+    hotp = _offline_hotp(device)
+    return hotp.at(int((at or clock.now()).timestamp()) // device.offline_period) if hotp else ""
 
 
 @dataclass(frozen=True)
@@ -814,12 +815,12 @@ def verify_offline_code(key: Key, *, transaction_id: str, submitted, attempts: i
     drift = policy.get("app_offline_drift_steps")
     matched: tuple[Device, int] | None = None
     for device in active_devices(key):
-        totp = _offline_totp(device)
-        if totp is None:
+        hotp = _offline_hotp(device)
+        if hotp is None:
             continue
         current = int(now.timestamp()) // device.offline_period
         for step in range(current - drift, current + drift + 1):
-            if hmac.compare_digest(totp.generate_otp(step), candidate) and matched is None:
+            if hmac.compare_digest(hotp.at(step), candidate) and matched is None:
                 matched = (device, step)
     if matched is None:
         left = max(0, max_wrong - attempts - 1)
