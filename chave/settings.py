@@ -528,6 +528,18 @@ def _cleartext_to_another_machine(url: str) -> bool:
     return parts.scheme != "https" and not _is_loopback(parts.hostname)
 
 
+def _is_p256_private_key(value: str) -> bool:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    try:
+        data = value.encode() if value.lstrip().startswith("-----") else Path(value).read_bytes()
+        key = serialization.load_pem_private_key(data, password=None)
+    except (OSError, ValueError, TypeError):
+        return False
+    return isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1)
+
+
 def _check_production() -> None:
     problems = []
     if SECRET_KEY == _DEV_SECRET:
@@ -559,6 +571,8 @@ def _check_production() -> None:
         problems.append("CHAVE_X_API_URL is plain http to another machine")
     if CHAVE_APP_PUSH_PROVIDER not in ("", "off") and not CHAVE_APP_VAPID_PRIVATE_KEY:
         problems.append("CHAVE_APP_VAPID_PRIVATE_KEY is not set (Web Push for the Chave app)")
+    elif CHAVE_APP_VAPID_PRIVATE_KEY and not _is_p256_private_key(CHAVE_APP_VAPID_PRIVATE_KEY):
+        problems.append("CHAVE_APP_VAPID_PRIVATE_KEY is not an EC P-256 private key (PEM, or a PEM file)")
     for service in CHAVE_APP_PUSH_SERVICES:
         host = service.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
         if not service.startswith("https://") or _is_loopback(host):
