@@ -8,6 +8,7 @@ or to the start with a message when there is none.
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -298,9 +299,12 @@ def app_sign_in(request):
         if request.method == "POST":
             return redirect("login:app")
     codes_now = app.qr_codes(found, now)
+    # Look again soon enough to notice the app's answer, and as the QR code changes.
+    until_change = math.ceil((codes_now.next_change - now).total_seconds())
     return render(request, "login/app_sign_in.html", {
         "sign_in": found, "scanned": found.status == found.Status.SCANNED, "qr": qr_image(codes_now.link),
-        "typed": codes_now.typed, "refresh": policy.get("app_qr_step_seconds"), "login_for": target,
+        "typed": codes_now.typed, "refresh": max(1, min(until_change, policy.get("app_refresh_seconds"))),
+        "step": policy.get("app_qr_step_seconds"), "login_for": target,
         "device": found.device.name if found.device else "",
     })
 

@@ -469,6 +469,13 @@ async function start() {
     if (hash.get("qr")) { scan(hash.get("qr")); }
   }
   if (location.hash) history.replaceState(null, "", location.pathname);
+  // A link opened while the app is open (a pairing code, a QR code read by the phone's camera).
+  addEventListener("hashchange", () => {
+    const link = new URLSearchParams(location.hash.slice(1));
+    history.replaceState(null, "", location.pathname);
+    if (link.get("qr") && device && !device.pending) { stopCamera(); scan(link.get("qr")); }
+    else if (link.get("pair") && !device) { show("welcome"); document.getElementById("pairing-code").value = link.get("pair"); }
+  });
 }
 
 start();
