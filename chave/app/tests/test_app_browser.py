@@ -139,9 +139,9 @@ def test_pair_and_sign_in_every_way_then_remove(live_server, new_page, phone, ma
     desk.wait_for_url(re.compile(r"/login/approve/$"))
     number = desk.locator("#match-number").inner_text()
     shot(desk, f"login-approve-{lang}")
-    on(app).get_by_role("button", name=says("Number %s", lang).replace("%s", number)).wait_for(timeout=WAIT)
+    on(app).get_by_role("button", name=says("Number {number}", lang).replace("{number}", number)).wait_for(timeout=WAIT)
     shot(app, f"app-approval-{lang}")
-    on(app).get_by_role("button", name=says("Number %s", lang).replace("%s", number)).click()
+    on(app).get_by_role("button", name=says("Number {number}", lang).replace("{number}", number)).click()
     signed_in(desk, lang, "Digital Mobile Key, approved in the Chave app")  # by the meta refresh
 
     # --- An offline code, the phone without network (the service worker serves the app).
@@ -195,7 +195,7 @@ def test_pair_and_sign_in_every_way_then_remove(live_server, new_page, phone, ma
     choose(desk, says("Approve in the Chave app (you match a number)", lang), lang)
     desk.wait_for_url(re.compile(r"/login/approve/$"))
     number = desk.locator("#match-number").inner_text()
-    tap = on(app).get_by_role("button", name=says("Number %s", lang).replace("%s", number))
+    tap = on(app).get_by_role("button", name=says("Number {number}", lang).replace("{number}", number))
     tap.wait_for(timeout=WAIT)
     area.goto(live_server.url + f"/area/app/{device.pk}/remove/")
     area.get_by_role("button", name=says("Remove the device", lang)).click()

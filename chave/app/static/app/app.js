@@ -125,7 +125,7 @@ function say(text) {
 }
 
 function fill(template, values) {
-  return template.replace(/%\((\w+)\)s/g, (_, name) => values[name] ?? "").replace("%s", values._ ?? "");
+  return template.replace(/\{(\w+)\}/g, (_, name) => values[name] ?? "");
 }
 
 function when(iso) {
@@ -172,7 +172,7 @@ async function pair(event) {
 
 function confirmScreen(sentTo) {
   const p = document.getElementById("confirm-sent");
-  p.textContent = fill(p.dataset.text, { _: sentTo || "" });
+  p.textContent = fill(p.dataset.text, { mobile: sentTo || "" });
   show("confirm");
 }
 
@@ -213,7 +213,7 @@ async function tick() {
   document.getElementById("offline-code").textContent = await offlineCode(at);
   const left = device.period - Math.floor(at / 1000) % device.period;
   const p = document.getElementById("offline-left");
-  p.textContent = fill(p.dataset.text, { _: String(left) });
+  p.textContent = fill(p.dataset.text, { seconds: String(left) });
 }
 
 // --- home: the inbox --------------------------------------------------------------------------------
@@ -225,7 +225,7 @@ function stopPolling() { clearInterval(poller); poller = null; }
 async function home() {
   show("home");
   const title = document.getElementById("home-title");
-  title.textContent = fill(title.dataset.text, { _: device.holder || device.name });
+  title.textContent = fill(title.dataset.text, { name: device.holder || device.name });
   await tick();
   await refresh();
   stopPolling();
@@ -263,7 +263,7 @@ function renderApprovals(approvals) {
       button.type = "button";
       button.className = "number";
       button.textContent = String(n);
-      button.setAttribute("aria-label", fill(texts.number, { _: String(n) }));
+      button.setAttribute("aria-label", fill(texts.number, { number: String(n) }));
       button.addEventListener("click", () => answer(approval.id, { answer: "number", number: n }));
       numbers.append(button);
     }
@@ -302,7 +302,7 @@ function renderCodes(codes) {
     code.textContent = item.code;
     const until = document.createElement("p");
     until.className = "hint";
-    until.textContent = `${when(item.created_at)} · ${fill(texts.until, { _: when(item.expires_at) })}`;
+    until.textContent = `${when(item.created_at)} · ${fill(texts.until, { time: when(item.expires_at) })}`;
     const done = document.createElement("button");
     done.type = "button";
     done.className = "secondary";
@@ -354,7 +354,7 @@ async function scan(code) {
   try {
     qrRequest = await call("POST", "/app/api/qr", { code });
     const p = document.getElementById("qr-portal");
-    p.textContent = fill(p.dataset.text, { _: qrRequest.portal });
+    p.textContent = fill(p.dataset.text, { portal: qrRequest.portal });
     document.getElementById("qr-pin").value = "";
     show("qr-pin");
   } catch (error) { refused(error); }
