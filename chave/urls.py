@@ -20,6 +20,7 @@ urlpatterns = [
     path("area/app/", include("chave.app.area_urls")),
     path("area/", include("chave.portal.urls")),
     path("card/", include("chave.card.urls")),
+    path("counter/citizen/<int:pk>/app/", include("chave.app.counter_urls")),
     path("counter/", include("chave.counter.urls")),
     path("pki/card/", include("chave.card.pki_urls")),
     path("health/", include("chave.ops.urls")),

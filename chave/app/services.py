@@ -115,6 +115,16 @@ def device_of_key(key: Key, device_id) -> Device | None:
     return active_devices(key).filter(pk=device_id).first()
 
 
+def signing_device(key: Key) -> Device | None:
+    """Where a signing code for ``key`` goes in the app (as the CMD app receives it): the active
+    device used last, when the app channel is on; None otherwise (the code goes by SMS)."""
+    from chave.delivery.providers import enabled_channels
+
+    if "app" not in enabled_channels():
+        return None
+    return active_devices(key).order_by("-last_seen_at", "-activated_at").first()
+
+
 def device_label(device_id) -> str:
     """The name a device had, for a page or the history ("" when unknown)."""
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from chave.counter.tests.conftest import make_staff, staff_client  # noqa: F401 - the counter's fixtures
 from chave.portal.tests.helpers import EMAIL, PHONE, PIN, client_in, enter_with_key
 from chave.testing.device import Device, DjangoTransport
 
