@@ -1034,5 +1034,11 @@ def housekeeping() -> dict:
     for device in Device.objects.filter(status=DeviceStatus.PENDING, created_at__lt=stale):
         pending += _remove(device, by="not_confirmed", now=now)
     requests = SignInRequest.objects.filter(expires_at__lt=now - dt.timedelta(days=1)).delete()[0]
-    return {"inbox": inbox_items, "nonces": nonces, "pending_devices": pending, "requests": requests}
+    # Keys that expired (or were revoked for disuse) take their devices with them.
+    gone = 0
+    for device in Device.objects.exclude(status=DeviceStatus.REMOVED).exclude(
+            key__status__in=[KeyStatus.ACTIVE, KeyStatus.LOCKED, KeyStatus.PENDING]).select_related("key__citizen"):
+        gone += remove_device(device, by=f"key_{device.key.status}", channel="housekeeping", notify=False)
+    return {"inbox": inbox_items, "nonces": nonces, "pending_devices": pending, "requests": requests,
+            "devices_of_ended_keys": gone}
 

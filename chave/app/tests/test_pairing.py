@@ -262,3 +262,20 @@ def test_no_code_or_secret_in_the_database_or_the_audit(paired, key, outbox):
 def test_a_client_without_a_session_cannot_add(client, key):
     response = Client().post("/area/app/add/")
     assert response.status_code == 302 and response["Location"].startswith("/area/enter/")
+
+
+def test_housekeeping_forgets_what_can_no_longer_be_used(area, outbox, new_device, paired, key, clock):
+    from chave.app import services
+    from chave.identity.models import KeyStatus
+
+    pending = new_device()
+    pending.pair(pairing_code(area))
+    clock.travel(dt.timedelta(days=2))
+    done = services.housekeeping()
+    assert done["pending_devices"] == 1 and Device.objects.get(pk=pending.device_id).removed_by == "not_confirmed"
+    assert done["nonces"] > 0
+    key.refresh_from_db()
+    key.transition(KeyStatus.EXPIRED, at=clock.now())
+    key.save()
+    assert services.housekeeping()["devices_of_ended_keys"] == 1
+    assert Device.objects.get(pk=paired.device_id).removed_by == "key_expired"
