@@ -279,3 +279,18 @@ def test_housekeeping_forgets_what_can_no_longer_be_used(area, outbox, new_devic
     key.save()
     assert services.housekeeping()["devices_of_ended_keys"] == 1
     assert Device.objects.get(pk=paired.device_id).removed_by == "key_expired"
+
+
+def test_make_run_tells_how_to_open_the_app_on_the_demo_phone(settings):
+    import io
+
+    from django.core.management.base import OutputWrapper
+
+    from chave.public.management.commands.seed_demo import Command
+
+    command = Command()
+    out = io.StringIO()
+    command.stdout = OutputWrapper(out)
+    command.print_app()  # what `make run` prints after the demo citizen's credentials (seed_demo)
+    text = out.getvalue()
+    assert f"{settings.CHAVE_PUBLIC_URL}/app/" in text and "adb reverse" in text and "/area/app/" in text
