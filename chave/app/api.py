@@ -19,6 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from chave import clock, policy
 from chave.login.services import client_ip
+from chave.login.views import CODE_REFUSALS
 from chave.signing.api import ApiError, _has_nul, copy_body
 
 from . import push, services
@@ -145,11 +146,7 @@ def _device(device) -> dict:
 
 
 CONFIRM_REFUSALS = {
-    "wrong": lambda r: _("The code is not correct. You have %(n)d more attempt(s).") % {"n": r.attempts_left},
-    "spent": lambda r: _("Too many wrong codes: ask for a new code."),
-    "expired": lambda r: _("This code has expired. Ask for a new code."),
-    "used": lambda r: _("This code was already used."),
-    "invalidated": lambda r: _("A newer code was sent: use the most recent message."),
+    **CODE_REFUSALS,  # the login's words for a code: wrong, spent, expired, used, invalidated
     "malformed": lambda r: _("The code has %(n)d digits.") % {"n": policy.get("code_digits")},
     "too_many": lambda r: _("Your key already has the most devices allowed. Remove one first."),
     "key_unusable": lambda r: _("Your key cannot be used now."),

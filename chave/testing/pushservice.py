@@ -19,7 +19,6 @@ Start it with ``with PushService() as service:``; it listens on 127.0.0.1 on a f
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 import threading
@@ -31,13 +30,8 @@ import http_ece
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64url(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+from .device import b64url as _b64url
+from .device import unb64url as _unb64url
 
 
 @dataclass

@@ -7,26 +7,13 @@ import pytest
 from django.test import Client
 
 from chave.counter.tests.conftest import make_staff, staff_client  # noqa: F401 - the counter's fixtures
-from chave.portal.tests.helpers import EMAIL, PHONE, PIN, client_in, enter_with_key
+from chave.portal.tests.conftest import area, key  # noqa: F401 - a citizen signed in to the personal area
+from chave.portal.tests.helpers import EMAIL, PHONE, PIN
 from chave.testing.device import Device, DjangoTransport
 
 from .helpers import add_device, pairing_code
 
 __all__ = ["EMAIL", "PHONE", "PIN"]
-
-
-@pytest.fixture
-def key(make_citizen):
-    """A citizen's active key with a mobile number and an e-mail address."""
-    return make_citizen(phone=PHONE, email=EMAIL)
-
-
-@pytest.fixture
-def area(key, outbox):
-    """A browser signed in to the personal area with the key (SMS code, level 3)."""
-    client = client_in("en")
-    enter_with_key(client, outbox)
-    return client
 
 
 @pytest.fixture
