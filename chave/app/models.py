@@ -22,6 +22,7 @@ import uuid
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Pairing(models.Model):
@@ -39,8 +40,8 @@ class Pairing(models.Model):
 
 class DeviceStatus(models.TextChoices):
     PENDING = "pending", _("Waiting for the SMS code")
-    ACTIVE = "active", _("Active")
-    REMOVED = "removed", _("Removed")
+    ACTIVE = "active", pgettext_lazy("a device", "Active")
+    REMOVED = "removed", pgettext_lazy("a device", "Removed")
 
 
 class Device(models.Model):
