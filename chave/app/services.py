@@ -204,7 +204,7 @@ def start_pairing(key: Key, *, assurance_level: int, ip: str | None) -> PairingS
                 break
             except IntegrityError:  # the same code drawn twice: draw again
                 continue
-        audit.record("app.pairing", outcome="started", citizen=key.citizen, channel="web", ip=ip)
+        audit.record("app.pairing", outcome="ok", citizen=key.citizen, channel="web", ip=ip, step="code_shown")
     return PairingStarted(pairing, code)
 
 
@@ -333,7 +333,7 @@ def register_device(*, pairing_code, jwk, name, push=None, language="pt-pt", ip:
                     confirm_transaction=f"device-{uuid.uuid4().hex}", created_at=now, last_seen_at=now)
         except IntegrityError:
             raise AppRefusal(409, "key_already_paired", _("This device key is paired already.")) from None
-        audit.record("app.pairing", outcome="registered", citizen=key.citizen, channel=CHANNEL, ip=ip,
+        audit.record("app.pairing", outcome="ok", citizen=key.citizen, channel=CHANNEL, ip=ip, step="registered",
                      device=str(device.pk), device_name=device.name)
     issue = send_confirmation(device, ip=ip)
     return Registered(device, mask(ContactKind.MOBILE, _mobile(key).value), issue.sent, issue.reason)
@@ -694,7 +694,7 @@ def request_approval(key: Key, *, login_transaction: str, portal: str, required_
             kind=SignInRequest.Kind.APPROVAL, key=key, login_transaction=login_transaction, portal=portal or "",
             required_level=required_level, number=number, choices=_three_numbers(number), ip=ip, created_at=now,
             expires_at=now + dt.timedelta(seconds=policy.get("app_approval_seconds")))
-        audit.record("app.approval", outcome="sent", citizen=key.citizen, channel=APP_APPROVE, ip=ip,
+        audit.record("app.approval", outcome="ok", citizen=key.citizen, channel=APP_APPROVE, ip=ip, step="asked",
                      portal=portal or None)
         prompt_devices(key, {"type": "approval", "id": str(request.pk), "portal": portal or "Chave",
                              "created_at": now.isoformat(), "expires_at": request.expires_at.isoformat()})
@@ -739,25 +739,26 @@ def answer_approval(device: Device, request_id, *, answer, number=None, ip: str 
     now = clock.now()
     citizen = device.key.citizen
     if answer == "not_me":
-        status, refusal, outcome = SignInRequest.Status.REPORTED, "reported", "reported"
+        status, refusal, result = SignInRequest.Status.REPORTED, "reported", "reported"
     elif hmac.compare_digest(str(number), str(request.number)):
-        status, refusal, outcome = SignInRequest.Status.APPROVED, "", "approved"
+        status, refusal, result = SignInRequest.Status.APPROVED, "", "approved"
     else:
-        status, refusal, outcome = SignInRequest.Status.REFUSED, "wrong_number", "refused"
+        status, refusal, result = SignInRequest.Status.REFUSED, "wrong_number", "refused"
     with transaction.atomic():
         won = SignInRequest.objects.filter(pk=request.pk, status=SignInRequest.Status.PENDING,
                                            expires_at__gt=now).update(status=status, refusal=refusal,
                                                                       device=device, answered_at=now)
         if won != 1:
             raise AppRefusal(409, "answered", _("This sign-in was already answered or has expired."))
-        audit.record("app.approval", outcome=outcome, citizen=citizen, channel=APP_APPROVE, ip=ip,
+        audit.record("app.approval", outcome="ok" if result == "approved" else refusal, citizen=citizen,
+                     channel=APP_APPROVE, ip=ip,
                      device=str(device.pk), device_name=device.name, portal=request.portal or None)
         if answer == "not_me":
             until = now + dt.timedelta(seconds=policy.get("app_not_me_lock_seconds"))
             identity.lock_key(device.key, until=until, ip=ip, by="app_not_me", channel=CHANNEL,
                               device_name=device.name)
             delivery.notify(citizen, "app_not_me", until=until)
-    return Answer(outcome)
+    return Answer(result)
 
 
 def take_approval(login_transaction: str) -> SignInRequest | None:
@@ -966,7 +967,7 @@ def scan_qr(device: Device, code, *, ip: str | None = None) -> SignInRequest:
         status=SignInRequest.Status.SCANNED, device=device, key=device.key, scanned_at=now)
     if won != 1:
         raise AppRefusal(409, "answered", _("This sign-in was already answered or has expired."))
-    audit.record("app.qr", outcome="scanned", citizen=citizen, channel=APP_QR, ip=ip, device=str(device.pk),
+    audit.record("app.qr", outcome="ok", citizen=citizen, channel=APP_QR, ip=ip, step="scanned", device=str(device.pk),
                  device_name=device.name, portal=request.portal or None)
     request.refresh_from_db()
     return request
@@ -998,7 +999,7 @@ def approve_qr(device: Device, request_id, pin, *, ip: str | None = None) -> ide
     elif decision.reason in ("locked", "blocked", "temporary_pin", "temporary_pin_expired", "cancelled", "expired"):
         SignInRequest.objects.filter(pk=request.pk, status=SignInRequest.Status.SCANNED).update(
             status=SignInRequest.Status.REFUSED, refusal="key_unusable", answered_at=clock.now())
-    audit.record("app.qr", outcome="approved" if decision.ok else "refused", citizen=device.key.citizen,
+    audit.record("app.qr", outcome="ok" if decision.ok else "wrong_pin", citizen=device.key.citizen,
                  channel=APP_QR, ip=ip, device=str(device.pk), device_name=device.name)
     return decision
 

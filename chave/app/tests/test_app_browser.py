@@ -205,7 +205,7 @@ def test_pair_and_sign_in_every_way_then_remove(live_server, new_page, phone, ma
         "This device was removed from your key. Add it again in the personal area to use it.", lang)).wait_for(
         timeout=WAIT)
     on(app).get_by_role("heading", name=says("The Chave app", lang), level=1).wait_for()
-    assert not AuditEvent.objects.filter(event="app.approval", outcome="approved", citizen=key.citizen,
+    assert not AuditEvent.objects.filter(event="app.approval", outcome="ok", detail__device=str(device.pk),
                                          at__gte=Device.objects.get(pk=device.pk).removed_at).exists()
     assert sorted(AuditEvent.objects.filter(event="login", citizen=key.citizen, channel__startswith="app")
                   .values_list("channel", flat=True)) == ["app", "app_approve", "app_offline", "app_qr", "app_qr"]

@@ -356,3 +356,39 @@ def test_only_the_computer_that_showed_the_code_is_signed_in(paired):
 
 def test_notices_name_the_lock(paired):
     assert "%(when)s" not in notice_message("app_not_me", language="en").body
+
+
+def test_approval_answers_are_limited_per_key(paired, settings):
+    settings.CHAVE_POLICY = {**settings.CHAVE_POLICY, "throttles": {
+        **settings.CHAVE_POLICY["throttles"], "app_approval_per_key": (2, 900)}}
+    browser = past_the_pin()
+    number, waiting = _waiting(browser, paired)
+    wrong = next(n for n in waiting["numbers"] if n != number)
+    paired.approve(waiting["id"], wrong)  # refuses that login
+    with pytest.raises(ApiRefused):
+        paired.approve(waiting["id"], number)  # answered already (409), and counted
+    with pytest.raises(ApiRefused) as refused:
+        paired.approve(waiting["id"], number)
+    assert refused.value.status == 429 and "retry-after" in refused.value.answer.headers
+
+
+def test_approval_prompts_are_limited_per_key(paired, settings):
+    settings.CHAVE_POLICY = {**settings.CHAVE_POLICY, "throttles": {
+        **settings.CHAVE_POLICY["throttles"], "app_prompt_per_key": (2, 3600)}}
+    for _ in range(2):
+        assert choose(past_the_pin(), "app_approve")["Location"] == "/login/approve/"
+    browser = past_the_pin()
+    response = choose(browser, "app_approve")
+    assert response["Location"] == "/login/channel/"
+    assert says("Too many sign-in requests were sent to your app recently. Please try again after %(when)s.")[:30] in \
+        body(browser.get("/login/channel/"))
+
+
+def test_the_history_shows_app_sign_ins_with_the_device_and_hides_bookkeeping(paired, area):
+    browser = past_the_pin()
+    number, waiting = _waiting(browser, paired)
+    paired.approve(waiting["id"], number)
+    browser.get("/login/approve/")
+    page = body(area.get("/area/history/"))
+    assert says("Key, approved in the Chave app") in page and says("Chave app added") in page
+    assert 'data-event="app.approval"' not in page and 'data-event="app.pairing"' not in page
