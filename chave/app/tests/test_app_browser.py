@@ -209,3 +209,32 @@ def test_pair_and_sign_in_every_way_then_remove(live_server, new_page, phone, ma
                                          at__gte=Device.objects.get(pk=device.pk).removed_at).exists()
     assert sorted(AuditEvent.objects.filter(event="login", citizen=key.citizen, channel__startswith="app")
                   .values_list("channel", flat=True)) == ["app", "app_approve", "app_offline", "app_qr", "app_qr"]
+
+
+def test_the_service_worker_shows_a_pushed_code_as_a_notification(live_server, phone):
+    """What the browser's push service hands the service worker (RFC 8291 already decrypted), as
+    Chromium's DevTools protocol delivers it: the app shows the portal and the code."""
+    import json
+
+    app = phone(locale="en-GB")
+    app.context.grant_permissions(["notifications"], origin=live_server.url)
+    app.goto(live_server.url + "/app/")
+    app.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    cdp = app.context.new_cdp_session(app)
+    registrations = []
+    cdp.on("ServiceWorker.workerRegistrationUpdated", lambda event: registrations.extend(event["registrations"]))
+    cdp.send("ServiceWorker.enable")
+    for _ in range(100):  # each round trip lets Playwright deliver the protocol's events
+        if any(r["scopeURL"].endswith("/app/") for r in registrations):
+            break
+        app.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    registration = next(r for r in registrations if r["scopeURL"].endswith("/app/") and not r["isDeleted"])
+    message = {"type": "code", "purpose": "login", "portal": "Portal das Finanças", "code": "482913",
+               "text": "Chave: your security code to sign in to Portal das Finanças…", "expires_at": None}
+    cdp.send("ServiceWorker.deliverPushMessage", {"origin": live_server.url, "registrationId":
+                                                  registration["registrationId"], "data": json.dumps(message)})
+    app.wait_for_function("""navigator.serviceWorker.ready.then(r => r.getNotifications())
+                             .then(n => n.length > 0)""", timeout=WAIT)
+    shown = app.evaluate("""navigator.serviceWorker.ready.then(r => r.getNotifications())
+                            .then(n => n.map(x => ({title: x.title, body: x.body})))""")
+    assert shown[0]["title"] == "Chave · Portal das Finanças" and shown[0]["body"].startswith("482913")
