@@ -112,6 +112,11 @@ def config(request, raw, body, ip):
     }
 
 
+@csrf_exempt
+def not_found(request, rest=""):
+    return _answer(404, {"error": "not_found", "message": _("There is no such call. See openapi.json.")})
+
+
 def openapi(request):
     response = HttpResponse(OPENAPI.read_bytes(), content_type="application/json")
     response["Access-Control-Allow-Origin"] = "*"

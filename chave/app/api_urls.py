@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from . import api
 
@@ -18,4 +18,5 @@ urlpatterns = [
     path("qr", api.qr_scan, name="qr_scan"),
     path("qr/<uuid:request_id>", api.qr_approve, name="qr_approve"),
     path("qr/<uuid:request_id>/decline", api.qr_decline, name="qr_decline"),
+    re_path(r"^(?P<rest>.*)$", api.not_found, name="not_found"),  # a JSON 404, not a page
 ]

@@ -37,7 +37,8 @@ def test_the_openapi_document_is_valid_and_served(client):
     # Every URL of the API is in the document, and nothing else.
     from chave.app import api_urls
 
-    paths = {"/" + str(p.pattern).replace("<uuid:", "{").replace(">", "}") for p in api_urls.urlpatterns}
+    paths = {"/" + str(p.pattern).replace("<uuid:", "{").replace(">", "}") for p in api_urls.urlpatterns
+             if p.name != "not_found"}
     assert paths - {"/openapi.json"} == set(document["paths"])
 
 
@@ -125,6 +126,11 @@ def test_malformed_bodies_are_4xx(device):
         assert answer.status == 400 and answer.data["error"] == "invalid_json", raw[:10]
     big = device.call("POST", "/app/api/device/settings", raw=b'{"name": "' + b"x" * 70_000 + b'"}', check=False)
     assert big.status == 413
+
+
+def test_an_unknown_call_is_a_json_404(client):
+    response = client.post("/app/api/no/such/call", b"{}", content_type="application/json")
+    assert response.status_code == 404 and response.json()["error"] == "not_found"
 
 
 def test_wrong_methods_are_405_json(device):
