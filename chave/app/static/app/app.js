@@ -164,7 +164,8 @@ async function pair(event) {
       language: document.documentElement.lang === "pt-PT" ? "pt-pt" : "en",
     }, { key: keys.privateKey, id: "-" });
     device = { id: answer.id, name: answer.name, holder: answer.holder, privateKey: keys.privateKey, publicJwk,
-               hmacKey: null, period: answer.offline_period, pending: true, clockOffset };
+               hmacKey: null, period: answer.offline_period, pending: true, clockOffset,
+               sentTo: answer.confirmation_sent_to };
     await save("device", device);
     confirmScreen(answer.confirmation_sent_to);
   } catch (error) { refused(error); }
@@ -463,7 +464,7 @@ async function start() {
     show("welcome");
     if (hash.get("pair")) document.getElementById("pairing-code").value = hash.get("pair");
   } else if (device.pending) {
-    confirmScreen("");
+    confirmScreen(device.sentTo);
   } else {
     await home();
     if (hash.get("qr")) { scan(hash.get("qr")); }
