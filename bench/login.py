@@ -20,8 +20,15 @@ citizen answered the consent page at an earlier, untimed login, so the timed one
 consent is asked once per portal (and again only for new attributes), a PIN and a code at every
 login. First logins (with the consent page) are timed too and printed for comparison.
 
-Goals: logins per second / PIN verifications per second >= 0.6 (issue 2); the ratio of OIDC
-logins is reported (issue 3).
+Complete logins with the Chave app (issue 12), each citizen's device paired beforehand (untimed)
+and driven by the Python device client (``chave/testing/device.py``: ECDSA P-256 signatures on
+every call, as a native app signs them): by *approval* (identifier + PIN → "Approve in the app" →
+the device reads its inbox and taps the number, signed → the login page, as its meta refresh
+does → signed in) and by *offline code* (identifier + PIN → "offline code" → the device makes
+the RFC 6238 code → typed → signed in).
+
+Goals: logins per second / PIN verifications per second >= 0.6 (issue 2, and issue 12 for the app's
+logins); the ratio of OIDC logins is reported (issue 3).
 """
 
 from __future__ import annotations
@@ -45,8 +52,11 @@ def main() -> int:
     parser.add_argument("--hashes", type=int, default=40)
     parser.add_argument("--oidc-logins", type=int, default=None,
                         help="OpenID Connect logins to time (default: as many as --logins)")
+    parser.add_argument("--app-logins", type=int, default=None,
+                        help="Chave app logins of each kind to time (default: as many as --logins)")
     args = parser.parse_args()
     oidc_logins = args.logins if args.oidc_logins is None else args.oidc_logins
+    app_logins = args.logins if args.app_logins is None else args.app_logins
 
     os.environ["CHAVE_DATA_DIR"] = tempfile.mkdtemp(prefix="chave-bench-")
     os.environ.setdefault("CHAVE_ENV", "dev")
@@ -78,6 +88,7 @@ def main() -> int:
         services.register_citizen(doc, [services.ContactInput(ContactKind.MOBILE, phone)], pin=pin,
                                   contacts_verified_by="bench")
         phones.append(phone)
+    app_citizens = BenchApp.register(app_logins + 1, pin)
     # Activation notices are not part of a login.
     OutboundMessage.objects.all().delete()
 
@@ -112,6 +123,10 @@ def main() -> int:
     oidc = [portal.login(phone, pin, ip=f"10.101.{i}.1", first=False)
             for i, phone in enumerate(phones[1:oidc_logins + 1])]
 
+    app = BenchApp(app_citizens, pin)
+    approvals = app.timed(app.approval_login)
+    offline = app.timed(app.offline_login)
+
     hashes_per_s = args.hashes / hash_seconds
     logins_per_s = len(durations) / login_seconds
     p = settings.CHAVE_ARGON2
@@ -131,7 +146,88 @@ def main() -> int:
         print(f"ratio OIDC logins/hashes: {oidc_per_s / hashes_per_s:.2f}")
         print(f"  first OIDC logins (with the consent page): {first_per_s:.1f}/s "
               f"(median {statistics.median(first_oidc) * 1000:.0f} ms), ratio {first_per_s / hashes_per_s:.2f}")
+    for label, timed in (("app approval logins", approvals), ("app offline-code logins", offline)):
+        if timed:
+            per_s = len(timed) / sum(timed)
+            print(f"{label + ':':24}{len(timed)} in {sum(timed):.2f} s = {per_s:.1f}/s "
+                  f"(median {statistics.median(timed) * 1000:.0f} ms)")
+            ratio = per_s / hashes_per_s
+            print(f"ratio {label}/hashes: {ratio:.2f} (goal >= 0.6: {'met' if ratio >= 0.6 else 'NOT met'})")
     return 0
+
+
+class BenchApp:
+    """Citizens with a device of the Chave app each (paired through the services and the app API,
+    untimed), and their logins by approval and by offline code, timed."""
+
+    def __init__(self, citizens, pin: str):
+        self.citizens, self.pin = citizens, pin
+
+    @staticmethod
+    def register(count: int, pin: str) -> list:
+        from django.test import Client
+
+        from chave import clock
+        from chave.app import services as app
+        from chave.delivery.models import DevOutboxMessage, MessageStatus, OutboundMessage
+        from chave.delivery.services import send_message
+        from chave.identity import services
+        from chave.identity.models import ContactKind
+        from chave.identity.registry import DocumentRef, IdentityRecord, LocalRecords
+        from chave.testing.device import Device, DjangoTransport
+
+        citizens = []
+        for i in range(count):
+            nic = f"{30000000 + i:08d}"
+            doc = DocumentRef("cc", "PT", nic)
+            LocalRecords().store(IdentityRecord(doc=doc, full_name=f"App Citizen {i}", given_name="App",
+                                                family_name="Citizen", birth_date=dt.date(1980, 1, 1),
+                                                document_expiry=clock.today() + dt.timedelta(days=3650)))
+            phone = f"+3519200{i:05d}"
+            key, _ = services.register_citizen(doc, [services.ContactInput(ContactKind.MOBILE, phone)], pin=pin,
+                                               contacts_verified_by="bench")
+            device = Device(DjangoTransport(Client(REMOTE_ADDR=f"10.200.{i // 250}.{i % 250}")))
+            device.pair(app.start_pairing(key, assurance_level=3, ip=None).code, name=f"Bench {i}")
+            for message in OutboundMessage.objects.filter(status=MessageStatus.QUEUED, destination=phone):
+                send_message(str(message.pk))
+            body = DevOutboxMessage.objects.filter(to=phone).latest("sent_at", "id").body
+            device.confirm(re.search(r"#(\d{6})\s*$", body).group(1))
+            citizens.append((phone, device))
+        return citizens
+
+    def timed(self, login) -> list[float]:
+        phone, device = self.citizens[0]
+        login(0, phone, device)  # warm-up
+        return [login(i, phone, device) for i, (phone, device) in enumerate(self.citizens[1:], start=1)]
+
+    def _past_the_pin(self, i: int, phone: str, channel: str):
+        from django.test import Client
+
+        browser = Client(REMOTE_ADDR=f"10.201.{i // 250}.{i % 250}")
+        r = browser.post("/login/", {"identifier": phone, "pin": self.pin})
+        assert r.status_code == 302 and r["Location"].endswith("/login/channel/"), r.status_code
+        r = browser.post("/login/channel/", {"channel": channel})
+        assert r.status_code == 302, r.status_code
+        return browser
+
+    def approval_login(self, i: int, phone: str, device) -> float:
+        start = time.perf_counter()
+        browser = self._past_the_pin(i, phone, "app_approve")
+        page = browser.get("/login/approve/").content.decode()
+        number = int(re.search(r'id="match-number"[^>]*>(\d+)<', page).group(1))
+        waiting = device.inbox()["approvals"][0]
+        assert number in waiting["numbers"]
+        assert device.approve(waiting["id"], number)["result"] == "approved"
+        r = browser.get("/login/approve/")  # the page's meta refresh
+        assert r.status_code == 302 and r["Location"].endswith("/login/done/"), r.status_code
+        return time.perf_counter() - start
+
+    def offline_login(self, i: int, phone: str, device) -> float:
+        start = time.perf_counter()
+        browser = self._past_the_pin(i, phone, "app_offline")
+        r = browser.post("/login/code/", {"code": device.offline_code()})
+        assert r.status_code == 302 and r["Location"].endswith("/login/done/"), r.status_code
+        return time.perf_counter() - start
 
 
 class BenchPortal:

@@ -106,6 +106,7 @@ INSTALLED_APPS = [
     "chave.scmd",
     "chave.counter",
     "chave.ops",
+    "chave.app",
 ]
 
 MIDDLEWARE = [
@@ -125,6 +126,15 @@ CHAVE_CONTENT_SECURITY_POLICY = env(
     "CHAVE_CONTENT_SECURITY_POLICY",
     "default-src 'none'; style-src 'self'; style-src-attr 'unsafe-inline'; img-src 'self' data:; "
     "font-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+)
+
+# The Chave app at /app/ (issue 12) runs its own scripts, and only those: the same policy plus
+# scripts, the API, the service worker and the manifest from Chave, and the camera's picture.
+CHAVE_APP_CONTENT_SECURITY_POLICY = env(
+    "CHAVE_APP_CONTENT_SECURITY_POLICY",
+    "default-src 'none'; script-src 'self'; connect-src 'self'; worker-src 'self'; manifest-src 'self'; "
+    "style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; font-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
 )
 
 ROOT_URLCONF = "chave.urls"
@@ -236,6 +246,10 @@ STATIC_ROOT = DATA_DIR / "static"
 CHAVE_SMS_PROVIDER = env("CHAVE_SMS_PROVIDER", "sink")  # sink | kannel
 CHAVE_EMAIL_PROVIDER = env("CHAVE_EMAIL_PROVIDER", "sink")  # sink | smtp
 CHAVE_X_PROVIDER = env("CHAVE_X_PROVIDER", "off")  # off | sink | xapi
+# The Chave app's channel (issue 12): "webpush" keeps each code in the device's inbox (the app asks
+# for it) and also pushes it by Web Push when the device gave a subscription; "off" offers no code
+# by the app (approvals, offline codes and QR sign-in stay).
+CHAVE_APP_PUSH_PROVIDER = env("CHAVE_APP_PUSH_PROVIDER", "webpush")
 CHAVE_KANNEL_URL = env("CHAVE_KANNEL_URL", "http://127.0.0.1:13013/cgi-bin/sendsms")
 CHAVE_KANNEL_USERNAME = env("CHAVE_KANNEL_USERNAME", "chave")
 CHAVE_KANNEL_PASSWORD = env("CHAVE_KANNEL_PASSWORD", "")
@@ -275,6 +289,22 @@ CHAVE_CARD_AGENT_PORT = env_int("CHAVE_CARD_AGENT_PORT", 35153)
 CHAVE_CARD_SERIAL_FORMAT = env("CHAVE_CARD_SERIAL_FORMAT", "BI{nic}")
 CHAVE_CARD_SERIAL_PATTERN = env("CHAVE_CARD_SERIAL_PATTERN", r"^BI(?P<nic>[0-9]{8})[0-9]?$")
 
+# --- The Chave app (issue 12; chave/app/README.md) -----------------------------------------
+# VAPID (RFC 8292): the key Chave signs its Web Push requests with (PEM, or the path of a PEM file),
+# and the contact it names to push services. Unset outside production: a key made once under
+# CHAVE_DATA_DIR/app/. Production refuses to start without one.
+CHAVE_APP_VAPID_PRIVATE_KEY = env("CHAVE_APP_VAPID_PRIVATE_KEY", "")
+CHAVE_APP_VAPID_SUBJECT = env("CHAVE_APP_VAPID_SUBJECT", "mailto:" + (env("CHAVE_HELP_EMAIL", "ajuda@chave.localhost") or ""))
+# The push services (origins, "*." for any subdomain) a device's subscription may name: Chave's
+# server posts to that URL, so nothing else is accepted (no request to an address of the
+# attacker's choosing). The browsers' own services by default; tests add the local push service
+# of chave/testing, which production refuses (anything not https, or on a loopback address).
+CHAVE_APP_PUSH_SERVICES = [s.strip() for s in (env(
+    "CHAVE_APP_PUSH_SERVICES",
+    "https://fcm.googleapis.com,https://updates.push.services.mozilla.com,https://web.push.apple.com,"
+    "https://*.push.apple.com,https://*.notify.windows.com",
+) or "").split(",") if s.strip()]
+
 # --- Counter (issue 5; chave/counter/README.md) ---------------------------------------------
 # Where a temporary PIN "handed over sealed" at a counter is printed: "spool" writes each PIN mailer
 # as a PDF under CHAVE_COUNTER_PRINT_DIR/<counter>/ (development and tests; refused in production),
@@ -304,7 +334,8 @@ CHAVE_POLICY = {
     "pin_block_after": 6,
     "signing_pin_max_failures": 3,
     "code_digits": 6,
-    "code_lifetime_seconds": {"login": 5 * 60, "contact": 10 * 60, "signing": 2 * 60},
+    # "device": the SMS code that confirms pairing the Chave app (issue 12) is typed in the app.
+    "code_lifetime_seconds": {"login": 5 * 60, "contact": 10 * 60, "signing": 2 * 60, "device": 10 * 60},
     "code_max_wrong": 3,
     "code_resend_cooldown_seconds": 30,
     "code_max_sends_per_transaction": 3,
@@ -338,6 +369,22 @@ CHAVE_POLICY = {
         # Citizen Card sign-ins started (each a challenge row), per client IP.
         "card_challenge_per_ip": (60, 10 * 60),
         "signing_tsa_per_ip": (120, 60),
+        # The Chave app (issue 12; chave/app/README.md). Pairing codes typed in the app, per client
+        # address and, once a code names a key, per key; signed calls of one device; requests that
+        # fail the device signature, per address; approvals answered, per address and per key;
+        # approval requests sent to a key's devices (push fatigue: each one is a prompt on the
+        # phone); offline codes typed at login, per key (there is no send to count them by); QR
+        # sign-ins started, per address; QR codes scanned and PINs typed in the app, per device.
+        "app_pairing_per_ip": (20, 15 * 60),
+        "app_pairing_per_key": (10, 3600),
+        "app_api_per_device": (600, 60),
+        "app_bad_signature_per_ip": (60, 10 * 60),
+        "app_approval_per_ip": (60, 15 * 60),
+        "app_approval_per_key": (30, 15 * 60),
+        "app_prompt_per_key": (10, 3600),
+        "app_offline_code_per_key": (30, 3600),
+        "app_qr_per_ip": (60, 10 * 60),
+        "app_qr_scan_per_device": (30, 10 * 60),
     },
     # SMS only to these countries (ISO 3166 alpha-2): EU/EEA and Portuguese-speaking countries.
     "sms_country_allowlist": [
@@ -411,6 +458,32 @@ CHAVE_POLICY = {
     "staff_card_seconds": 2 * 60,
     # Housekeeping: citizens are reminded this many days before their key expires or is revoked.
     "key_reminder_days": 30,
+    # The Chave app (issue 12; chave/app/README.md). At most this many devices per key; a pairing
+    # code (QR or typed) works once, this long; the device signs every call, with a clock at most
+    # this far from ours. Offline codes: RFC 6238 with HMAC-SHA-256, a lifetime (step) the citizen
+    # chooses among these, this many steps of clock drift either way. Approvals (number matching)
+    # wait this long for the app; the login page looks again this often. A QR sign-in lives this
+    # long; its QR code changes every app_qr_step_seconds and is accepted this late after it
+    # changed (the scan's trip); the short code under it changes every app_qr_typed_step_seconds
+    # (typing takes longer) and is accepted one step late; once scanned, the PIN must come within
+    # app_qr_pin_seconds. "This wasn't me" in the app locks the key this long. The app asks for
+    # news this often while open; its inbox items live as long as the code they carry.
+    "app_max_devices": 3,
+    "app_pairing_seconds": 10 * 60,
+    "app_device_name_max_length": 40,
+    "app_signature_skew_seconds": 5 * 60,
+    "app_offline_periods": [30, 60, 120, 300],
+    "app_offline_default_period": 30,
+    "app_offline_drift_steps": 1,
+    "app_approval_seconds": 2 * 60,
+    "app_refresh_seconds": 3,
+    "app_qr_seconds": 3 * 60,
+    "app_qr_step_seconds": 5,
+    "app_qr_grace_seconds": 2,
+    "app_qr_typed_step_seconds": 30,
+    "app_qr_pin_seconds": 2 * 60,
+    "app_not_me_lock_seconds": 60 * 60,
+    "app_poll_seconds": 3,
 }
 # Argon2id parameters for PINs; changing them re-hashes each PIN at its next correct use.
 CHAVE_ARGON2 = {
@@ -493,6 +566,18 @@ def _cleartext_to_another_machine(url: str) -> bool:
     return parts.scheme != "https" and not _is_loopback(parts.hostname)
 
 
+def _is_p256_private_key(value: str) -> bool:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    try:
+        data = value.encode() if value.lstrip().startswith("-----") else Path(value).read_bytes()
+        key = serialization.load_pem_private_key(data, password=None)
+    except (OSError, ValueError, TypeError):
+        return False
+    return isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1)
+
+
 def _check_production() -> None:
     problems = []
     if SECRET_KEY == _DEV_SECRET:
@@ -526,6 +611,14 @@ def _check_production() -> None:
         problems.append("CHAVE_KANNEL_URL is plain http to another machine")
     if CHAVE_X_PROVIDER == "xapi" and _cleartext_to_another_machine(CHAVE_X_API_URL):
         problems.append("CHAVE_X_API_URL is plain http to another machine")
+    if CHAVE_APP_PUSH_PROVIDER not in ("", "off") and not CHAVE_APP_VAPID_PRIVATE_KEY:
+        problems.append("CHAVE_APP_VAPID_PRIVATE_KEY is not set (Web Push for the Chave app)")
+    elif CHAVE_APP_VAPID_PRIVATE_KEY and not _is_p256_private_key(CHAVE_APP_VAPID_PRIVATE_KEY):
+        problems.append("CHAVE_APP_VAPID_PRIVATE_KEY is not an EC P-256 private key (PEM, or a PEM file)")
+    for service in CHAVE_APP_PUSH_SERVICES:
+        host = service.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
+        if not service.startswith("https://") or _is_loopback(host):
+            problems.append(f"a development push service is allowed (CHAVE_APP_PUSH_SERVICES: {service})")
     if problems:
         raise ImproperlyConfigured("Refusing to start in production: " + "; ".join(problems))
 

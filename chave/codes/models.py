@@ -13,6 +13,7 @@ class Purpose(models.TextChoices):
     LOGIN = "login", _("login")
     CONTACT = "contact", _("contact verification")
     SIGNING = "signing", _("signing")
+    DEVICE = "device", _("adding the Chave app")
 
 
 class OneTimeCode(models.Model):

@@ -142,7 +142,8 @@ def issue_code(
         )
         text = message_texts.code_message(
             purpose=purpose, code=code, portal=portal, lifetime=policy.code_lifetime(purpose),
-            language=language or key.citizen.language, documents=documents, task=task,
+            language=language or key.citizen.language, documents=documents, task=task, channel=channel,
+            expires_at=expires_at,
         )
         delivery.queue_message(
             channel=channel, destination=destination, subject=text.subject, body=text.body,

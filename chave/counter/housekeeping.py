@@ -27,6 +27,7 @@ from django.utils import timezone
 from chave import clock, policy
 from chave.audit import services as audit
 from chave.delivery import services as delivery
+from chave.app import services as app
 from chave.identity import services as identity
 from chave.identity.models import LIVE_STATUSES, Key, KeyStatus
 from chave.oidc.logout import end_lapsed_sso_sessions
@@ -42,6 +43,7 @@ class HousekeepingResult:
     revoked: int
     abandoned_registrations: int
     sso_sessions_ended: int
+    app_records_forgotten: int  # the Chave app's expired inbox items, nonces, unconfirmed devices
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -87,4 +89,5 @@ def run() -> HousekeepingResult:
     return HousekeepingResult(expiry_reminders=expiry, inactivity_reminders=inactivity,
                               expired=identity.expire_keys(), revoked=identity.revoke_unused_keys(),
                               abandoned_registrations=identity.cancel_abandoned_registrations(),
-                              sso_sessions_ended=end_lapsed_sso_sessions())
+                              sso_sessions_ended=end_lapsed_sso_sessions(),
+                              app_records_forgotten=sum(app.housekeeping().values()))

@@ -56,6 +56,7 @@ class ActionKind(models.TextChoices):
     CANCEL = "cancel", _("Cancellation")
     CONTACT = "contact", _("Contact change")
     LETTER_CANCEL = "letter_cancel", _("Letter cancelled")
+    APP_REMOVE = "app_remove", _("Chave app removed")
 
 
 class CounterAction(models.Model):

@@ -35,15 +35,18 @@ TASKS = ("pin_change", "recover")
 
 
 def code_message(*, purpose: str, code: str, portal: str, lifetime: dt.timedelta, language: str,
-                 documents: str = "", task: str = "") -> Text:
+                 documents: str = "", task: str = "", channel: str = "",
+                 expires_at: dt.datetime | None = None) -> Text:
     """``documents`` names what a signing code authorises (the signing flows always give it);
     ``task`` (one of :data:`TASKS`) names a change to the key the code confirms, so that a
-    citizen who did not ask for it knows what someone is trying to do."""
+    citizen who did not ask for it knows what someone is trying to do. For the Chave app
+    (``channel="app"``) the body is :func:`app_code_message`'s JSON, which the app shows."""
     with translation.override(language or settings.LANGUAGE_CODE):
         what = {
             "login": _("to sign in to %(portal)s") % {"portal": portal or "Chave"},
             "contact": _("to confirm this contact for your Digital Mobile Key"),
             "signing": _("to sign documents at %(portal)s") % {"portal": portal or "Chave"},
+            "device": _("to add the Chave app to your Digital Mobile Key"),
         }.get(purpose, "")
         if task == "pin_change":
             what = _("to change the PIN of your Digital Mobile Key")
@@ -59,7 +62,24 @@ def code_message(*, purpose: str, code: str, portal: str, lifetime: dt.timedelta
         params = {"what": what, "minutes": _minutes(lifetime)}
         body = (template % {**params, "code": code}) + f"\n\n@{service_host()} #{code}"
         redacted = (template % {**params, "code": "••••••"}) + f"\n\n@{service_host()} #••••••"
+        if channel == "app":
+            return app_code_message(purpose=purpose, code=code, portal=portal or "Chave", documents=documents,
+                                    text=redacted.split("\n\n")[0], subject=str(subject), expires_at=expires_at)
         return Text(subject=str(subject), body=body, redacted=redacted)
+
+
+def app_code_message(*, purpose: str, code: str, portal: str, documents: str, text: str, subject: str,
+                     expires_at: dt.datetime | None) -> Text:
+    """A code for the Chave app: JSON the app shows as the portal's name, the time and the code
+    (``text``, the message's words with the code left out, is said under it)."""
+    import json
+
+    from chave import clock
+
+    data = {"type": "code", "purpose": purpose, "portal": portal, "documents": documents, "text": text,
+            "created_at": clock.now().isoformat(), "expires_at": expires_at.isoformat() if expires_at else None}
+    return Text(subject=subject, body=json.dumps({**data, "code": code}, ensure_ascii=False),
+                redacted=json.dumps({**data, "code": "••••••"}, ensure_ascii=False))
 
 
 def notice_message(event: str, *, language: str, until: dt.datetime | None = None) -> Text:
@@ -116,6 +136,18 @@ def notice_message(event: str, *, language: str, until: dt.datetime | None = Non
             ),
             "signing_pin_changed": _(
                 "Chave: the signing PIN of your Digital Mobile Key was changed. If this was not you, contact %(help)s."
+            ),
+            "app_paired": _(
+                "Chave: the Chave app on a new device was added to your Digital Mobile Key. If this was not you, "
+                "remove it in the personal area and contact %(help)s."
+            ),
+            "app_removed": _(
+                "Chave: a device with the Chave app was removed from your Digital Mobile Key. If this was not you, "
+                "contact %(help)s."
+            ),
+            "app_not_me": _(
+                "Chave: you said in the Chave app that a sign-in was not yours, so we refused it and locked your "
+                "Digital Mobile Key until %(when)s. Someone knows your PIN: change it. Help: %(help)s."
             ),
             "key_unused": _(
                 "Chave: your Digital Mobile Key has not been used for a long time and will be revoked on %(when)s. "

@@ -17,6 +17,7 @@ class Channel(models.TextChoices):
     SMS = "sms", _("SMS")
     EMAIL = "email", _("E-mail")
     X = "x", _("X direct message")
+    APP = "app", _("The Chave app")
 
 
 class MessageStatus(models.TextChoices):

@@ -23,7 +23,7 @@ from chave.throttle import services as throttle
 from . import pins
 from .models import LIVE_STATUSES, Citizen, Contact, ContactKind, DocType, IllegalTransition, Key, KeyStatus
 from .registry import DocumentRef, IdentityRecord, civil_registry
-from .signals import key_cancelled
+from .signals import key_blocked, key_cancelled
 from .validation import check_pin_rules, parse_email, parse_mobile, parse_x_user_id
 
 
@@ -327,6 +327,8 @@ def check_login_pin(key: Key | None, pin: str, *, ip: str | None = None, channel
             audit.record(f"key.{decision.reason}", outcome="ok", citizen=key.citizen, channel=channel, ip=ip,
                          until=decision.until.isoformat() if decision.until else None, failures=key.pin_failures)
             delivery.notify(key.citizen, decision.reason, until=decision.until)
+        if decision.reason == "blocked":
+            key_blocked.send(sender=check_login_pin, key=key, by="wrong_pins")
         return decision
 
 
@@ -409,6 +411,26 @@ def block_key(key: Key, *, ip: str | None = None, by: str, channel: str = "", **
         key.transition(KeyStatus.BLOCKED, at=clock.now())
         key.save()
         audit.record("key.blocked", outcome="ok", citizen=key.citizen, channel=channel, ip=ip, by=by, **detail)
+        key_blocked.send(sender=block_key, key=key, by=by)
+    return True
+
+
+def lock_key(key: Key, *, until: dt.datetime, ip: str | None = None, by: str, channel: str = "", **detail) -> bool:
+    """active / locked → locked until ``until`` at once (the citizen said in the Chave app that a
+    sign-in was not theirs: whoever typed the PIN is stopped for a while). A longer lock already
+    in place stays. Returns False, changing nothing, for a key that is not active or locked.
+    Audited as ``key.locked`` with ``by`` and ``detail``; the caller tells the citizen."""
+    with transaction.atomic():
+        key = Key.objects.select_for_update().select_related("citizen").get(pk=key.pk)
+        now = clock.now()
+        if key.effective_status(now) not in (KeyStatus.ACTIVE, KeyStatus.LOCKED):
+            return False
+        if key.status == KeyStatus.LOCKED and key.locked_until and key.locked_until >= until:
+            return True
+        key.transition(KeyStatus.LOCKED, at=now, locked_until=until)
+        key.save()
+        audit.record("key.locked", outcome="ok", citizen=key.citizen, channel=channel, ip=ip, by=by,
+                     until=until.isoformat(), **detail)
     return True
 
 

@@ -9,9 +9,14 @@ PIN), so a cancelled key can never sign; a receiver that raises undoes the cance
 ``contact_changed`` is sent by :func:`chave.identity.contacts.confirm` inside the transaction that
 replaces a verified contact with a new value, with ``key``, ``kind`` and ``by``; PDF signing
 revokes the signing certificate when the mobile number changes.
+
+``key_blocked`` is sent when a key becomes blocked (the last wrong PIN, or
+:func:`chave.identity.services.block_key`), inside that transaction, with ``key`` and ``by``; the
+Chave app removes the key's devices (chave/app), so that unblocking starts from a new pairing.
 """
 
 from django.dispatch import Signal
 
 key_cancelled = Signal()
 contact_changed = Signal()
+key_blocked = Signal()

@@ -75,8 +75,12 @@ class ChannelForm(LoginForm):
 
     def __init__(self, *args, options=(), **kwargs):
         super().__init__(*args, **kwargs)
-        labels = {"sms": _("SMS to %s"), "email": _("E-mail to %s"), "x": _("X direct message to %s")}
-        self.fields["channel"].choices = [(o.channel, labels[o.channel] % o.masked) for o in options]
+        labels = {"sms": _("SMS to %s"), "email": _("E-mail to %s"), "x": _("X direct message to %s"),
+                  "app": _("A code in the Chave app on “%s”"),
+                  "app_approve": _("Approve in the Chave app (you match a number)"),
+                  "app_offline": _("Type a code the Chave app makes (works without network)")}
+        self.fields["channel"].choices = [
+            (o.channel, labels[o.channel.split(":")[0]].replace("%s", o.masked)) for o in options]
 
 
 class CodeForm(LoginForm):

@@ -16,6 +16,7 @@ import uuid
 from dataclasses import asdict, dataclass
 
 from django.db import transaction
+from django.db.models import F
 
 from chave import clock, policy
 from chave.audit import services as audit
@@ -56,7 +57,7 @@ class SignedIn:
     key_id: int
     citizen_id: int
     full_name: str
-    method: str  # the channel the code came by: sms | email | x
+    method: str  # sms | email | x | citizen_card | app | app_offline | app_approve | app_qr
     assurance_level: int
     auth_time: str  # ISO 8601
 
@@ -141,6 +142,24 @@ def channel_options(key: Key, min_level: int = 0) -> list[ChannelOption]:
     return sorted(options, key=lambda o: (-o.assurance_level, o.channel))
 
 
+def login_options(key: Key, min_level: int = 0) -> list[ChannelOption]:
+    """What the login's channel page offers: :func:`channel_options`, and, when the key has an
+    active device of the Chave app (``chave.app``) and the level allows, a code in the app on
+    each device (channel ``app:<device id>``, when the app channel is on), an approval in the
+    app and an offline code from the app. Best level first; the app before SMS at the same level."""
+    from chave.app import services as app
+
+    options = channel_options(key, min_level)
+    level = policy.assurance_level("app")
+    devices = list(app.active_devices(key)) if level >= min_level else []
+    if not devices:
+        return options
+    extra = [ChannelOption(f"{app.APP_CODE}:{d.pk}", d.name, level) for d in devices if "app" in enabled_channels()]
+    extra += [ChannelOption(app.APP_APPROVE, "", level), ChannelOption(app.APP_OFFLINE, "", level)]
+    ranked = sorted([*extra, *options], key=lambda o: (-o.assurance_level, not o.channel.startswith("app")))
+    return ranked
+
+
 def _destination(key: Key, channel: str) -> str | None:
     kind = KIND_OF_CHANNEL[channel]
     contact = key.contacts.filter(kind=kind, verified_at__isnull=False, live=True).first()
@@ -190,9 +209,14 @@ def send_code(tx: LoginTransaction, channel: str, *, ip: str | None, language: s
     database transaction: a code can never be verified against the level of another channel.
     Refusals (cooldown, send caps, country) come back as the ``IssueResult`` and change nothing.
     """
-    if channel not in {o.channel for o in channel_options(tx.key, tx.required_level)}:
+    if channel not in {o.channel for o in login_options(tx.key, tx.required_level)}:
         return None
-    destination = _destination(tx.key, channel)
+    if channel.startswith("app:"):  # a code to one device of the Chave app: its id is the destination
+        channel, destination = channel.split(":", 1)
+    elif channel in KIND_OF_CHANNEL:
+        destination = _destination(tx.key, channel)
+    else:
+        return None
     with transaction.atomic():
         result = codes.issue_code(
             tx.key, purpose=Purpose.LOGIN, transaction=str(tx.pk), channel=channel, destination=destination,
@@ -207,24 +231,93 @@ def send_code(tx: LoginTransaction, channel: str, *, ip: str | None, language: s
     return result
 
 
+def use_offline_codes(tx: LoginTransaction) -> bool:
+    """The citizen will type an offline code from the Chave app: the code step, with no code
+    sent (the app makes it). False when the key has no active device."""
+    from chave.app import services as app
+
+    if app.APP_OFFLINE not in {o.channel for o in login_options(tx.key, tx.required_level)}:
+        return False
+    LoginTransaction.objects.filter(pk=tx.pk).update(
+        status=LoginTransaction.Status.CODE_SENT, channel=app.APP_OFFLINE, destination="",
+        assurance_level=policy.assurance_level("app"))
+    tx.refresh_from_db()
+    return True
+
+
+def ask_approval(tx: LoginTransaction, *, ip: str | None):
+    """Ask the key's devices to approve this login (number matching; ``chave.app``). The login
+    then waits (``APP_WAIT``) for :func:`approved`. Returns the app's ``ApprovalStarted``."""
+    from chave.app import services as app
+
+    if app.APP_APPROVE not in {o.channel for o in login_options(tx.key, tx.required_level)}:
+        return app.ApprovalStarted(False, "no_device")
+    started = app.request_approval(tx.key, login_transaction=str(tx.pk), portal=tx.portal, ip=ip,
+                                   required_level=tx.required_level)
+    if started.ok:
+        LoginTransaction.objects.filter(pk=tx.pk).update(
+            status=LoginTransaction.Status.APP_WAIT, channel=app.APP_APPROVE, destination="",
+            assurance_level=policy.assurance_level("app"))
+        tx.refresh_from_db()
+    return started
+
+
+def abandon(request, tx: LoginTransaction) -> None:
+    """End a login that was refused (a wrong number or "not me" in the app): it cannot go on."""
+    LoginTransaction.objects.filter(pk=tx.pk).exclude(status=LoginTransaction.Status.COMPLETED).update(
+        expires_at=clock.now())
+    request.session.pop(SESSION_TRANSACTION, None)
+
+
+def _past_second_factor(request, tx: LoginTransaction, *, from_status: str) -> None:
+    """The second factor is done: on to the PIN change (a temporary PIN), else complete."""
+    if tx.must_change_pin:
+        moved = LoginTransaction.objects.filter(pk=tx.pk, status=from_status).update(
+            status=LoginTransaction.Status.PIN_CHANGE)
+        if moved != 1:
+            raise StaleTransaction()
+        tx.status = LoginTransaction.Status.PIN_CHANGE
+    else:
+        complete(request, tx)
+
+
+def approved(request, tx: LoginTransaction) -> bool:
+    """Whether the app approved this waiting login; if so (once), it moves on as a right code does.
+    Raises :class:`StaleTransaction` when another request took it first."""
+    from chave.app import services as app
+
+    taken = app.take_approval(str(tx.pk))
+    if taken is None:
+        return False
+    LoginTransaction.objects.filter(pk=tx.pk).update(destination=str(taken.device_id or ""))
+    tx.destination = str(taken.device_id or "")
+    _past_second_factor(request, tx, from_status=LoginTransaction.Status.APP_WAIT)
+    return True
+
+
 def verify(request, tx: LoginTransaction, submitted: str) -> codes.VerifyResult:
-    """Check the code; on success the login completes (or moves to the PIN change).
+    """Check the code (a code sent, or an offline code of the Chave app); on success the login
+    completes (or moves to the PIN change).
 
     Raises :class:`StaleTransaction` when the code was right but the transaction had already
     moved on (it cannot, as the code is single use; kept as a guard).
     """
+    from chave.app import services as app
+
     ip = client_ip(request)
-    result = codes.verify_code(purpose=Purpose.LOGIN, transaction=str(tx.pk), submitted=submitted, ip=ip)
+    if tx.channel == app.APP_OFFLINE:
+        checked = app.verify_offline_code(tx.key, transaction_id=str(tx.pk), submitted=submitted,
+                                          attempts=tx.wrong_attempts, ip=ip)
+        result = checked.result
+        if result.reason in ("wrong", "spent") and not result.ok:
+            LoginTransaction.objects.filter(pk=tx.pk).update(wrong_attempts=F("wrong_attempts") + 1)
+        if result.ok:
+            LoginTransaction.objects.filter(pk=tx.pk).update(destination=str(checked.device.pk))
+            tx.destination = str(checked.device.pk)
+    else:
+        result = codes.verify_code(purpose=Purpose.LOGIN, transaction=str(tx.pk), submitted=submitted, ip=ip)
     if result.ok:
-        if tx.must_change_pin:
-            moved = LoginTransaction.objects.filter(pk=tx.pk, status=LoginTransaction.Status.CODE_SENT).update(
-                status=LoginTransaction.Status.PIN_CHANGE
-            )
-            if moved != 1:
-                raise StaleTransaction()
-            tx.status = LoginTransaction.Status.PIN_CHANGE
-        else:
-            complete(request, tx)
+        _past_second_factor(request, tx, from_status=LoginTransaction.Status.CODE_SENT)
     return result
 
 
@@ -239,19 +332,48 @@ def complete(request, tx: LoginTransaction) -> SignedIn:
     now = clock.now()
     with transaction.atomic():
         updated = LoginTransaction.objects.filter(
-            pk=tx.pk, status__in=[LoginTransaction.Status.CODE_SENT, LoginTransaction.Status.PIN_CHANGE]
+            pk=tx.pk, status__in=[LoginTransaction.Status.CODE_SENT, LoginTransaction.Status.PIN_CHANGE,
+                                  LoginTransaction.Status.APP_WAIT]
         ).update(status=LoginTransaction.Status.COMPLETED, completed_at=now)
         if updated != 1:
             raise StaleTransaction()
         identity.record_login(tx.key, at=now)
         audit.record("login", outcome="ok", citizen=tx.key.citizen, channel=tx.channel, ip=client_ip(request),
-                     level=tx.assurance_level, portal=tx.portal or None)
+                     level=tx.assurance_level, portal=tx.portal or None, **_device_detail(tx))
     signed_in = SignedIn(
         key_id=tx.key_id, citizen_id=tx.key.citizen_id, full_name=tx.key.citizen.full_name,
         method=tx.channel, assurance_level=tx.assurance_level, auth_time=now.isoformat(),
     )
     request.session.pop(SESSION_TRANSACTION, None)
     return sign_in(request, signed_in)
+
+
+def _device_detail(tx: LoginTransaction) -> dict:
+    """For a login by the Chave app, the device used, named in the history."""
+    from chave.app import services as app
+
+    if tx.channel not in app.APP_METHODS or not tx.destination:
+        return {}
+    return {"device": tx.destination, "device_name": app.device_label(tx.destination) or None}
+
+
+def complete_app_login(request, key: Key, *, device, portal: str = "") -> SignedIn:
+    """Sign in, on this browser, the holder of ``key`` who approved a QR sign-in in the Chave app
+    with the device and the PIN (``chave.app``): method ``app_qr`` at the app's level, recorded
+    as a use of the key, audited as ``login`` with the device, session rotated (:func:`sign_in`)."""
+    from chave.app import services as app
+
+    now = clock.now()
+    level = policy.assurance_level("app")
+    with transaction.atomic():
+        identity.record_login(key, at=now)
+        audit.record("login", outcome="ok", citizen=key.citizen, channel=app.APP_QR, ip=client_ip(request),
+                     level=level, portal=portal or None, device=str(device.pk), device_name=device.name)
+    request.session.pop(SESSION_TRANSACTION, None)
+    return sign_in(request, SignedIn(
+        key_id=key.pk, citizen_id=key.citizen_id, full_name=key.citizen.full_name, method=app.APP_QR,
+        assurance_level=level, auth_time=now.isoformat(),
+    ))
 
 
 def sign_in(request, who: SignedIn) -> SignedIn:

@@ -8,6 +8,7 @@ or to the start with a message when there is none.
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -22,6 +23,7 @@ from chave import clock, policy
 from chave.codes.models import OneTimeCode, Purpose
 from chave.codes.services import latest_code
 from chave.identity import services as identity
+from chave.app.services import device_label
 from chave.identity.models import mask
 
 from . import services
@@ -29,7 +31,9 @@ from .forms import ChannelForm, CodeForm, CredentialsForm, NewPinForm
 from .models import LoginTransaction
 
 TX = LoginTransaction.Status
-STEP_OF_STATUS = {TX.PIN_OK: "login:channel", TX.CODE_SENT: "login:code", TX.PIN_CHANGE: "login:change_pin"}
+SESSION_QR = "chave.login.app_qr"
+STEP_OF_STATUS = {TX.PIN_OK: "login:channel", TX.CODE_SENT: "login:code", TX.PIN_CHANGE: "login:change_pin",
+                  TX.APP_WAIT: "login:approve"}
 
 # One answer for every refused PIN step, so that nobody learns whether a number has a key.
 GENERIC_REFUSAL = gettext_noop(
@@ -83,8 +87,8 @@ def start(request):
                 tx = services.start(request, key=decision.key, must_change_pin=decision.must_change_pin,
                                     portal=target.portal if target else "",
                                     required_level=target.min_level if target else 0)
-                options = services.channel_options(tx.key, tx.required_level)
-                if not options and tx.required_level and services.channel_options(tx.key):
+                options = services.login_options(tx.key, tx.required_level)
+                if not options and tx.required_level and services.login_options(tx.key):
                     form.add_error(None, _("%(portal)s asks for assurance level %(level)d, which a code to your "
                                            "registered contacts cannot reach. Register a mobile number for SMS codes.")
                                    % {"portal": tx.portal, "level": tx.required_level})
@@ -115,7 +119,7 @@ def _send_and_continue(request, tx, channel, *, sent_message: str = ""):
     if not result.sent:
         messages.error(request, _refusal_text(result))
         if tx.status == TX.PIN_OK:
-            several = len(services.channel_options(tx.key, tx.required_level)) > 1
+            several = len(services.login_options(tx.key, tx.required_level)) > 1
             return redirect("login:channel") if several else redirect("login:start")
     elif sent_message:
         messages.success(request, sent_message)
@@ -128,6 +132,8 @@ def _refusal_text(result) -> str:
         "cooldown": _("Please wait: you can ask for a new code from %(when)s.") % {"when": when},
         "too_many_sends": _("You have asked for the most codes allowed for this sign-in. Please start again."),
         "rate_limited": _("Too many codes were sent recently. Please try again after %(when)s.") % {"when": when},
+        "throttled": _("Too many sign-in requests were sent to your app recently. Please try again after "
+                       "%(when)s.") % {"when": when},
         "country_not_allowed": _("We cannot send SMS to this country. Choose another option or contact the help line."),
     }.get(result.reason, _("The code could not be sent. Please try again."))
 
@@ -135,14 +141,25 @@ def _refusal_text(result) -> str:
 @never_cache
 @require_http_methods(["GET", "POST"])
 def channel(request):
-    tx = services.current(request, TX.PIN_OK, TX.CODE_SENT)
+    tx = services.current(request, TX.PIN_OK, TX.CODE_SENT, TX.APP_WAIT)
     if tx is None:
         return _elsewhere(request)
-    options = services.channel_options(tx.key, tx.required_level)
+    options = services.login_options(tx.key, tx.required_level)
     form = ChannelForm(_posted(request), options=options)
     if request.method == "POST":
         if form.is_valid():
-            return _send_and_continue(request, tx, form.cleaned_data["channel"])
+            chosen = form.cleaned_data["channel"]
+            if chosen == "app_approve":
+                started = services.ask_approval(tx, ip=services.client_ip(request))
+                if started.ok:
+                    return redirect("login:approve")
+                messages.error(request, _refusal_text(started) if started.reason == "throttled"
+                               else _("Choose one of the options shown."))
+                return redirect("login:channel")
+            if chosen == "app_offline":
+                services.use_offline_codes(tx)
+                return redirect("login:code")
+            return _send_and_continue(request, tx, chosen)
         return render(request, "login/channel.html", {"form": form}, status=400)
     return render(request, "login/channel.html", {"form": form})
 
@@ -153,6 +170,8 @@ def _code_context(tx, form):
     cooldown = dt.timedelta(seconds=policy.get("code_resend_cooldown_seconds"))
     max_sends = policy.get("code_max_sends_per_transaction")
     sends = OneTimeCode.objects.filter(purpose=Purpose.LOGIN, transaction=str(tx.pk)).count()
+    if tx.channel == "app_offline":  # the app makes the code: nothing is sent, nothing to resend
+        sends = max_sends
     resend_at = code.created_at + cooldown if code else now
     kind = services.KIND_OF_CHANNEL.get(tx.channel)
     code_live = bool(code and code.expires_at > now and code.invalidated_at is None and code.used_at is None)
@@ -160,14 +179,14 @@ def _code_context(tx, form):
         "form": form,
         "channel": tx.channel,
         "digits": policy.get("code_digits"),
-        "masked": mask(kind, tx.destination) if kind else "",
+        "masked": mask(kind, tx.destination) if kind else device_label(tx.destination),
         "code_live": code_live,
         "code_expired": bool(code and code.expires_at <= now and code.used_at is None),
         "expires_at": code.expires_at if code_live else None,
         "minutes_left": max(1, int((code.expires_at - now).total_seconds() + 59) // 60) if code_live else 0,
         "can_resend": sends < max_sends and resend_at <= now,
         "resend_at": resend_at if sends < max_sends else None,
-        "several_channels": len(services.channel_options(tx.key, tx.required_level)) > 1,
+        "several_channels": len(services.login_options(tx.key, tx.required_level)) > 1,
     }
 
 
@@ -177,6 +196,7 @@ CODE_REFUSALS = {
     "expired": lambda r: _("This code has expired. Ask for a new code."),
     "used": lambda r: _("This code was already used. Ask for a new code."),
     "invalidated": lambda r: _("A newer code was sent: use the most recent message."),
+    "rate_limited": lambda r: _("Too many codes were typed for this key recently. Please try again later."),
 }
 
 
@@ -201,13 +221,104 @@ def code(request):
     return render(request, "login/code.html", _code_context(tx, form))
 
 
+APPROVAL_REFUSALS = {
+    "wrong_number": gettext_noop("You tapped another number in the Chave app, so this sign-in was refused. If it was "
+                                 "you, start again."),
+    "reported": gettext_noop("You said in the Chave app that this sign-in was not yours: it was refused and your key "
+                             "is locked for a while. We told you on your contacts."),
+    "expired": gettext_noop("The Chave app did not answer in time. Start again, or choose another way to sign in."),
+}
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def approve(request):
+    """Waiting for the approval in the app: the number to match, a meta refresh every few seconds
+    and a "Continue" button (no script). Approved → signed in; refused or expired → said why."""
+    from chave.app import services as app
+
+    tx = services.current(request, TX.APP_WAIT)
+    if tx is None:
+        return _elsewhere(request)
+    try:
+        if services.approved(request, tx):
+            return redirect("login:change_pin") if tx.must_change_pin else _after_login(request)
+    except services.StaleTransaction:
+        return _elsewhere(request)
+    waiting = app.approval_of(str(tx.pk))
+    now = clock.now()
+    if waiting is not None and waiting.status in (waiting.Status.APPROVED, waiting.Status.COMPLETED):
+        return _elsewhere(request)  # another request of this browser is signing in with it
+    if waiting is None or waiting.status != waiting.Status.PENDING or waiting.expires_at <= now:
+        reason = "expired" if waiting is None or waiting.status == waiting.Status.PENDING else (
+            "reported" if waiting.status == waiting.Status.REPORTED else "wrong_number")
+        if reason != "expired":
+            services.abandon(request, tx)
+        return render(request, "login/approve.html", {"refused": _(APPROVAL_REFUSALS[reason]), "reason": reason},
+                      status=400 if reason != "expired" else 200)
+    return render(request, "login/approve.html", {
+        "number": waiting.number, "expires_at": waiting.expires_at, "refresh": policy.get("app_refresh_seconds"),
+    })
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def app_sign_in(request):
+    """Sign in with the Chave app on this computer: a QR code that changes every few seconds (the
+    page refreshes itself, no script) and its short code; the app scans it and the citizen types
+    the PIN there. POST starts a new code."""
+    from chave.app import services as app
+    from chave.app.area_views import qr_image
+
+    target = services.login_for(request)
+    if target and target.min_level > policy.assurance_level("app"):
+        return redirect("login:start")
+    ip = services.client_ip(request)
+    held = request.session.get(SESSION_QR) or {}
+    found = app.qr_of_session(held.get("id"), held.get("binder")) if request.method == "GET" else None
+    now = clock.now()
+    if found is not None and found.status == found.Status.APPROVED:
+        taken = app.take_qr(found)
+        request.session.pop(SESSION_QR, None)
+        if taken is not None and taken.key is not None and taken.device is not None:
+            services.complete_app_login(request, taken.key, device=taken.device,
+                                        portal=target.portal if target else "")
+            return _after_login(request)
+        found = None
+    if found is not None and found.status == found.Status.REFUSED:
+        request.session.pop(SESSION_QR, None)
+        messages.error(request, _("The sign-in was refused in the app. Here is a new code."))
+        found = None
+    if found is None or found.expires_at <= now or found.status not in (found.Status.PENDING, found.Status.SCANNED):
+        try:
+            found, binder = app.start_qr(portal=target.portal if target else "",
+                                         required_level=target.min_level if target else 0, ip=ip)
+        except app.AppRefusal as refusal:
+            return render(request, "login/app_sign_in.html", {"refusal": refusal.message}, status=refusal.status)
+        request.session[SESSION_QR] = {"id": str(found.pk), "binder": binder}
+        if request.method == "POST":
+            return redirect("login:app")
+    codes_now = app.qr_codes(found, now)
+    # Look again soon enough to notice the app's answer, and as the QR code changes.
+    until_change = math.ceil((codes_now.next_change - now).total_seconds())
+    return render(request, "login/app_sign_in.html", {
+        "sign_in": found, "scanned": found.status == found.Status.SCANNED, "qr": qr_image(codes_now.link),
+        "typed": codes_now.typed, "refresh": max(1, min(until_change, policy.get("app_refresh_seconds"))),
+        "step": policy.get("app_qr_step_seconds"), "login_for": target,
+        "device": found.device.name if found.device else "",
+    })
+
+
 @never_cache
 @require_POST
 def resend(request):
     tx = services.current(request, TX.CODE_SENT)
     if tx is None:
         return _elsewhere(request)
-    return _send_and_continue(request, tx, tx.channel,
+    if tx.channel == "app_offline":
+        return redirect("login:code")
+    channel = f"app:{tx.destination}" if tx.channel == "app" else tx.channel
+    return _send_and_continue(request, tx, channel,
                               sent_message=_("We sent you a new code. Only the most recent one works."))
 
 

@@ -49,7 +49,10 @@ SCOPES = {
 }
 
 # RFC 8176 authentication method references per login method.
+# RFC 8176. The Chave app (issue 12): a code pushed to it or made offline is typed ("otp"); an
+# approval, or a QR sign-in, is signed with the device's key ("swk"), the PIN typed at the page or in the app.
 AMR = {"sms": ["pin", "sms", "mfa"], "app": ["pin", "otp", "mfa"], "email": ["pin", "otp", "mfa"],
+       "app_offline": ["pin", "otp", "mfa"], "app_approve": ["pin", "swk", "mfa"], "app_qr": ["pin", "swk", "mfa"],
        "x": ["pin", "otp", "mfa"], "citizen_card": ["sc", "hwk", "pin", "mfa"]}
 
 

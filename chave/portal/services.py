@@ -62,7 +62,7 @@ AREA_CONTACT_KINDS = (ContactKind.MOBILE, ContactKind.EMAIL)
 # Events of the history that only repeat what a shown event says (a login is a PIN, a code and a
 # sign-in) or that are the service's own bookkeeping.
 HIDDEN_EVENTS = {"code.send", "message.delivery", "oidc.backchannel"}
-HIDDEN_WHEN_OK = {"pin.attempt", "code.verify"}
+HIDDEN_WHEN_OK = {"pin.attempt", "code.verify", "app.pairing", "app.approval", "app.qr", "app.settings"}
 
 
 # --- Who is in the area -------------------------------------------------------------------------

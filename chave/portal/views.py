@@ -68,6 +68,12 @@ EVENT_LABELS = {
     "area.export": gettext_lazy("Data exported"),
     "area.not_me": gettext_lazy("Reported as not you"),
     "area.sessions_ended": gettext_lazy("Sessions ended"),
+    "app.paired": gettext_lazy("Chave app added"),
+    "app.removed": gettext_lazy("Chave app removed"),
+    "app.rename": gettext_lazy("Chave app renamed"),
+    "app.approval": gettext_lazy("Sign-in approval in the Chave app"),
+    "app.qr": gettext_lazy("Sign-in with the Chave app (QR code)"),
+    "app.pairing": gettext_lazy("Adding the Chave app"),
 }
 METHOD_LABELS = {
     "sms": gettext_lazy("Key, code by SMS"),
@@ -75,6 +81,10 @@ METHOD_LABELS = {
     "x": gettext_lazy("Key, code by X direct message"),
     "citizen_card": gettext_lazy("Citizen Card"),
     "web": gettext_lazy("Web"),
+    "app": gettext_lazy("Key, code by the Chave app"),
+    "app_offline": gettext_lazy("Key, offline code from the Chave app"),
+    "app_approve": gettext_lazy("Key, approved in the Chave app"),
+    "app_qr": gettext_lazy("Chave app and PIN (QR code)"),
 }
 
 
@@ -400,7 +410,7 @@ def _history_row(event: AuditEvent, finder) -> dict:
         "ok": event.outcome in ("ok", "sent", "granted"), "outcome": event.outcome,
         "portal": portal, "method": METHOD_LABELS.get(event.channel, event.channel),
         "level": detail.get("level"), "place": finder.place(event.ip) if event.ip else None,
-        "reported": report is not None,
+        "reported": report is not None, "device": detail.get("device_name") or "",
     }
 
 

@@ -404,7 +404,13 @@ class Started:
 
 
 def _code_channel(key: Key) -> tuple[str, str] | None:
-    """The citizen's channel for signing codes: the verified mobile number, else the e-mail."""
+    """The citizen's channel for signing codes: the Chave app (the device used last), else the
+    verified mobile number, else the e-mail."""
+    from chave.app.services import signing_device
+
+    device = signing_device(key)
+    if device is not None:
+        return "app", str(device.pk)
     contacts = {c.kind: c.value for c in key.contacts.filter(verified_at__isnull=False)}
     for kind in (ContactKind.MOBILE, ContactKind.EMAIL, ContactKind.X):
         if kind in contacts:

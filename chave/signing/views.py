@@ -272,7 +272,11 @@ def code(request, who, key):
             return redirect("signing:done")
         error = _refusal_text(result.reason, result.attempts_left)
     refused = bool(error) or (request.method == "POST" and bool(form.errors))
-    return render(request, "signing/code.html", {"form": form, "batch": batch, "error": error},
+    from chave.app.services import signing_device
+
+    device = signing_device(key)  # the code went to the Chave app on this device
+    return render(request, "signing/code.html", {"form": form, "batch": batch, "error": error,
+                                                 "app_device": device.name if device else ""},
                   status=400 if refused else 200)
 
 

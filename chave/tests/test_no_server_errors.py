@@ -81,6 +81,7 @@ SIGNING_PIN = "5820"
 ROLES = ("clerk", "supervisor", "rp-admin", "auditor", "mailroom")
 EXCLUDED = ("admin/", "i18n/")  # Django's own
 OPENAPI_DIR = Path(__file__).resolve().parents[1] / "signing" / "openapi"
+APP_OPENAPI = Path(__file__).resolve().parents[1] / "app" / "openapi.json"
 
 LONG = "x" * 5000
 LONG_DIGITS = "9" * 5000
@@ -242,12 +243,15 @@ def _view_module(callback) -> str:
 def _openapi() -> dict[str, dict]:
     """``path → JSON schema of the request body`` from the project's OpenAPI documents."""
     found = {}
-    for document, base in (("csc.json", "/csc/v2"), ("signing.json", "/api/signing")):
-        spec = json.loads((OPENAPI_DIR / document).read_text())
+    for document, base in ((OPENAPI_DIR / "csc.json", "/csc/v2"), (OPENAPI_DIR / "signing.json", "/api/signing"),
+                           (APP_OPENAPI, "/app/api")):
+        spec = json.loads(document.read_text())
         for path, operations in spec["paths"].items():
             for operation in operations.values():
                 content = operation.get("requestBody", {}).get("content", {})
                 schema = content.get("application/json", {}).get("schema")
+                if schema and "$ref" in schema:  # the app's document names its schemas
+                    schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
                 if schema:
                     found[base + path] = schema
     return found
@@ -909,6 +913,49 @@ CITIZEN_STEPS = {
 }
 
 
+class SignedClient(Client):
+    """A paired device of the Chave app: every request it sends is signed with the device's key over
+    exactly what is sent (``chave/app/signatures.py``), whatever the junk, so the app API's views
+    read the input instead of refusing an unsigned call."""
+
+    def __init__(self, device, **defaults):
+        super().__init__(raise_request_exception=False, **defaults)
+        self.device = device
+
+    def generic(self, method, path, data="", content_type="application/octet-stream", secure=False, **extra):
+        body = data.encode() if isinstance(data, str) else bytes(data or b"")
+        split = path.split("?", 1)
+        query = extra.get("QUERY_STRING", split[1] if len(split) > 1 else "")
+        headers = self.device.headers(method, split[0], body)
+        if query:  # the signature covers the query as sent
+            from chave.testing.device import b64url
+
+            text = "\n".join(["chave-app-v1", method.upper(), split[0], query, headers["Chave-Device"],
+                              headers["Chave-Timestamp"], headers["Chave-Nonce"],
+                              b64url(hashlib.sha256(body).digest())]).encode()
+            headers["Chave-Signature"] = self.device.sign(text)
+        for name, value in headers.items():
+            extra.setdefault("HTTP_" + name.upper().replace("-", "_"), value)
+        return super().generic(method, path, data, content_type, secure=secure, **extra)
+
+
+def _device_client(world) -> Client:
+    """A device paired with the citizen's key through the app's services (pairing code, the SMS
+    code), and an approval of the key waiting for it (``request_id``)."""
+    from chave.app import services as app
+    from chave.testing.device import Device, DjangoTransport
+
+    device = Device(DjangoTransport(_client()))
+    device.pair(app.start_pairing(world["key"], assurance_level=3, ip=None).code, name="Sweep")
+    _deliver_queued()
+    device.confirm(_last_code(PHONE))
+    waiting = app.request_approval(world["key"], login_transaction="sweep", portal="Portal")
+    world["request_id"] = waiting.request.pk
+    client = SignedClient(device, REMOTE_ADDR=next(_ADDRESSES))
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    return client
+
+
 def _actors(route: Route, world, clock) -> list[tuple[str, Client]]:
     """Who sweeps ``route``: anyone; a citizen outside the counter, each staff role at the counter;
     someone half-way through the login on its steps; an integrator on the signing APIs and userinfo."""
@@ -923,10 +970,12 @@ def _actors(route: Route, world, clock) -> list[tuple[str, Client]]:
         actors.append(("citizen", citizen))
     if path.startswith("/login/"):
         actors += [(f"signing-in:{step}", _signing_in_client(step=step)) for step in ("channel", "code")]
-    if path in _openapi() or path.startswith("/oidc/userinfo"):
+    if path.startswith(("/csc/", "/api/signing/")) and path in _openapi() or path.startswith("/oidc/userinfo"):
         actors.append(("integrator", _integrator_client(world["party"], world["secret"])))
     if path.startswith("/scmd/"):
         actors.append(("scmd-integrator", _scmd_client(world)))
+    if "device_client" in world:
+        actors.append(("device", world["device_client"]))
     return actors
 
 
@@ -949,6 +998,8 @@ def test_bad_input_gets_a_4xx_never_a_500(route, world, clock):
     sweep = Sweep()
     if route.prefix.startswith(SIGNING):
         _activate_signing(world)
+    if route.prefix.startswith("/app/api/"):
+        world["device_client"] = _device_client(world)
     paths = concrete_paths(route, world)
     plausible_path = paths[0][0]
     # Everyone signs in first: the sweep of a sign-in page may well use up its throttle.

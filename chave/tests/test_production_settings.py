@@ -5,10 +5,18 @@ import subprocess
 import sys
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 pytestmark = pytest.mark.once  # the same on any database: SQLite pass only
 
 
+def _pem(key) -> str:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
+
+
+VAPID_KEY = _pem(ec.generate_private_key(ec.SECP256R1()))
 GOOD = {
     "CHAVE_ENV": "production",
     "CHAVE_SECRET_KEY": "s" * 50,
@@ -22,6 +30,7 @@ GOOD = {
     "CHAVE_EMAIL_PROVIDER": "smtp",
     "CHAVE_ALLOWED_HOSTS": "chave.example.pt",
     "CHAVE_PUBLIC_URL": "https://chave.example.pt",
+    "CHAVE_APP_VAPID_PRIVATE_KEY": VAPID_KEY,
 }
 
 
@@ -66,6 +75,11 @@ def test_production_starts_with_its_secrets_and_secure_cookies(tmp_path):
         ({"CHAVE_SMTP_HOST": "mail.example.pt"}, "SMTP to another machine without STARTTLS"),
         ({"CHAVE_KANNEL_URL": "http://sms.example.pt:13013/cgi-bin/sendsms"}, "plain http to another machine"),
         ({"CHAVE_X_PROVIDER": "xapi", "CHAVE_X_API_URL": "http://x.example"}, "CHAVE_X_API_URL is plain http"),
+        ({"CHAVE_APP_VAPID_PRIVATE_KEY": None}, "CHAVE_APP_VAPID_PRIVATE_KEY is not set"),
+        ({"CHAVE_APP_VAPID_PRIVATE_KEY": "not a key"}, "not an EC P-256 private key"),
+        ({"CHAVE_APP_VAPID_PRIVATE_KEY": _pem(rsa.generate_private_key(65537, 2048))}, "not an EC P-256 private key"),
+        ({"CHAVE_APP_PUSH_SERVICES": "https://fcm.googleapis.com,http://127.0.0.1:8123"}, "development push service"),
+        ({"CHAVE_APP_PUSH_SERVICES": "https://localhost:8443"}, "development push service"),
     ],
 )
 def test_production_refuses_unsafe_configuration(tmp_path, overrides, reason):

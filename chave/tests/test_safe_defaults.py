@@ -15,7 +15,6 @@ import threading
 import pytest
 from django.conf import settings as django_settings
 from django.core.handlers.wsgi import WSGIHandler
-from django.http import HttpResponse
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 

@@ -39,8 +39,11 @@ PROVIDERS = {
     "sms": {"sink": "chave.delivery.providers.sink.DevSink", "kannel": "chave.delivery.providers.kannel.KannelSms"},
     "email": {"sink": "chave.delivery.providers.sink.DevSink", "smtp": "chave.delivery.providers.smtp.SmtpEmail"},
     "x": {"sink": "chave.delivery.providers.sink.DevSink", "xapi": "chave.delivery.providers.xapi.XDirectMessage"},
+    # The Chave app (issue 12): the device's inbox, and Web Push when the device gave a subscription.
+    "app": {"webpush": "chave.app.push.AppDelivery"},
 }
-_SETTING = {"sms": "CHAVE_SMS_PROVIDER", "email": "CHAVE_EMAIL_PROVIDER", "x": "CHAVE_X_PROVIDER"}
+_SETTING = {"sms": "CHAVE_SMS_PROVIDER", "email": "CHAVE_EMAIL_PROVIDER", "x": "CHAVE_X_PROVIDER",
+            "app": "CHAVE_APP_PUSH_PROVIDER"}
 
 
 def configured_name(channel: str) -> str:
@@ -57,4 +60,4 @@ def provider_for(channel: str) -> Provider | None:
 
 
 def enabled_channels() -> list[str]:
-    return [c for c in ("sms", "email", "x") if configured_name(c) not in ("", "off")]
+    return [c for c in ("sms", "email", "x", "app") if configured_name(c) not in ("", "off")]

@@ -41,6 +41,7 @@ def _settings_for(chave_env: str, tmp_path) -> dict:
         "CHAVE_SMS_PROVIDER": "kannel",
         "CHAVE_EMAIL_PROVIDER": "smtp",
         "CHAVE_PUBLIC_URL": "https://chave.example.pt",
+        "CHAVE_APP_PUSH_PROVIDER": "off",  # no Web Push key needed for what this test reads
         "DJANGO_SETTINGS_MODULE": "chave.settings",
     })
     script = (

@@ -160,6 +160,7 @@ class Command(BaseCommand):
         for note in notes + portal_notes:
             self.stdout.write(note)
         self.print_credentials()
+        self.print_app()
         self.print_portal(portal, demo_portal_url)
         self.seed_card()
         self.seed_signing()
@@ -291,6 +292,21 @@ class Command(BaseCommand):
             return
         self.stdout.write(_("  %(user)s also signs in with their own Citizen Card at %(url)s: card %(label)s, card PIN "
                             "%(pin)s") % {"user": clerk["username"], "url": url, "label": label, "pin": DEMO_CARD_PIN})
+
+    def print_app(self) -> None:
+        """How to open the Chave app (issue 12) as the demo citizen's phone."""
+        base = settings.CHAVE_PUBLIC_URL.rstrip("/")
+        self.stdout.write("")
+        self.stdout.write(_("The Chave app (the demo citizen's phone): open %(url)s in a phone-sized window (Chromium: "
+                            "F12, then the device toolbar) or on a phone") % {"url": f"{base}/app/"})
+        self.stdout.write(_("  WebCrypto needs https or localhost: for a real Android phone on USB, run `adb reverse "
+                            "tcp:%(port)s tcp:%(port)s` and open http://localhost:%(port)s/app/ there.")
+                          % {"port": urlsplit(base).port or 80})
+        self.stdout.write(_("  Pair it: personal area → %(area)s → \"Add the app to a device\"; type the pairing "
+                            "code in the app, then the SMS code from the development outbox.")
+                          % {"area": f"{base}/area/app/"})
+        self.stdout.write(_("  Then sign in with \"Approve in the Chave app\", an offline code, or \"Sign in with "
+                            "the Chave app\" (QR code) at %(url)s.") % {"url": f"{base}/login/"})
 
     def print_portal(self, portal: RelyingParty, url: str) -> None:
         self.stdout.write("")
