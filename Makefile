@@ -6,7 +6,7 @@ PORT   ?= 8000
 DEMO_PORT ?= 8001
 PYTEST_ARGS ?=
 
-.PHONY: run test test-pg install install-test system-deps bench messages clean
+.PHONY: run test test-pg install install-test system-deps clients bench messages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,15 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 
 install: $(VENV)/.installed
 
-install-test: $(VENV)/.installed-test system-deps
+install-test: $(VENV)/.installed-test system-deps clients
+
+# Third-party client libraries that play portals in the tests: openid-client (npm, from its lockfile).
+CLIENTS := clients/openid-client
+$(CLIENTS)/node_modules/.installed: $(CLIENTS)/package.json $(CLIENTS)/package-lock.json | system-deps
+	cd $(CLIENTS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+clients: $(CLIENTS)/node_modules/.installed
 
 # Debian packages the tests drive for real: SoftHSM2, Chromium, Kannel (+ fakesmsc), poppler, qpdf.
 system-deps:

@@ -98,9 +98,8 @@ class RelyingParty(models.Model):
         return hmac.compare_digest(token_hash(client_secret), self.client_secret_hash)
 
     def check_endpoint_auth_method(self, method, endpoint):
-        if endpoint == "token":
-            return method == self.auth_method
-        return True
+        # Wherever a client authenticates (token, revocation, introspection, pushed requests): as registered.
+        return method == self.auth_method
 
     def check_response_type(self, response_type):
         return response_type == "code"

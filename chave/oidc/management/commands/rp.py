@@ -48,6 +48,9 @@ _FLAGS = {
     "sector_identifier": "--sector-identifier",
     "subject_type": "--subject-type",
     "id_token_alg": "--id-token-alg",
+    "profile": "--profile",
+    "sector_identifier_uri": "--sector-identifier-uri",
+    "frontchannel_logout_uri": "--frontchannel-logout-uri",
 }
 JWKS_FILE_MAX = 256 * 1024
 
@@ -90,6 +93,16 @@ def _local(value) -> str:
     return timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
 
 
+def oidc_settings(party: RelyingParty) -> dict:
+    from chave.oidc.models import client_settings
+
+    row = client_settings(party)
+    return {"profile": row.profile, "offline_access": row.offline_access, "resource_server": row.resource_server,
+            "require_pushed_authorization_requests": row.par_required, "require_dpop": row.dpop_required,
+            "sector_identifier_uri": row.sector_identifier_uri or None,
+            "frontchannel_logout_uri": row.frontchannel_logout_uri or None}
+
+
 def describe(party: RelyingParty, *, history: bool = False) -> dict:
     """What an operator sees of a party: everything registered, never a secret (nor its hash)."""
     result = {
@@ -111,6 +124,7 @@ def describe(party: RelyingParty, *, history: bool = False) -> dict:
         "sector_identifier": party.sector_identifier or None,
         "subject_type": party.subject_type,
         "id_token_alg": party.id_token_alg,
+        **oidc_settings(party),
         "created_at": _iso(party.created_at),
         "state_changed_at": _iso(party.state_changed_at),
     }
@@ -170,6 +184,22 @@ class Command(BaseCommand):
                          help="pairwise (default: portals of different sectors cannot correlate citizens) or public")
         add.add_argument("--id-token-alg", choices=["RS256", "ES256"], default="RS256",
                          help="ID token signature algorithm (default: RS256)")
+        add.add_argument("--sector-identifier-uri", default="", metavar="URL",
+                         help="pairwise subjects shared by several hosts: a JSON list of every redirect URI, "
+                              "fetched and checked at approval; its host is the sector")
+        add.add_argument("--frontchannel-logout-uri", default="", metavar="URL",
+                         help="loaded in a frame of Chave's signed-out page (Front-Channel Logout 1.0)")
+        add.add_argument("--offline-access", action="store_true",
+                         help="give refresh tokens when the portal asks for the offline_access scope")
+        add.add_argument("--resource-server", action="store_true",
+                         help="the portal is a resource server: it may introspect access tokens (RFC 7662)")
+        add.add_argument("--profile", choices=["oidc", "fapi2"], default="oidc",
+                         help="oidc (default), or fapi2: the FAPI 2.0 Security Profile (pushed requests, PKCE S256, "
+                              "private_key_jwt with PS256/ES256, DPoP, ES256 ID tokens, codes of at most 60 s)")
+        add.add_argument("--require-par", action="store_true",
+                         help="the portal must push its authorization requests (RFC 9126)")
+        add.add_argument("--require-dpop", action="store_true",
+                         help="the portal's tokens must be bound to its key with DPoP (RFC 9449)")
         add.add_argument("--approve", action="store_true", help="approve the portal at once")
         add.add_argument("--reason", default="", help="with --approve: why (kept in the history)")
         add.add_argument("--json", action="store_true", help="print one JSON object (with client_secret when one)")
@@ -276,7 +306,11 @@ class Command(BaseCommand):
                 allowed_attributes=options["attributes"], mandatory_attributes=options["mandatory"],
                 min_level=options["min_level"], auth_method=options["auth"], jwks=jwks,
                 jwks_uri=options["jwks_uri"], sector_identifier=options["sector_identifier"],
-                subject_type=options["subject_type"], id_token_alg=options["id_token_alg"], by=by,
+                subject_type=options["subject_type"], id_token_alg=options["id_token_alg"],
+                offline_access=options["offline_access"], resource_server=options["resource_server"],
+                profile=options["profile"], require_pushed_authorization_requests=options["require_par"],
+                require_dpop=options["require_dpop"], sector_identifier_uri=options["sector_identifier_uri"],
+                frontchannel_logout_uri=options["frontchannel_logout_uri"], by=by,
             )
             party = registration.relying_party
             if options["approve"]:
@@ -328,6 +362,11 @@ class Command(BaseCommand):
             (_("Subjects"), f"{party.subject_type} ({_('sector')} {party.sector})" if party.subject_type == "pairwise"
              else party.subject_type),
             (_("ID token algorithm"), party.id_token_alg),
+            (_("Profile"), "FAPI 2.0" if data["profile"] == "fapi2" else "OpenID Connect"),
+            (_("Refresh tokens (offline_access)"), _("yes") if data["offline_access"] else _("no")),
+            (_("Resource server (introspection)"), _("yes") if data["resource_server"] else _("no")),
+            (_("Pushed requests required"), _("yes") if data["require_pushed_authorization_requests"] else _("no")),
+            (_("DPoP required"), _("yes") if data["require_dpop"] else _("no")),
             (_("Registered"), _local(party.created_at)),
         ]
         width = max(len(label) for label, _value in rows)
