@@ -451,19 +451,20 @@ def _without_hint(parameters, untrusted: LogoutRequest) -> LogoutRequest:
 
 
 def _signed_out_page(request, *, was_signed_in: bool, not_returned: bool, status: int = 200,
-                     frames: list[str] = (), continue_to: str | None = None):
+                     frames: list[str] = (), continue_to: str | None = None, portal: str | None = None):
     return _with_frames(render(request, "oidc/logout_done.html", {
         "was_signed_in": was_signed_in, "not_returned": not_returned, "frames": frames,
-        "continue_to": continue_to}, status=status), list(frames))
+        "continue_to": continue_to, "portal": portal}, status=status), list(frames))
 
 
-def _finish(request, *, redirect_to: str | None, was_signed_in: bool, asked_redirect: bool, frames: list[str] = ()):
+def _finish(request, *, redirect_to: str | None, was_signed_in: bool, asked_redirect: bool, frames: list[str] = (),
+            portal: str | None = None):
     """Back to the portal, or the signed-out page. With front-channel logouts to load, the page
-    comes first (its frames load them) and offers the way back to the portal."""
+    comes first (its frames load them) and offers the way back to the portal (``portal`` names it)."""
     if redirect_to and not frames:
         return HttpResponseRedirect(redirect_to)
     return _signed_out_page(request, was_signed_in=was_signed_in, not_returned=asked_redirect and not redirect_to,
-                            frames=frames, continue_to=redirect_to)
+                            frames=frames, continue_to=redirect_to, portal=portal)
 
 
 def _portal_names(request, who) -> list[str]:
@@ -513,11 +514,13 @@ def end_session(request):
         if logout_request.trusted and current is not None and logout_request.sid == current.sid:
             frames = sign_out_of_portals(request, initiator=logout_request.client)
             return _finish(request, redirect_to=logout_request.redirect_to, was_signed_in=True,
-                           asked_redirect=logout_request.asked_redirect, frames=frames)
+                           asked_redirect=logout_request.asked_redirect, frames=frames,
+                           portal=logout_request.client.name if logout_request.client else None)
         request.session[PENDING_LOGOUT] = {
             "redirect_to": logout_request.redirect_to,
             "asked_redirect": logout_request.asked_redirect,
             "language": logout_request.language,
+            "portal": logout_request.client.name if logout_request.client else None,
         }
         return render(request, "oidc/logout_confirm.html", {
             "portals": _portal_names(request, who),
@@ -544,4 +547,5 @@ def confirm_end_session(request):
         was_signed_in = login_services.signed_in(request) is not None
         frames = sign_out_of_portals(request) if was_signed_in else []
         return _finish(request, redirect_to=redirect_to, was_signed_in=was_signed_in,
-                       asked_redirect=bool(pending.get("asked_redirect")), frames=frames)
+                       asked_redirect=bool(pending.get("asked_redirect")), frames=frames,
+                       portal=pending.get("portal") if isinstance(pending.get("portal"), str) else None)
