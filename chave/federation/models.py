@@ -127,6 +127,7 @@ class RelyingPartyEvent(models.Model):
         REINSTATED = "reinstated", _("reinstated")
         SECRET_ROTATED = "secret_rotated", _("client secret rotated")
         KEYS_CHANGED = "keys_changed", _("keys changed")
+        SETTINGS_CHANGED = "settings_changed", _("protocol settings changed")
 
     relying_party = models.ForeignKey(RelyingParty, on_delete=models.CASCADE, related_name="events")
     at = models.DateTimeField()

@@ -77,6 +77,9 @@ def push(request, *, dpop_jkt: str | None = None) -> tuple[str, int]:
     now = clock.now()
     reference = secrets.token_urlsafe(32)
     lifetime = policy.get("oidc_par_seconds")
+    # What can no longer be used is forgotten (unused past its lifetime, or past a login's length).
+    PushedRequest.objects.filter(created_at__lt=now - dt.timedelta(
+        seconds=lifetime + policy.get("login_transaction_seconds"))).delete()
     PushedRequest.objects.create(reference_hash=token_hash(reference), relying_party=client, parameters=parameters,
                                  created_at=now, expires_at=now + dt.timedelta(seconds=lifetime))
     return URN_PREFIX + reference, lifetime

@@ -327,6 +327,55 @@ def set_relying_party_keys(relying_party: RelyingParty, *, jwks: dict | None = N
     return relying_party
 
 
+SETTINGS = ("profile", "offline_access", "resource_server", "require_pushed_authorization_requests", "require_dpop",
+            "frontchannel_logout_uri")
+
+
+def set_client_settings(relying_party: RelyingParty, *, by: str, reason: str = "", **changes) -> ClientSettings:
+    """Change a portal's OpenID Connect settings (:data:`SETTINGS`: ``profile``, ``offline_access``,
+    ``resource_server``, ``require_pushed_authorization_requests``, ``require_dpop``,
+    ``frontchannel_logout_uri``); those not given stay. Takes effect at the portal's next request
+    (refresh tokens already issued stay valid). Recorded in the party's history
+    (``settings_changed``, with what changed) and audited. Raises ``ValidationError`` by field
+    (the same rules as :func:`register_relying_party`: a FAPI 2.0 portal needs ``private_key_jwt``
+    and ES256 ID tokens; a URI must be https://) or ``TypeError`` for an unknown setting."""
+    unknown = set(changes) - set(SETTINGS)
+    if unknown:
+        raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+    reason = check_reason(reason)
+    errors: dict[str, list[ValidationError]] = {}
+    if "profile" in changes:
+        if changes["profile"] not in ClientSettings.Profile.values:
+            errors["profile"] = [ValidationError(_("The profile is oidc or fapi2."), code="profile_invalid")]
+        elif changes["profile"] == ClientSettings.Profile.FAPI2 and (
+                relying_party.auth_method != RelyingParty.AuthMethod.PRIVATE_KEY_JWT or relying_party.id_token_alg != "ES256"):
+            errors["profile"] = [ValidationError(
+                _("A FAPI 2.0 portal authenticates with private_key_jwt and gets ES256 ID tokens."), code="fapi2_client")]
+    if changes.get("frontchannel_logout_uri"):
+        try:
+            _check_uri(changes["frontchannel_logout_uri"])
+        except ValidationError as exc:
+            errors["frontchannel_logout_uri"] = [exc]
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        relying_party = RelyingParty.objects.select_for_update().get(pk=relying_party.pk)
+        row, _created = ClientSettings.objects.get_or_create(relying_party=relying_party)
+        changed = {}
+        for name, value in changes.items():
+            value = value or "" if name == "frontchannel_logout_uri" else (value if name == "profile" else bool(value))
+            if getattr(row, name) != value:
+                setattr(row, name, value)
+                changed[name] = value
+        if changed:
+            row.save()
+            detail = ", ".join(f"{name}={value}" for name, value in changed.items())
+            RelyingPartyEvent.objects.create(relying_party=relying_party, at=clock.now(), action="settings_changed",
+                                             by=by, reason=" — ".join(filter(None, [reason, detail]))[:REASON_MAX_LENGTH])
+            audit.record("rp.settings_changed", outcome="ok", client_id=relying_party.client_id, by=by, **changed)
+    return row
+
+
 SECTOR_DOCUMENT_MAX_BYTES = 64 * 1024
 
 

@@ -84,3 +84,18 @@ def register_portal(*, approve=True, attributes=ALL_ATTRIBUTES, mandatory=("Nome
 
 def query_of(location: str) -> dict:
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def register_ec_portal(name: str, redirect_uri: str, **extra):
+    """An approved portal with a P-256 key (``private_key_jwt`` ES256, ES256 ID tokens), as client
+    libraries register for FAPI 2.0; returns (the party, its private key)."""
+    from joserfc.jwk import ECKey
+
+    key = ECKey.generate_key("P-256", private=True)
+    key.ensure_kid()
+    party = services.register_relying_party(
+        name=name, entity_nif="600084779", contact_email="dev@portal.example.gov.pt", redirect_uris=[redirect_uri],
+        allowed_attributes=["NomeCompleto", "NomeProprio", "NomeApelido", "NIC"], mandatory_attributes=["NIC"],
+        jwks={"keys": [key.as_dict(private=False)]}, id_token_alg="ES256", **extra).relying_party
+    federation.decide(party, "approve", by="test")
+    return party, key

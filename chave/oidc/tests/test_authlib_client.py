@@ -29,11 +29,9 @@ from authlib.oidc.core import CodeIDToken
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
-from chave.federation import services as federation
-from chave.oidc import services
 from chave.oidc.models import ClientAssertion
 
-from .portal import REDIRECT_URI, register_portal
+from .portal import REDIRECT_URI, register_ec_portal, register_portal
 from .test_client_library import BOUND, PHONE, PIN, follow
 from .test_logout import Receiver
 
@@ -130,17 +128,6 @@ class DPoP(requests.auth.AuthBase):
         return response
 
 
-def register(name, redirect_uri, **extra):
-    key = ECKey.generate_key("P-256", private=True)
-    key.ensure_kid()
-    party = services.register_relying_party(
-        name=name, entity_nif="600084779", contact_email="dev@portal.example.gov.pt", redirect_uris=[redirect_uri],
-        allowed_attributes=["NomeCompleto", "NomeProprio", "NomeApelido", "NIC"], mandatory_attributes=["NIC"],
-        jwks={"keys": [key.as_dict(private=False)]}, id_token_alg="ES256", **extra).relying_party
-    federation.decide(party, "approve", by="test")
-    return party, key
-
-
 class Both(requests.auth.AuthBase):
     """Authlib's client authentication, then the DPoP proof (over the final body and headers)."""
 
@@ -162,11 +149,11 @@ def test_authlib_runs_the_whole_fapi2_flow(live_server, settings, make_citizen, 
     receiver.thread.start()
     try:
         make_citizen(phone=PHONE, pin=PIN)
-        first, first_key = register("Portal das Finanças", REDIRECT_URI, profile="fapi2", offline_access=True,
+        first, first_key = register_ec_portal("Portal das Finanças", REDIRECT_URI, profile="fapi2", offline_access=True,
                                     post_logout_redirect_uris=[AFTER_LOGOUT])
         other_uri = "https://saude.example.gov.pt/cb"
-        second, second_key = register("Portal da Saúde", other_uri, backchannel_logout_uri=receiver.url("/saude/logout"))
-        api, api_key = register("API da Saúde", "https://api.example.gov.pt/cb", resource_server=True)
+        second, second_key = register_ec_portal("Portal da Saúde", other_uri, backchannel_logout_uri=receiver.url("/saude/logout"))
+        api, api_key = register_ec_portal("API da Saúde", "https://api.example.gov.pt/cb", resource_server=True)
         metadata = requests.get(live_server.url + "/.well-known/oauth-authorization-server", timeout=BOUND).json()
         dpop = DPoP()
         assertion = PrivateKeyJWT(alg="ES256")

@@ -21,11 +21,8 @@ from pathlib import Path
 import pytest
 import requests
 from django.conf import settings
-from joserfc.jwk import ECKey
 
-from chave.federation import services as federation
-from chave.oidc import services
-
+from .portal import register_ec_portal
 from .test_client_library import BOUND, PHONE, PIN, follow
 from .test_logout import Receiver
 
@@ -82,17 +79,6 @@ def receiver():
     yield server
     server.server.shutdown()
     server.server.server_close()
-
-
-def register(name: str, redirect_uri: str, **extra):
-    key = ECKey.generate_key("P-256", private=True)
-    key.ensure_kid()
-    party = services.register_relying_party(
-        name=name, entity_nif="600084779", contact_email="dev@portal.example.gov.pt", redirect_uris=[redirect_uri],
-        allowed_attributes=["NomeCompleto", "NomeProprio", "NomeApelido", "NIC"], mandatory_attributes=["NIC"],
-        jwks={"keys": [key.as_dict(private=False)]}, id_token_alg="ES256", **extra).relying_party
-    federation.decide(party, "approve", by="test")
-    return party, {**key.as_dict(private=True), "kid": key.kid}
 
 
 def sign_in(node, browser, outbox, party, jwk, redirect_uri, issuer):
@@ -153,3 +139,9 @@ def test_openid_client_with_its_defaults_runs_the_whole_fapi2_flow(
     [received] = receiver.received("/saude/backchannel-logout")
     verified = other.call("verify_logout_token", logout_token=received.logout_token)
     assert verified.get("alg") == "ES256" and verified["sid"] == claims["sid"], verified
+
+
+def register(name: str, redirect_uri: str, **extra):
+    """A portal registered for openid-client: the party and its private JWK (with its ``kid``)."""
+    party, key = register_ec_portal(name, redirect_uri, **extra)
+    return party, {**key.as_dict(private=True), "kid": key.kid}

@@ -369,3 +369,24 @@ def test_the_console_command_exits_non_zero_without_a_traceback(migrated):
     assert data["state"] == "approved" and data["client_secret"]
     keys = run_chave(env, "oidc_keys", "rotate", "--json")
     assert keys.returncode == 0 and [k["alg"] for k in json.loads(keys.stdout)] == ["RS256", "ES256"]
+
+
+def test_settings_change_a_portals_oidc_settings_with_history():
+    from chave.oidc.models import client_settings
+
+    client_id = rp_json("add", *BASE, *JWKS_URI, "--id-token-alg", "ES256")["client_id"]
+    data = rp_json("settings", client_id, "--offline-access", "yes", "--require-dpop", "yes", "--profile", "fapi2",
+                   "--reason", "asked for refresh tokens")
+    assert (data["offline_access"], data["require_dpop"], data["profile"]) == (True, True, "fapi2")
+    assert data["require_pushed_authorization_requests"] is True  # FAPI 2.0 brings it
+    party = RelyingParty.objects.get(client_id=client_id)
+    assert client_settings(party).offline_access is True
+    event = party.events.get(action="settings_changed")
+    assert "offline_access=True" in event.reason and "asked for refresh tokens" in event.reason
+    assert AuditEvent.objects.filter(event="rp.settings_changed", detail__client_id=client_id).exists()
+
+
+def test_settings_refuse_fapi2_for_a_portal_that_cannot_meet_it():
+    client_id = rp_json("add", *BASE, *JWKS_URI)["client_id"]  # RS256 ID tokens
+    with pytest.raises(CommandError, match="FAPI 2.0"):
+        call_command("rp", "settings", client_id, "--profile", "fapi2", stdout=io.StringIO())

@@ -6,7 +6,9 @@
   suspended party reinstates it); each decision is kept with who made it and why.
 - ``show`` (with the decision history) and ``list``; ``--json`` prints the same as JSON.
 - ``rotate-secret`` gives a ``client_secret_basic`` party a new secret (the old one stops working);
-  ``set-jwks`` replaces a ``private_key_jwt`` party's public keys.
+  ``set-jwks`` replaces a ``private_key_jwt`` party's public keys; ``settings`` changes its OpenID
+  Connect settings (profile, offline access, resource server, PAR and DPoP required, front-channel
+  logout URI).
 
 Every write goes through :mod:`chave.oidc.services`. Bad arguments are reported together, one line
 each naming the option, and the command exits non-zero without a traceback and without writing.
@@ -138,14 +140,15 @@ def describe(party: RelyingParty, *, history: bool = False) -> dict:
 
 class Command(BaseCommand):
     help = (
-        "The registry of relying parties (portals): add, approve, suspend, show, list, rotate-secret, set-jwks. "
+        "The registry of relying parties (portals): add, approve, suspend, show, list, rotate-secret, set-jwks, "
+        "settings. "
         "Example: chave rp add --name \"Portal X\" --nif 600084779 --contact-email dev@x.gov.pt "
         "--redirect-uri https://x.gov.pt/callback --auth private_key_jwt --jwks-uri https://x.gov.pt/jwks"
     )
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True,
-                                    metavar="{add,approve,suspend,show,list,rotate-secret,set-jwks}")
+                                    metavar="{add,approve,suspend,show,list,rotate-secret,set-jwks,settings}")
 
         add = sub.add_parser(
             "add", help="Record a portal's request to integrate and print its client_id.",
@@ -236,6 +239,21 @@ class Command(BaseCommand):
         source.add_argument("--jwks-uri", metavar="URL", help="where the portal publishes its public keys")
         source.add_argument("--jwks-file", metavar="PATH", help="a file with the portal's public keys")
         keys.add_argument("--reason", default="", help="why (kept in the portal's history)")
+
+        oidc = sub.add_parser(
+            "settings", help="Change a portal's OpenID Connect settings (only those given change).",
+            description="Takes effect at the portal's next request. Each change is kept in the portal's history.",
+        )
+        oidc.add_argument("client_id", metavar="CLIENT_ID")
+        yes_no = {"choices": ["yes", "no"], "metavar": "yes|no"}
+        oidc.add_argument("--profile", choices=["oidc", "fapi2"], help="oidc, or fapi2 (FAPI 2.0 Security Profile)")
+        oidc.add_argument("--offline-access", **yes_no, help="refresh tokens for the offline_access scope")
+        oidc.add_argument("--resource-server", **yes_no, help="may introspect access tokens")
+        oidc.add_argument("--require-par", **yes_no, help="must push its authorization requests")
+        oidc.add_argument("--require-dpop", **yes_no, help="must bind its tokens with DPoP")
+        oidc.add_argument("--frontchannel-logout-uri", metavar="URL", help="empty to remove")
+        oidc.add_argument("--reason", default="", help="why (kept in the portal's history)")
+        oidc.add_argument("--json", action="store_true", help="print one JSON object")
         keys.add_argument("--json", action="store_true", help="print one JSON object")
 
     def handle(self, *args, **options):
@@ -402,6 +420,24 @@ class Command(BaseCommand):
         lines = [_("New secret for %(name)s (%(client_id)s); the old one no longer works.")
                  % {"name": party.name, "client_id": party.client_id}]
         self.output(options, data, lines + self.secret_lines(rotated.client_secret))
+
+    def settings(self, options) -> None:
+        party = self.party(options["client_id"])
+        flags = {"profile": "profile", "offline_access": "offline_access", "resource_server": "resource_server",
+                 "require_par": "require_pushed_authorization_requests", "require_dpop": "require_dpop",
+                 "frontchannel_logout_uri": "frontchannel_logout_uri"}
+        changes = {}
+        for option, name in flags.items():
+            value = options.get(option)
+            if value is not None:
+                changes[name] = (value == "yes") if value in ("yes", "no") else value
+        if not changes:
+            raise CommandError(_("Name at least one setting to change (see --help)."))
+        services.set_client_settings(party, by=cli_operator(), reason=options["reason"], **changes)
+        party = self.party(options["client_id"])
+        self.output(options, describe(party), [
+            _("Settings of %(name)s (%(client_id)s) changed.") % {"name": party.name, "client_id": party.client_id},
+        ])
 
     def set_jwks(self, options) -> None:
         party = self.party(options["client_id"])
