@@ -575,3 +575,17 @@ def test_portals_with_a_front_channel_logout_uri_are_loaded_in_frames_of_the_sig
     assert "frame-src https://c.example.gov.pt" in response["Content-Security-Policy"]
     assert re.search(rf'<a href="{re.escape(A_AFTER)}\?state=s" id="continue">[^<]*Portal A<', html)
     assert not session_is_live(client, a)
+
+
+@pytest.mark.parametrize("lang", ["pt-pt", "en"])
+def test_the_logout_pages_are_accessible(client, outbox, portals, lang):
+    from chave.testing.accessibility import assert_accessible
+
+    a, b = portals
+    sign_in_to_both(client, outbox, a, b)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = lang
+    confirm = assert_accessible(client.get(logout_url(client_id=a.client_id, post_logout_redirect_uri=A_AFTER)),
+                                lang, "logout confirmation")
+    assert confirm is not None
+    client.get(logout_url(client_id=a.client_id, post_logout_redirect_uri=B_AFTER))  # not A's: no way back
+    assert_accessible(client.post("/oidc/logout/confirm", {"decision": "sign_out"}), lang, "signed out")
