@@ -16,6 +16,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import translation
 from joserfc import jws, jwt
 from joserfc.errors import InvalidKeyIdError
 from joserfc.jwk import KeySet
@@ -89,12 +90,13 @@ def test_signing_with_the_new_key_at_once_would_fail_such_a_portal(client, outbo
 def test_activate_is_refused_within_the_cache_lifetime_without_force(clock):
     old = keys.active_key("RS256")
     call_command("oidc_keys", "rotate", stdout=StringIO())
-    with pytest.raises(CommandError, match="less than the JWKS cache lifetime"):
+    with translation.override("en"), pytest.raises(CommandError, match="less than the JWKS cache lifetime"):
         call_command("oidc_keys", "activate", stdout=StringIO())
     assert keys.active_key("RS256").kid == old.kid
     clock.travel(keys.cache_lifetime() - dt.timedelta(seconds=10))
     out = StringIO()
-    call_command("oidc_keys", "activate", "--force", stdout=out)
+    with translation.override("en"):
+        call_command("oidc_keys", "activate", "--force", stdout=out)
     assert keys.active_key("RS256").kid != old.kid and "New ID tokens are signed with" in out.getvalue()
 
 

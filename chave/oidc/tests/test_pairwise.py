@@ -102,8 +102,10 @@ def test_the_cli_says_why_an_approval_was_refused(sector):
     from io import StringIO
 
     from django.core.management import CommandError, call_command
+    from django.utils import translation
 
     party = register(["https://a.saude.gov.pt/cb", "https://b.saude.gov.pt/cb"],
                      sector_identifier_uri=sector.publish("/s.json", ["https://a.saude.gov.pt/cb"]))
-    with pytest.raises(CommandError, match="does not list these redirect URIs: https://b.saude.gov.pt/cb"):
+    with translation.override("en"), pytest.raises(
+            CommandError, match="does not list these redirect URIs: https://b.saude.gov.pt/cb"):
         call_command("rp", "approve", party.client_id, "--reason", "checked", stdout=StringIO())

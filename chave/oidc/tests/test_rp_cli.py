@@ -388,5 +388,5 @@ def test_settings_change_a_portals_oidc_settings_with_history():
 
 def test_settings_refuse_fapi2_for_a_portal_that_cannot_meet_it():
     client_id = rp_json("add", *BASE, *JWKS_URI)["client_id"]  # RS256 ID tokens
-    with pytest.raises(CommandError, match="FAPI 2.0"):
+    with pytest.raises(CommandError, match="FAPI 2.0"):  # the same words in both languages
         call_command("rp", "settings", client_id, "--profile", "fapi2", stdout=io.StringIO())
