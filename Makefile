@@ -16,7 +16,7 @@ UV_COMPILE := $(TOOLS)/bin/uv pip compile --quiet --generate-hashes --universal 
 # nothing marked `once`. PG_MARKERS= runs everything there.
 PG_MARKERS ?= not browser and not once
 
-.PHONY: run test test-pg install install-test system-deps bench messages clean lock audit
+.PHONY: run test test-pg install install-test system-deps clients bench messages clean lock audit
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,7 +53,15 @@ audit: $(TOOLS)/.installed
 
 install: $(VENV)/.installed
 
-install-test: $(VENV)/.installed-test system-deps
+install-test: $(VENV)/.installed-test system-deps clients
+
+# Third-party client libraries that play portals in the tests: openid-client (npm, from its lockfile).
+CLIENTS := clients/openid-client
+$(CLIENTS)/node_modules/.installed: $(CLIENTS)/package.json $(CLIENTS)/package-lock.json | system-deps
+	cd $(CLIENTS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+clients: $(CLIENTS)/node_modules/.installed
 
 # Debian packages the tests drive for real: SoftHSM2, Chromium, Kannel (+ fakesmsc), poppler, qpdf.
 system-deps:

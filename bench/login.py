@@ -27,8 +27,13 @@ the device reads its inbox and taps the number, signed → the login page, as it
 does → signed in) and by *offline code* (identifier + PIN → "offline code" → the device makes
 the RFC 6238 code → typed → signed in).
 
+With DPoP (issue 14): the same returning citizen's login by a portal registered to use DPoP
+(RFC 9449): its token request carries a DPoP proof (with the server's nonce, kept from the last
+answer as clients do), and the login ends with a userinfo call under the DPoP scheme with a proof
+of its own — so the proof checks at both ends are counted.
+
 Goals: logins per second / PIN verifications per second >= 0.6 (issue 2, and issue 12 for the app's
-logins); the ratio of OIDC logins is reported (issue 3).
+logins); the ratio of OIDC logins is reported (issue 3); OIDC logins with DPoP >= 0.5 (issue 14).
 """
 
 from __future__ import annotations
@@ -122,6 +127,11 @@ def main() -> int:
                   for i, phone in enumerate(phones[:oidc_logins + 1])][1:]  # the first one warms up
     oidc = [portal.login(phone, pin, ip=f"10.101.{i}.1", first=False)
             for i, phone in enumerate(phones[1:oidc_logins + 1])]
+    dpop_portal = BenchPortal(dpop=True)
+    for i, phone in enumerate(phones[:oidc_logins + 1]):  # consent once per portal, untimed
+        dpop_portal.login(phone, pin, ip=f"10.102.{i}.1", first=True)
+    dpop = [dpop_portal.login(phone, pin, ip=f"10.103.{i}.1", first=False)
+            for i, phone in enumerate(phones[1:oidc_logins + 1])]
 
     app = BenchApp(app_citizens, pin)
     approvals = app.timed(app.approval_login)
@@ -146,6 +156,11 @@ def main() -> int:
         print(f"ratio OIDC logins/hashes: {oidc_per_s / hashes_per_s:.2f}")
         print(f"  first OIDC logins (with the consent page): {first_per_s:.1f}/s "
               f"(median {statistics.median(first_oidc) * 1000:.0f} ms), ratio {first_per_s / hashes_per_s:.2f}")
+        dpop_per_s = len(dpop) / sum(dpop)
+        dpop_ratio = dpop_per_s / hashes_per_s
+        print(f"complete OIDC logins with DPoP: {len(dpop)} in {sum(dpop):.2f} s = {dpop_per_s:.1f}/s "
+              f"(median {statistics.median(dpop) * 1000:.0f} ms; token request and userinfo with DPoP proofs and nonces)")
+        print(f"ratio OIDC+DPoP logins/hashes: {dpop_ratio:.2f} (goal >= 0.5: {'met' if dpop_ratio >= 0.5 else 'NOT met'})")
     for label, timed in (("app approval logins", approvals), ("app offline-code logins", offline)):
         if timed:
             per_s = len(timed) / sum(timed)
@@ -236,8 +251,8 @@ class BenchPortal:
 
     REDIRECT_URI = "https://bench-portal.example.gov.pt/callback"
 
-    def __init__(self):
-        from joserfc.jwk import KeySet, RSAKey
+    def __init__(self, *, dpop: bool = False):
+        from joserfc.jwk import ECKey, KeySet, RSAKey
 
         from chave.federation import services as federation
         from chave.oidc import services
@@ -248,7 +263,10 @@ class BenchPortal:
         registration = services.register_relying_party(
             name="Portal de Medição", entity_nif="600084779", contact_email="bench@portal.example.gov.pt",
             redirect_uris=[self.REDIRECT_URI], allowed_attributes=["NomeCompleto", "NomeProprio", "NIC"],
-            mandatory_attributes=["NomeCompleto"], jwks={"keys": [self.key.as_dict(private=False)]}, by="bench")
+            mandatory_attributes=["NomeCompleto"], jwks={"keys": [self.key.as_dict(private=False)]},
+            require_dpop=dpop, by="bench")
+        self.dpop_key = ECKey.generate_key("P-256", private=True) if dpop else None
+        self.dpop_nonce = None
         self.client_id = federation.decide(registration.relying_party, "approve", by="bench").client_id
         self.issuer = issuer()
         from django.test import Client
@@ -301,16 +319,52 @@ class BenchPortal:
         assertion = jwt.encode({"alg": "RS256", "kid": self.key.kid},
                                {"iss": self.client_id, "sub": self.client_id, "aud": self.issuer + "/oidc/token",
                                 "iat": now, "exp": now + 60, "jti": secrets.token_urlsafe(16)}, self.key)
-        r = browser.post("/oidc/token", {
-            "grant_type": "authorization_code", "code": answer["code"], "redirect_uri": self.REDIRECT_URI,
-            "code_verifier": verifier, "client_assertion": assertion,
-            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"})
+        form = {"grant_type": "authorization_code", "code": answer["code"], "redirect_uri": self.REDIRECT_URI,
+                "code_verifier": verifier, "client_assertion": assertion,
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}
+        if self.dpop_key is None:
+            r = browser.post("/oidc/token", form)
+        else:
+            r = self.with_dpop(lambda proof: browser.post("/oidc/token", form, HTTP_DPOP=proof), "POST",
+                               "/oidc/token")
         assert r.status_code == 200, r.content
         claims = jwt.decode(r.json()["id_token"], self.provider_keys, algorithms=["RS256"]).claims
         jwt.JWTClaimsRegistry(now=int(time.time()), leeway=60, iss={"essential": True, "value": self.issuer},
                               aud={"essential": True, "value": self.client_id}, exp={"essential": True},
                               nonce={"essential": True, "value": nonce}).validate(claims)
+        if self.dpop_key is not None:
+            access = r.json()["access_token"]
+            info = self.with_dpop(lambda proof: browser.get("/oidc/userinfo", HTTP_AUTHORIZATION=f"DPoP {access}",
+                                                            HTTP_DPOP=proof), "GET", "/oidc/userinfo", access)
+            assert info.status_code == 200, info.content
         return time.perf_counter() - start
+
+    def with_dpop(self, call, method: str, path: str, access_token: str | None = None):
+        """``call(proof)``, again with the server's nonce when it asks for one (as clients do)."""
+        import base64
+        import hashlib
+        import secrets
+
+        from joserfc import jwt
+
+        def proof():
+            claims = {"jti": secrets.token_urlsafe(16), "htm": method, "htu": self.issuer + path,
+                      "iat": int(time.time())}
+            if self.dpop_nonce:
+                claims["nonce"] = self.dpop_nonce
+            if access_token:
+                claims["ath"] = base64.urlsafe_b64encode(hashlib.sha256(access_token.encode()).digest()).rstrip(
+                    b"=").decode()
+            return jwt.encode({"typ": "dpop+jwt", "alg": "ES256", "jwk": self.dpop_key.as_dict(private=False)},
+                              claims, self.dpop_key)
+
+        response = call(proof())
+        if "use_dpop_nonce" in response.content.decode():
+            self.dpop_nonce = response["DPoP-Nonce"]
+            response = call(proof())
+        if response.has_header("DPoP-Nonce"):
+            self.dpop_nonce = response["DPoP-Nonce"]
+        return response
 
 
 if __name__ == "__main__":

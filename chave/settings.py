@@ -395,6 +395,18 @@ CHAVE_POLICY = {
     "assurance_levels": {"sms": 3, "app": 3, "email": 2, "x": 2, "citizen_card": 4},
     # OpenID Connect provider (issue 3).
     "oidc_code_seconds": 60,
+    # A pushed authorization request (RFC 9126) must be used within this long.
+    "oidc_par_seconds": 60,
+    # Discovery and the JWKS may be cached this long (Cache-Control max-age); a new signing key is
+    # published this long before it signs (`chave oidc_keys rotate`).
+    "oidc_jwks_max_age_seconds": 300,
+    # DPoP (RFC 9449): a proof's iat may be this old; nonces (DPoP-Nonce) are required when
+    # oidc_dpop_nonce is on, each valid for its window of this many seconds and the next.
+    "oidc_dpop_proof_seconds": 120,
+    "oidc_dpop_nonce": True,
+    "oidc_dpop_nonce_seconds": 300,
+    # FAPI 2.0 portals: authorization codes live at most this long (FAPI 2.0 §5.3.2.1: 60 s).
+    "oidc_fapi2_code_seconds": 60,
     "oidc_access_token_seconds": 600,
     "oidc_id_token_seconds": 600,
     "oidc_refresh_token_seconds": 8 * 3600,
@@ -404,7 +416,9 @@ CHAVE_POLICY = {
     "oidc_backchannel_backoff_seconds": [5, 30, 120, 600, 1800],
     # A retired signing key stays published this long (longer than anything it signed lives).
     "oidc_key_retention_seconds": 24 * 3600,
-    "oidc_client_assertion_max_seconds": 300,
+    # A client assertion (private_key_jwt) may live up to an hour (what Authlib signs); its jti is
+    # remembered until it expires.
+    "oidc_client_assertion_max_seconds": 3600,
     "rp_default_min_level": 2,
     # Personal area (issue 4): changing a contact, cancelling the key or exporting one's data needs a
     # sign-in at most this old; an older session signs in again first.

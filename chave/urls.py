@@ -12,6 +12,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("login/", include("chave.login.urls")),
     path(".well-known/openid-configuration", oidc_views.discovery, name="openid-configuration"),
+    path(".well-known/oauth-authorization-server", oidc_views.authorization_server_metadata,
+         name="oauth-authorization-server"),
     path("oidc/", include("chave.oidc.urls")),
     path("pki/signing/", include("chave.signing.pki_urls")),
     path("csc/v2/", include("chave.signing.csc_urls")),

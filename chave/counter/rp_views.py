@@ -9,6 +9,8 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
+
+from chave.oidc.logout import deliveries_for
 from django.utils.translation import gettext as _
 from django.views.decorators.http import (
     require_http_methods,
@@ -66,6 +68,7 @@ def _rp_page(request, party, *, status=200, client_secret=None, decision_form=No
         "may_decide": "rp.decide" in request.staff.capabilities,
         "decision_form": decision_form or DecisionForm(prefix="decide"),
         "keys_form": keys_form or KeysForm(prefix="keys"), "reason_form": ReasonForm(prefix="rotate"),
+        "logouts": deliveries_for(party),
     }, status=status)
 
 

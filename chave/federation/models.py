@@ -98,9 +98,8 @@ class RelyingParty(models.Model):
         return hmac.compare_digest(token_hash(client_secret), self.client_secret_hash)
 
     def check_endpoint_auth_method(self, method, endpoint):
-        if endpoint == "token":
-            return method == self.auth_method
-        return True
+        # Wherever a client authenticates (token, revocation, introspection, pushed requests): as registered.
+        return method == self.auth_method
 
     def check_response_type(self, response_type):
         return response_type == "code"
@@ -128,6 +127,7 @@ class RelyingPartyEvent(models.Model):
         REINSTATED = "reinstated", _("reinstated")
         SECRET_ROTATED = "secret_rotated", _("client secret rotated")
         KEYS_CHANGED = "keys_changed", _("keys changed")
+        SETTINGS_CHANGED = "settings_changed", _("protocol settings changed")
 
     relying_party = models.ForeignKey(RelyingParty, on_delete=models.CASCADE, related_name="events")
     at = models.DateTimeField()

@@ -26,7 +26,7 @@ from chave import clock
 from chave.audit import services as audit
 
 from .models import Consent, RelyingParty, RelyingPartyEvent, SsoSession
-from .signals import consent_revoked
+from .signals import approving, consent_revoked
 
 SESSION_SSO = "chave.oidc.sso"
 REASON_MAX_LENGTH = RelyingPartyEvent._meta.get_field("reason").max_length
@@ -66,13 +66,17 @@ def decide(relying_party: RelyingParty, action: str, *, by: str, reason: str = "
     Suspension stops new logins, code redemption, token refresh and userinfo at once. Each decision
     is kept in the party's history (``RelyingPartyEvent``: approved, suspended, reinstated, with
     ``by`` and ``reason``) and audited. Raises ``ValidationError`` (code ``illegal_state``) for a
-    move the states do not allow, or (``reason_too_long``) for a reason over 500 characters;
+    move the states do not allow, or (``reason_too_long``) for a reason over 500 characters, or
+    when a door's check of :data:`~chave.federation.signals.approving` refuses the approval;
     ``ValueError`` for an unknown action.
     """
     if action not in _MOVES:
         raise ValueError(f"unknown decision {action!r}")
     sources, target = _MOVES[action]
     reason = check_reason(reason)
+    if action == "approve":
+        # Each door's own checks (they may read the network, so before any row is locked).
+        approving.send(sender=RelyingParty, relying_party=relying_party)
     now = clock.now()
     with transaction.atomic():
         relying_party = RelyingParty.objects.select_for_update().get(pk=relying_party.pk)

@@ -93,16 +93,18 @@ class LoginFor:
     portal: str
     min_level: int
     return_to: str
+    login_hint: str = ""  # what the portal says the citizen will type (pre-filled, never looked up)
 
 
-def request_login(request, *, portal: str, min_level: int, return_to: str) -> None:
+def request_login(request, *, portal: str, min_level: int, return_to: str, login_hint: str = "") -> None:
     """Ask for a login on behalf of a portal (the OIDC provider calls this before redirecting).
 
     ``return_to`` must be a path on this service; the login returns there once complete.
+    ``login_hint`` pre-fills the identifier field.
     """
     if not return_to.startswith("/") or return_to.startswith("//"):
         raise ValueError("return_to must be a local path")
-    request.session[SESSION_FOR] = {**asdict(LoginFor(portal, int(min_level), return_to)),
+    request.session[SESSION_FOR] = {**asdict(LoginFor(portal, int(min_level), return_to, login_hint)),
                                     "at": clock.now().isoformat()}
 
 

@@ -67,9 +67,10 @@ def _elsewhere(request):
 @never_cache
 @require_http_methods(["GET", "POST"])
 def start(request):
-    form = CredentialsForm(_posted(request))
-    status = 200
     target = services.login_for(request)
+    hint = target.login_hint if target and request.method == "GET" else ""
+    form = CredentialsForm(_posted(request), initial={"identifier": hint} if hint else None)
+    status = 200
     # A portal asking for a level no PIN and code reach: only the Citizen Card is offered.
     card_only = bool(target) and not services.pin_login_reaches(target.min_level)
     if request.method == "POST" and card_only:

@@ -22,3 +22,10 @@ class OidcConfig(AppConfig):
 
         consent_revoked.connect(revoke_tokens_of_withdrawn_consent,
                                 dispatch_uid="chave.oidc.services.revoke_tokens_of_withdrawn_consent")
+
+        # A portal whose sector_identifier_uri does not list its redirect URIs is not approved.
+        from chave.federation.signals import approving
+
+        from .services import check_sector_before_approval
+
+        approving.connect(check_sector_before_approval, dispatch_uid="chave.oidc.services.check_sector_before_approval")

@@ -21,7 +21,7 @@ from chave.federation.attributes import (
     attribute_values,
     identity_set,
 )
-from chave.federation.levels import levels_named
+from chave.federation.levels import level_of, levels_named
 from chave.identity.models import Citizen, Key
 
 ATTRIBUTE_STATUS_CLAIM = PREFIX + "AttributeStatus"
@@ -48,6 +48,9 @@ SCOPES = {
     "pt:validity": ["DataValidade"],
 }
 
+# Core §11: asks for a refresh token, issued only to a portal allowed offline access.
+OFFLINE_ACCESS = "offline_access"
+
 # RFC 8176 authentication method references per login method.
 # RFC 8176. The Chave app (issue 12): a code pushed to it or made offline is typed ("otp"); an
 # approval, or a QR sign-in, is signed with the device's key ("swk"), the PIN typed at the page or in the app.
@@ -60,16 +63,33 @@ def scope_list(scope: str | None) -> list[str]:
     return [s for s in (scope or "").split() if s]
 
 
+def scopes_supported() -> list[str]:
+    return [*SCOPES, OFFLINE_ACCESS]
+
+
 def allowed_scope(relying_party, scope: str | None) -> str:
-    """The requested scopes that give the party at least one attribute it may have (and openid)."""
+    """What is granted of the requested scopes (Core §3.1.2.1: the others are ignored, never an
+    error): ``openid``, the scopes that give the party at least one attribute it may have, and
+    ``offline_access`` when the party is allowed offline access."""
+    from .models import client_settings
+
     allowed = set(relying_party.allowed_attributes)
-    kept = [s for s in scope_list(scope) if s in SCOPES and (s == "openid" or allowed.intersection(SCOPES[s]))]
+    kept = []
+    for name in scope_list(scope):
+        if name == OFFLINE_ACCESS:
+            if client_settings(relying_party).offline_access:
+                kept.append(name)
+        elif name in SCOPES and (name == "openid" or allowed.intersection(SCOPES[name])):
+            kept.append(name)
     return " ".join(dict.fromkeys(kept))
 
 
-def unknown_or_forbidden_scopes(relying_party, scope: str | None) -> list[str]:
-    allowed = set(relying_party.allowed_attributes)
-    return [s for s in scope_list(scope) if s not in SCOPES or (s != "openid" and not allowed.intersection(SCOPES[s]))]
+def attributes_within(relying_party, scope: str | None, claims_request: dict | None, attributes: list[str],
+                      citizen: Citizen | None = None) -> list[str]:
+    """Of ``attributes`` (granted at consent), those a token of ``scope`` may release: the ones its
+    scopes or the request's ``claims`` parameter asked for (a refresh with a narrower scope)."""
+    wanted = set(requested_attributes(relying_party, scope, claims_request, citizen))
+    return [name for name in attributes if name in wanted]
 
 
 IDENTITY_SCOPE = "pt:identity"
@@ -126,3 +146,22 @@ def claims_for(key: Key, attributes: list[str], withheld: list[str], *, only: se
 
 def levels_from_acr_values(acr_values: str | None) -> list[int]:
     return levels_named((acr_values or "").split())
+
+
+def essential_acr(claims_request: dict | None) -> list[str] | None:
+    """The ``acr`` values the ``claims`` parameter asks for as essential (Core §5.5.1.1), in the
+    order given, or None when ``acr`` is not asked for as an essential claim with values."""
+    acr = ((claims_request or {}).get("id_token") or {}).get("acr")
+    if not isinstance(acr, dict) or acr.get("essential") is not True:
+        return None
+    values = acr.get("values") if isinstance(acr.get("values"), list) else [acr.get("value")]
+    values = [v for v in values if isinstance(v, str) and v]
+    return values or None
+
+
+def acr_meeting(values: list[str], level: int) -> str | None:
+    """Of the essential ``values``, the one a login at ``level`` meets most closely: the highest
+    level named that is not above ``level`` (a stronger login meets a weaker requirement); None
+    when none is met (every value unknown, or above ``level``)."""
+    met = [(level_of(v), v) for v in values if level_of(v) is not None and level_of(v) <= level]
+    return max(met, key=lambda pair: pair[0])[1] if met else None

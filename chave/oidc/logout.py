@@ -6,9 +6,18 @@ session is marked ended, the codes it issued stop working, its access and refres
 revoked, and one :class:`~chave.oidc.models.BackchannelLogout` with its task is written for
 every portal of the session that registered a back-channel logout URI. The worker
 (:func:`send_backchannel_logout`) makes a logout token for that portal and POSTs it; a portal
-unreachable or answering 5xx is tried again with backoff (``oidc_backchannel_backoff_seconds``)
-for at most ``oidc_backchannel_max_attempts`` attempts; 2xx is delivered, any other answer
-(400 above all) a permanent failure. Every attempt is audited; no token ever is.
+unreachable or answering 5xx, 429 or 400 (a portal that has not fetched Chave's new signing key
+yet answers 400 to a token it cannot verify) is tried again with backoff
+(``oidc_backchannel_backoff_seconds``) for at most ``oidc_backchannel_max_attempts`` attempts; 2xx
+is delivered, any other answer a permanent failure. Every attempt is audited; no token ever is;
+each portal's page at the counter shows the outcomes (:func:`deliveries_for`).
+
+Front-channel logout (OpenID Connect Front-Channel Logout 1.0): a portal that registered a
+``frontchannel_logout_uri`` is loaded in an invisible frame of the page the citizen sees once
+signed out at Chave (with ``iss`` and ``sid``), so it can clear its own session cookies.
+
+RP-initiated logout without ``id_token_hint``: a ``client_id`` with one of its registered
+``post_logout_redirect_uri`` is honoured after the citizen confirms (with ``state``).
 
 The end-session endpoint (``/oidc/logout``) uses Authlib's ``EndSessionEndpoint`` to validate
 the request: the ``id_token_hint`` must carry our signature (any published key; an expired hint
@@ -157,14 +166,18 @@ def end_browser_sso_session(sender, request, who=None, **kwargs) -> None:
         end_sso_session(sso_session, ip=login_services.client_ip(request))
 
 
-def sign_out_of_portals(request, *, initiator: RelyingParty | None = None) -> None:
+def sign_out_of_portals(request, *, initiator: RelyingParty | None = None) -> list[str]:
     """Sign this browser out of Chave and of the portals: end its SSO session (see
     :func:`end_sso_session`; ``initiator`` is not sent a logout token) and flush the session
-    (:func:`chave.login.services.sign_out`, audited as ``logout``)."""
+    (:func:`chave.login.services.sign_out`, audited as ``logout``). Returns the front-channel
+    logout URLs the page the citizen sees next must load."""
     sso_session = browser_sso_session(request, login_services.signed_in(request))
+    frames = []
     if sso_session is not None:
+        frames = frontchannel_logout_urls(sso_session)
         end_sso_session(sso_session, initiator=initiator, ip=login_services.client_ip(request))
     login_services.sign_out(request)
+    return frames
 
 
 # --- Back-channel logout (the worker's side) ---------------------------------------------------
@@ -215,7 +228,7 @@ def _post(uri: str, logout_token: str) -> tuple[str, int | None, str]:
     except urllib.error.HTTPError as exc:
         status = exc.code
         exc.close()
-        if status == 429 or status >= 500:
+        if status in (400, 429) or status >= 500:
             return "retry", status, f"the portal answered {status}"
         return "failed", status, f"the portal refused with {status}"
     except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
@@ -295,6 +308,40 @@ def send_backchannel_logout(delivery_id: str) -> str:
     return str(row.status)
 
 
+def deliveries_for(relying_party: RelyingParty, *, limit: int = 20) -> list[BackchannelLogout]:
+    """The portal's latest back-channel logouts, newest first (for its page at the counter)."""
+    return list(BackchannelLogout.objects.filter(relying_party=relying_party).order_by("-created_at")[:limit])
+
+
+# --- Front-channel logout ------------------------------------------------------------------------
+
+
+def frontchannel_logout_urls(sso_session: SsoSession) -> list[str]:
+    """The front-channel logout URIs of the session's portals, each with ``iss`` and ``sid``
+    (Front-Channel Logout §2, §3), to load in frames once the session has ended."""
+    from urllib.parse import urlencode as _urlencode
+
+    from .models import ClientSettings
+
+    rows = ClientSettings.objects.filter(relying_party__in=sso_session.relying_parties.all()).exclude(
+        frontchannel_logout_uri="").order_by("relying_party__name")
+    urls = []
+    for row in rows:
+        separator = "&" if "?" in row.frontchannel_logout_uri else "?"
+        urls.append(row.frontchannel_logout_uri + separator + _urlencode({"iss": issuer(), "sid": sso_session.sid}))
+    return urls
+
+
+def _with_frames(response, urls: list[str]):
+    """Chave's policy admits no frame: these, and only these, may load."""
+    if urls and settings.CHAVE_CONTENT_SECURITY_POLICY:
+        from urllib.parse import urlsplit
+
+        origins = sorted({f"{urlsplit(u).scheme}://{urlsplit(u).netloc}" for u in urls})
+        response["Content-Security-Policy"] = f"{settings.CHAVE_CONTENT_SECURITY_POLICY}; frame-src {' '.join(origins)}"
+    return response
+
+
 # --- RP-initiated logout: reading the request ---------------------------------------------------
 
 
@@ -316,9 +363,10 @@ class LogoutRequest:
     """What an end-session request asks, once validated.
 
     ``trusted``: it carries a valid ``id_token_hint`` of ours (then ``sid`` is the session it
-    names). ``redirect_to``: the registered ``post_logout_redirect_uri`` with ``state``, only for
-    a trusted request of a known party; None otherwise. ``client``: the approved party the hint
-    was issued to (None when untrusted).
+    names). ``redirect_to``: the registered ``post_logout_redirect_uri`` with ``state``, for a
+    trusted request, or for one naming its ``client_id`` (then only after the citizen confirms);
+    None otherwise. ``client``: the approved party the hint was issued to, or the ``client_id``
+    named.
     """
 
     trusted: bool = False
@@ -329,7 +377,7 @@ class LogoutRequest:
     language: str | None = None
 
 
-def _language(ui_locales) -> str | None:
+def ui_language(ui_locales) -> str | None:
     """The first of ``ui_locales`` we speak (``pt-PT``, ``pt``, ``en``...), or None."""
     for tag in str(ui_locales or "").split()[:10]:
         tag = tag.lower()
@@ -365,10 +413,12 @@ def read_logout_request(request) -> LogoutRequest:
     # The language is honoured whenever ui_locales itself is sound, so that the citizen can read
     # the question even when another parameter made the request untrusted.
     locales = parameters.getlist("ui_locales")
-    language = _language(locales[0]) if len(locales) == 1 and len(locales[0]) <= MAX_PARAMETER_LENGTH else None
+    language = ui_language(locales[0]) if len(locales) == 1 and len(locales[0]) <= MAX_PARAMETER_LENGTH else None
     untrusted = LogoutRequest(asked_redirect=asked_redirect, language=language)
-    if not well_formed or not parameters.get("id_token_hint"):
+    if not well_formed:
         return untrusted
+    if not parameters.get("id_token_hint"):
+        return _without_hint(parameters, untrusted)
     try:
         validated = _EndSession(server()).validate_request(server().create_oauth2_request(request))
     except (OAuth2Error, JoseError, ValueError, TypeError, KeyError):
@@ -381,18 +431,40 @@ def read_logout_request(request) -> LogoutRequest:
                          redirect_to=validated.redirect_uri, asked_redirect=asked_redirect, language=language)
 
 
+def _without_hint(parameters, untrusted: LogoutRequest) -> LogoutRequest:
+    """RP-Initiated Logout §2 without ``id_token_hint``: a ``client_id`` of an approved portal and
+    one of its registered ``post_logout_redirect_uri`` (exactly) earn the way back, with ``state``,
+    once the citizen confirms (nothing proves the request came from that portal, so it never signs
+    out at once)."""
+    from authlib.common.urls import add_params_to_uri
+
+    client = server().query_client(parameters.get("client_id"))
+    uri = parameters.get("post_logout_redirect_uri")
+    if client is None or not uri or uri not in (client.post_logout_redirect_uris or []):
+        return untrusted
+    state = parameters.get("state")
+    return LogoutRequest(trusted=False, client=client, asked_redirect=True, language=untrusted.language,
+                         redirect_to=add_params_to_uri(uri, {"state": state}) if state else uri)
+
+
 # --- RP-initiated logout: the pages -------------------------------------------------------------
 
 
-def _signed_out_page(request, *, was_signed_in: bool, not_returned: bool, status: int = 200):
-    return render(request, "oidc/logout_done.html",
-                  {"was_signed_in": was_signed_in, "not_returned": not_returned}, status=status)
+def _signed_out_page(request, *, was_signed_in: bool, not_returned: bool, status: int = 200,
+                     frames: list[str] = (), continue_to: str | None = None, portal: str | None = None):
+    return _with_frames(render(request, "oidc/logout_done.html", {
+        "was_signed_in": was_signed_in, "not_returned": not_returned, "frames": frames,
+        "continue_to": continue_to, "portal": portal}, status=status), list(frames))
 
 
-def _finish(request, *, redirect_to: str | None, was_signed_in: bool, asked_redirect: bool):
-    if redirect_to:
+def _finish(request, *, redirect_to: str | None, was_signed_in: bool, asked_redirect: bool, frames: list[str] = (),
+            portal: str | None = None):
+    """Back to the portal, or the signed-out page. With front-channel logouts to load, the page
+    comes first (its frames load them) and offers the way back to the portal (``portal`` names it)."""
+    if redirect_to and not frames:
         return HttpResponseRedirect(redirect_to)
-    return _signed_out_page(request, was_signed_in=was_signed_in, not_returned=asked_redirect)
+    return _signed_out_page(request, was_signed_in=was_signed_in, not_returned=asked_redirect and not redirect_to,
+                            frames=frames, continue_to=redirect_to, portal=portal)
 
 
 def _portal_names(request, who) -> list[str]:
@@ -440,15 +512,19 @@ def end_session(request):
                            asked_redirect=logout_request.asked_redirect)
         current = browser_sso_session(request, who)
         if logout_request.trusted and current is not None and logout_request.sid == current.sid:
-            sign_out_of_portals(request, initiator=logout_request.client)
+            frames = sign_out_of_portals(request, initiator=logout_request.client)
             return _finish(request, redirect_to=logout_request.redirect_to, was_signed_in=True,
-                           asked_redirect=logout_request.asked_redirect)
+                           asked_redirect=logout_request.asked_redirect, frames=frames,
+                           portal=logout_request.client.name if logout_request.client else None)
         request.session[PENDING_LOGOUT] = {
             "redirect_to": logout_request.redirect_to,
             "asked_redirect": logout_request.asked_redirect,
             "language": logout_request.language,
+            "portal": logout_request.client.name if logout_request.client else None,
         }
-        return render(request, "oidc/logout_confirm.html", {"portals": _portal_names(request, who)})
+        return render(request, "oidc/logout_confirm.html", {
+            "portals": _portal_names(request, who),
+            "asking": logout_request.client.name if logout_request.client else None})
 
 
 @never_cache
@@ -469,7 +545,7 @@ def confirm_end_session(request):
         if decision == "stay":
             return HttpResponseRedirect(redirect_to) if redirect_to else redirect("public:home")
         was_signed_in = login_services.signed_in(request) is not None
-        if was_signed_in:
-            sign_out_of_portals(request)
+        frames = sign_out_of_portals(request) if was_signed_in else []
         return _finish(request, redirect_to=redirect_to, was_signed_in=was_signed_in,
-                       asked_redirect=bool(pending.get("asked_redirect")))
+                       asked_redirect=bool(pending.get("asked_redirect")), frames=frames,
+                       portal=pending.get("portal") if isinstance(pending.get("portal"), str) else None)

@@ -32,6 +32,8 @@ class AuthorizationCode(models.Model):
     acr = models.CharField(max_length=64)
     amr = models.JSONField(default=list)
     auth_time = models.DateTimeField()
+    # DPoP authorization code binding (RFC 9449 §10): the key the tokens must be bound to.
+    dpop_jkt = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
@@ -72,6 +74,12 @@ class Token(models.Model):
     expires_at = models.DateTimeField()
     refresh_expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # DPoP (RFC 9449): the thumbprint of the key the tokens are bound to; empty for bearer tokens.
+    dpop_jkt = models.CharField(max_length=64, blank=True)
+
+    @property
+    def token_type(self) -> str:
+        return "DPoP" if self.dpop_jkt else "Bearer"
 
     # --- Authlib's TokenMixin -------------------------------------------------------------
     def check_client(self, client):
@@ -112,8 +120,9 @@ class ClientAssertion(models.Model):
 class SigningKey(models.Model):
     """A key the provider signs ID tokens and logout tokens with.
 
-    The active key of each algorithm signs; a retired key stays in the JWKS until what it
-    signed has expired (``retired_at`` + ``oidc_key_retention_seconds``).
+    The active key of each algorithm signs; a new key is published before it signs (until
+    ``activates_at``), and a retired key stays in the JWKS until what it signed has expired
+    (``retired_at`` + ``oidc_key_retention_seconds``).
     """
 
     kid = models.CharField(max_length=64, unique=True)
@@ -121,6 +130,9 @@ class SigningKey(models.Model):
     private_jwk_sealed = models.TextField()
     public_jwk = models.JSONField()
     created_at = models.DateTimeField()
+    # A rotated-in key is published first and signs only from this time (None: since it was made);
+    # the key it replaces is retired at that same time (``retired_at`` may lie in the future).
+    activates_at = models.DateTimeField(null=True, blank=True)
     retired_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -160,3 +172,75 @@ class BackchannelLogout(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["sso_session", "relying_party"],
                                                name="backchannel_logout_once_per_party")]
+
+
+class ClientSettings(models.Model):
+    """A portal's OpenID Connect settings beyond the registry row (one per party, made when first
+    changed; a party without one has the defaults of :data:`DEFAULT_CLIENT_SETTINGS`).
+
+    They live here, not on :class:`~chave.federation.models.RelyingParty`: the registry row is the
+    federation's, shared with SAML, and keeps only what Authlib reads as its client; these are
+    OpenID Connect's own (the SAML door has no use for DPoP or pushed requests).
+    """
+
+    class Profile(models.TextChoices):
+        OIDC = "oidc", "OpenID Connect"
+        FAPI2 = "fapi2", "FAPI 2.0 Security Profile"
+
+    relying_party = models.OneToOneField(RelyingParty, on_delete=models.CASCADE, related_name="oidc_settings")
+    profile = models.CharField(max_length=8, choices=Profile.choices, default=Profile.OIDC)
+    # Refresh tokens only when the request asks for offline_access (Core §11) and this allows it.
+    offline_access = models.BooleanField(default=False)
+    # A resource server: may introspect access tokens issued to other portals (RFC 7662).
+    resource_server = models.BooleanField(default=False)
+    require_pushed_authorization_requests = models.BooleanField(default=False)
+    require_dpop = models.BooleanField(default=False)
+    # Pairwise subjects: the JSON list of redirect URIs of the sector (Core §8.1).
+    sector_identifier_uri = models.URLField(max_length=500, blank=True)
+    frontchannel_logout_uri = models.URLField(max_length=500, blank=True)
+
+    @property
+    def fapi2(self) -> bool:
+        return self.profile == self.Profile.FAPI2
+
+    @property
+    def par_required(self) -> bool:
+        return self.require_pushed_authorization_requests or self.fapi2
+
+    @property
+    def dpop_required(self) -> bool:
+        return self.require_dpop or self.fapi2
+
+
+def client_settings(relying_party: RelyingParty) -> ClientSettings:
+    """The party's settings, or (unsaved) the defaults when none were ever set."""
+    try:
+        return relying_party.oidc_settings
+    except ClientSettings.DoesNotExist:
+        return ClientSettings(relying_party=relying_party)
+
+
+class PushedRequest(models.Model):
+    """A pushed authorization request (RFC 9126): the parameters a portal posted, to be used once by
+    reference (``request_uri``). It must be first used within ``oidc_par_seconds``; the browser that
+    used it keeps it while the citizen signs in, and the code issued from it consumes it."""
+
+    reference_hash = models.CharField(max_length=64, unique=True)
+    relying_party = models.ForeignKey(RelyingParty, on_delete=models.CASCADE)
+    parameters = models.JSONField()
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    first_used_at = models.DateTimeField(null=True, blank=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+
+class DpopProof(models.Model):
+    """A DPoP proof's ``jti`` already seen (RFC 9449 §11.1: a proof is used once), kept until the
+    proof could no longer be accepted."""
+
+    jkt = models.CharField(max_length=64)
+    jti = models.CharField(max_length=255)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["jkt", "jti"], name="dpop_proof_jti_once")]

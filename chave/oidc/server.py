@@ -4,7 +4,11 @@ Authlib does the protocol (request validation, grants, client authentication, PK
 responses); this module binds it to our models and rules:
 
 - only approved parties exist for the server (:meth:`ChaveAuthorizationServer.query_client`);
-- authorization code flow only, PKCE with S256 required of every client, ``nonce`` required;
+- authorization code flow only, PKCE with S256 required of every client; ``nonce`` and ``state``
+  optional (OAuth 2.1, RFC 9700: PKCE is what binds the code to the browser), echoed when sent;
+- scopes the portal may not have, or that do not exist, are ignored (Core §3.1.2.1), and the token
+  response's ``scope`` says what was granted; refresh tokens only for ``offline_access``, to a
+  portal allowed it (Core §11);
 - codes are single use: the first redemption claims the code atomically, a second one finds it
   used and revokes every token the code issued;
 - clients authenticate as registered: ``private_key_jwt`` (RFC 7523, ``jti`` single use) or
@@ -16,9 +20,12 @@ responses); this module binds it to our models and rules:
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import functools
+import hmac
 import json
+import re
 import secrets
 import urllib.request
 
@@ -32,6 +39,8 @@ from authlib.oauth2.rfc6749 import (
     grants,
 )
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import grants as oidc_grants
@@ -49,7 +58,7 @@ from chave.identity.models import KeyStatus
 
 from . import claims as claims_module
 from . import keys
-from .models import AuthorizationCode, ClientAssertion, RelyingParty, Token, token_hash
+from .models import AuthorizationCode, ClientAssertion, RelyingParty, Token, client_settings, token_hash
 
 
 def issuer() -> str:
@@ -58,6 +67,47 @@ def issuer() -> str:
 
 def token_endpoint() -> str:
     return issuer() + "/oidc/token"
+
+
+# Endpoints where a client authenticates (private_key_jwt or client_secret_basic), by their path.
+CLIENT_ENDPOINTS = {"token": "/oidc/token", "revocation": "/oidc/revoke", "introspection": "/oidc/introspect",
+                    "pushed_authorization_request": "/oidc/par"}
+
+
+def endpoint_url(name: str) -> str:
+    return issuer() + CLIENT_ENDPOINTS[name]
+
+
+# What an error says when the library gave no sentence of its own (RFC 6749 §5.2: a description
+# helps the portal's developer; ours are sentences, never a library's repr or a bare code).
+_DESCRIPTIONS = {
+    "invalid_request": "The request is not valid.",
+    "invalid_client": "The client could not be authenticated.",
+    "invalid_grant": "The code or refresh token is not valid.",
+    "invalid_scope": "The scope is not valid.",
+    "unauthorized_client": "This client may not use this grant type.",
+    "unsupported_grant_type": "This grant type is not offered: use authorization_code, refresh_token or "
+                              "client_credentials.",
+    "unsupported_response_type": "Only the authorization code flow is offered: use 'response_type=code'.",
+    "access_denied": "The citizen did not sign in to this portal.",
+    "login_required": "The citizen is not signed in, and the request said 'prompt=none'.",
+    "consent_required": "The citizen has not agreed to share what is asked, and the request said 'prompt=none'.",
+    "request_not_supported": "Request objects are not supported.",
+    "request_uri_not_supported": "The 'request_uri' parameter is not supported.",
+}
+_SENTENCE = re.compile(r"[A-Z'][^\[\]{}]*[.]")
+
+
+def as_sentence(error):
+    """``error`` with a description that is a sentence: its own when it is one, else ours."""
+    text = (error.get_error_description() or "").strip()
+    if text and not text.endswith(".") and _SENTENCE.fullmatch(text + "."):
+        text += "."
+    if not _SENTENCE.fullmatch(text or "-") or error.error == "unsupported_response_type":
+        text = _DESCRIPTIONS.get(error.error, "The request cannot be answered.")
+    error.description = text
+    error.get_error_description = lambda: text
+    return error
 
 
 class ChaveAuthorizationServer(AuthorizationServer):
@@ -86,6 +136,9 @@ class ChaveAuthorizationServer(AuthorizationServer):
                    for name, value in headers]
         return super().handle_response(status_code, payload, headers)
 
+    def handle_error_response(self, request, error):
+        return super().handle_error_response(request, as_sentence(error))
+
     def create_bearer_token_generator(self):
         def expires_in(client, grant_type):
             return policy.get("oidc_access_token_seconds")
@@ -111,6 +164,9 @@ class ChaveAuthorizationServer(AuthorizationServer):
         previous = getattr(request, "refresh_token", None)
         previous = previous if isinstance(previous, Token) else None
         source = code or previous
+        jkt = dpop_binding(request, source)
+        if jkt:
+            token["token_type"] = "DPoP"
         refresh = token.get("refresh_token")
         expired = False
         with transaction.atomic():
@@ -133,7 +189,7 @@ class ChaveAuthorizationServer(AuthorizationServer):
                     sso_session=getattr(source, "sso_session", None),
                     code=code or getattr(previous, "code", None),
                     scope=token.get("scope", ""),
-                    attributes=list(getattr(source, "attributes", []) or []),
+                    attributes=_attributes_for(request.client, token.get("scope", ""), source),
                     withheld=list(getattr(source, "withheld", []) or []),
                     acr=getattr(source, "acr", "") or "",
                     auth_time=getattr(source, "auth_time", None),
@@ -141,6 +197,7 @@ class ChaveAuthorizationServer(AuthorizationServer):
                     expires_at=now + dt.timedelta(seconds=token["expires_in"]),
                     refresh_expires_at=(now + dt.timedelta(seconds=policy.get("oidc_refresh_token_seconds"))
                                         if refresh else None),
+                    dpop_jkt=jkt,
                 )
         if claimed != 1:
             if expired:
@@ -148,6 +205,37 @@ class ChaveAuthorizationServer(AuthorizationServer):
             raise InvalidGrantError("The code was already used." if code is not None
                                     else "The refresh token was already used.")
         return row
+
+
+def dpop_binding(request, source) -> str:
+    """The DPoP key thumbprint the new tokens are bound to ("" for bearer tokens), from the proof
+    the token request carried (checked by the view). Raises ``InvalidRequestError`` /
+    ``InvalidGrantError`` when the portal must use DPoP and sent no proof, or when the code or
+    refresh token is bound to another key (RFC 9449 §5, §10)."""
+    proof = getattr(getattr(request, "_request", None), "chave_dpop", None)
+    jkt = proof.jkt if proof is not None else ""
+    settings_ = client_settings(request.client)
+    if not jkt and settings_.dpop_required:
+        raise InvalidRequestError("This portal must use DPoP (RFC 9449): send a DPoP proof.")
+    if proof is not None and settings_.fapi2 and proof.alg not in FAPI2_ALGORITHMS:
+        raise InvalidRequestError("A FAPI 2.0 portal signs its DPoP proofs with PS256 or ES256.")
+    bound = getattr(source, "dpop_jkt", "") or ""
+    if bound and not hmac.compare_digest(bound, jkt):
+        what = "refresh token" if isinstance(source, Token) else "code"
+        raise InvalidGrantError(f"The {what} is bound to a DPoP key: send a DPoP proof made with that key.")
+    return jkt
+
+
+def _attributes_for(client, scope: str, source) -> list[str]:
+    """The attributes a new token releases: those of what it comes from (a code, or the refresh
+    token it replaces), narrowed to what its ``scope`` covers when a refresh asked for less."""
+    attributes = list(getattr(source, "attributes", []) or [])
+    if not isinstance(source, Token) or set(claims_module.scope_list(scope)) >= set(
+            claims_module.scope_list(source.scope)):
+        return attributes
+    claims_request = source.code.claims_request if source.code_id else None
+    return claims_module.attributes_within(client, scope, claims_request, attributes,
+                                           source.key.citizen if source.key_id else None)
 
 
 def revoke_if_reused(code: AuthorizationCode, now) -> bool:
@@ -180,6 +268,9 @@ class S256Required(CodeChallenge):
 
     def validate_code_challenge(self, grant, redirect_uri):
         data = grant.request.payload.data
+        for name in ("code_challenge", "code_challenge_method"):
+            if len(grant.request.payload.datalist.get(name, [])) > 1:
+                raise InvalidRequestError(f"The parameter '{name}' may not be repeated.")
         if not data.get("code_challenge"):
             raise InvalidRequestError("PKCE is required: send 'code_challenge' with 'code_challenge_method=S256'.")
         if data.get("code_challenge_method") != "S256":
@@ -192,15 +283,26 @@ class S256Required(CodeChallenge):
         super().validate_code_verifier(grant, result)
 
 
+# FAPI 2.0 Security Profile §5.4.1: the only signature algorithms a FAPI 2.0 portal may use.
+FAPI2_ALGORITHMS = ["PS256", "ES256"]
+
+# Which endpoint the client is authenticating at (one request per context: thread-safe).
+_CALLED_ENDPOINT: contextvars.ContextVar[str] = contextvars.ContextVar("chave_oidc_endpoint", default="token")
+_ASSERTING_CLIENT: contextvars.ContextVar = contextvars.ContextVar("chave_oidc_asserting_client", default=None)
+
+
 class PrivateKeyJwt(JWTBearerClientAssertion):
     """RFC 7523 client assertions, checked against our clock (Authlib's default reads the system
     time, which tests and a skewed host would not share), with the party's registered keys only.
 
     Refused: a party registered for another method, a bad signature, ``iss`` ≠ ``sub``, an
-    audience other than the token endpoint or the issuer, an expired or not-yet-valid assertion
-    (``leeway`` seconds of skew allowed), a lifetime over ``oidc_client_assertion_max_seconds``
-    and a ``jti`` already used. Error descriptions are ours, never the library's (they may hold
-    characters an OAuth error description must not).
+    audience naming neither the issuer nor the token endpoint (``aud`` may be either, or a list
+    holding either: RFC 7523 §3, FAPI 2.0), an expired or not-yet-valid assertion (``leeway``
+    seconds of skew allowed), a lifetime over ``oidc_client_assertion_max_seconds`` (an hour:
+    Authlib's clients sign assertions valid that long) and a ``jti`` already used — each ``jti`` is
+    kept until its assertion expires, so a replay is refused for as long as it could be accepted.
+    Error descriptions are ours, never the library's (they may hold characters an OAuth error
+    description must not).
     """
 
     CLIENT_AUTH_METHOD = "private_key_jwt"
@@ -209,9 +311,21 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
     ALGORITHMS = ["RS256", "PS256", "ES256"]
 
     def get_audiences(self):
-        return [token_endpoint(), issuer()]
+        # Authlib's and other clients name the endpoint they call (revocation, PAR, ...) by default.
+        called = _CALLED_ENDPOINT.get()
+        return [token_endpoint(), issuer(), *([endpoint_url(called)] if called in CLIENT_ENDPOINTS else [])]
+
+    def __call__(self, query_client, request):
+        reset = _CALLED_ENDPOINT.set(getattr(request, "chave_endpoint", "token"))
+        reset_client = _ASSERTING_CLIENT.set(None)
+        try:
+            return super().__call__(query_client, request)
+        finally:
+            _CALLED_ENDPOINT.reset(reset)
+            _ASSERTING_CLIENT.reset(reset_client)
 
     def resolve_client_public_key(self, client):
+        _ASSERTING_CLIENT.set(client)
         if client.auth_method != RelyingParty.AuthMethod.PRIVATE_KEY_JWT:
             raise InvalidClientError(description="This client does not authenticate with private_key_jwt.")
         try:
@@ -220,8 +334,12 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
             raise InvalidClientError(description="The client's keys could not be read.") from exc
 
     def process_assertion_claims(self, assertion, resolve_key):
+        algorithms = self.ALGORITHMS
+        client = _ASSERTING_CLIENT.get()  # set when its keys were resolved, just before
+        if client is not None and client_settings(client).fapi2:
+            algorithms = FAPI2_ALGORITHMS
         try:
-            token = jwt.decode(assertion, resolve_key, algorithms=self.ALGORITHMS)
+            token = jwt.decode(assertion, resolve_key, algorithms=algorithms)
         except (JoseError, ValueError, TypeError) as exc:
             raise InvalidClientError(description="The client assertion's signature is not valid.") from exc
         self.verify_claims(token.claims)
@@ -279,8 +397,31 @@ def fetch_jwks(uri: str) -> dict:
     return _fetch(uri, int(clock.now().timestamp() // 300))
 
 
+def code_seconds(client: RelyingParty) -> int:
+    """How long a code lives: ``oidc_code_seconds``, and at most ``oidc_fapi2_code_seconds`` for a
+    FAPI 2.0 portal."""
+    seconds = policy.get("oidc_code_seconds")
+    return min(seconds, policy.get("oidc_fapi2_code_seconds")) if client_settings(client).fapi2 else seconds
+
+
 class CodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "private_key_jwt"]
+
+    @staticmethod
+    def validate_no_multiple_request_parameter(request):
+        """Only what decides where an error may be sent is checked here (a repeated one gets the
+        citizen a page); any other repeated parameter is answered at the validated redirect URI
+        (the authorize view's own check, RFC 6749 §3.1)."""
+        for name in ("client_id", "redirect_uri", "response_type"):
+            if len(request.payload.datalist.get(name, [])) > 1:
+                raise InvalidRequestError(f"The parameter '{name}' may not be repeated.")
+
+    def generate_token(self, user=None, scope=None, grant_type=None, expires_in=None, include_refresh_token=True):
+        """A refresh token only when the code's scope holds ``offline_access`` (it does only for a
+        portal allowed offline access: :func:`chave.oidc.claims.allowed_scope`)."""
+        offline = claims_module.OFFLINE_ACCESS in claims_module.scope_list(scope)
+        return super().generate_token(user=user, scope=scope, grant_type=grant_type, expires_in=expires_in,
+                                      include_refresh_token=include_refresh_token and offline)
 
     def save_authorization_code(self, code, request):
         extra = request.chave  # set by the authorize view: what the login and consent decided
@@ -302,8 +443,9 @@ class CodeGrant(grants.AuthorizationCodeGrant):
             acr=extra["acr"],
             amr=extra["amr"],
             auth_time=extra["auth_time"],
+            dpop_jkt=data.get("dpop_jkt") or "",
             created_at=now,
-            expires_at=now + dt.timedelta(seconds=policy.get("oidc_code_seconds")),
+            expires_at=now + dt.timedelta(seconds=code_seconds(request.client)),
         )
 
     def query_authorization_code(self, code, client):
@@ -335,13 +477,38 @@ class CodeGrant(grants.AuthorizationCodeGrant):
 
 
 class RefreshGrant(grants.RefreshTokenGrant):
+    """Refresh tokens rotate at each use; a narrower ``scope`` narrows what the new access token
+    releases at userinfo (and in the new ID token, issued at every refresh of an ``openid``
+    grant: Core §12.2); every refusal is ``invalid_grant`` with a sentence saying why."""
+
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "private_key_jwt"]
     INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def _validate_request_token(self, client):
+        refresh_token = self.request.form.get("refresh_token")
+        if not refresh_token:
+            raise InvalidRequestError("Send the 'refresh_token'.")
+        self._refusal = "The refresh token is not valid."
+        token = self.authenticate_refresh_token(refresh_token)
+        if token is not None and not token.check_client(client):
+            token, self._refusal = None, "The refresh token was issued to another client."
+        if token is None:
+            raise InvalidGrantError(self._refusal)
+        return token
+
+    def _validate_token_scope(self, token):
+        # Scopes the portal may not have at all are ignored, as at the authorization endpoint (what
+        # Authlib's client sends at refresh is the scope it first asked for); asking for more than
+        # the sign-in granted is refused (RFC 6749 §6).
+        asked = set(claims_module.scope_list(claims_module.allowed_scope(self.request.client,
+                                                                         self.request.payload.scope)))
+        if asked and not asked <= set(claims_module.scope_list(token.get_scope())):
+            raise InvalidScopeError("A refresh may only ask for scopes the sign-in granted, or fewer.")
 
     def authenticate_refresh_token(self, refresh_token):
         """The live refresh token (rotated when the new tokens are saved, so that of two concurrent
         uses only one succeeds). None (``invalid_grant``) when unknown, used, revoked, expired, its
-        SSO session ended, or its key no longer usable."""
+        SSO session ended, or its key no longer usable; ``_refusal`` says which."""
         if not isinstance(refresh_token, str) or len(refresh_token) > 256:
             return None
         row = Token.objects.select_related("key__citizen", "sso_session", "code").filter(
@@ -350,12 +517,19 @@ class RefreshGrant(grants.RefreshTokenGrant):
         now = clock.now()
         if row is not None and row.revoked_at is not None:
             revoke_family_on_reuse(row, now)
+            self._refusal = ("The refresh token was already used or revoked: every token of this sign-in is "
+                             "revoked now (reuse detection).")
             return None
-        if row is None or row.refresh_expires_at is None or row.refresh_expires_at <= now or row.key_id is None:
+        if row is None or row.refresh_expires_at is None or row.key_id is None:
+            return None
+        if row.refresh_expires_at <= now:
+            self._refusal = "The refresh token has expired."
             return None
         if row.sso_session_id and row.sso_session.ended_at is not None:
+            self._refusal = "The citizen signed out: the refresh token no longer works."
             return None
         if row.key.effective_status(now) not in (KeyStatus.ACTIVE, KeyStatus.LOCKED):
+            self._refusal = "The citizen's key can no longer be used."
             return None
         return row
 
@@ -395,41 +569,188 @@ class ServiceTokenGrant(grants.ClientCredentialsGrant):
         return response
 
 
+def id_token(client: RelyingParty, source, access_token: str, *, attributes: list[str], nonce: str = "") -> str:
+    """An ID token for ``client`` about the login behind ``source`` (an authorization code, or the
+    refresh token a refresh spends: then ``auth_time``, ``acr``, ``amr`` and ``sid`` are the
+    original login's, and there is no ``nonce``, Core §12.2), signed with the provider's active key
+    for the party's algorithm. Claims the request's ``claims`` parameter named for the ID token
+    are included, within ``attributes`` (the rest are at userinfo)."""
+    code: AuthorizationCode | None = source if isinstance(source, AuthorizationCode) else source.code
+    row = keys.active_key(client.id_token_alg)
+    now = int(clock.now().timestamp())
+    id_claims = {
+        "iss": issuer(),
+        "aud": client.client_id,
+        "sub": subject(client, source.key.citizen),
+        "iat": now,
+        "exp": now + policy.get("oidc_id_token_seconds"),
+        "auth_time": int(source.auth_time.timestamp()),
+        "acr": source.acr,
+        "amr": code.get_amr() if code is not None else [],
+    }
+    if nonce:
+        id_claims["nonce"] = nonce
+    if source.sso_session_id:
+        id_claims["sid"] = source.sso_session.sid
+    at_hash = create_half_hash(access_token, client.id_token_alg)
+    if at_hash is not None:
+        id_claims["at_hash"] = at_hash.decode()
+    claims_request = code.claims_request if code is not None else None
+    wanted = set(((claims_request or {}).get("id_token") or {}).keys())
+    if wanted:
+        id_claims.update(claims_module.claims_for(source.key, attributes, source.withheld, only=wanted))
+    header = {"alg": client.id_token_alg, "kid": row.kid, "typ": "JWT"}
+    return jwt.encode(header, id_claims, keys.private_key(row), algorithms=[client.id_token_alg])
+
+
 class OpenIdCode(oidc_grants.OpenIDCode):
+    """``nonce`` is optional (PKCE binds the code to the browser); a ``nonce`` the portal already
+    used is still refused (Authlib's ``exists_nonce``), and one sent comes back in the ID token."""
+
     def __init__(self):
-        super().__init__(require_nonce=True)
+        super().__init__(require_nonce=False)
 
     def exists_nonce(self, nonce, request):
         return AuthorizationCode.objects.filter(relying_party=request.client, nonce=nonce).exists()
 
     def encode_id_token(self, token, request):
-        client: RelyingParty = request.client
         code: AuthorizationCode = request.authorization_code
-        row = keys.active_key(client.id_token_alg)
-        now = int(clock.now().timestamp())
-        id_claims = {
+        return id_token(request.client, code, token["access_token"], attributes=code.attributes, nonce=code.nonce)
+
+
+class OpenIdRefresh:
+    """A new ID token at every refresh of a grant that has the ``openid`` scope (Core §12.2)."""
+
+    def __call__(self, grant):
+        grant.register_hook("after_create_token_response", self.process_token)
+
+    def process_token(self, grant, response):
+        _status, token, _headers = response
+        if "openid" in claims_module.scope_list(token.get("scope")):
+            previous: Token = grant.request.refresh_token
+            attributes = _attributes_for(grant.request.client, token.get("scope", ""), previous)
+            token["id_token"] = id_token(grant.request.client, previous, token["access_token"],
+                                         attributes=attributes)
+        return token
+
+
+def find_token(value, hint: str | None = None) -> Token | None:
+    """The token row an access or refresh token string belongs to (either kind, ``hint`` first)."""
+    if not isinstance(value, str) or not value or len(value) > 256:
+        return None
+    digest = token_hash(value)
+    rows = Token.objects.select_related("relying_party", "key__citizen", "code", "sso_session")
+    if hint == "refresh_token":
+        return rows.filter(refresh_token_hash=digest).first() or rows.filter(access_token_hash=digest).first()
+    return rows.filter(access_token_hash=digest).first() or rows.filter(refresh_token_hash=digest).first()
+
+
+def _presented_as(row: Token, value: str) -> str:
+    return "refresh_token" if row.refresh_token_hash == token_hash(value) else "access_token"
+
+
+class Revocation(RevocationEndpoint):
+    """Token revocation (RFC 7009), by the client the token was issued to.
+
+    Revoking a refresh token ends that grant: it and every token of the same sign-in are revoked.
+    Revoking an access token ends that access token only (the portal may still refresh). An
+    unknown, expired or already revoked token is answered 200 as well (§2.2). Audited as
+    ``oidc.revoke``.
+    """
+
+    CLIENT_AUTH_METHODS = ["client_secret_basic", "private_key_jwt"]
+
+    def authenticate_endpoint_client(self, request):
+        request.chave_endpoint = "revocation"
+        return super().authenticate_endpoint_client(request)
+
+    def check_params(self, request, client):
+        if not request.form.get("token"):
+            raise InvalidRequestError("Send the 'token' to revoke.")
+        super().check_params(request, client)
+
+    def authenticate_token(self, request, client):
+        self.check_params(request, client)
+        token = self.query_token(request.form["token"], request.form.get("token_type_hint"))
+        if token is not None and not token.check_client(client):
+            raise InvalidGrantError("The token was issued to another client.")
+        if token is not None:
+            token.presented_as = _presented_as(token, request.form["token"])
+        return token
+
+    def query_token(self, token_string, token_type_hint):
+        return find_token(token_string, token_type_hint)
+
+    def revoke_token(self, token, request):
+        now = clock.now()
+        if token.presented_as == "refresh_token":
+            rows = Token.objects.filter(code_id=token.code_id) if token.code_id else Token.objects.filter(pk=token.pk)
+            revoked = rows.filter(revoked_at__isnull=True).update(revoked_at=now)
+        else:
+            revoked = Token.objects.filter(pk=token.pk, expires_at__gt=now).update(expires_at=now)
+        audit.record("oidc.revoke", outcome="ok", citizen=token.key.citizen if token.key_id else None,
+                     client_id=token.relying_party.client_id, kind=token.presented_as, revoked=revoked)
+
+
+class Introspection(IntrospectionEndpoint):
+    """Token introspection (RFC 7662) for resource servers: a portal registered as a resource server
+    may introspect any access token; any client may introspect its own tokens. Anything else, and
+    every token not live, is ``{"active": false}``. Refresh tokens are not introspected (they are
+    the client's, never a resource server's)."""
+
+    CLIENT_AUTH_METHODS = ["client_secret_basic", "private_key_jwt"]
+
+    def authenticate_endpoint_client(self, request):
+        request.chave_endpoint = "introspection"
+        return super().authenticate_endpoint_client(request)
+
+    def check_params(self, request, client):
+        if not request.form.get("token"):
+            raise InvalidRequestError("Send the 'token' to introspect.")
+        super().check_params(request, client)
+
+    def authenticate_token(self, request, client):
+        self.check_params(request, client)
+        token = self.query_token(request.form["token"], request.form.get("token_type_hint"))
+        if token is not None and self.check_permission(token, client, request):
+            return token
+        return None
+
+    def query_token(self, token_string, token_type_hint):
+        row = find_token(token_string, token_type_hint)
+        if row is None or _presented_as(row, token_string) != "access_token":
+            return None
+        return row
+
+    def check_permission(self, token, client, request):
+        return token.check_client(client) or client_settings(client).resource_server
+
+    def create_introspection_payload(self, token):
+        if token is None or token.is_revoked() or token.is_expired() or not token.relying_party.is_approved:
+            return {"active": False}
+        if token.key_id and token.key.effective_status(clock.now()) not in (KeyStatus.ACTIVE, KeyStatus.LOCKED):
+            return {"active": False}
+        return {"active": True, **self.introspect_token(token)}
+
+    def introspect_token(self, token):
+        party = token.relying_party
+        body = {
             "iss": issuer(),
-            "aud": client.client_id,
-            "sub": subject(client, code.key.citizen),
-            "iat": now,
-            "exp": now + policy.get("oidc_id_token_seconds"),
-            "auth_time": code.get_auth_time(),
-            "acr": code.acr,
-            "amr": code.get_amr(),
+            "client_id": party.client_id,
+            "scope": token.scope,
+            "token_type": token.token_type,
+            "iat": int(token.issued_at.timestamp()),
+            "exp": int(token.expires_at.timestamp()),
         }
-        if code.nonce:
-            id_claims["nonce"] = code.nonce
-        if code.sso_session_id:
-            id_claims["sid"] = code.sso_session.sid
-        at_hash = create_half_hash(token["access_token"], client.id_token_alg)
-        if at_hash is not None:
-            id_claims["at_hash"] = at_hash.decode()
-        wanted = set(((code.claims_request or {}).get("id_token") or {}).keys())
-        if wanted:
-            # Only the claims the request named for the ID token (the rest are at userinfo).
-            id_claims.update(claims_module.claims_for(code.key, code.attributes, code.withheld, only=wanted))
-        header = {"alg": client.id_token_alg, "kid": row.kid, "typ": "JWT"}
-        return jwt.encode(header, id_claims, keys.private_key(row), algorithms=[client.id_token_alg])
+        if token.key_id:
+            # The subject as the portal the token was issued to knows the citizen.
+            body["sub"] = subject(party, token.key.citizen)
+            body["acr"] = token.acr
+            if token.auth_time:
+                body["auth_time"] = int(token.auth_time.timestamp())
+        if token.dpop_jkt:
+            body["cnf"] = {"jkt": token.dpop_jkt}
+        return body
 
 
 @functools.lru_cache(maxsize=1)
@@ -437,7 +758,9 @@ def server() -> ChaveAuthorizationServer:
     authorization_server = ChaveAuthorizationServer()
     authorization_server.register_client_auth_method(PrivateKeyJwt.CLIENT_AUTH_METHOD, PrivateKeyJwt())
     authorization_server.register_grant(CodeGrant, [S256Required(required=True), OpenIdCode()])
-    authorization_server.register_grant(RefreshGrant)
+    authorization_server.register_grant(RefreshGrant, [OpenIdRefresh()])
     authorization_server.register_grant(ServiceTokenGrant)
+    authorization_server.register_endpoint(Revocation)
+    authorization_server.register_endpoint(Introspection)
     return authorization_server
 

@@ -29,7 +29,7 @@ from chave.identity.validation import parse_email, parse_nif
 from . import claims as claims_module
 from chave.federation.models import RelyingParty, RelyingPartyEvent, token_hash
 
-from .models import Token
+from .models import ClientSettings, Token
 
 # --- Registry ---------------------------------------------------------------------------------
 
@@ -124,6 +124,13 @@ def register_relying_party(
     sector_identifier: str = "",
     subject_type: str = "pairwise",
     id_token_alg: str = "RS256",
+    offline_access: bool = False,
+    resource_server: bool = False,
+    profile: str = "oidc",
+    require_pushed_authorization_requests: bool = False,
+    require_dpop: bool = False,
+    sector_identifier_uri: str = "",
+    frontchannel_logout_uri: str = "",
     by: str = "operator",
 ) -> Registration:
     """Record a portal's request to integrate (state ``requested``; :func:`decide` approves it).
@@ -134,6 +141,19 @@ def register_relying_party(
     ``backchannel_logout_uri``, ``allowed_attributes``, ``mandatory_attributes``, ``min_level``,
     ``auth_method``, ``jwks``, ``jwks_uri``, ``sector_identifier``, ``subject_type``,
     ``id_token_alg``); nothing is written then.
+
+    OpenID Connect settings of :class:`~chave.oidc.models.ClientSettings`: ``offline_access``
+    (refresh tokens when the portal asks for ``offline_access``), ``resource_server`` (it may
+    introspect access tokens), ``profile`` (``oidc``, or ``fapi2`` for the FAPI 2.0 Security
+    Profile: ``private_key_jwt`` and ES256 ID tokens required, and with them pushed requests and
+    DPoP), ``require_pushed_authorization_requests``, ``require_dpop`` (errors under ``profile``,
+    ``id_token_alg``, ``auth_method``), ``frontchannel_logout_uri``, and ``sector_identifier_uri``.
+
+    Pairwise subjects (OpenID Connect Core §8.1): the sector is the host of every redirect URI, or
+    the host of ``sector_identifier_uri``, a JSON list that must hold every redirect URI (fetched
+    and checked when the portal is approved: :func:`check_sector_before_approval`). A
+    ``sector_identifier`` naming another host is refused (``sector_not_redirect_host``): it would
+    let a portal share another sector's subjects.
     """
     errors: dict[str, list[ValidationError]] = {}
 
@@ -184,21 +204,48 @@ def register_relying_party(
         errors["jwks"] = [ValidationError(_("A client_secret_basic portal has no keys: leave out the JWKS."),
                                           code="jwks_unexpected")]
     sector_identifier = check("sector_identifier", _check_sector, sector_identifier)
+    if sector_identifier_uri:
+        check("sector_identifier_uri", _check_uri, sector_identifier_uri)
+    if frontchannel_logout_uri:
+        check("frontchannel_logout_uri", _check_uri, frontchannel_logout_uri)
     if subject_type not in ("pairwise", "public"):
         errors["subject_type"] = [ValidationError(_("The subject type is pairwise or public."),
                                                   code="subject_type_invalid")]
-    elif subject_type == "pairwise" and not sector_identifier and not errors.keys() & {"redirect_uris",
-                                                                                       "sector_identifier"}:
+    elif not errors.keys() & {"redirect_uris", "sector_identifier", "sector_identifier_uri"}:
         from urllib.parse import urlsplit
 
         hosts = {urlsplit(u).hostname for u in redirect_uris}
-        if len(hosts) > 1:
+        if sector_identifier_uri:
+            uri_host = urlsplit(sector_identifier_uri).hostname
+            if sector_identifier and sector_identifier != uri_host:
+                errors["sector_identifier"] = [ValidationError(
+                    _("With a sector_identifier_uri the sector is its host (%(host)s)."), code="sector_not_uri_host",
+                    params={"host": uri_host})]
+            sector_identifier = uri_host
+        elif sector_identifier and hosts != {sector_identifier}:
+            # Core §8.1: any other host could be another portal's sector, and so its subjects.
+            errors["sector_identifier"] = [ValidationError(
+                _("The sector identifier must be the host of every redirect URI (%(hosts)s); for a sector of several "
+                  "hosts, register a sector_identifier_uri listing the redirect URIs."),
+                code="sector_not_redirect_host", params={"hosts": ", ".join(sorted(hosts))})]
+        elif subject_type == "pairwise" and not sector_identifier and len(hosts) > 1:
             # OpenID Connect Core §8.1: the pairwise subject must not depend on which host came first.
             errors["sector_identifier"] = [ValidationError(
-                _("The redirect URIs are on several hosts (%(hosts)s): give the sector identifier their pairwise "
-                  "subjects share."), code="sector_required", params={"hosts": ", ".join(sorted(hosts))})]
+                _("The redirect URIs are on several hosts (%(hosts)s): register a sector_identifier_uri listing "
+                  "them, whose host is the sector their pairwise subjects share."), code="sector_required",
+                params={"hosts": ", ".join(sorted(hosts))})]
     if id_token_alg not in ("RS256", "ES256"):
         errors["id_token_alg"] = [ValidationError(_("ID tokens are signed with RS256 or ES256."), code="alg_invalid")]
+    if profile not in ClientSettings.Profile.values:
+        errors["profile"] = [ValidationError(_("The profile is oidc or fapi2."), code="profile_invalid")]
+    elif profile == ClientSettings.Profile.FAPI2:
+        # FAPI 2.0 Security Profile §5.4: PS256, ES256 or EdDSA signatures; client authentication by keys.
+        if auth_method != RelyingParty.AuthMethod.PRIVATE_KEY_JWT:
+            errors.setdefault("auth_method", []).append(ValidationError(
+                _("A FAPI 2.0 portal authenticates with private_key_jwt."), code="fapi2_auth"))
+        if id_token_alg != "ES256":
+            errors.setdefault("id_token_alg", []).append(ValidationError(
+                _("A FAPI 2.0 portal gets ES256 ID tokens (FAPI 2.0 does not allow RS256)."), code="fapi2_alg"))
     if errors:
         raise ValidationError(errors)
 
@@ -218,6 +265,11 @@ def register_relying_party(
             sector_identifier=sector_identifier, subject_type=subject_type, id_token_alg=id_token_alg,
             created_at=now, state_changed_at=now,
         )
+        ClientSettings.objects.create(
+            relying_party=relying_party, offline_access=bool(offline_access), resource_server=bool(resource_server),
+            profile=profile, require_pushed_authorization_requests=bool(require_pushed_authorization_requests),
+            require_dpop=bool(require_dpop), sector_identifier_uri=sector_identifier_uri or "",
+            frontchannel_logout_uri=frontchannel_logout_uri or "")
         RelyingPartyEvent.objects.create(relying_party=relying_party, at=now, action="requested", by=by)
         audit.record("rp.register", outcome="ok", client_id=relying_party.client_id, by=by)
     return Registration(relying_party, secret)
@@ -273,6 +325,96 @@ def set_relying_party_keys(relying_party: RelyingParty, *, jwks: dict | None = N
         audit.record("rp.keys_changed", outcome="ok", client_id=relying_party.client_id, by=by,
                      jwks_uri=jwks_uri or None, kids=[k.get("kid") for k in jwks["keys"]] if jwks else None)
     return relying_party
+
+
+SETTINGS = ("profile", "offline_access", "resource_server", "require_pushed_authorization_requests", "require_dpop",
+            "frontchannel_logout_uri")
+
+
+def set_client_settings(relying_party: RelyingParty, *, by: str, reason: str = "", **changes) -> ClientSettings:
+    """Change a portal's OpenID Connect settings (:data:`SETTINGS`: ``profile``, ``offline_access``,
+    ``resource_server``, ``require_pushed_authorization_requests``, ``require_dpop``,
+    ``frontchannel_logout_uri``); those not given stay. Takes effect at the portal's next request
+    (refresh tokens already issued stay valid). Recorded in the party's history
+    (``settings_changed``, with what changed) and audited. Raises ``ValidationError`` by field
+    (the same rules as :func:`register_relying_party`: a FAPI 2.0 portal needs ``private_key_jwt``
+    and ES256 ID tokens; a URI must be https://) or ``TypeError`` for an unknown setting."""
+    unknown = set(changes) - set(SETTINGS)
+    if unknown:
+        raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+    reason = check_reason(reason)
+    errors: dict[str, list[ValidationError]] = {}
+    if "profile" in changes:
+        if changes["profile"] not in ClientSettings.Profile.values:
+            errors["profile"] = [ValidationError(_("The profile is oidc or fapi2."), code="profile_invalid")]
+        elif changes["profile"] == ClientSettings.Profile.FAPI2 and (
+                relying_party.auth_method != RelyingParty.AuthMethod.PRIVATE_KEY_JWT or relying_party.id_token_alg != "ES256"):
+            errors["profile"] = [ValidationError(
+                _("A FAPI 2.0 portal authenticates with private_key_jwt and gets ES256 ID tokens."), code="fapi2_client")]
+    if changes.get("frontchannel_logout_uri"):
+        try:
+            _check_uri(changes["frontchannel_logout_uri"])
+        except ValidationError as exc:
+            errors["frontchannel_logout_uri"] = [exc]
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        relying_party = RelyingParty.objects.select_for_update().get(pk=relying_party.pk)
+        row, _created = ClientSettings.objects.get_or_create(relying_party=relying_party)
+        changed = {}
+        for name, value in changes.items():
+            value = value or "" if name == "frontchannel_logout_uri" else (value if name == "profile" else bool(value))
+            if getattr(row, name) != value:
+                setattr(row, name, value)
+                changed[name] = value
+        if changed:
+            row.save()
+            detail = ", ".join(f"{name}={value}" for name, value in changed.items())
+            RelyingPartyEvent.objects.create(relying_party=relying_party, at=clock.now(), action="settings_changed",
+                                             by=by, reason=" — ".join(filter(None, [reason, detail]))[:REASON_MAX_LENGTH])
+            audit.record("rp.settings_changed", outcome="ok", client_id=relying_party.client_id, by=by, **changed)
+    return row
+
+
+SECTOR_DOCUMENT_MAX_BYTES = 64 * 1024
+
+
+def fetch_sector_redirect_uris(uri: str) -> list[str]:
+    """The JSON array of redirect URIs at a ``sector_identifier_uri`` (Core §5 of Dynamic Client
+    Registration). Raises ``ValidationError`` when it cannot be read or is not such an array."""
+    import json
+    import urllib.request
+
+    from django.conf import settings
+
+    try:
+        with urllib.request.urlopen(uri, timeout=settings.CHAVE_HTTP_TIMEOUT) as response:  # noqa: S310 - registered https URI
+            data = json.loads(response.read(SECTOR_DOCUMENT_MAX_BYTES + 1)[:SECTOR_DOCUMENT_MAX_BYTES])
+    except (OSError, ValueError) as exc:
+        raise ValidationError(_("The sector_identifier_uri %(uri)s could not be read (%(error)s)."),
+                              code="sector_uri_unreadable",
+                              params={"uri": uri, "error": exc.__class__.__name__}) from exc
+    if not isinstance(data, list) or not all(isinstance(item, str) for item in data):
+        raise ValidationError(_("The sector_identifier_uri %(uri)s does not hold a JSON list of redirect URIs."),
+                              code="sector_uri_invalid", params={"uri": uri})
+    return data
+
+
+def check_sector_before_approval(sender, *, relying_party: RelyingParty, **kwargs) -> None:
+    """Receiver of :data:`chave.federation.signals.approving`: a portal with a
+    ``sector_identifier_uri`` is approved only when that document lists every redirect URI it
+    registered (Core §8.1). Raises ``ValidationError`` (``sector_uri_unreadable``,
+    ``sector_uri_invalid``, ``sector_uri_mismatch``)."""
+    from .models import client_settings
+
+    uri = client_settings(relying_party).sector_identifier_uri
+    if not uri:
+        return
+    listed = set(fetch_sector_redirect_uris(uri))
+    missing = [u for u in relying_party.redirect_uris if u not in listed]
+    if missing:
+        raise ValidationError(_("The sector_identifier_uri does not list these redirect URIs: %(uris)s."),
+                              code="sector_uri_mismatch", params={"uris": ", ".join(missing)})
 
 
 # --- The OpenID Connect form of the login decision ---------------------------------------------

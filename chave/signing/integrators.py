@@ -11,16 +11,23 @@ from __future__ import annotations
 from chave import clock
 from chave.federation.models import RelyingParty, token_hash
 from chave.oidc.models import Token
-from chave.oidc.server import SERVICE_SCOPE
+from chave.oidc import dpop
+from chave.oidc.server import SERVICE_SCOPE, issuer
 
 MAX_TOKEN_LENGTH = 512
 
 
 def authenticate(request) -> RelyingParty | None:
+    """The approved party whose live service token the request carries, or None.
+
+    A token bound to a DPoP key (RFC 9449: it was issued against a DPoP proof) counts only under
+    the ``DPoP`` scheme with a fresh proof of that key for this call (``htm``, ``htu``, ``ath``,
+    single-use ``jti``; no ``nonce`` is asked for here); a bearer token
+    under ``Bearer`` as before."""
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
-    value = value.strip()
-    if scheme.lower() != "bearer" or not value or len(value) > MAX_TOKEN_LENGTH:
+    value, scheme = value.strip(), scheme.lower()
+    if scheme not in ("bearer", "dpop") or not value or len(value) > MAX_TOKEN_LENGTH:
         return None
     token = (
         Token.objects.select_related("relying_party")
@@ -30,5 +37,14 @@ def authenticate(request) -> RelyingParty | None:
     )
     if token is None or SERVICE_SCOPE not in token.scope.split():
         return None
+    if scheme == "dpop" or token.dpop_jkt:
+        if scheme != "dpop" or not token.dpop_jkt:
+            return None
+        try:
+            proof = dpop.verify(request, url=issuer() + request.path, access_token=value, require_nonce=False)
+        except dpop.DpopError:
+            return None
+        if proof.jkt != token.dpop_jkt:
+            return None
     party = token.relying_party
     return party if party.state == RelyingParty.State.APPROVED else None

@@ -622,6 +622,13 @@ def sweep_path(send, route: Route, path: str, world: dict, *, posts: bool = True
     send("PATCH", path, "PATCH with a form body", data="a=1", content_type=form_ct)
     send("DELETE", path, "DELETE")
     send("HEAD", path, "HEAD with overlong query", query=f"next={LONG}")
+    # DPoP (RFC 9449): junk proofs with a DPoP-scheme token, GET and POST.
+    for label, proof in (("not a JWT", "%ff" * 10), ("two proofs", "a.b.c, d.e.f"), ("overlong", LONG),
+                         ("header not JSON", "eyJ9.e30.c2ln"),
+                         ("jwk not a key", "eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6IkVTMjU2IiwiandrIjp7Imt0eSI6IkVDIn19.e30.c2ln")):
+        send("GET", path, f"DPoP proof {label}", HTTP_AUTHORIZATION="DPoP " + "x" * 40, HTTP_DPOP=proof)
+        send("POST", path, f"DPoP proof {label} on a form", data="grant_type=refresh_token&refresh_token=x",
+             content_type=form_ct, HTTP_DPOP=proof)
     # Last, as it may end the session (a junk session cookie gets a new, empty session).
     send("GET", path, "junk cookies and headers", HTTP_COOKIE=f"{settings.LANGUAGE_COOKIE_NAME}={LONG}; "
          f"{settings.SESSION_COOKIE_NAME}=%ff%fe; {settings.CSRF_COOKIE_NAME}={LONG}",

@@ -103,3 +103,43 @@ def test_refused_decisions_and_keys_say_why(staff_client):
     assert response.status_code == 400 and 'id="id_keys-jwks_error"' in response.content.decode()
     party.refresh_from_db()
     assert party.state == "requested" and party.jwks["keys"][0].get("d") is None
+
+
+def test_the_portal_page_shows_each_logout_notification_and_its_outcome(staff_client, make_citizen, clock):
+    import datetime as dt
+
+    from chave.federation.models import SsoSession
+    from chave.oidc.models import BackchannelLogout
+    from chave.oidc.services import register_relying_party
+
+    party = register_relying_party(
+        name="Portal da Saúde", entity_nif="600084779", contact_email="dev@saude.gov.pt",
+        redirect_uris=["https://saude.gov.pt/cb"], backchannel_logout_uri="https://saude.gov.pt/bcl",
+        jwks=jwks()).relying_party
+    key = make_citizen()
+    now = clock.now()
+    for n, (status, attempts, http, error, later) in enumerate([
+            ("delivered", 1, 200, "", None), ("queued", 2, 400, "the portal answered 400", 30),
+            ("failed", 6, None, "the portal is unreachable: refused", None)]):
+        session = SsoSession.objects.create(sid=f"s{n}", key=key, auth_time=now, assurance_level=3, method="sms",
+                                            created_at=now)
+        BackchannelLogout.objects.create(
+            sso_session=session, relying_party=party, status=status, attempts=attempts, last_status=http,
+            last_error=error, created_at=now - dt.timedelta(minutes=n),
+            next_attempt_at=now + dt.timedelta(seconds=later) if later else None)
+    clerk = staff_client("rp-admin", counter="")
+    html = clerk.get(f"/counter/rp/{party.client_id}/").content.decode()
+    table = html[html.index('id="rp-logouts"'):html.index("</table>", html.index('id="rp-logouts"'))]
+    assert "Delivered" in table and "HTTP 200" in table
+    assert "Will try again at" in table and "HTTP 400" in table
+    assert "Not delivered: gave up" in table and "No answer (unreachable)" in table
+    assert "queued" not in table and "failed" not in table  # labels, never the internal codes
+
+
+def test_a_portal_without_back_channel_logout_says_so(staff_client):
+    from chave.oidc.services import register_relying_party
+
+    party = register_relying_party(name="Portal X", entity_nif="600084779", contact_email="dev@x.gov.pt",
+                                   redirect_uris=["https://x.gov.pt/cb"], jwks=jwks()).relying_party
+    html = staff_client("rp-admin", counter="").get(f"/counter/rp/{party.client_id}/").content.decode()
+    assert "registered no back-channel logout URI" in html

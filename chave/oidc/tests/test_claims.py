@@ -147,21 +147,21 @@ def sub_for(client, outbox, portal, **params):
 
 
 def test_portals_of_different_sectors_get_different_subjects(client, outbox, citizen):
-    finances = register_portal(name="Finanças", sector_identifier="financas.gov.pt")
-    health = register_portal(name="Saúde", sector_identifier="sns.gov.pt")
+    finances = register_portal(name="Finanças", redirect_uri="https://financas.gov.pt/cb")
+    health = register_portal(name="Saúde", redirect_uri="https://sns.gov.pt/cb")
     assert sub_for(client, outbox, finances) != sub_for(client, outbox, health)
 
 
 def test_portals_of_one_sector_share_the_subject(client, outbox, citizen):
-    taxes = register_portal(name="IRS", sector_identifier="financas.gov.pt")
-    customs = register_portal(name="Alfândega", sector_identifier="financas.gov.pt")
+    taxes = register_portal(name="IRS", redirect_uri="https://financas.gov.pt/irs/cb")
+    customs = register_portal(name="Alfândega", redirect_uri="https://financas.gov.pt/alfandega/cb")
     assert sub_for(client, outbox, taxes) == sub_for(client, outbox, customs)
 
 
 def test_public_subjects_are_the_same_for_every_public_portal(client, outbox, citizen):
-    one = register_portal(name="Um", subject_type="public", sector_identifier="um.gov.pt")
-    two = register_portal(name="Dois", subject_type="public", sector_identifier="dois.gov.pt")
-    pairwise = register_portal(name="Três", sector_identifier="um.gov.pt")
+    one = register_portal(name="Um", subject_type="public", redirect_uri="https://um.gov.pt/cb")
+    two = register_portal(name="Dois", subject_type="public", redirect_uri="https://dois.gov.pt/cb")
+    pairwise = register_portal(name="Três", redirect_uri="https://um.gov.pt/tres/cb")
     sub = sub_for(client, outbox, one)
     assert sub == sub_for(client, outbox, two)
     assert sub != sub_for(client, outbox, pairwise)

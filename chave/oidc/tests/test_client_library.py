@@ -64,13 +64,13 @@ def submit(browser: requests.Session, page, fields: dict):
                         timeout=BOUND)
 
 
-def follow(browser: requests.Session, response, outbox, *, share: list[str]):
+def follow(browser: requests.Session, response, outbox, *, share: list[str], redirect_uri: str = REDIRECT_URI):
     """The citizen's browser from the authorization request to the portal's callback URL: each
     redirect followed, the login and consent pages answered as they come."""
     for _ in range(12):
         if response.is_redirect:
             location = requests.compat.urljoin(response.url, response.headers["Location"])
-            if location.startswith(REDIRECT_URI):
+            if location.startswith(redirect_uri):
                 return location  # the portal's callback: the library takes it from here
             response = browser.get(location, allow_redirects=False, timeout=BOUND)
             continue

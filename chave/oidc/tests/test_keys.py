@@ -74,7 +74,12 @@ def test_a_token_signed_before_a_rotation_verifies_after_it_until_the_retention_
     claims = jwt.decode(before, KeySet.import_key_set(client.get("/oidc/jwks").json())).claims
     assert claims["aud"] == portal.client_id
 
-    # A new login (single sign-on, consent remembered) gets a token signed with the new key.
+    # Until the JWKS cache lifetime has passed the old key still signs (portals fetch the new one
+    # meanwhile); then a new login (single sign-on, consent remembered) gets the new key.
+    again = dataclasses.replace(portal, state=secrets.token_urlsafe(12), nonce=secrets.token_urlsafe(12),
+                                verifier=secrets.token_urlsafe(48))
+    assert header_kid(id_token_for(client, again)) == old_kid
+    clock.travel(keys.cache_lifetime())
     again = dataclasses.replace(portal, state=secrets.token_urlsafe(12), nonce=secrets.token_urlsafe(12),
                                 verifier=secrets.token_urlsafe(48))
     after = id_token_for(client, again)
@@ -96,8 +101,9 @@ def test_a_retired_key_is_published_at_least_as_long_as_the_tokens_it_signed_liv
     old = keys.active_key("ES256")
     keys.rotate()
     old.refresh_from_db()
+    assert old.retired_at == clock.now() + keys.cache_lifetime()  # it signs until the next key does
     assert keys.published_until(old) == old.retired_at + dt.timedelta(seconds=600)
-    clock.travel(dt.timedelta(seconds=599))
+    clock.travel(keys.cache_lifetime() + dt.timedelta(seconds=599))
     assert old.kid in {row.kid for row in keys.published()}
     clock.travel(dt.timedelta(seconds=1))
     assert old.kid not in {row.kid for row in keys.published()}
@@ -167,27 +173,30 @@ def test_oidc_keys_list_and_rotate(clock):
     text = keys_cli("rotate")
     new = {row.kid for row in SigningKey.objects.filter(retired_at__isnull=True)}
     assert new.isdisjoint(first)
-    assert all(kid in text for kid in new) and "stay published until" in text
+    assert all(kid in text for kid in new) and "stay published until" in text and "They sign from" in text
 
-    listed = json.loads(keys_cli("list", "--json"))
-    assert [set(k) for k in listed] == [{"kid", "alg", "created_at", "retired_at", "published_until", "active",
-                                         "published"}] * 4
-    by_kid = {k["kid"]: k for k in listed}
     now = clock.now()
-    for kid in first:
-        assert by_kid[kid]["active"] is False and by_kid[kid]["published"] is True
-        assert by_kid[kid]["retired_at"] == now.isoformat()
-        assert by_kid[kid]["published_until"] == (now + keys.retention()).isoformat()
+    switch = now + keys.cache_lifetime()
+    listed = json.loads(keys_cli("list", "--json"))
+    assert [set(k) for k in listed] == [{"kid", "alg", "created_at", "activates_at", "retired_at", "published_until",
+                                         "active", "published"}] * 4
+    by_kid = {k["kid"]: k for k in listed}
+    for kid in first:  # still signing, until the next keys take over
+        assert by_kid[kid]["active"] is True and by_kid[kid]["published"] is True
+        assert by_kid[kid]["retired_at"] == switch.isoformat()
+        assert by_kid[kid]["published_until"] == (switch + keys.retention()).isoformat()
     for kid in new:
         assert by_kid[kid] | {"created_at": None} == {
-            "kid": kid, "alg": by_kid[kid]["alg"], "created_at": None, "retired_at": None, "published_until": None,
-            "active": True, "published": True}
-    assert sorted(k["alg"] for k in listed if k["active"]) == ["ES256", "RS256"]
+            "kid": kid, "alg": by_kid[kid]["alg"], "created_at": None, "activates_at": switch.isoformat(),
+            "retired_at": None, "published_until": None, "active": False, "published": True}
+    assert "next, published, signs from" in keys_cli("list")
 
     event = AuditEvent.objects.get(event="oidc.keys_rotated")
     assert sorted(event.detail["retired"]) == sorted(first) and sorted(event.detail["made"]) == sorted(new)
     assert event.detail["by"].endswith("(CLI)")
 
+    clock.travel(keys.cache_lifetime())
+    assert sorted(k["kid"] for k in json.loads(keys_cli("list", "--json")) if k["active"]) == sorted(new)
     clock.travel(keys.retention())
     text = keys_cli("list")
     assert text.count("no longer published") == 2 and text.count("active") == 2

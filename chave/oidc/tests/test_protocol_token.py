@@ -31,7 +31,7 @@ def citizen(make_citizen):
 
 
 def code_for(client, outbox, portal, **params):
-    return visit(client, outbox, portal, scope="openid profile", **params).code
+    return visit(client, outbox, portal, scope="openid profile offline_access", **params).code
 
 
 def refused(response, error, status=400):

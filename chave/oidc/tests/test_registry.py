@@ -142,7 +142,7 @@ def test_what_is_accepted_at_the_edges():
     assert register(redirect_uris=["http://127.0.0.1:8001/cb", "http://localhost:8001/cb"],
                     subject_type="public").relying_party.subject_type == "public"
     assert register(redirect_uris=["https://a.saude.gov.pt/cb", "https://b.saude.gov.pt/cb"],
-                    sector_identifier="saude.gov.pt").relying_party.sector == "saude.gov.pt"
+                    sector_identifier_uri="https://saude.gov.pt/sector.json").relying_party.sector == "saude.gov.pt"
     ec = register(jwks=public_jwks(ECKey.generate_key("P-256", private=True)), min_level=4,
                   id_token_alg="ES256").relying_party
     assert (ec.min_level, ec.id_token_alg) == (4, "ES256")

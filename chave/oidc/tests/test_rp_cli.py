@@ -30,6 +30,8 @@ REGISTRY_FIELDS = {
     "client_id", "name", "entity_nif", "contact_email", "state", "redirect_uris", "post_logout_redirect_uris",
     "backchannel_logout_uri", "allowed_attributes", "mandatory_attributes", "min_level", "min_acr", "auth_method",
     "jwks_uri", "jwks", "sector_identifier", "subject_type", "id_token_alg", "created_at", "state_changed_at",
+    "profile", "offline_access", "resource_server", "require_pushed_authorization_requests", "require_dpop",
+    "sector_identifier_uri", "frontchannel_logout_uri",
 }
 BASE = ["--name", "Portal da Habitação", "--nif", "600084779", "--contact-email", "ti@habitacao.gov.pt",
         "--redirect-uri", "https://portal.example.gov.pt/callback"]
@@ -85,7 +87,7 @@ def test_add_json_has_every_registry_field():
         "--post-logout-redirect-uri", "https://portal.example.gov.pt/bye",
         "--backchannel-logout-uri", "https://portal.example.gov.pt/logout",
         "--attributes", "http://interop.gov.pt/MDC/Cidadao/NIF,NomeCompleto", "--mandatory", "NomeCompleto",
-        "--sector-identifier", "example.gov.pt", "--subject-type", "pairwise", "--id-token-alg", "ES256",
+        "--sector-identifier", "portal.example.gov.pt", "--subject-type", "pairwise", "--id-token-alg", "ES256",
         *JWKS_URI,
     )
     party = RelyingParty.objects.get()
@@ -98,8 +100,11 @@ def test_add_json_has_every_registry_field():
         "backchannel_logout_uri": "https://portal.example.gov.pt/logout",
         "allowed_attributes": ["NIF", "NomeCompleto"], "mandatory_attributes": ["NomeCompleto"],
         "min_level": 2, "min_acr": "urn:chave:loa:2", "auth_method": "private_key_jwt",
-        "jwks_uri": "https://portal.example.gov.pt/jwks", "jwks": None, "sector_identifier": "example.gov.pt",
+        "jwks_uri": "https://portal.example.gov.pt/jwks", "jwks": None, "sector_identifier": "portal.example.gov.pt",
         "subject_type": "pairwise", "id_token_alg": "ES256", "created_at": None, "state_changed_at": None,
+        "profile": "oidc", "offline_access": False, "resource_server": False,
+        "require_pushed_authorization_requests": False, "require_dpop": False,
+        "sector_identifier_uri": None, "frontchannel_logout_uri": None,
     }
     assert data["created_at"] == party.created_at.isoformat()
 
@@ -364,3 +369,24 @@ def test_the_console_command_exits_non_zero_without_a_traceback(migrated):
     assert data["state"] == "approved" and data["client_secret"]
     keys = run_chave(env, "oidc_keys", "rotate", "--json")
     assert keys.returncode == 0 and [k["alg"] for k in json.loads(keys.stdout)] == ["RS256", "ES256"]
+
+
+def test_settings_change_a_portals_oidc_settings_with_history():
+    from chave.oidc.models import client_settings
+
+    client_id = rp_json("add", *BASE, *JWKS_URI, "--id-token-alg", "ES256")["client_id"]
+    data = rp_json("settings", client_id, "--offline-access", "yes", "--require-dpop", "yes", "--profile", "fapi2",
+                   "--reason", "asked for refresh tokens")
+    assert (data["offline_access"], data["require_dpop"], data["profile"]) == (True, True, "fapi2")
+    assert data["require_pushed_authorization_requests"] is True  # FAPI 2.0 brings it
+    party = RelyingParty.objects.get(client_id=client_id)
+    assert client_settings(party).offline_access is True
+    event = party.events.get(action="settings_changed")
+    assert "offline_access=True" in event.reason and "asked for refresh tokens" in event.reason
+    assert AuditEvent.objects.filter(event="rp.settings_changed", detail__client_id=client_id).exists()
+
+
+def test_settings_refuse_fapi2_for_a_portal_that_cannot_meet_it():
+    client_id = rp_json("add", *BASE, *JWKS_URI)["client_id"]  # RS256 ID tokens
+    with pytest.raises(CommandError, match="FAPI 2.0"):  # the same words in both languages
+        call_command("rp", "settings", client_id, "--profile", "fapi2", stdout=io.StringIO())

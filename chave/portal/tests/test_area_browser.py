@@ -15,11 +15,11 @@ import pytest
 # (fixtures, the outbox worker) is synchronous and safe.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-from chave.federation.models import Consent  # noqa: E402
+from chave.federation import services as federation  # noqa: E402
+from chave.federation.models import Consent, RelyingParty  # noqa: E402
 from chave.identity import services as identity  # noqa: E402
 from chave.identity.models import Contact, ContactKind, Key, KeyStatus  # noqa: E402
 from chave.login.tests.pages import says  # noqa: E402
-from chave.oidc import services as oidc  # noqa: E402
 from chave.oidc.tests.portal import register_portal  # noqa: E402
 from chave.portal.models import NotMeReport  # noqa: E402
 from chave.testing.browser import fits_the_screen, sign_in_with_the_key  # noqa: E402
@@ -152,8 +152,8 @@ def test_history_and_this_wasnt_me(live_server, phone, citizen, outbox, lang, lo
 @pytest.mark.parametrize(("lang", "locale"), LANGS)
 def test_portals_and_revoking_consent(live_server, phone, citizen, outbox, lang, locale):
     portal = register_portal(name="Portal da Saúde (teste)")
-    relying_party = oidc.RelyingParty.objects.get(client_id=portal.client_id)
-    oidc.record_consent(citizen.citizen, relying_party, granted=["NomeCompleto", "NIC"], refused=["NIF"])
+    relying_party = RelyingParty.objects.get(client_id=portal.client_id)
+    federation.record_consent(citizen.citizen, relying_party, granted=["NomeCompleto", "NIC"], refused=["NIF"])
     page = phone(locale=locale)
     _enter(page, live_server, outbox, lang)
     page.get_by_role("link", name=says("Portals you share data with", lang)).click()

@@ -6,7 +6,9 @@
   suspended party reinstates it); each decision is kept with who made it and why.
 - ``show`` (with the decision history) and ``list``; ``--json`` prints the same as JSON.
 - ``rotate-secret`` gives a ``client_secret_basic`` party a new secret (the old one stops working);
-  ``set-jwks`` replaces a ``private_key_jwt`` party's public keys.
+  ``set-jwks`` replaces a ``private_key_jwt`` party's public keys; ``settings`` changes its OpenID
+  Connect settings (profile, offline access, resource server, PAR and DPoP required, front-channel
+  logout URI).
 
 Every write goes through :mod:`chave.oidc.services`. Bad arguments are reported together, one line
 each naming the option, and the command exits non-zero without a traceback and without writing.
@@ -48,6 +50,9 @@ _FLAGS = {
     "sector_identifier": "--sector-identifier",
     "subject_type": "--subject-type",
     "id_token_alg": "--id-token-alg",
+    "profile": "--profile",
+    "sector_identifier_uri": "--sector-identifier-uri",
+    "frontchannel_logout_uri": "--frontchannel-logout-uri",
 }
 JWKS_FILE_MAX = 256 * 1024
 
@@ -90,6 +95,16 @@ def _local(value) -> str:
     return timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
 
 
+def oidc_settings(party: RelyingParty) -> dict:
+    from chave.oidc.models import client_settings
+
+    row = client_settings(party)
+    return {"profile": row.profile, "offline_access": row.offline_access, "resource_server": row.resource_server,
+            "require_pushed_authorization_requests": row.par_required, "require_dpop": row.dpop_required,
+            "sector_identifier_uri": row.sector_identifier_uri or None,
+            "frontchannel_logout_uri": row.frontchannel_logout_uri or None}
+
+
 def describe(party: RelyingParty, *, history: bool = False) -> dict:
     """What an operator sees of a party: everything registered, never a secret (nor its hash)."""
     result = {
@@ -111,6 +126,7 @@ def describe(party: RelyingParty, *, history: bool = False) -> dict:
         "sector_identifier": party.sector_identifier or None,
         "subject_type": party.subject_type,
         "id_token_alg": party.id_token_alg,
+        **oidc_settings(party),
         "created_at": _iso(party.created_at),
         "state_changed_at": _iso(party.state_changed_at),
     }
@@ -124,14 +140,15 @@ def describe(party: RelyingParty, *, history: bool = False) -> dict:
 
 class Command(BaseCommand):
     help = (
-        "The registry of relying parties (portals): add, approve, suspend, show, list, rotate-secret, set-jwks. "
+        "The registry of relying parties (portals): add, approve, suspend, show, list, rotate-secret, set-jwks, "
+        "settings. "
         "Example: chave rp add --name \"Portal X\" --nif 600084779 --contact-email dev@x.gov.pt "
         "--redirect-uri https://x.gov.pt/callback --auth private_key_jwt --jwks-uri https://x.gov.pt/jwks"
     )
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True,
-                                    metavar="{add,approve,suspend,show,list,rotate-secret,set-jwks}")
+                                    metavar="{add,approve,suspend,show,list,rotate-secret,set-jwks,settings}")
 
         add = sub.add_parser(
             "add", help="Record a portal's request to integrate and print its client_id.",
@@ -170,6 +187,22 @@ class Command(BaseCommand):
                          help="pairwise (default: portals of different sectors cannot correlate citizens) or public")
         add.add_argument("--id-token-alg", choices=["RS256", "ES256"], default="RS256",
                          help="ID token signature algorithm (default: RS256)")
+        add.add_argument("--sector-identifier-uri", default="", metavar="URL",
+                         help="pairwise subjects shared by several hosts: a JSON list of every redirect URI, "
+                              "fetched and checked at approval; its host is the sector")
+        add.add_argument("--frontchannel-logout-uri", default="", metavar="URL",
+                         help="loaded in a frame of Chave's signed-out page (Front-Channel Logout 1.0)")
+        add.add_argument("--offline-access", action="store_true",
+                         help="give refresh tokens when the portal asks for the offline_access scope")
+        add.add_argument("--resource-server", action="store_true",
+                         help="the portal is a resource server: it may introspect access tokens (RFC 7662)")
+        add.add_argument("--profile", choices=["oidc", "fapi2"], default="oidc",
+                         help="oidc (default), or fapi2: the FAPI 2.0 Security Profile (pushed requests, PKCE S256, "
+                              "private_key_jwt with PS256/ES256, DPoP, ES256 ID tokens, codes of at most 60 s)")
+        add.add_argument("--require-par", action="store_true",
+                         help="the portal must push its authorization requests (RFC 9126)")
+        add.add_argument("--require-dpop", action="store_true",
+                         help="the portal's tokens must be bound to its key with DPoP (RFC 9449)")
         add.add_argument("--approve", action="store_true", help="approve the portal at once")
         add.add_argument("--reason", default="", help="with --approve: why (kept in the history)")
         add.add_argument("--json", action="store_true", help="print one JSON object (with client_secret when one)")
@@ -206,6 +239,21 @@ class Command(BaseCommand):
         source.add_argument("--jwks-uri", metavar="URL", help="where the portal publishes its public keys")
         source.add_argument("--jwks-file", metavar="PATH", help="a file with the portal's public keys")
         keys.add_argument("--reason", default="", help="why (kept in the portal's history)")
+
+        oidc = sub.add_parser(
+            "settings", help="Change a portal's OpenID Connect settings (only those given change).",
+            description="Takes effect at the portal's next request. Each change is kept in the portal's history.",
+        )
+        oidc.add_argument("client_id", metavar="CLIENT_ID")
+        yes_no = {"choices": ["yes", "no"], "metavar": "yes|no"}
+        oidc.add_argument("--profile", choices=["oidc", "fapi2"], help="oidc, or fapi2 (FAPI 2.0 Security Profile)")
+        oidc.add_argument("--offline-access", **yes_no, help="refresh tokens for the offline_access scope")
+        oidc.add_argument("--resource-server", **yes_no, help="may introspect access tokens")
+        oidc.add_argument("--require-par", **yes_no, help="must push its authorization requests")
+        oidc.add_argument("--require-dpop", **yes_no, help="must bind its tokens with DPoP")
+        oidc.add_argument("--frontchannel-logout-uri", metavar="URL", help="empty to remove")
+        oidc.add_argument("--reason", default="", help="why (kept in the portal's history)")
+        oidc.add_argument("--json", action="store_true", help="print one JSON object")
         keys.add_argument("--json", action="store_true", help="print one JSON object")
 
     def handle(self, *args, **options):
@@ -276,7 +324,11 @@ class Command(BaseCommand):
                 allowed_attributes=options["attributes"], mandatory_attributes=options["mandatory"],
                 min_level=options["min_level"], auth_method=options["auth"], jwks=jwks,
                 jwks_uri=options["jwks_uri"], sector_identifier=options["sector_identifier"],
-                subject_type=options["subject_type"], id_token_alg=options["id_token_alg"], by=by,
+                subject_type=options["subject_type"], id_token_alg=options["id_token_alg"],
+                offline_access=options["offline_access"], resource_server=options["resource_server"],
+                profile=options["profile"], require_pushed_authorization_requests=options["require_par"],
+                require_dpop=options["require_dpop"], sector_identifier_uri=options["sector_identifier_uri"],
+                frontchannel_logout_uri=options["frontchannel_logout_uri"], by=by,
             )
             party = registration.relying_party
             if options["approve"]:
@@ -328,6 +380,11 @@ class Command(BaseCommand):
             (_("Subjects"), f"{party.subject_type} ({_('sector')} {party.sector})" if party.subject_type == "pairwise"
              else party.subject_type),
             (_("ID token algorithm"), party.id_token_alg),
+            (_("Profile"), "FAPI 2.0" if data["profile"] == "fapi2" else "OpenID Connect"),
+            (_("Refresh tokens (offline_access)"), _("yes") if data["offline_access"] else _("no")),
+            (_("Resource server (introspection)"), _("yes") if data["resource_server"] else _("no")),
+            (_("Pushed requests required"), _("yes") if data["require_pushed_authorization_requests"] else _("no")),
+            (_("DPoP required"), _("yes") if data["require_dpop"] else _("no")),
             (_("Registered"), _local(party.created_at)),
         ]
         width = max(len(label) for label, _value in rows)
@@ -363,6 +420,24 @@ class Command(BaseCommand):
         lines = [_("New secret for %(name)s (%(client_id)s); the old one no longer works.")
                  % {"name": party.name, "client_id": party.client_id}]
         self.output(options, data, lines + self.secret_lines(rotated.client_secret))
+
+    def settings(self, options) -> None:
+        party = self.party(options["client_id"])
+        flags = {"profile": "profile", "offline_access": "offline_access", "resource_server": "resource_server",
+                 "require_par": "require_pushed_authorization_requests", "require_dpop": "require_dpop",
+                 "frontchannel_logout_uri": "frontchannel_logout_uri"}
+        changes = {}
+        for option, name in flags.items():
+            value = options.get(option)
+            if value is not None:
+                changes[name] = (value == "yes") if value in ("yes", "no") else value
+        if not changes:
+            raise CommandError(_("Name at least one setting to change (see --help)."))
+        services.set_client_settings(party, by=cli_operator(), reason=options["reason"], **changes)
+        party = self.party(options["client_id"])
+        self.output(options, describe(party), [
+            _("Settings of %(name)s (%(client_id)s) changed.") % {"name": party.name, "client_id": party.client_id},
+        ])
 
     def set_jwks(self, options) -> None:
         party = self.party(options["client_id"])
