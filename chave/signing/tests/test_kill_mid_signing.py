@@ -24,7 +24,7 @@ import pytest
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes as h
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from chave.testing.faults import BOUND, ChaveProcess, chave_env, run_chave, wait_for
@@ -139,8 +139,9 @@ def test_a_web_process_killed_mid_signing_leaves_no_half_issued_sad_or_signature
         authorised = integrator.call("credentials/authorize", authorize)  # the same PIN and code
         assert authorised.status_code == 200, authorised.text
         sad = authorised.json()["SAD"]
+        rsa_key = isinstance(certificate.public_key(), rsa.RSAPublicKey)  # the demo citizen's key (the setting's)
         sign = {"credentialID": credential_id, "SAD": sad, "hashes": HASHES, "hashAlgorithmOID": SHA256,
-                "signAlgo": "1.2.840.10045.4.3.2"}
+                "signAlgo": "1.2.840.113549.1.1.11" if rsa_key else "1.2.840.10045.4.3.2"}
         # 2. Killed after the HSM signed, before the SAD was recorded as spent: holding the audit table,
         #    whose insert is the last thing signHash does before it commits.
         outcome = killed_while_waiting(private_pg, database, server,
@@ -157,8 +158,12 @@ def test_a_web_process_killed_mid_signing_leaves_no_half_issued_sad_or_signature
         signed = integrator.call("signatures/signHash", sign)  # the same SAD
         assert signed.status_code == 200, signed.text
         for digest, signature in zip(HASHES, signed.json()["signatures"], strict=True):
-            certificate.public_key().verify(base64.b64decode(signature), base64.b64decode(digest),
-                                            ec.ECDSA(Prehashed(h.SHA256())))
+            if rsa_key:
+                certificate.public_key().verify(base64.b64decode(signature), base64.b64decode(digest),
+                                                padding.PKCS1v15(), Prehashed(h.SHA256()))
+            else:
+                certificate.public_key().verify(base64.b64decode(signature), base64.b64decode(digest),
+                                                ec.ECDSA(Prehashed(h.SHA256())))
         again = integrator.call("signatures/signHash", sign)
         assert again.status_code == 400  # spent once it signed
     finally:
