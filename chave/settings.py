@@ -162,7 +162,9 @@ TEMPLATES = [
 # SQLite is the embedded default; CHAVE_DATABASE_URL selects PostgreSQL for several instances.
 _database_url = env("CHAVE_DATABASE_URL")
 if _database_url:
-    DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
+    # Connections are kept for a minute and checked before reuse (CONN_HEALTH_CHECKS): a thread's
+    # connection left idle across a PostgreSQL restart is replaced, not handed to a request to fail.
+    DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60, conn_health_checks=True)}
     if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         DATABASES["default"].setdefault("OPTIONS", {}).update(
             {"transaction_mode": "IMMEDIATE", "timeout": 30}
