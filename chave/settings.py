@@ -1,8 +1,9 @@
 """Django settings for Chave, read from environment variables.
 
 ``CHAVE_ENV`` is ``dev`` (the default, what ``make run`` uses), ``test`` or ``production``.
-Production refuses to start without a secret key and a PIN pepper, with DEBUG on, or with
-the development message sink (see :func:`_check_production`). Django's debug pages are on only
+Production refuses to start without a secret key and a PIN pepper, with DEBUG on, with
+the development message sink or with SoftHSM2 as the signing HSM (see :func:`_check_production`);
+a process given production secrets without any ``CHAVE_ENV`` refuses too. Django's debug pages are on only
 when ``CHAVE_ENV=dev`` is set explicitly (an unset ``CHAVE_ENV`` gets development defaults without
 them), and every error report masks the secret settings (:class:`chave.security.SecretsReporterFilter`).
 
@@ -594,6 +595,25 @@ def _is_p256_private_key(value: str) -> bool:
     return isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1)
 
 
+def _is_softhsm(module: str | None) -> bool:
+    return "softhsm" in Path(module or "").name.lower()
+
+
+# Settings only a production deployment sets: with any of them and no CHAVE_ENV, the process would
+# run with development defaults (the message sink, plain cookies) beside real secrets.
+_PRODUCTION_ONLY = ("CHAVE_SECRET_KEY", "CHAVE_PIN_PEPPER", "CHAVE_PAIRWISE_SALT", "CHAVE_KEY_SEAL_SECRET",
+                    "CHAVE_AUDIT_KEY", "CHAVE_MESSAGE_KEY", "CHAVE_SIGNING_USER_PIN")
+
+
+def _check_env_named() -> None:
+    given = [name for name in _PRODUCTION_ONLY if env(name) is not None]
+    if given:
+        raise ImproperlyConfigured(
+            f"Refusing to start: CHAVE_ENV is not set but production secrets are ({', '.join(given)}). "
+            "Set CHAVE_ENV=production (or CHAVE_ENV=dev / CHAVE_ENV=test explicitly)."
+        )
+
+
 def _check_production() -> None:
     problems = []
     if SECRET_KEY == _DEV_SECRET:
@@ -610,6 +630,11 @@ def _check_production() -> None:
         problems.append("CHAVE_MESSAGE_KEY is not set (it must differ from CHAVE_SECRET_KEY)")
     if CHAVE_SIGNING_USER_PIN == "dev-only-hsm-pin":
         problems.append("CHAVE_SIGNING_USER_PIN is not set")
+    # SoftHSM2 keeps its keys in files any process of its user can copy: citizens' signing keys
+    # (and the CA's) belong in a real HSM in production.
+    if _is_softhsm(CHAVE_SIGNING_PKCS11_MODULE):
+        problems.append(f"the signing HSM is SoftHSM2 (CHAVE_SIGNING_PKCS11_MODULE={CHAVE_SIGNING_PKCS11_MODULE}): "
+                        "set it to the real HSM's PKCS#11 module")
     if DEBUG:
         problems.append("DEBUG is on")
     if "sink" in {CHAVE_SMS_PROVIDER, CHAVE_EMAIL_PROVIDER, CHAVE_X_PROVIDER}:
@@ -639,6 +664,8 @@ def _check_production() -> None:
         raise ImproperlyConfigured("Refusing to start in production: " + "; ".join(problems))
 
 
+if not CHAVE_ENV_EXPLICIT:
+    _check_env_named()
 if IS_PRODUCTION:
     _check_production()
 else:

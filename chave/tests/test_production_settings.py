@@ -31,7 +31,10 @@ GOOD = {
     "CHAVE_ALLOWED_HOSTS": "chave.example.pt",
     "CHAVE_PUBLIC_URL": "https://chave.example.pt",
     "CHAVE_APP_VAPID_PRIVATE_KEY": VAPID_KEY,
+    "CHAVE_SIGNING_PKCS11_MODULE": "/usr/lib/x86_64-linux-gnu/pkcs11/hsm-vendor-pkcs11.so",
 }
+SECRETS = ("CHAVE_SECRET_KEY", "CHAVE_PIN_PEPPER", "CHAVE_PAIRWISE_SALT", "CHAVE_KEY_SEAL_SECRET",
+           "CHAVE_SIGNING_USER_PIN", "CHAVE_MESSAGE_KEY", "CHAVE_AUDIT_KEY")
 
 
 def _start(tmp_path, **overrides):
@@ -80,6 +83,8 @@ def test_production_starts_with_its_secrets_and_secure_cookies(tmp_path):
         ({"CHAVE_APP_VAPID_PRIVATE_KEY": _pem(rsa.generate_private_key(65537, 2048))}, "not an EC P-256 private key"),
         ({"CHAVE_APP_PUSH_SERVICES": "https://fcm.googleapis.com,http://127.0.0.1:8123"}, "development push service"),
         ({"CHAVE_APP_PUSH_SERVICES": "https://localhost:8443"}, "development push service"),
+        ({"CHAVE_SIGNING_PKCS11_MODULE": "/usr/lib/softhsm/libsofthsm2.so"}, "the signing HSM is SoftHSM2"),
+        ({"CHAVE_SIGNING_PKCS11_MODULE": None}, "the signing HSM is SoftHSM2"),  # the development default
     ],
 )
 def test_production_refuses_unsafe_configuration(tmp_path, overrides, reason):
@@ -99,11 +104,12 @@ def test_development_defaults_need_no_configuration(tmp_path):
 def test_debug_pages_need_chave_env_dev_set_explicitly(tmp_path):
     """An unset CHAVE_ENV gets development defaults (so `chave` commands work in a checkout), but
     never Django's debug pages: a server started without CHAVE_ENV shows no settings or code."""
-    unset = _start(tmp_path, CHAVE_ENV=None, CHAVE_SMS_PROVIDER=None, CHAVE_EMAIL_PROVIDER=None)
+    unset = _start(tmp_path, CHAVE_ENV=None, CHAVE_SMS_PROVIDER=None, CHAVE_EMAIL_PROVIDER=None,
+                   **dict.fromkeys(SECRETS))
     assert unset.returncode == 0, unset.stderr
     assert unset.stdout.split()[0] == "False"
     assert _start(tmp_path, CHAVE_ENV="test").stdout.split()[0] == "False"
-    refused = _start(tmp_path, CHAVE_ENV=None, CHAVE_DEBUG="1")
+    refused = _start(tmp_path, CHAVE_ENV=None, CHAVE_DEBUG="1", **dict.fromkeys(SECRETS))
     assert refused.returncode != 0 and "CHAVE_DEBUG is on only with CHAVE_ENV=dev set explicitly" in refused.stderr
     assert _start(tmp_path, CHAVE_ENV="dev", CHAVE_DEBUG="0").stdout.split()[0] == "False"
 
@@ -116,3 +122,13 @@ def test_debug_pages_need_chave_env_dev_set_explicitly(tmp_path):
 def test_production_takes_gateways_that_keep_codes_off_the_wire(tmp_path, overrides):
     result = _start(tmp_path, **overrides)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("secret", SECRETS)
+def test_production_secrets_without_chave_env_refuse_to_start(tmp_path, secret):
+    """A deployment that sets its secrets but forgets CHAVE_ENV would otherwise run with development
+    defaults (the message sink, cookies over http, SoftHSM2): it stops and says which setting to add."""
+    result = _start(tmp_path, CHAVE_ENV=None, **{name: None for name in SECRETS if name != secret})
+    assert result.returncode != 0
+    assert "CHAVE_ENV is not set but production secrets are (" + secret + ")" in result.stderr
+    assert "Set CHAVE_ENV=production" in result.stderr

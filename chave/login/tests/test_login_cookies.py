@@ -42,6 +42,7 @@ def _settings_for(chave_env: str, tmp_path) -> dict:
         "CHAVE_EMAIL_PROVIDER": "smtp",
         "CHAVE_PUBLIC_URL": "https://chave.example.pt",
         "CHAVE_APP_PUSH_PROVIDER": "off",  # no Web Push key needed for what this test reads
+        "CHAVE_SIGNING_PKCS11_MODULE": "/usr/lib/hsm-vendor/pkcs11.so",  # production refuses SoftHSM2
         "DJANGO_SETTINGS_MODULE": "chave.settings",
     })
     script = (
