@@ -3,16 +3,20 @@
 :func:`liveness` says the process answers. :func:`readiness` checks what a request needs:
 
 - ``database``: a query answers (critical);
-- ``cache``: a value written can be read back (critical: sessions' neighbours and, with Redis,
-  the throttles live there);
+- ``cache``: a value written to the in-process cache can be read back (critical);
+- ``redis`` instead of ``cache`` where Redis is configured (``CHAVE_REDIS_URL`` or a Redis cache):
+  a value written can be read back. Not critical: every instance shares the one Redis, and without
+  it the throttles count in the database (never open) and the signing CRL is signed per request,
+  so taking every instance out of rotation would turn a slower service into none. Its answer says
+  where the throttles count meanwhile (``throttles``: ``redis`` or ``database``);
 - ``delivery``: the background worker keeps up: no task ready to run (a code to send, a letter,
   a back-channel logout) has waited longer than ``health_queue_max_lag_seconds``;
 - ``signing``: the signing CA's certificate is readable and its key answers in the HSM with the
   public key of that certificate.
 
-Only the database and the cache take the instance out of rotation (HTTP 503): without a worker
-or the HSM citizens can still sign in, so those are reported as ``degraded`` (HTTP 200) for the
-operators' alerts. Answers carry component names and outcomes only; the reasons go to the log
+Only the database and an in-process cache take the instance out of rotation (HTTP 503): without
+Redis, a worker or the HSM citizens can still sign in, so those are reported as ``degraded``
+(HTTP 200) for the operators' alerts. Answers carry component names and outcomes only; the reasons go to the log
 (``chave.ops``), never to the caller.
 """
 
@@ -75,7 +79,41 @@ def _signing() -> Check:
     return Check(ca_keys.public_key(settings.CHAVE_SIGNING_CA_KEY_LABEL) == ca.public_key())
 
 
+def _uses_redis() -> bool:
+    from django.conf import settings
+
+    return bool(settings.CHAVE_REDIS_URL) or "redis" in settings.CACHES["default"]["BACKEND"].lower()
+
+
+def _redis() -> Check:
+    """The Redis the cache (and, with ``CHAVE_THROTTLE_STORE=redis``, the throttles) use."""
+    from django.conf import settings
+
+    counting = "redis" if settings.CHAVE_THROTTLE_STORE == "redis" else "database"
+    try:
+        if "redis" in settings.CACHES["default"]["BACKEND"].lower():
+            ok = _cache().ok
+        else:
+            import redis
+
+            ok = bool(redis.Redis.from_url(settings.CHAVE_REDIS_URL, socket_connect_timeout=1,
+                                           socket_timeout=1).ping())
+    except Exception:  # noqa: BLE001 - unreachable is the answer, the reason goes to the log
+        log.exception("health check redis failed")
+        ok = False
+    if not ok and counting == "redis":
+        counting = "database"  # what throttle.hit does while Redis cannot answer
+    return Check(ok, {"throttles": counting})
+
+
 CHECKS = {"database": _database, "cache": _cache, "delivery": _delivery, "signing": _signing}
+
+
+def _checks() -> dict:
+    if not _uses_redis():
+        return CHECKS
+    return {("redis" if name == "cache" else name): (_redis if name == "cache" else check)
+            for name, check in CHECKS.items()}
 
 
 def liveness() -> dict:
@@ -85,7 +123,7 @@ def liveness() -> dict:
 def readiness() -> tuple[int, dict]:
     """(HTTP status, answer): ``ok`` / ``degraded`` (200) or ``unavailable`` (503)."""
     results = {}
-    for name, check in CHECKS.items():
+    for name, check in _checks().items():
         try:
             outcome = check()
         except Exception:  # noqa: BLE001 - any failure of a component is that component's, reported
@@ -94,7 +132,7 @@ def readiness() -> tuple[int, dict]:
         if not outcome.ok:
             log.warning("health check %s: not ready %s", name, outcome.facts)
         results[name] = {"ok": outcome.ok, **outcome.facts}
-    if not all(results[name]["ok"] for name in CRITICAL):
+    if not all(results[name]["ok"] for name in CRITICAL if name in results):
         status, code = "unavailable", 503
     elif not all(r["ok"] for r in results.values()):
         status, code = "degraded", 200

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,8 @@ from . import ca_keys
 from .devpki import _issued_by_sub_ca, pki_url
 from .hsm import hsm
 from .models import SigningCredential
+
+log = logging.getLogger("chave.signing")
 
 QC_STATEMENTS_OID = ObjectIdentifier("1.3.6.1.5.5.7.1.3")
 # ETSI EN 319 411-2: QCP-n-qscd, a qualified certificate for a natural person, key in a QSCD.
@@ -158,12 +161,28 @@ def crl_der() -> bytes:
     state = revoked.aggregate(n=Count("id"), latest=Max("revoked_at"))
     key = "chave:signing:crl:{}:{}:{}".format(material().ca.serial_number, state["n"],
                                                state["latest"].timestamp() if state["latest"] else 0)
-    cached = cache.get(key)
+    try:
+        cached = cache.get(key)
+    except _cache_errors() as exc:
+        # The cache is Redis and Redis is down: the CRL is signed for this request (an HSM
+        # signature more), never refused; the next request tries the cache again.
+        log.warning("signing CRL: the cache is unreachable (%s): signing a fresh CRL", exc.__class__.__name__)
+        return _signed_crl()
     if cached is not None and clock.now().timestamp() - cached[0] < CRL_REISSUE.total_seconds():
         return cached[1]
     der = _signed_crl()
-    cache.set(key, (clock.now().timestamp(), der), int(CRL_REISSUE.total_seconds()))
+    try:
+        cache.set(key, (clock.now().timestamp(), der), int(CRL_REISSUE.total_seconds()))
+    except _cache_errors() as exc:
+        log.warning("signing CRL: the cache is unreachable (%s): not kept", exc.__class__.__name__)
     return der
+
+
+def _cache_errors() -> tuple[type[Exception], ...]:
+    """What an unreachable Redis cache raises (Django's Redis backend lets redis-py's errors through)."""
+    import redis
+
+    return (redis.exceptions.RedisError, OSError)
 
 
 def _signed_crl() -> bytes:
