@@ -9,6 +9,8 @@
    (:func:`chave.identity.services.cancel_abandoned_registrations`).
 5. End single sign-on sessions whose browser session has lapsed, so their portals receive a
    back-channel logout (:func:`chave.oidc.logout.end_lapsed_sso_sessions`).
+6. Close deliveries (messages, back-channel logouts) that dead workers left half-done
+   (:func:`chave.ops.recovery.recover_stalled`).
 
 Idempotent and safe on several instances at once: keys change state under their row lock after
 re-reading it, and a reminder is sent in the transaction that inserts its
@@ -31,6 +33,7 @@ from chave.app import services as app
 from chave.identity import services as identity
 from chave.identity.models import LIVE_STATUSES, Key, KeyStatus
 from chave.oidc.logout import end_lapsed_sso_sessions
+from chave.ops import recovery
 
 from .models import KeyReminder
 
@@ -44,6 +47,7 @@ class HousekeepingResult:
     abandoned_registrations: int
     sso_sessions_ended: int
     app_records_forgotten: int  # the Chave app's expired inbox items, nonces, unconfirmed devices
+    stalled_deliveries_closed: int  # messages interrupted or requeued, back-channel logouts resent or failed
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -90,4 +94,5 @@ def run() -> HousekeepingResult:
                               expired=identity.expire_keys(), revoked=identity.revoke_unused_keys(),
                               abandoned_registrations=identity.cancel_abandoned_registrations(),
                               sso_sessions_ended=end_lapsed_sso_sessions(),
-                              app_records_forgotten=sum(app.housekeeping().values()))
+                              app_records_forgotten=sum(app.housekeeping().values()),
+                              stalled_deliveries_closed=sum(recovery.recover_stalled().values()))

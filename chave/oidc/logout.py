@@ -276,8 +276,8 @@ def send_backchannel_logout(delivery_id: str) -> str:
             row.save(update_fields=["status", "finished_at", "last_error"])
             _audit_attempt(row, "failed")
             return row.status
-        row.status, row.attempts = BackchannelLogout.Status.SENDING, row.attempts + 1
-        row.save(update_fields=["status", "attempts"])
+        row.status, row.attempts, row.sending_since = BackchannelLogout.Status.SENDING, row.attempts + 1, clock.now()
+        row.save(update_fields=["status", "attempts", "sending_since"])
 
     # Outside any transaction: a slow portal must not hold database locks.
     try:
@@ -306,6 +306,60 @@ def send_backchannel_logout(delivery_id: str) -> str:
     if outcome != "delivered":
         log.warning("back-channel logout %s to %s: %s (%s)", row.pk, row.relying_party.client_id, row.status, error)
     return str(row.status)
+
+
+STALLED_ERROR = "the worker stopped while sending it: sent again"
+
+
+def recover_stalled_logouts() -> dict[str, int]:
+    """Finish what dead workers left of back-channel logouts; returns how many it ``resent`` and ``failed``.
+
+    - A logout ``sending`` for longer than ``delivery_sending_timeout_seconds`` (far longer than a
+      POST may take: ``_post`` has its own timeout) was being posted when its worker died. Unlike a
+      code, a logout token may safely arrive twice (the session it names ends once; the new one has
+      its own ``jti``), so it is queued again with a new task, or ``failed`` if that was its last
+      allowed attempt.
+    - A logout ``queued`` and due for that long with no task waiting to send it lost its task: it
+      gets a new one (sending claims only from ``queued``, so a task too many costs nothing).
+
+    Safe to run anywhere, any number of times, on several instances at once.
+    """
+    from django_tasks.base import TaskResultStatus
+    from django_tasks_db.models import DBTaskResult
+
+    from .tasks import send_logout_token
+
+    now = clock.now()
+    stale = now - dt.timedelta(seconds=policy.get("delivery_sending_timeout_seconds"))
+    resent = failed = 0
+    stalled = BackchannelLogout.objects.select_related("relying_party", "sso_session__key__citizen").filter(
+        status=BackchannelLogout.Status.SENDING, sending_since__lte=stale)
+    for row in stalled:
+        last = row.attempts >= policy.get("oidc_backchannel_max_attempts")
+        status = BackchannelLogout.Status.FAILED if last else BackchannelLogout.Status.QUEUED
+        with transaction.atomic():
+            won = BackchannelLogout.objects.filter(pk=row.pk, status=BackchannelLogout.Status.SENDING,
+                                                   sending_since__lte=stale).update(
+                status=status, last_error=STALLED_ERROR, next_attempt_at=None if last else now,
+                finished_at=now if last else None)
+            if not won:
+                continue
+            row.status, row.last_error = status, STALLED_ERROR
+            if last:
+                failed += 1
+            else:
+                send_logout_token.enqueue(str(row.pk))
+                resent += 1
+            _audit_attempt(row, "failed" if last else "retry")
+        log.warning("back-channel logout %s to %s: interrupted, %s", row.pk, row.relying_party.client_id, row.status)
+    overdue = BackchannelLogout.objects.filter(status=BackchannelLogout.Status.QUEUED).filter(
+        Q(next_attempt_at__lte=stale) | Q(next_attempt_at__isnull=True, created_at__lte=stale))
+    waiting = DBTaskResult.objects.filter(status=TaskResultStatus.READY, task_path=send_logout_token.module_path)
+    for row_id in overdue.values_list("pk", flat=True):
+        if not waiting.filter(args_kwargs__args__0=str(row_id)).exists():
+            send_logout_token.enqueue(str(row_id))
+            resent += 1
+    return {"resent": resent, "failed": failed}
 
 
 def deliveries_for(relying_party: RelyingParty, *, limit: int = 20) -> list[BackchannelLogout]:

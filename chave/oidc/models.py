@@ -149,7 +149,8 @@ class BackchannelLogout(models.Model):
     Written with its task in the transaction that ends the session; the worker claims it
     (``queued → sending``) before each POST, so it is delivered at most once per claim, and
     retries with backoff while the portal is unreachable or answers 5xx. The token itself is
-    made at each attempt and never stored.
+    made at each attempt and never stored. A claim left by a worker that died is sent again by
+    :func:`chave.oidc.logout.recover_stalled_logouts` (a second logout token ends nothing more).
     """
 
     class Status(models.TextChoices):
@@ -167,6 +168,9 @@ class BackchannelLogout(models.Model):
     last_error = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField()
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When a worker claimed it (``sending``): a claim far older than a POST may take belongs to a
+    # worker that died (:func:`chave.oidc.logout.recover_stalled_logouts`).
+    sending_since = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -13,6 +13,7 @@ only once its ``run_after`` has passed on the wall clock; after checking the bac
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import re
 import threading
@@ -593,3 +594,57 @@ def test_the_logout_pages_are_accessible(client, outbox, portals, lang):
     assert confirm is not None
     client.get(logout_url(client_id=a.client_id, post_logout_redirect_uri=B_AFTER))  # not A's: no way back
     assert_accessible(client.post("/oidc/logout/confirm", {"decision": "sign_out"}), lang, "signed out")
+
+
+# --- A worker killed mid-delivery ------------------------------------------------------------------------
+
+
+def test_logouts_left_by_a_killed_worker_are_sent_by_the_recovery_sweep(client, outbox, portals, receiver,
+                                                                       run_worker, clock):
+    """``chave recover_stalled``: a worker killed while posting portal A's logout token leaves its row
+    ``sending``, and one killed just after taking portal B's task leaves B's row ``queued`` with no
+    task to run it. Once the claims are older than any POST may take, the sweep sends both again; each
+    portal then gets a logout token it can verify (a second token for A would end nothing more)."""
+    from django.core.management import call_command
+
+    a, b = portals
+    at_a, at_b = sign_in_to_both(client, outbox, a, b)
+    assert client.post("/login/logout/").status_code == 302
+    for task in waiting_tasks():
+        task.claim("a-worker-that-was-killed")  # as db_worker claims each, just before it died
+    to_a = BackchannelLogout.objects.get(relying_party__client_id=a.client_id)
+    BackchannelLogout.objects.filter(pk=to_a.pk).update(status="sending", attempts=1, sending_since=clock.now())
+    run_worker()
+    assert receiver.received(A_PATH) == [] and receiver.received(B_PATH) == []  # nobody will run those tasks
+
+    def sweep() -> dict:
+        out = io.StringIO()
+        call_command("recover_stalled", "--json", stdout=out)
+        return json.loads(out.getvalue())
+
+    assert sweep() == {"messages_interrupted": 0, "messages_requeued": 0, "logouts_resent": 0, "logouts_failed": 0}
+    clock.travel(dt.timedelta(seconds=policy.get("delivery_sending_timeout_seconds") + 1))
+    assert sweep() == {"messages_interrupted": 0, "messages_requeued": 0, "logouts_resent": 2, "logouts_failed": 0}
+    assert sweep()["logouts_resent"] == 0  # one new task each, not one per sweep
+    run_worker()
+
+    [got_a], [got_b] = receiver.received(A_PATH), receiver.received(B_PATH)
+    assert read_logout_token(client, got_a)[1]["sid"] == at_a["claims"]["sid"]
+    assert read_logout_token(client, got_b)[1]["sid"] == at_b["claims"]["sid"]
+    assert set(BackchannelLogout.objects.values_list("status", "attempts")) == {("delivered", 2), ("delivered", 1)}
+    assert attempts("retry") == 1  # A's interrupted attempt, in the audit
+
+
+def test_a_stalled_logout_on_its_last_attempt_fails_instead_of_going_on(client, outbox, portals, receiver, clock):
+    a, b = portals
+    sign_in_to_both(client, outbox, a, b)
+    client.post("/login/logout/")
+    last = policy.get("oidc_backchannel_max_attempts")
+    BackchannelLogout.objects.filter(relying_party__client_id=a.client_id).update(
+        status="sending", attempts=last, sending_since=clock.now())
+    clock.travel(dt.timedelta(seconds=policy.get("delivery_sending_timeout_seconds") + 1))
+    from chave.ops.recovery import recover_stalled
+
+    assert recover_stalled()["logouts_failed"] == 1
+    row = BackchannelLogout.objects.get(relying_party__client_id=a.client_id)
+    assert row.status == "failed" and row.finished_at is not None and "worker stopped" in row.last_error

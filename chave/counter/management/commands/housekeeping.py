@@ -11,7 +11,8 @@ from chave.counter import housekeeping
 
 
 class Command(BaseCommand):
-    help = "Remind, expire and revoke keys, and end lapsed single sign-on sessions (run periodically, e.g. hourly)."
+    help = ("Remind, expire and revoke keys, end lapsed single sign-on sessions and close deliveries dead workers "
+            "left half-done (run periodically, e.g. hourly).")
 
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true")
