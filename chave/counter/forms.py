@@ -132,12 +132,70 @@ class RelyingPartyRequestForm(AccessibleForm):
     sector_identifier = forms.CharField(label=_("Sector identifier (host)"), required=False, max_length=255)
     subject_type = forms.ChoiceField(label=_("Subject type"), choices=[("pairwise", "pairwise"), ("public", "public")])
     id_token_alg = forms.ChoiceField(label=_("ID token algorithm"), choices=[("RS256", "RS256"), ("ES256", "ES256")])
+    sector_identifier_uri = forms.CharField(
+        label=_("Sector identifier URI"), required=False, max_length=500,
+        help_text=_("For redirect URIs on several hosts: an https address of the portal's that lists all of them "
+                    "(JSON). It is read when the portal is approved; its host is the sector."))
+    frontchannel_logout_uri = forms.CharField(label=_("Front-channel logout URI"), required=False, max_length=500)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields.update(_client_settings_fields())
 
     def registration(self) -> dict:
         d = dict(self.cleaned_data)
         d["redirect_uris"] = _lines(d["redirect_uris"])
         d["post_logout_redirect_uris"] = _lines(d["post_logout_redirect_uris"])
         return d
+
+
+def _client_settings_fields(*, existing: bool = False) -> dict:
+    """The OpenID Connect settings of :class:`chave.oidc.models.ClientSettings` as form fields, named
+    as :func:`chave.oidc.services.set_client_settings` takes them."""
+    fields = {
+        "profile": forms.TypedChoiceField(label=_("Security profile"), required=False, empty_value="oidc", choices=[
+            ("oidc", "OpenID Connect"), ("fapi2", _("FAPI 2.0 (pushed requests, DPoP, private_key_jwt, ES256)"))]),
+        "offline_access": forms.BooleanField(label=_("Refresh tokens when the portal asks for offline_access"),
+                                             required=False),
+        "resource_server": forms.BooleanField(label=_("Resource server: may introspect access tokens"),
+                                              required=False),
+        "require_pushed_authorization_requests": forms.BooleanField(
+            label=_("Must push its authorization requests (PAR)"), required=False),
+        "require_dpop": forms.BooleanField(label=_("Must bind its tokens to its key (DPoP)"), required=False),
+    }
+    if existing:
+        fields["always_refresh"] = forms.BooleanField(
+            label=_("A refresh token with every sign-in, asked for or not (portals registered before these "
+                    "settings)"), required=False)
+    return fields
+
+
+class ClientSettingsForm(AccessibleForm):
+    """A portal's OpenID Connect settings, changed at the counter (with a reason, kept in its history)."""
+
+    sector_identifier_uri = forms.CharField(
+        label=_("Sector identifier URI"), required=False, max_length=500,
+        help_text=_("On the portal's sector; read at once when the portal is approved. Empty to remove."))
+    frontchannel_logout_uri = forms.CharField(label=_("Front-channel logout URI"), required=False, max_length=500,
+                                              help_text=_("Empty to remove."))
+    reason = forms.CharField(label=_("Reason"), max_length=500, widget=forms.Textarea(attrs={"rows": 2}),
+                             error_messages={"required": _("Say why.")})
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        fields = _client_settings_fields(existing=True)
+        fields.update(self.fields)
+        self.fields = fields
+
+    @classmethod
+    def for_party(cls, settings_row, **kwargs) -> "ClientSettingsForm":
+        initial = {name: getattr(settings_row, name) for name in (
+            "profile", "offline_access", "always_refresh", "resource_server", "require_pushed_authorization_requests",
+            "require_dpop", "sector_identifier_uri", "frontchannel_logout_uri")}
+        return cls(initial=initial, **kwargs)
+
+    def changes(self) -> dict:
+        return {name: value for name, value in self.cleaned_data.items() if name != "reason"}
 
 
 class DecisionForm(AccessibleForm):

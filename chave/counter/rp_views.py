@@ -23,7 +23,7 @@ from chave.federation import services as federation
 from chave.federation.models import RelyingParty
 from chave.oidc import services as registry
 
-from .forms import DecisionForm, KeysForm, ReasonForm, RelyingPartyRequestForm
+from .forms import ClientSettingsForm, DecisionForm, KeysForm, ReasonForm, RelyingPartyRequestForm
 from .services import by
 from .views import staff_only
 
@@ -62,8 +62,14 @@ def rp_request(request):
     return render(request, "counter/rp_request.html", {"staff": request.staff, "form": form}, status=status)
 
 
-def _rp_page(request, party, *, status=200, client_secret=None, decision_form=None, keys_form=None):
+def _rp_page(request, party, *, status=200, client_secret=None, decision_form=None, keys_form=None,
+             settings_form=None):
+    from chave.oidc.models import client_settings
+
+    oidc_settings = client_settings(party)
     return render(request, "counter/rp_detail.html", {
+        "oidc_settings": oidc_settings,
+        "settings_form": settings_form or ClientSettingsForm.for_party(oidc_settings, prefix="settings"),
         "staff": request.staff, "party": party, "events": party.events.all(), "client_secret": client_secret,
         "may_decide": "rp.decide" in request.staff.capabilities,
         "decision_form": decision_form or DecisionForm(prefix="decide"),
@@ -125,3 +131,20 @@ def rp_set_keys(request, client_id: str):
                    lambda d: registry.set_relying_party_keys(party, jwks=d["jwks"] or None, jwks_uri=d["jwks_uri"],
                                                              by=by(request.staff), reason=d["reason"]),
                    _("The portal's keys are changed."))
+
+
+@staff_only("rp.decide")
+@require_POST
+def rp_set_settings(request, client_id: str):
+    party = get_object_or_404(RelyingParty, client_id=client_id)
+    form = ClientSettingsForm(request.POST, prefix="settings")
+    if form.is_valid() and _reason_ok(form):
+        try:
+            registry.set_client_settings(party, by=by(request.staff), reason=form.cleaned_data["reason"],
+                                         **form.changes())
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, _("The portal's settings are changed."))
+            return redirect("counter:rp_detail", client_id=party.client_id)
+    return _rp_page(request, party, status=400, settings_form=form)

@@ -195,6 +195,9 @@ class ClientSettings(models.Model):
     profile = models.CharField(max_length=8, choices=Profile.choices, default=Profile.OIDC)
     # Refresh tokens only when the request asks for offline_access (Core §11) and this allows it.
     offline_access = models.BooleanField(default=False)
+    # With offline access: a refresh token with every sign-in, asked for or not. What every portal got
+    # before these settings existed (migration 0009 keeps it for them); new portals ask for offline_access.
+    always_refresh = models.BooleanField(default=False)
     # A resource server: may introspect access tokens issued to other portals (RFC 7662).
     resource_server = models.BooleanField(default=False)
     require_pushed_authorization_requests = models.BooleanField(default=False)

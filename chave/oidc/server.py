@@ -418,8 +418,15 @@ class CodeGrant(grants.AuthorizationCodeGrant):
 
     def generate_token(self, user=None, scope=None, grant_type=None, expires_in=None, include_refresh_token=True):
         """A refresh token only when the code's scope holds ``offline_access`` (it does only for a
-        portal allowed offline access: :func:`chave.oidc.claims.allowed_scope`)."""
+        portal allowed offline access: :func:`chave.oidc.claims.allowed_scope`), or for a portal
+        allowed offline access that keeps the refresh tokens it had before asking was needed
+        (``always_refresh``)."""
+        from .models import client_settings
+
         offline = claims_module.OFFLINE_ACCESS in claims_module.scope_list(scope)
+        if not offline and self.request.client is not None:
+            settings_row = client_settings(self.request.client)
+            offline = settings_row.offline_access and settings_row.always_refresh
         return super().generate_token(user=user, scope=scope, grant_type=grant_type, expires_in=expires_in,
                                       include_refresh_token=include_refresh_token and offline)
 

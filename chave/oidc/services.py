@@ -327,14 +327,44 @@ def set_relying_party_keys(relying_party: RelyingParty, *, jwks: dict | None = N
     return relying_party
 
 
-SETTINGS = ("profile", "offline_access", "resource_server", "require_pushed_authorization_requests", "require_dpop",
-            "frontchannel_logout_uri")
+SETTINGS = ("profile", "offline_access", "always_refresh", "resource_server", "require_pushed_authorization_requests",
+            "require_dpop", "frontchannel_logout_uri", "sector_identifier_uri")
+
+
+URI_SETTINGS = ("frontchannel_logout_uri", "sector_identifier_uri")
+
+
+def _check_sector_uri_change(relying_party: RelyingParty, uri: str) -> None:
+    """A portal's ``sector_identifier_uri`` may change only within its sector: another host would
+    change every pairwise subject it holds (or hand it another sector's). Added or changed on an
+    approved portal, the document is read at once and must list every redirect URI (as at approval);
+    removed, the redirect URIs must all be on the sector's host."""
+    from urllib.parse import urlsplit
+
+    sector = relying_party.sector
+    if uri:
+        _check_uri(uri)
+        if urlsplit(uri).hostname != sector:
+            raise ValidationError(
+                _("The sector_identifier_uri must be on the portal's sector, %(sector)s: another host would change "
+                  "the subjects the portal knows its citizens by."), code="sector_uri_other_sector",
+                params={"sector": sector})
+        if relying_party.is_approved:
+            _check_sector_document(relying_party, uri)
+    elif relying_party.subject_type == "pairwise":
+        hosts = {urlsplit(u).hostname for u in relying_party.redirect_uris}
+        if hosts != {sector}:
+            raise ValidationError(
+                _("The redirect URIs are not all on the sector's host (%(sector)s): the portal needs its "
+                  "sector_identifier_uri."), code="sector_uri_needed", params={"sector": sector})
 
 
 def set_client_settings(relying_party: RelyingParty, *, by: str, reason: str = "", **changes) -> ClientSettings:
     """Change a portal's OpenID Connect settings (:data:`SETTINGS`: ``profile``, ``offline_access``,
-    ``resource_server``, ``require_pushed_authorization_requests``, ``require_dpop``,
-    ``frontchannel_logout_uri``); those not given stay. Takes effect at the portal's next request
+    ``always_refresh``, ``resource_server``, ``require_pushed_authorization_requests``, ``require_dpop``,
+    ``frontchannel_logout_uri``, ``sector_identifier_uri``); those not given stay. A
+    ``sector_identifier_uri`` stays on the portal's sector and, on an approved portal, is read at
+    once (:func:`_check_sector_uri_change`). Takes effect at the portal's next request
     (refresh tokens already issued stay valid). Recorded in the party's history
     (``settings_changed``, with what changed) and audited. Raises ``ValidationError`` by field
     (the same rules as :func:`register_relying_party`: a FAPI 2.0 portal needs ``private_key_jwt``
@@ -356,6 +386,11 @@ def set_client_settings(relying_party: RelyingParty, *, by: str, reason: str = "
             _check_uri(changes["frontchannel_logout_uri"])
         except ValidationError as exc:
             errors["frontchannel_logout_uri"] = [exc]
+    if "sector_identifier_uri" in changes:
+        try:
+            _check_sector_uri_change(relying_party, changes["sector_identifier_uri"] or "")
+        except ValidationError as exc:
+            errors["sector_identifier_uri"] = exc.error_list
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
@@ -363,7 +398,10 @@ def set_client_settings(relying_party: RelyingParty, *, by: str, reason: str = "
         row, _created = ClientSettings.objects.get_or_create(relying_party=relying_party)
         changed = {}
         for name, value in changes.items():
-            value = value or "" if name == "frontchannel_logout_uri" else (value if name == "profile" else bool(value))
+            if name in URI_SETTINGS:
+                value = value or ""
+            elif name != "profile":
+                value = bool(value)
             if getattr(row, name) != value:
                 setattr(row, name, value)
                 changed[name] = value
@@ -408,8 +446,11 @@ def check_sector_before_approval(sender, *, relying_party: RelyingParty, **kwarg
     from .models import client_settings
 
     uri = client_settings(relying_party).sector_identifier_uri
-    if not uri:
-        return
+    if uri:
+        _check_sector_document(relying_party, uri)
+
+
+def _check_sector_document(relying_party: RelyingParty, uri: str) -> None:
     listed = set(fetch_sector_redirect_uris(uri))
     missing = [u for u in relying_party.redirect_uris if u not in listed]
     if missing:

@@ -143,3 +143,81 @@ def test_a_portal_without_back_channel_logout_says_so(staff_client):
                                    redirect_uris=["https://x.gov.pt/cb"], jwks=jwks()).relying_party
     html = staff_client("rp-admin", counter="").get(f"/counter/rp/{party.client_id}/").content.decode()
     assert "registered no back-channel logout URI" in html
+
+
+# --- OpenID Connect settings (issue 14): the newer client settings and the sector identifier URI --------
+
+
+@pytest.fixture
+def sector():
+    from chave.oidc.tests.test_pairwise import SectorDocuments
+
+    documents = SectorDocuments()
+    yield documents
+    documents.server.shutdown()
+    documents.server.server_close()
+
+
+def test_a_request_records_the_portal_s_oidc_settings_and_sector_identifier_uri(staff_client, sector):
+    from chave.oidc.models import client_settings
+
+    admin = staff_client("rp-admin", counter="")
+    uris = ["https://a.saude.gov.pt/cb", "https://b.saude.gov.pt/cb"]
+    document = sector.publish("/sector.json", uris)
+    several_hosts = {**REQUEST, "redirect_uris": "\n".join(uris)}
+    refused = admin.post("/counter/rp/request", several_hosts)
+    assert refused.status_code == 400 and 'id="id_sector_identifier_error"' in refused.content.decode()
+    response = admin.post("/counter/rp/request", {
+        **several_hosts, "sector_identifier_uri": document, "frontchannel_logout_uri": "https://a.saude.gov.pt/fc",
+        "offline_access": "on", "require_dpop": "on"})
+    assert response.status_code == 200
+    party = RelyingParty.objects.get()
+    row = client_settings(party)
+    assert (row.sector_identifier_uri, row.frontchannel_logout_uri) == (document, "https://a.saude.gov.pt/fc")
+    assert (row.offline_access, row.require_dpop, row.profile, row.always_refresh) == (True, True, "oidc", False)
+    assert party.sector == "127.0.0.1"  # the document's host
+    page = admin.get(f"/counter/rp/{party.client_id}/").content.decode()
+    assert document in page and "https://a.saude.gov.pt/fc" in page
+    # Approval reads the document: it lists both redirect URIs.
+    assert admin.post(f"/counter/rp/{party.client_id}/decide", {
+        "decide-decision": "approve", "decide-reason": "Checked the sector document"}).status_code == 302
+
+
+def test_settings_change_at_the_counter_with_a_reason_and_are_validated(staff_client, sector):
+    from chave.oidc.models import client_settings
+
+    admin = staff_client("rp-admin", counter="")
+    admin.post("/counter/rp/request", REQUEST)
+    party = RelyingParty.objects.get()
+    url = f"/counter/rp/{party.client_id}/settings"
+    base = {"settings-profile": "oidc", "settings-reason": "The portal asked for refresh tokens"}
+
+    done = admin.post(url, {**base, "settings-offline_access": "on", "settings-always_refresh": "on"})
+    assert done.status_code == 302
+    row = client_settings(party)
+    assert (row.offline_access, row.always_refresh) == (True, True)
+    event = party.events.get(action="settings_changed")
+    assert "offline_access=True" in event.reason and event.by == f"staff:{admin.login_as.username}"
+    assert 'id="rp-refresh">With every sign-in<' in admin.get(f"/counter/rp/{party.client_id}/").content.decode()
+
+    # FAPI 2.0 needs ES256 ID tokens; another host's sector document would change every subject.
+    other_host = sector.publish("/s.json", ["https://saude.gov.pt/cb"])
+    for change, field in (({"settings-profile": "fapi2"}, "FAPI 2.0"),
+                          ({"settings-sector_identifier_uri": other_host}, "another host would change the subjects"),
+                          ({"settings-frontchannel_logout_uri": "http://saude.gov.pt/fc"}, "https")):
+        refused = admin.post(url, {**base, **change})
+        assert refused.status_code == 400 and field in refused.content.decode(), change
+    assert admin.post(url, {**base, "settings-reason": "x"}).status_code == 400  # a reason in a few words
+    assert client_settings(party).profile == "oidc" and not client_settings(party).sector_identifier_uri
+    assert party.events.filter(action="settings_changed").count() == 1
+
+
+def test_only_the_rp_administrator_changes_settings(staff_client):
+    admin = staff_client("rp-admin", counter="")
+    admin.post("/counter/rp/request", REQUEST)
+    party = RelyingParty.objects.get()
+    auditor = staff_client("auditor", counter="")
+    response = auditor.post(f"/counter/rp/{party.client_id}/settings", {
+        "settings-profile": "oidc", "settings-offline_access": "on", "settings-reason": "I would like it"})
+    assert response.status_code == 403
+    assert 'id="settings"' not in auditor.get(f"/counter/rp/{party.client_id}/").content.decode()

@@ -30,8 +30,8 @@ REGISTRY_FIELDS = {
     "client_id", "name", "entity_nif", "contact_email", "state", "redirect_uris", "post_logout_redirect_uris",
     "backchannel_logout_uri", "allowed_attributes", "mandatory_attributes", "min_level", "min_acr", "auth_method",
     "jwks_uri", "jwks", "sector_identifier", "subject_type", "id_token_alg", "created_at", "state_changed_at",
-    "profile", "offline_access", "resource_server", "require_pushed_authorization_requests", "require_dpop",
-    "sector_identifier_uri", "frontchannel_logout_uri",
+    "profile", "offline_access", "always_refresh", "resource_server", "require_pushed_authorization_requests",
+    "require_dpop", "sector_identifier_uri", "frontchannel_logout_uri",
 }
 BASE = ["--name", "Portal da Habitação", "--nif", "600084779", "--contact-email", "ti@habitacao.gov.pt",
         "--redirect-uri", "https://portal.example.gov.pt/callback"]
@@ -102,7 +102,7 @@ def test_add_json_has_every_registry_field():
         "min_level": 2, "min_acr": "urn:chave:loa:2", "auth_method": "private_key_jwt",
         "jwks_uri": "https://portal.example.gov.pt/jwks", "jwks": None, "sector_identifier": "portal.example.gov.pt",
         "subject_type": "pairwise", "id_token_alg": "ES256", "created_at": None, "state_changed_at": None,
-        "profile": "oidc", "offline_access": False, "resource_server": False,
+        "profile": "oidc", "offline_access": False, "always_refresh": False, "resource_server": False,
         "require_pushed_authorization_requests": False, "require_dpop": False,
         "sector_identifier_uri": None, "frontchannel_logout_uri": None,
     }

@@ -99,7 +99,8 @@ def oidc_settings(party: RelyingParty) -> dict:
     from chave.oidc.models import client_settings
 
     row = client_settings(party)
-    return {"profile": row.profile, "offline_access": row.offline_access, "resource_server": row.resource_server,
+    return {"profile": row.profile, "offline_access": row.offline_access,
+            "always_refresh": row.offline_access and row.always_refresh, "resource_server": row.resource_server,
             "require_pushed_authorization_requests": row.par_required, "require_dpop": row.dpop_required,
             "sector_identifier_uri": row.sector_identifier_uri or None,
             "frontchannel_logout_uri": row.frontchannel_logout_uri or None}
@@ -248,10 +249,14 @@ class Command(BaseCommand):
         yes_no = {"choices": ["yes", "no"], "metavar": "yes|no"}
         oidc.add_argument("--profile", choices=["oidc", "fapi2"], help="oidc, or fapi2 (FAPI 2.0 Security Profile)")
         oidc.add_argument("--offline-access", **yes_no, help="refresh tokens for the offline_access scope")
+        oidc.add_argument("--always-refresh", **yes_no,
+                          help="with offline access: a refresh token with every sign-in, asked for or not")
         oidc.add_argument("--resource-server", **yes_no, help="may introspect access tokens")
         oidc.add_argument("--require-par", **yes_no, help="must push its authorization requests")
         oidc.add_argument("--require-dpop", **yes_no, help="must bind its tokens with DPoP")
         oidc.add_argument("--frontchannel-logout-uri", metavar="URL", help="empty to remove")
+        oidc.add_argument("--sector-identifier-uri", metavar="URL",
+                          help="on the portal's sector; read at once if it is approved (empty to remove)")
         oidc.add_argument("--reason", default="", help="why (kept in the portal's history)")
         oidc.add_argument("--json", action="store_true", help="print one JSON object")
         keys.add_argument("--json", action="store_true", help="print one JSON object")
@@ -381,7 +386,8 @@ class Command(BaseCommand):
              else party.subject_type),
             (_("ID token algorithm"), party.id_token_alg),
             (_("Profile"), "FAPI 2.0" if data["profile"] == "fapi2" else "OpenID Connect"),
-            (_("Refresh tokens (offline_access)"), _("yes") if data["offline_access"] else _("no")),
+            (_("Refresh tokens (offline_access)"), (_("yes, with every sign-in") if data["always_refresh"] else _("yes"))
+             if data["offline_access"] else _("no")),
             (_("Resource server (introspection)"), _("yes") if data["resource_server"] else _("no")),
             (_("Pushed requests required"), _("yes") if data["require_pushed_authorization_requests"] else _("no")),
             (_("DPoP required"), _("yes") if data["require_dpop"] else _("no")),
@@ -423,9 +429,10 @@ class Command(BaseCommand):
 
     def settings(self, options) -> None:
         party = self.party(options["client_id"])
-        flags = {"profile": "profile", "offline_access": "offline_access", "resource_server": "resource_server",
+        flags = {"profile": "profile", "offline_access": "offline_access", "always_refresh": "always_refresh",
+                 "resource_server": "resource_server",
                  "require_par": "require_pushed_authorization_requests", "require_dpop": "require_dpop",
-                 "frontchannel_logout_uri": "frontchannel_logout_uri"}
+                 "frontchannel_logout_uri": "frontchannel_logout_uri", "sector_identifier_uri": "sector_identifier_uri"}
         changes = {}
         for option, name in flags.items():
             value = options.get(option)
