@@ -27,6 +27,17 @@ class ContentSecurityPolicyMiddleware:
         return response
 
 
+def allow_frames(response, urls):
+    """The policy admits no frame: a page that must load ``urls`` in frames (front-channel logout)
+    gets the policy with ``frame-src`` naming their origins, and only those."""
+    if urls and settings.CHAVE_CONTENT_SECURITY_POLICY:
+        from urllib.parse import urlsplit
+
+        origins = sorted({f"{urlsplit(u).scheme}://{urlsplit(u).netloc}" for u in urls})
+        response["Content-Security-Policy"] = f"{settings.CHAVE_CONTENT_SECURITY_POLICY}; frame-src {' '.join(origins)}"
+    return response
+
+
 # --- What Django's error reports may show ----------------------------------------------------
 import re  # noqa: E402
 from urllib.parse import urlsplit  # noqa: E402

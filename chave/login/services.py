@@ -433,15 +433,18 @@ def signed_in(request) -> SignedIn | None:
     return SignedIn(**data) if data else None
 
 
-def sign_out(request) -> None:
+def sign_out(request) -> list[str]:
     """End the session (audited as ``logout`` when someone was signed in).
 
     Sends :data:`chave.login.signals.signed_out` before the session is flushed, so that the apps
     that keep state tied to it (the OpenID Connect provider's single sign-on session) end it too.
+    Returns the URLs its receivers asked the signed-out page to load in frames (the portals'
+    front-channel logout URIs), in order, each once.
     """
     who = signed_in(request)
     if who:
         citizen = Citizen.objects.filter(pk=who.citizen_id).first()
         audit.record("logout", outcome="ok", citizen=citizen, ip=client_ip(request))
-    signed_out.send(sender=sign_out, request=request, who=who)
+    answers = signed_out.send(sender=sign_out, request=request, who=who)
     request.session.flush()
+    return list(dict.fromkeys(url for _receiver, urls in answers for url in (urls or [])))

@@ -361,6 +361,12 @@ def done(request):
 
 @require_POST
 def logout(request):
-    services.sign_out(request)
+    frames = services.sign_out(request)
+    if frames:
+        # Portals with a front-channel logout URI are told by the browser: a page whose hidden
+        # frames load them (Front-Channel Logout 1.0), instead of the redirect home.
+        from chave.security import allow_frames
+
+        return allow_frames(render(request, "login/signed_out.html", {"frames": frames}), frames)
     messages.success(request, _("You have signed out."))
     return redirect("public:home")

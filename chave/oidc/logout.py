@@ -157,13 +157,18 @@ def browser_sso_session(request, who=None) -> SsoSession | None:
     return rows.first()
 
 
-def end_browser_sso_session(sender, request, who=None, **kwargs) -> None:
+def end_browser_sso_session(sender, request, who=None, **kwargs) -> list[str]:
     """Receiver of :data:`chave.login.signals.signed_out`: the Chave session is ending, so its
-    SSO session ends too (tokens revoked, every portal told). Nothing to do when it holds none
-    or it has ended already (an RP-initiated logout ends it before signing out)."""
+    SSO session ends too (tokens revoked, every portal told by back-channel logout). Returns the
+    front-channel logout URLs of its portals, for the signed-out page to load in frames (Chave's
+    own sign-out reaches the portals as an RP-initiated logout does). Nothing to do when it holds
+    none or it has ended already (an RP-initiated logout ends it before signing out)."""
     sso_session = browser_sso_session(request, who)
-    if sso_session is not None:
-        end_sso_session(sso_session, ip=login_services.client_ip(request))
+    if sso_session is None:
+        return []
+    frames = frontchannel_logout_urls(sso_session)
+    end_sso_session(sso_session, ip=login_services.client_ip(request))
+    return frames
 
 
 def sign_out_of_portals(request, *, initiator: RelyingParty | None = None) -> list[str]:
@@ -388,12 +393,9 @@ def frontchannel_logout_urls(sso_session: SsoSession) -> list[str]:
 
 def _with_frames(response, urls: list[str]):
     """Chave's policy admits no frame: these, and only these, may load."""
-    if urls and settings.CHAVE_CONTENT_SECURITY_POLICY:
-        from urllib.parse import urlsplit
+    from chave.security import allow_frames
 
-        origins = sorted({f"{urlsplit(u).scheme}://{urlsplit(u).netloc}" for u in urls})
-        response["Content-Security-Policy"] = f"{settings.CHAVE_CONTENT_SECURITY_POLICY}; frame-src {' '.join(origins)}"
-    return response
+    return allow_frames(response, urls)
 
 
 # --- RP-initiated logout: reading the request ---------------------------------------------------

@@ -417,6 +417,33 @@ def test_signing_out_of_chave_tells_every_portal(client, outbox, portals, receiv
     assert not session_is_live(client, a)
 
 
+def test_signing_out_of_chave_loads_the_front_channel_logout_of_its_portals(client, outbox, portals, receiver,
+                                                                          run_worker):
+    """The personal area's "Sign out" reaches the session's portals both ways: a logout token to
+    each back-channel URI, and a page whose hidden frames load each front-channel URI with
+    ``iss`` and ``sid`` (Front-Channel Logout §2, §3), the policy admitting those frames only."""
+    a, b = portals
+    c = register_portal(name="Portal C", redirect_uri="https://c.example.gov.pt/cb",
+                        frontchannel_logout_uri="https://c.example.gov.pt/frontchannel-logout?from=chave")
+    sign_in_to_both(client, outbox, a, b)
+    at_c = tokens(client, outbox, c)
+
+    response = client.post("/login/logout/")
+
+    html = response.content.decode()
+    assert response.status_code == 200 and 'id="home"' in html
+    frames = re.findall(r'<iframe class="frontchannel" src="([^"]+)"', html)
+    assert frames == ["https://c.example.gov.pt/frontchannel-logout?from=chave&amp;" + urlencode(
+        {"iss": ISSUER, "sid": at_c["claims"]["sid"]}).replace("&", "&amp;")]
+    assert response["Content-Security-Policy"].endswith("; frame-src https://c.example.gov.pt")
+    run_worker()
+    assert len(receiver.received(A_PATH)) == 1 and len(receiver.received(B_PATH)) == 1  # and back-channel
+    assert not session_is_live(client, c)
+    # Signed out already: nothing more to load, the usual way home.
+    again = client.post("/login/logout/")
+    assert again.status_code == 302 and "frame-src" not in again.get("Content-Security-Policy", "")
+
+
 def test_a_session_left_to_lapse_ends_and_every_portal_is_told_once(client, outbox, portals, receiver, run_worker,
                                                                      clock):
     a, b = portals
