@@ -41,6 +41,17 @@ class ApiError(Exception):
     def __init__(self, status: int, error: str, description: str, **extra):
         super().__init__(description)
         self.status, self.error, self.description, self.extra = status, error, description, extra
+        self.headers: dict[str, str] = {}
+
+
+def _dpop_refusal(error) -> ApiError:
+    """401 for a DPoP-bound token whose proof is not right: the ``WWW-Authenticate: DPoP`` challenge
+    saying why, and a fresh ``DPoP-Nonce`` (RFC 9449 §7.1, §9), as userinfo answers."""
+    from chave.oidc import dpop
+
+    refusal = ApiError(401, error.error, error.description)
+    refusal.headers = dpop.error_headers(error, resource=True)
+    return refusal
 
 
 class Throttled(ApiError):
@@ -66,6 +77,8 @@ def refusal(e: ApiError, body: dict | None = None) -> HttpResponse:
     response = _json(e.status, body or {"error": e.error, "error_description": e.description, **e.extra})
     if e.status == 401:
         response["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    for name, value in e.headers.items():
+        response[name] = value
     if isinstance(e, Throttled):
         response["Retry-After"] = str(e.retry_after)
     return response
@@ -89,8 +102,18 @@ def copy_body(request, out, limit: int, *, too_large: str = "The request is too 
 
 def _integrator(request, ip):
     """The party behind the bearer token; 401, or 429 once this IP sent too many bad tokens."""
+    from chave.oidc import dpop
+
     gate = throttle.check((BAD_TOKEN_PER_IP, ip or ""))
-    party = integrators.authenticate(request) if gate.allowed else None
+    try:
+        party = integrators.authenticate(request) if gate.allowed else None
+    except dpop.DpopError as error:
+        if error.error == "use_dpop_nonce":
+            raise _dpop_refusal(error) from None  # the round trip every DPoP client makes: not a bad token
+        gate = throttle.hit((BAD_TOKEN_PER_IP, ip or ""))
+        if not gate.allowed:
+            raise Throttled(gate, "Too many calls without a valid token from this address: try again later.") from None
+        raise _dpop_refusal(error) from None
     if party is None:
         if gate.allowed:
             gate = throttle.hit((BAD_TOKEN_PER_IP, ip or ""))
@@ -98,6 +121,14 @@ def _integrator(request, ip):
             raise Throttled(gate, "Too many calls without a valid token from this address: try again later.")
         raise ApiError(401, "invalid_token", "A valid bearer token of scope csc is required.")
     return party
+
+
+def _next_dpop_nonce(request, response) -> None:
+    """RFC 9449 §8.2, §9: a resource may give the next nonce with any answer to a DPoP call."""
+    from chave.oidc import dpop
+
+    if dpop.presented(request) is not None and dpop.nonce_required():
+        response["DPoP-Nonce"] = dpop.current_nonce()
 
 
 def _json_body(request) -> dict:
@@ -153,6 +184,7 @@ def endpoint(name: str, *, public: bool = False, allow_get: bool = False, error_
                 body = _json_body(request) if request.method == "POST" else {}
                 status, payload, citizen = view(request, body, party, ip)
                 response = _json(status, payload)
+                _next_dpop_nonce(request, response)
             except ApiError as e:
                 status, citizen, rule = e.status, getattr(e, "citizen", None), getattr(e, "rule", None)
                 response = refusal(e, error_body(e) if error_body else None)

@@ -22,8 +22,11 @@ def authenticate(request) -> RelyingParty | None:
 
     A token bound to a DPoP key (RFC 9449: it was issued against a DPoP proof) counts only under
     the ``DPoP`` scheme with a fresh proof of that key for this call (``htm``, ``htu``, ``ath``,
-    single-use ``jti``; no ``nonce`` is asked for here); a bearer token
-    under ``Bearer`` as before."""
+    single-use ``jti``, and the server's ``nonce`` when ``oidc_dpop_nonce`` is on, as at the token
+    endpoint and userinfo); a bearer token under ``Bearer`` as before. Raises
+    :class:`chave.oidc.dpop.DpopError` when the token is live and DPoP-bound but its proof is not
+    right (``use_dpop_nonce``: send it again with the ``DPoP-Nonce`` given), so that the answer can
+    say so."""
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     value, scheme = value.strip(), scheme.lower()
@@ -40,11 +43,8 @@ def authenticate(request) -> RelyingParty | None:
     if scheme == "dpop" or token.dpop_jkt:
         if scheme != "dpop" or not token.dpop_jkt:
             return None
-        try:
-            proof = dpop.verify(request, url=issuer() + request.path, access_token=value, require_nonce=False)
-        except dpop.DpopError:
-            return None
+        proof = dpop.verify(request, url=issuer() + request.path, access_token=value)
         if proof.jkt != token.dpop_jkt:
-            return None
+            raise dpop.DpopError("invalid_dpop_proof", "The DPoP proof is not made with the token's key.")
     party = token.relying_party
     return party if party.state == RelyingParty.State.APPROVED else None

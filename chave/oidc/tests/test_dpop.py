@@ -210,10 +210,36 @@ def test_the_signing_apis_take_dpop_bound_service_tokens(client, portal):
         return client.post("/csc/v2/credentials/list", {"userID": "nobody"}, content_type="application/json",
                            **headers)
 
-    assert call("DPoP", key.proof("POST", url, token)).status_code == 200
+    # As at the token endpoint and userinfo: the server's nonce is asked for, given, and then accepted.
+    assert key.nonce  # the token endpoint gave one
+    listed = key.send(lambda proof: call("DPoP", proof), "POST", url, token)
+    assert listed.status_code == 200 and listed["DPoP-Nonce"] == key.nonce
+    without = call("DPoP", key.proof("POST", url, token, nonce=None))
+    assert without.status_code == 401 and without["DPoP-Nonce"]
+    assert 'DPoP error="use_dpop_nonce"' in without["WWW-Authenticate"]
+    assert without.json()["error"] == "use_dpop_nonce"
+    stale = call("DPoP", key.proof("POST", url, token, nonce="not-a-nonce-of-chave"))
+    assert stale.status_code == 401 and stale.json()["error"] == "use_dpop_nonce"
     assert call("Bearer").status_code == 401
-    assert call("DPoP", DpopKey().proof("POST", url, token)).status_code == 401
+    other = call("DPoP", DpopKey().proof("POST", url, token, nonce=key.nonce))
+    assert other.status_code == 401 and other.json()["error"] == "invalid_dpop_proof"
+    assert 'DPoP error="invalid_dpop_proof"' in other["WWW-Authenticate"]
     assert call("DPoP").status_code == 401
+    # A client that keeps the nonce from the last answer needs no round trip.
+    assert call("DPoP", key.proof("POST", url, token)).status_code == 200
+
+
+def test_the_signing_apis_accept_proofs_without_a_nonce_when_nonces_are_off(client, portal, settings):
+    settings.CHAVE_POLICY = {**settings.CHAVE_POLICY, "oidc_dpop_nonce": False}
+    key = DpopKey()
+    form = {"grant_type": "client_credentials", "scope": "csc", "client_assertion": portal.assertion(),
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}
+    token = client.post("/oidc/token", form, HTTP_DPOP=key.proof("POST", issuer() + "/oidc/token")).json()[
+        "access_token"]
+    listed = client.post("/csc/v2/credentials/list", {"userID": "nobody"}, content_type="application/json",
+                         HTTP_AUTHORIZATION=f"DPoP {token}",
+                         HTTP_DPOP=key.proof("POST", issuer() + "/csc/v2/credentials/list", token))
+    assert listed.status_code == 200 and not listed.has_header("DPoP-Nonce")
 
 
 def test_discovery_advertises_dpop(client):
