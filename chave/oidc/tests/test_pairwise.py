@@ -109,3 +109,28 @@ def test_the_cli_says_why_an_approval_was_refused(sector):
     with translation.override("en"), pytest.raises(
             CommandError, match="does not list these redirect URIs: https://b.saude.gov.pt/cb"):
         call_command("rp", "approve", party.client_id, "--reason", "checked", stdout=StringIO())
+
+
+def test_a_sector_identifier_uri_set_later_stays_in_the_sector_and_is_read_at_once(sector):
+    """Changed after registration (``chave rp settings``, the counter's portal page): on an approved
+    portal the document is read at once and must list every redirect URI; another host is refused,
+    since it would change (or borrow) the subjects the portal knows its citizens by."""
+    from chave.oidc.models import client_settings
+
+    uris = [sector.publish("/cb", []).replace("/cb", "/login/callback")]  # the portal's own host: 127.0.0.1
+    party = federation.decide(register(uris), "approve", by="test")
+    missing = sector.publish("/missing.json", ["https://other.gov.pt/cb"])
+    with pytest.raises(ValidationError) as refused:
+        services.set_client_settings(party, by="test", sector_identifier_uri=missing)
+    assert [e.code for e in refused.value.error_dict["sector_identifier_uri"]] == ["sector_uri_mismatch"]
+    with pytest.raises(ValidationError) as refused:
+        services.set_client_settings(party, by="test", sector_identifier_uri="https://financas.gov.pt/sector.json")
+    assert [e.code for e in refused.value.error_dict["sector_identifier_uri"]] == ["sector_uri_other_sector"]
+    assert client_settings(RelyingParty.objects.get(pk=party.pk)).sector_identifier_uri == ""
+
+    listing = sector.publish("/sector.json", uris)
+    services.set_client_settings(party, by="test", sector_identifier_uri=listing)
+    assert client_settings(RelyingParty.objects.get(pk=party.pk)).sector_identifier_uri == listing
+    assert RelyingParty.objects.get(pk=party.pk).sector == "127.0.0.1"  # the subjects do not change
+    services.set_client_settings(party, by="test", sector_identifier_uri="")  # one host: it may go
+    assert client_settings(RelyingParty.objects.get(pk=party.pk)).sector_identifier_uri == ""
