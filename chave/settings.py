@@ -513,6 +513,15 @@ CHAVE_ARGON2 = {
 # of logins costs cores, not memory: each holds memory_cost while it runs. 0: the process's cores.
 CHAVE_ARGON2_CONCURRENCY = env_int("CHAVE_ARGON2_CONCURRENCY", 0)
 
+# `chave serve`: server processes (0: one per core in production, one elsewhere; more than one is
+# gunicorn), how long a request may run before its process is replaced, how long an idle
+# keep-alive connection stays open, and after how many requests a process is replaced (±10%),
+# which bounds what a long-lived process can grow to.
+CHAVE_SERVE_PROCESSES = env_int("CHAVE_SERVE_PROCESSES", 0)
+CHAVE_SERVE_TIMEOUT_SECONDS = env_int("CHAVE_SERVE_TIMEOUT_SECONDS", 120)
+CHAVE_SERVE_KEEPALIVE_SECONDS = env_int("CHAVE_SERVE_KEEPALIVE_SECONDS", 5)
+CHAVE_SERVE_MAX_REQUESTS = env_int("CHAVE_SERVE_MAX_REQUESTS", 20000)
+
 # --- Remote signing (issue 6) -----------------------------------------------------------
 # The signing CA, OCSP responder and TSA certificates and, with SoftHSM2, the token directory
 # and its SOFTHSM2_CONF live here; `chave signing dev-pki` makes them in development.

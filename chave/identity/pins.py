@@ -125,7 +125,8 @@ def _slots(count: int) -> threading.BoundedSemaphore:
 
 
 def argon2_slots() -> int:
-    """How many Argon2 computations this process runs at once."""
+    """How many Argon2 computations this process runs at once: ``CHAVE_ARGON2_CONCURRENCY`` (which
+    ``chave serve --processes N`` sets to each process's share of the cores), else its cores."""
     return settings.CHAVE_ARGON2_CONCURRENCY or len(os.sched_getaffinity(0)) or 1
 
 
