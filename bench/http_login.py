@@ -78,7 +78,7 @@ def run(args) -> int:
     processes = args.processes or cores
     data_dir = Path(tempfile.mkdtemp(prefix="chave-bench-http-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAVE_")}
-    env.update(CHAVE_ENV="dev", CHAVE_DATA_DIR=str(data_dir), CHAVE_TRUSTED_PROXIES="1",
+    env.update(CHAVE_ENV="dev", CHAVE_DEBUG="0", CHAVE_DATA_DIR=str(data_dir), CHAVE_TRUSTED_PROXIES="1",
                DJANGO_SETTINGS_MODULE="chave.settings", PYTHONUNBUFFERED="1")
     database = "SQLite"
     dropper = None
@@ -215,6 +215,13 @@ def _tree(pid: int) -> list[int]:
     return found
 
 
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def _rss(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -231,11 +238,28 @@ class _Memory(threading.Thread):
     def __init__(self, pid: int):
         super().__init__(daemon=True)
         self.pid, self.stop, self.largest, self.total = pid, threading.Event(), 0, 0
+        self.peaks: dict[int, int] = {}
 
     def run(self):
         while not self.stop.wait(0.2):
-            sizes = [_rss(p) for p in _tree(self.pid)]
-            self.largest, self.total = max(self.largest, max(sizes)), max(self.total, sum(sizes))
+            sizes = {p: _rss(p) for p in _tree(self.pid)}
+            for p, size in sizes.items():
+                self.peaks[p] = max(self.peaks.get(p, 0), size)
+            self.largest, self.total = max(self.largest, max(sizes.values())), max(self.total, sum(sizes.values()))
+
+    def breakdown(self) -> str:
+        """Each process's peak, named by what it is."""
+        names = []
+        for p, size in sorted(self.peaks.items()):
+            try:
+                line = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                line = ""
+            name = ("web" if "gunicorn" in line and p != self.pid and _parent(p) != self.pid else
+                    "gunicorn master" if "gunicorn" in line else "delivery worker" if " worker" in line
+                    else "chave serve" if p == self.pid else "other")
+            names.append(f"{name} {size / 2**20:.0f}")
+        return ", ".join(names)
 
 
 def _login(base: str, phone: str, ip: str) -> tuple[float, float]:
@@ -300,4 +324,5 @@ def _round(base: str, concurrency: int, logins: int, citizens, pid: int, bare: f
           f"{rate / bare:.2f}; login p50 {result['p50'] * 1000:4.0f} ms p95 {result['p95'] * 1000:4.0f} ms; code "
           f"p95 {_pct(delays, 95) * 1000:3.0f} ms; memory {memory.total / 2**20:.0f} MB "
           f"(largest process {memory.largest / 2**20:.0f} MB)")
+    print(f"    peak MB per process: {memory.breakdown()}")
     return result
