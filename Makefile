@@ -87,9 +87,14 @@ test-pg: install-test
 	CHAVE_DATABASE_URL=$${CHAVE_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} \
 		scripts/pytest.sh $(if $(PG_MARKERS),-m "$(PG_MARKERS)") $(PYTEST_ARGS)
 
-## make bench: login and OIDC throughput against bare PIN hashing; signing against raw HSM and hashing
+## make bench: login and OIDC throughput against bare PIN hashing (in process, then over HTTP against
+## chave serve on every core; BENCH_POSTGRES=URL adds the PostgreSQL run); signing against raw HSM and hashing
+BENCH_POSTGRES ?=
 bench: install system-deps
 	$(BIN)/python bench/login.py
+	$(BIN)/python bench/login.py --argon2-before-after
+	$(BIN)/python bench/login.py --http
+	$(if $(BENCH_POSTGRES),$(BIN)/python bench/login.py --http --postgres $(BENCH_POSTGRES))
 	$(BIN)/python bench/signing.py
 
 messages: install

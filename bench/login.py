@@ -2,6 +2,12 @@
 """Login throughput against bare PIN hashing, measured in one run.
 
     .venv/bin/python bench/login.py [--logins N] [--hashes N]
+    .venv/bin/python bench/login.py --http [--postgres URL] [--concurrency 1 2 4 8] [--processes N]
+
+``--http`` measures complete logins over HTTP against a running ``chave serve --processes N
+--with-worker`` at several concurrencies, against the bare PIN-hash rate of all cores, with the
+code's time to the gateway and the service's memory (``bench/http_login.py`` says how). Without
+it, what follows: one thread, in process.
 
 A complete login is what a citizen does through the pages (Django's test client, so templates,
 sessions, CSRF-exempt client aside, the database and the audit all count): POST identifier + PIN
@@ -59,7 +65,30 @@ def main() -> int:
                         help="OpenID Connect logins to time (default: as many as --logins)")
     parser.add_argument("--app-logins", type=int, default=None,
                         help="Chave app logins of each kind to time (default: as many as --logins)")
+    parser.add_argument("--http", action="store_true", help="complete logins over HTTP against chave serve")
+    parser.add_argument("--postgres", metavar="URL", help="--http on PostgreSQL: a server URL (a database is "
+                        "created there for the run and dropped)")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--logins-per-round", type=int, default=40)
+    parser.add_argument("--processes", type=int, default=0, help="chave serve --processes (default: the cores)")
+    parser.add_argument("--argon2-before-after", action="store_true",
+                        help="print bare PIN verifications per core with the Argon2id cost before issue 17 "
+                             "(t=3, 64 MiB) and now, and stop")
     args = parser.parse_args()
+    if args.http:
+        from bench import http_login
+
+        args.citizens = args.logins_per_round * len(args.concurrency)
+        return http_login.run(args)
+    if args.argon2_before_after:
+        from bench import http_login
+
+        cores = len(os.sched_getaffinity(0))
+        for label, params in (("before issue 17 (t=3, 64 MiB)", (3, 65536, 1)),
+                              ("now, OWASP's minimum (t=2, 19 MiB)", (2, 19456, 1))):
+            rate = http_login.bare_hash_rate(params, cores)
+            print(f"bare PIN verifications {label}: {rate / cores:.1f}/s per core ({rate:.1f}/s on {cores} cores)")
+        return 0
     oidc_logins = args.logins if args.oidc_logins is None else args.oidc_logins
     app_logins = args.logins if args.app_logins is None else args.app_logins
 

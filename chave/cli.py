@@ -10,7 +10,8 @@ import os
 import sys
 
 # Commands the issues name with hyphens (Django command modules cannot contain them).
-HYPHENATED = {"dev-pki": "dev_pki", "dev-card": "dev_card", "card-agent": "card_agent"}
+HYPHENATED = {"dev-pki": "dev_pki", "dev-card": "dev_card", "card-agent": "card_agent",
+              "pin-pepper": "pin_pepper"}
 
 
 def main(argv: list[str] | None = None) -> None:

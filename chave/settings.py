@@ -504,12 +504,26 @@ CHAVE_POLICY = {
     "app_not_me_lock_seconds": 60 * 60,
     "app_poll_seconds": 3,
 }
-# Argon2id parameters for PINs; changing them re-hashes each PIN at its next correct use.
+# Argon2id parameters for PINs; changing them re-hashes each PIN at its next correct use. The
+# default is OWASP's minimum (19 MiB, t=2, p=1): a 4-8 digit PIN has at most 10^8 values, so no
+# hashing cost protects a stolen database; the pepper in the HSM does (chave/identity/pins.py).
 CHAVE_ARGON2 = {
-    "time_cost": env_int("CHAVE_ARGON2_TIME_COST", 3),
-    "memory_cost": env_int("CHAVE_ARGON2_MEMORY_KIB", 65536),
+    "time_cost": env_int("CHAVE_ARGON2_TIME_COST", 2),
+    "memory_cost": env_int("CHAVE_ARGON2_MEMORY_KIB", 19456),
     "parallelism": env_int("CHAVE_ARGON2_PARALLELISM", 1),
 }
+# At most this many Argon2 computations at once in one process (the others queue), so that a burst
+# of logins costs cores, not memory: each holds memory_cost while it runs. 0: the process's cores.
+CHAVE_ARGON2_CONCURRENCY = env_int("CHAVE_ARGON2_CONCURRENCY", 0)
+
+# `chave serve`: server processes (0: one per core in production, one elsewhere; more than one is
+# gunicorn), how long a request may run before its process is replaced, how long an idle
+# keep-alive connection stays open, and after how many requests a process is replaced (±10%),
+# which bounds what a long-lived process can grow to.
+CHAVE_SERVE_PROCESSES = env_int("CHAVE_SERVE_PROCESSES", 0)
+CHAVE_SERVE_TIMEOUT_SECONDS = env_int("CHAVE_SERVE_TIMEOUT_SECONDS", 120)
+CHAVE_SERVE_KEEPALIVE_SECONDS = env_int("CHAVE_SERVE_KEEPALIVE_SECONDS", 5)
+CHAVE_SERVE_MAX_REQUESTS = env_int("CHAVE_SERVE_MAX_REQUESTS", 20000)
 
 # --- Remote signing (issue 6) -----------------------------------------------------------
 # The signing CA, OCSP responder and TSA certificates and, with SoftHSM2, the token directory
@@ -536,6 +550,13 @@ CHAVE_SIGNING_SOFTHSM2_CONF = env(
 CHAVE_SIGNING_KEY_ALGORITHM = env("CHAVE_SIGNING_KEY_ALGORITHM", "rsa-3072")
 if CHAVE_SIGNING_KEY_ALGORITHM not in ("rsa-3072", "ec-p256"):
     raise ImproperlyConfigured("CHAVE_SIGNING_KEY_ALGORITHM must be rsa-3072 or ec-p256")
+# The PIN pepper: an HMAC-SHA-256 key generated inside an HSM (never extractable) that every PIN
+# goes through before Argon2id. By default the signing HSM's token (same PKCS#11 module); a
+# separate token by label and user PIN. `chave pin-pepper init` makes the key (development makes
+# it at first use).
+CHAVE_PIN_PEPPER_KEY_LABEL = env("CHAVE_PIN_PEPPER_KEY_LABEL", "chave-pin-pepper")
+CHAVE_PIN_HSM_TOKEN_LABEL = env("CHAVE_PIN_HSM_TOKEN_LABEL", CHAVE_SIGNING_TOKEN_LABEL)
+CHAVE_PIN_HSM_USER_PIN = env("CHAVE_PIN_HSM_USER_PIN", CHAVE_SIGNING_USER_PIN)
 # The SCMD SOAP service (chave/scmd): the label, in the signing HSM, of the RSA key integrators
 # encrypt the citizen's number, signing PIN and code under, and its certificate (published at
 # /scmd/encryption.crt; `chave signing dev-pki` makes both in development).
@@ -637,6 +658,8 @@ def _check_production() -> None:
     if _is_softhsm(CHAVE_SIGNING_PKCS11_MODULE):
         problems.append(f"the signing HSM is SoftHSM2 (CHAVE_SIGNING_PKCS11_MODULE={CHAVE_SIGNING_PKCS11_MODULE}): "
                         "set it to the real HSM's PKCS#11 module")
+    if CHAVE_PIN_HSM_USER_PIN == "dev-only-hsm-pin":
+        problems.append("CHAVE_PIN_HSM_USER_PIN is not set")
     if DEBUG:
         problems.append("DEBUG is on")
     if "sink" in {CHAVE_SMS_PROVIDER, CHAVE_EMAIL_PROVIDER, CHAVE_X_PROVIDER}:

@@ -88,7 +88,9 @@ def _lib():
         lib = pkcs11.lib(module)
     except (RuntimeError, OSError) as exc:
         raise CardError("module", f"cannot load the PKCS#11 module {module}: {exc}") from exc
-    lib.reinitialize()
+    from chave.signing.hsm import reinitialize_module  # the signing HSM's sessions end too: it must know
+
+    reinitialize_module(module)
     return lib
 
 

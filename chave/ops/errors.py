@@ -25,10 +25,13 @@ from django.http import HttpResponse, HttpResponseServerError
 from django.template import loader
 
 from chave import policy
+from chave.identity.pins import PepperUnavailable
 
 log = logging.getLogger("chave.ops")
 
-UNAVAILABLE = (OperationalError, InterfaceError)
+# The HSM that computes the PIN pepper gone (or its key missing) is the same kind of outage: no PIN
+# can be checked, nothing was written, the citizen should try again shortly.
+UNAVAILABLE = (OperationalError, InterfaceError, PepperUnavailable)
 
 
 # Paths whose clients are programs (integrators, portals' servers): they get JSON.
@@ -68,7 +71,7 @@ class DatabaseUnavailableMiddleware:
 
     def process_exception(self, request, exception):
         if isinstance(exception, UNAVAILABLE):
-            log.warning("database unavailable during %s %s (%s): answered 503", request.method, request.path,
+            log.warning("database or HSM unavailable during %s %s (%s): answered 503", request.method, request.path,
                         exception.__class__.__name__)
             return unavailable_response(request)
         return None

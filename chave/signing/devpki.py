@@ -96,11 +96,13 @@ def _issued_by_sub_ca(builder: x509.CertificateBuilder) -> x509.CertificateBuild
     )
 
 
-def init_softhsm_token(directory: Path) -> None:
-    """The token named by ``CHAVE_SIGNING_TOKEN_LABEL``, initialised with ``CHAVE_SIGNING_USER_PIN``
-    (once), in ``CHAVE_SIGNING_SOFTHSM2_CONF`` (written with its token directory beside it), or in
-    ``directory``/hsm when that setting is empty. The HSM adapter points SoftHSM2 at the same file
-    (:func:`chave.signing.hsm.hsm`)."""
+def init_softhsm_token(directory: Path, label: str | None = None, user_pin: str | None = None) -> None:
+    """The token named ``label`` (``CHAVE_SIGNING_TOKEN_LABEL`` by default), initialised with
+    ``user_pin`` (``CHAVE_SIGNING_USER_PIN``) once, in ``CHAVE_SIGNING_SOFTHSM2_CONF`` (written with
+    its token directory beside it), or in ``directory``/hsm when that setting is empty. The HSM
+    adapter points SoftHSM2 at the same file (:func:`chave.signing.hsm.hsm`)."""
+    label = label or settings.CHAVE_SIGNING_TOKEN_LABEL
+    user_pin = user_pin or settings.CHAVE_SIGNING_USER_PIN
     conf = Path(settings.CHAVE_SIGNING_SOFTHSM2_CONF or directory / "hsm" / "softhsm2.conf")
     tokens = conf.parent / "tokens"
     tokens.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -109,11 +111,10 @@ def init_softhsm_token(directory: Path) -> None:
     env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
     listing = subprocess.run(["softhsm2-util", "--show-slots"], env=env, capture_output=True, text=True, check=True)
     labels = {line.split(":", 1)[1].strip() for line in listing.stdout.splitlines() if line.strip().startswith("Label:")}
-    if settings.CHAVE_SIGNING_TOKEN_LABEL in labels:
+    if label in labels:
         return
     subprocess.run(
-        ["softhsm2-util", "--init-token", "--free", "--label", settings.CHAVE_SIGNING_TOKEN_LABEL,
-         "--so-pin", settings.CHAVE_SIGNING_USER_PIN + "-so", "--pin", settings.CHAVE_SIGNING_USER_PIN],
+        ["softhsm2-util", "--init-token", "--free", "--label", label, "--so-pin", user_pin + "-so", "--pin", user_pin],
         env=env, capture_output=True, text=True, check=True,
     )
 

@@ -34,6 +34,17 @@ from pkcs11.util.rsa import encode_rsa_public_key
 CURVE = "secp256r1"
 
 
+# Re-initialising the module ends every session of the process, and PKCS#11 then hands out the same
+# session handles again, for whichever token opens next: each adapter notes the generation its
+# session belongs to and opens a new one after a re-initialisation rather than use a stale handle.
+_generation = [0]
+
+
+def reinitialize_module(module: str) -> None:
+    pkcs11.lib(module).reinitialize()
+    _generation[0] += 1
+
+
 class HsmError(Exception):
     """The HSM refused or failed an operation (missing key, token absent)."""
 
@@ -43,6 +54,8 @@ class Pkcs11Hsm:
         self._module, self._label, self._pin = module, token_label, user_pin
         self._lock = threading.Lock()
         self._session = None
+        self._session_generation = -1
+        self._secret_keys: dict = {}
 
     def _open(self):
         lib = pkcs11.lib(self._module)
@@ -50,7 +63,7 @@ class Pkcs11Hsm:
             token = lib.get_token(token_label=self._label)
         except pkcs11.NoSuchToken:
             # A token made after the module was loaded (SoftHSM2 reads its token directory once).
-            lib.reinitialize()
+            reinitialize_module(self._module)
             token = lib.get_token(token_label=self._label)
         try:
             return token.open(user_pin=self._pin, rw=True)
@@ -60,12 +73,14 @@ class Pkcs11Hsm:
 
     def _run(self, operation):
         with self._lock:
-            if self._session is None:
+            if self._session is None or self._session_generation != _generation[0]:
                 self._session = self._open()
+                self._session_generation = _generation[0]
             try:
                 return operation(self._session)
             except pkcs11.PKCS11Error:  # the session was ended under us (a re-initialised module): once more
                 self._session = self._open()
+                self._session_generation = _generation[0]
                 return operation(self._session)
 
     def generate_key(self, label: str, curve: str = CURVE) -> bytes:
@@ -136,6 +151,44 @@ class Pkcs11Hsm:
 
         return self._run(sign)
 
+    def generate_hmac_key(self, label: str) -> None:
+        """A new 256-bit secret key in the token under ``label`` for HMAC-SHA-256 only (the PIN
+        pepper, :mod:`chave.identity.pins`): sensitive, never extractable, so it signs inside the
+        token and no copy of it exists outside."""
+
+        def generate(session):
+            session.generate_key(KeyType.GENERIC_SECRET, 256, label=label, store=True, template={
+                Attribute.SIGN: True, Attribute.VERIFY: False, Attribute.ENCRYPT: False, Attribute.DECRYPT: False,
+                Attribute.WRAP: False, Attribute.UNWRAP: False, Attribute.DERIVE: False,
+                Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False, Attribute.PRIVATE: True})
+
+        self._run(generate)
+
+    def hmac_sha256(self, label: str, data: bytes) -> bytes:
+        """HMAC-SHA-256 (CKM_SHA256_HMAC) of ``data`` under the secret key ``label``, computed in
+        the token; raises :class:`HsmError` when the token holds no single such key."""
+
+        def mac(session):
+            # The key's handle is kept for the session: a token holding every citizen's signing
+            # key would otherwise be searched at each PIN check.
+            found = self._secret_keys.get(label)
+            if found is None or found[0] is not session:
+                try:
+                    found = (session, session.get_key(object_class=ObjectClass.SECRET_KEY, label=label))
+                except (pkcs11.NoSuchKey, pkcs11.MultipleObjectsReturned) as e:
+                    raise _NoKey(label) from e
+                self._secret_keys[label] = found
+            return found[1].sign(data, mechanism=Mechanism.SHA256_HMAC)
+
+        try:
+            return self._run(mac)
+        except _NoKey as e:
+            raise HsmError(f"no single secret key {label!r} in the HSM") from e
+
+    def has_secret_key(self, label: str) -> bool:
+        return self._run(lambda s: bool(list(s.get_objects({Attribute.LABEL: label,
+                                                             Attribute.CLASS: ObjectClass.SECRET_KEY}))))
+
     def public_key(self, label: str) -> bytes:
         """The public key of the pair ``label`` (SubjectPublicKeyInfo DER)."""
 
@@ -171,6 +224,10 @@ class Pkcs11Hsm:
             raise HsmError(f"no single signing key {label!r} in the HSM") from e
 
 
+class _NoKey(Exception):
+    """Inside :meth:`Pkcs11Hsm.hmac_sha256`: the key is missing, which a new session would not change."""
+
+
 class _Undecryptable(Exception):
     """Inside :meth:`Pkcs11Hsm.decrypt_pkcs1`: a refusal of the ciphertext, not of the session
     (so it is not tried again on a new session)."""
@@ -192,7 +249,7 @@ def _hsm(module: str, token_label: str, user_pin: str, softhsm_conf: str) -> Pkc
         # and initialise again, so that the token is the one these settings name (the previous
         # adapter's session ends and is reopened if it is ever used again).
         os.environ["SOFTHSM2_CONF"] = softhsm_conf
-        pkcs11.lib(module).reinitialize()
+        reinitialize_module(module)
     return Pkcs11Hsm(module, token_label, user_pin)
 
 

@@ -39,6 +39,7 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 from . import pki
 
 MD = "sha256"
+CHUNK = 1024 * 1024  # bytes pyHanko reads and hashes at a time while signing
 LEVELS = ("B-T", "B-LT", "B-LTA")
 # Page-space size of a visible signature box (points).
 BOX_WIDTH, BOX_HEIGHT = 200, 60
@@ -175,6 +176,17 @@ class Prepared:
     to_sign: bytes  # the digest the HSM signs: SHA-256 of the signed attributes
 
 
+def _run(coroutine):
+    """Run pyHanko's coroutine to completion on a loop of its own. Not ``asyncio.run``: on Python
+    3.11 its SIGINT handling takes the repr of the finished task, result included, and the repr of
+    a whole PDF or of ASN.1 structures cost more than the signature itself (seconds at 50 MB)."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
+
+
 def _asn1(cert) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(pki.der(cert))
 
@@ -269,7 +281,11 @@ def _field_name(reader: PdfFileReader) -> str:
 def prepare(pdf: bytes, certificate, *, placement: Placement = Placement(), signer_name: str = "") -> Prepared:
     """Reserve a PAdES signature in ``pdf`` for ``certificate``'s key. Raises :class:`PdfError`."""
     try:
-        writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+        # In place: the incremental update is appended to this buffer (one copy of the document,
+        # when the first byte is written), rather than the document copied to a new output in
+        # pyHanko's 4 KiB chunks; the byte range is then hashed once, in 1 MiB chunks.
+        buffer = io.BytesIO(pdf)
+        writer = IncrementalPdfFileWriter(buffer, strict=False)
         if writer.prev.encrypted:
             raise PdfError("encrypted")
         name = _field_name(writer.prev)
@@ -288,11 +304,11 @@ def prepare(pdf: bytes, certificate, *, placement: Placement = Placement(), sign
 
         async def run():
             prep_digest, _tbs, output = await pdf_signer.async_digest_doc_for_signing(
-                writer, bytes_reserved=16384)
+                writer, bytes_reserved=16384, in_place=True, chunk_size=CHUNK)
             attrs = await signer.signed_attrs(prep_digest.document_digest, MD, use_pades=True)
             return prep_digest, attrs, output
 
-        prep_digest, attrs, output = asyncio.run(run())
+        prep_digest, attrs, output = _run(run())
     except PdfError:
         raise
     except Exception as e:
@@ -310,17 +326,18 @@ def finish(prepared: Prepared, certificate, signature: bytes) -> bytes:
     signer = _external_signer(certificate, signature)
     attrs = cms.CMSAttributes.load(prepared.signed_attrs)
 
-    async def run():
+    output = io.BytesIO(prepared.document)
+
+    async def run() -> None:
         sig_cms = await signer.async_sign_prescribed_attributes(MD, signed_attrs=attrs, timestamper=pki.timestamper())
-        output = io.BytesIO(prepared.document)
         await PdfTBSDocument.async_finish_signing(
             output, prepared_digest=PreparedByteRangeDigest(
                 document_digest=prepared.document_digest, reserved_region_start=prepared.reserved_region_start,
                 reserved_region_end=prepared.reserved_region_end),
             signature_cms=sig_cms)
-        return output.getvalue()
 
-    return asyncio.run(run())
+    _run(run())
+    return output.getvalue()
 
 
 def validation_context(*, fetch: bool = True) -> ValidationContext:
@@ -346,7 +363,7 @@ def extend(pdf: bytes, level: str) -> bytes:
                 writer, MD, validation_context=context)
         return output.getvalue()
 
-    return asyncio.run(run())
+    return _run(run())
 
 
 # --- Validation reports ------------------------------------------------------------------------
@@ -428,7 +445,7 @@ def report(pdf: bytes | BinaryIO, *, fetch: bool = True) -> Report:
                     results.append((index, signature, e))
         return results, doc_ts
 
-    results, doc_ts = asyncio.run(run())
+    results, doc_ts = _run(run())
     reports = []
     for index, signature, status in results:
         if isinstance(status, Exception):

@@ -2,13 +2,22 @@
 
 import datetime as dt
 import hashlib
+import hmac
+import os
 import statistics
+import subprocess
+import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
+import pkcs11
 import pytest
 from argon2 import PasswordHasher
 from argon2.exceptions import VerifyMismatchError
+from django.core.management import CommandError, call_command
 from django.test import override_settings
+from pkcs11 import Attribute, ObjectClass
 
 from chave.audit.models import AuditEvent
 from chave.codes.tests.inbox import inbox  # noqa: F401 (fixture)
@@ -46,27 +55,140 @@ def policy_with(settings, **throttles):
 # --- Storage ----------------------------------------------------------------------------------
 
 
-def test_stored_hash_is_argon2id_of_a_peppered_pin(key, settings):
+def test_stored_hash_is_argon2id_of_a_pin_peppered_in_the_hsm(key, settings):
     stored = fresh(key).pin_hash
     params = settings.CHAVE_ARGON2
-    assert stored.startswith(f"$argon2id$v=19$m={params['memory_cost']},t={params['time_cost']},p={params['parallelism']}$")
+    assert stored.startswith(pins.HSM_SCHEME + f"$argon2id$v=19$m={params['memory_cost']},t={params['time_cost']},"
+                             f"p={params['parallelism']}$")
+    argon2_hash = stored[len(pins.HSM_SCHEME):]
     assert RIGHT not in stored
     for plain in (hashlib.sha256(RIGHT.encode()).hexdigest(), hashlib.md5(RIGHT.encode()).hexdigest()):
         assert plain not in stored
     # Argon2 of the bare PIN does not verify: something secret went in first (the pepper).
     with pytest.raises(VerifyMismatchError):
-        PasswordHasher().verify(stored, RIGHT)
+        PasswordHasher().verify(argon2_hash, RIGHT)
+    # Nor does Argon2 of the PIN peppered with every secret of the settings: whoever holds the
+    # database and the configuration still cannot test a PIN without the HSM.
+    for secret in (settings.CHAVE_PIN_PEPPER, settings.SECRET_KEY, settings.CHAVE_PIN_HSM_USER_PIN):
+        guess = hmac.new(secret.encode(), b"chave-pin\x00" + RIGHT.encode(), hashlib.sha256).digest()
+        with pytest.raises(VerifyMismatchError):
+            PasswordHasher().verify(argon2_hash, guess)
     # Salted: the same PIN never gives the same hash twice.
     assert pins.hash_pin(RIGHT) != pins.hash_pin(RIGHT) != stored
 
 
-def test_a_hash_made_with_one_pepper_does_not_verify_with_another(key):
+def test_the_pepper_key_never_leaves_the_hsm(key, settings):
+    """The key is a secret key of the token, sensitive and not extractable: its value cannot be read."""
+    adapter = pins.pepper_hsm()
+
+    def attributes(session):
+        secret = session.get_key(object_class=ObjectClass.SECRET_KEY, label=settings.CHAVE_PIN_PEPPER_KEY_LABEL)
+        assert secret[Attribute.SENSITIVE] and not secret[Attribute.EXTRACTABLE]
+        assert secret[Attribute.NEVER_EXTRACTABLE] and secret[Attribute.ALWAYS_SENSITIVE]
+        with pytest.raises(pkcs11.PKCS11Error):
+            secret[Attribute.VALUE]
+        return True
+
+    assert adapter._run(attributes)
+
+
+def test_a_hash_made_with_one_pepper_key_does_not_verify_with_another(key, settings):
     stored = fresh(key).pin_hash
     assert pins.verify(stored, RIGHT) == (True, False)
-    with override_settings(CHAVE_PIN_PEPPER="a-different-pepper-from-another-deployment"):
+    other = settings.CHAVE_PIN_PEPPER_KEY_LABEL + "-another-deployment"
+    with override_settings(CHAVE_PIN_PEPPER_KEY_LABEL=other):
+        pins.ensure_pepper_key()
         assert pins.verify(stored, RIGHT) == (False, False)
         assert attempt(key, RIGHT).reason == "wrong"
     assert attempt(key, RIGHT).ok
+
+
+def test_a_hash_of_the_scheme_before_the_hsm_pepper_moves_to_it_at_the_next_right_login(key, settings):
+    """PINs stored before issue 17 (Argon2id t=3, 64 MiB over an HMAC keyed with the
+    CHAVE_PIN_PEPPER setting) keep working and are re-hashed with the HSM pepper and today's cost."""
+    old = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=1)
+    legacy = old.hash(hmac.new(settings.CHAVE_PIN_PEPPER.encode(), b"chave-pin\x00" + RIGHT.encode(),
+                               hashlib.sha256).digest())
+    Key.objects.filter(pk=key.pk).update(pin_hash=legacy)
+    assert pins.verify(legacy, RIGHT) == (True, True)
+    assert attempt(key, WRONG).reason == "wrong"
+    assert fresh(key).pin_hash == legacy  # a wrong PIN cannot be re-hashed
+    assert attempt(key, RIGHT).ok
+    after = fresh(key).pin_hash
+    p = settings.CHAVE_ARGON2
+    assert after.startswith(pins.HSM_SCHEME + f"$argon2id$v=19$m={p['memory_cost']},t={p['time_cost']},")
+    assert pins.verify(after, RIGHT) == (True, False)
+    assert AuditEvent.objects.filter(event="pin.attempt", outcome="ok").latest("id").detail.get("rehashed") is True
+    assert attempt(key, RIGHT).ok and fresh(key).pin_hash == after  # once only
+
+
+def test_a_separate_token_can_hold_the_pepper(key, settings):
+    with override_settings(CHAVE_PIN_HSM_TOKEN_LABEL="chave-pin-pepper-token", CHAVE_PIN_HSM_USER_PIN="pepper-pin-1"):
+        assert pins.pepper_hsm().hmac_sha256 and pins.ensure_pepper_key() in (True, False)
+        there = pins.hash_pin(RIGHT)
+        assert pins.verify(there, RIGHT) == (True, False)
+    # The signing token's key is another key: the hash made with the separate token does not verify.
+    assert pins.verify(there, RIGHT) == (False, False)
+
+
+def test_without_the_pepper_key_in_production_a_pin_check_is_unavailable_not_wrong(key, settings):
+    """Production never makes the key by itself (`chave pin-pepper init` does): a missing key is
+    an outage (503 on the pages, ops/errors.py), never a PIN judged wrong."""
+    with override_settings(IS_PRODUCTION=True, CHAVE_PIN_PEPPER_KEY_LABEL="chave-pin-pepper-never-made"):
+        with pytest.raises(pins.PepperUnavailable):
+            attempt(key, RIGHT)
+    assert fresh(key).pin_failures == 0
+
+
+def test_pin_pepper_command_makes_the_key_once(settings, capsys):
+    label = "chave-pin-pepper-command-test"
+    with override_settings(CHAVE_PIN_PEPPER_KEY_LABEL=label):
+        call_command("pin_pepper", "init")
+        call_command("pin_pepper", "init")
+        call_command("pin_pepper", "status")
+        out = capsys.readouterr().out
+        assert "made in token" in out and "already present" in out and "present in token" in out
+    with override_settings(CHAVE_PIN_PEPPER_KEY_LABEL=label + "-absent"):
+        with pytest.raises(CommandError, match="chave pin-pepper init"):
+            call_command("pin_pepper", "status")
+
+
+def test_default_argon2_cost_is_owasp_minimum():
+    """Outside the test settings, PINs are hashed with OWASP's minimum Argon2id: 19 MiB, t=2, p=1."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAVE_")}
+    env.update(DJANGO_SETTINGS_MODULE="chave.settings", CHAVE_ENV="dev")
+    out = subprocess.run([sys.executable, "-c", "import django; django.setup(); from django.conf import settings;"
+                          "print(sorted(settings.CHAVE_ARGON2.items()))"], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[('memory_cost', 19456), ('parallelism', 1), ('time_cost', 2)]"
+
+
+def test_concurrent_argon2_computations_are_bounded(key, settings, monkeypatch):
+    """Eight PIN checks at once run at most CHAVE_ARGON2_CONCURRENCY Argon2 computations at a time
+    (each holds its memory_cost while it runs); the others wait their turn and all complete."""
+    stored = fresh(key).pin_hash
+    running, peak, guard = [0], [0], threading.Lock()
+    real_verify = PasswordHasher.verify
+
+    def watched(self, *args, **kwargs):
+        with guard:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        try:
+            time.sleep(0.05)  # hold the slot long enough for the others to pile up
+            return real_verify(self, *args, **kwargs)
+        finally:
+            with guard:
+                running[0] -= 1
+
+    monkeypatch.setattr(PasswordHasher, "verify", watched)
+    for bound in (1, 2):
+        peak[0] = 0
+        with override_settings(CHAVE_ARGON2_CONCURRENCY=bound):
+            with ThreadPoolExecutor(8) as pool:
+                results = list(pool.map(lambda pin: pins.verify(stored, pin), [RIGHT, WRONG] * 4))
+        assert results == [(True, False), (False, False)] * 4
+        assert peak[0] == bound
 
 
 def test_changed_argon2_parameters_rehash_the_pin_at_the_next_right_use(key, settings):

@@ -252,13 +252,32 @@ def test_serve_refuses_a_port_out_of_range(port):
 
 
 @pytest.mark.django_db
-def test_serve_on_a_busy_port_is_a_clear_error():
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_serve_on_a_busy_port_is_a_clear_error(processes):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         with translation.override("en"), pytest.raises(CommandError, match=f"Cannot listen on 127.0.0.1:{port}"):
-            call_command("serve", "--port", str(port), stdout=io.StringIO())
+            call_command("serve", "--port", str(port), "--processes", processes, stdout=io.StringIO())
+
+
+@pytest.mark.django_db
+def test_serve_refuses_no_processes():
+    with translation.override("en"), pytest.raises(CommandError, match="--processes must be at least 1"):
+        call_command("serve", "--processes", "0", stdout=io.StringIO())
+
+
+def test_serve_uses_a_process_per_core_in_production_only(settings):
+    from chave.public.management.commands.serve import default_processes
+
+    settings.CHAVE_SERVE_PROCESSES = 0
+    settings.IS_PRODUCTION = False
+    assert default_processes() == 1
+    settings.IS_PRODUCTION = True
+    assert default_processes() == len(os.sched_getaffinity(0))
+    settings.CHAVE_SERVE_PROCESSES = 3
+    assert default_processes() == 3
 
 
 # --- serve: the real thing ------------------------------------------------------------------
@@ -336,7 +355,10 @@ def _label(form, field: str) -> str:
         return f'<label for="id_{field}">{form.base_fields[field].label}</label>'
 
 
-def test_serve_with_worker_signs_a_citizen_in_over_http_and_stops_the_worker(tmp_path):
+@pytest.mark.parametrize("processes", [1, 2])
+def test_serve_with_worker_signs_a_citizen_in_over_http_and_stops_the_worker(tmp_path, processes):
+    """One process is waitress; --processes 2 is a gunicorn master with two worker processes, among
+    which the login's requests are spread (its session and code live in the database)."""
     with chave_environment(tmp_path) as env:
         for args in (["migrate", "--noinput", "-v0"], ["seed_demo"]):
             done = run_chave(env, *args)
@@ -346,16 +368,25 @@ def test_serve_with_worker_signs_a_citizen_in_over_http_and_stops_the_worker(tmp
         log = tmp_path / "serve.log"
         # DEBUG off: static files must be served by serve itself, not by a DEBUG-only helper.
         with log.open("w") as out:
-            proc = subprocess.Popen([str(CHAVE), "serve", "--port", "0", "--with-worker"], stdout=out,
+            proc = subprocess.Popen([str(CHAVE), "serve", "--port", "0", "--with-worker",
+                                     "--processes", str(processes)], stdout=out,
                                     stderr=subprocess.STDOUT, env={**env, "CHAVE_DEBUG": "0"},
                                     start_new_session=True)
         workers: list[int] = []
+        web: list[int] = []
         try:
             base = _wait_for("the URL", lambda: (m := re.search(r"(http://127\.0\.0\.1:\d+)/", log.read_text()))
                              and m.group(1), proc, log)
             workers = [pid for pid in _children(proc.pid)
-                       if b"worker" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+                       if b"chave.cli\x00worker" in Path(f"/proc/{pid}/cmdline").read_bytes()]
             assert len(workers) == 1, f"expected one worker child: {workers}"
+            if processes > 1:
+                masters = [pid for pid in _children(proc.pid) if b"gunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+                assert len(masters) == 1, f"expected one gunicorn master: {masters}"
+                web = _wait_for("the web processes", lambda: len(_children(masters[0])) == processes
+                                and _children(masters[0]), proc, log)
+                web += masters
+                assert f"Web processes:    {processes} (gunicorn" in log.read_text()
             banner = log.read_text()
             assert f"{base}/login/" in banner and f"{base}/dev/outbox/" in banner
             assert "chave outbox --to" in banner
@@ -396,12 +427,12 @@ def test_serve_with_worker_signs_a_citizen_in_over_http_and_stops_the_worker(tmp
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-            leftovers = [pid for pid in workers if _alive(pid)]
+            leftovers = [pid for pid in workers + web if _alive(pid)]
             for pid in leftovers:
                 os.kill(pid, signal.SIGKILL)
 
         assert proc.returncode == 0, log.read_text()
-        assert leftovers == [], "the worker outlived chave serve"
+        assert leftovers == [], "the worker or a web process outlived chave serve"
         assert "Traceback" not in log.read_text()
 
 

@@ -5,6 +5,12 @@ says so on stderr and tries again after a growing wait (1 s up to 30 s) instead 
 ``chave serve --with-worker`` keeps running and recovers by itself. At every (re)start and then
 every ``delivery_sweep_seconds`` it closes what dead workers left behind
 (:func:`chave.delivery.services.recover_stalled`). ``--batch`` still exits with an error.
+
+An idle worker waits on the doorbell (:mod:`chave.delivery.doorbell`: PostgreSQL ``LISTEN``, or a
+local socket with SQLite) for at most ``--interval`` seconds: a message queued for now is picked up
+as soon as its transaction commits, not at the next look. The tasks themselves are claimed and run
+by django-tasks' own database worker (``Worker.run`` in batch mode: every task that is due, then
+back to the doorbell).
 """
 
 from __future__ import annotations
@@ -19,15 +25,27 @@ import time
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, connections
-from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
+from django.utils.autoreload import DJANGO_AUTORELOAD_ENV, run_with_reloader
+from django.utils.crypto import get_random_string
 from django.utils.translation import gettext as _
+from django_tasks_db.management.commands import db_worker
 from django_tasks_db.models import DBTaskResult
 
 from chave import policy
-from chave.delivery import providers, services
+from chave.delivery import doorbell, providers, services
 
 log = logging.getLogger("chave.delivery")
 RETRY_MAX_SECONDS = 30
+# django-tasks' worker waits this long before trying again when SQLite's write lock is taken.
+_LOCKED_RETRY_SECONDS = 0.05
+
+
+class _EveryRun(logging.Filter):
+    """Each return to the doorbell ends a batch run of django-tasks' worker: its start and end
+    lines are not news (the worker logs its start once itself)."""
+
+    def filter(self, record):
+        return not str(record.msg).startswith(("Starting worker worker_id=%s queues=%s", "No more tasks"))
 
 
 def _sweep() -> None:
@@ -113,6 +131,36 @@ class Command(BaseCommand):
         self.stderr.write(_("The database cannot be reached (%(error)s): trying again in %(seconds)s s.")
                           % {"error": exc.__class__.__name__, "seconds": f"{wait:g}"})
 
+    def _work(self, queue_name, interval, max_tasks, worker_id, reload, verbosity) -> None:
+        """django-tasks' database worker, idle on the doorbell rather than asleep."""
+        db_worker.Command(stdout=self.stdout._out, stderr=self.stderr._out).configure_logging(verbosity)
+        quiet = _EveryRun()
+        db_worker.logger.addFilter(quiet)
+        worker = db_worker.Worker(
+            queue_names=queue_name.split(","), interval=_LOCKED_RETRY_SECONDS, batch=True,
+            backend_name="default", startup_delay=False, max_tasks=max_tasks,
+            worker_id=worker_id or get_random_string(32), excluded_queue_names=[],
+        )
+        db_worker.logger.info("Worker %s started on queues %s, woken by the doorbell", worker.worker_id, queue_name)
+        bell = doorbell.Doorbell()
+
+        def loop():
+            worker.configure_signals()
+            try:
+                while worker.running:
+                    worker.run()  # every task that is due now, then back here
+                    if max_tasks is not None and worker._run_tasks >= max_tasks:
+                        return
+                    bell.wait(interval)
+            finally:
+                bell.close()
+                db_worker.logger.removeFilter(quiet)
+
+        if reload:
+            run_with_reloader(loop)
+        else:
+            loop()
+
     @staticmethod
     def _pause(wait: float) -> float:
         connections.close_all()
@@ -153,8 +201,7 @@ class Command(BaseCommand):
             while True:
                 _sweep()
                 try:
-                    call_command("db_worker", *worker_options, verbosity=verbosity,
-                                 stdout=self.stdout._out, stderr=self.stderr._out)
+                    self._work(queue_name, interval, max_tasks, worker_id, reload, verbosity)
                     return
                 except (OperationalError, InterfaceError) as exc:
                     # The database went away under the worker (a restart): keep the process, try again.

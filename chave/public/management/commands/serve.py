@@ -1,4 +1,11 @@
-"""``chave serve``: the web service over HTTP with waitress, optionally with the delivery worker.
+"""``chave serve``: the web service over HTTP, optionally with the delivery worker.
+
+``--processes N`` serves with N processes (gunicorn, ``gthread`` workers of ``--threads`` threads
+each: a pre-forking master that restarts a worker that dies or grows old, after
+``CHAVE_SERVE_MAX_REQUESTS`` requests); one process is waitress, what ``make run`` uses. The default is
+one process per core in production (``CHAVE_ENV=production``, ``CHAVE_SERVE_PROCESSES`` to
+change it) and one process elsewhere. The Argon2 slots of :mod:`chave.identity.pins` are shared
+out between the processes, so all of them together run at most one PIN hash per core.
 
 Static files: the WSGI application is wrapped in Django's ``StaticFilesHandler``, which serves
 ``STATIC_URL`` through the staticfiles finders with ``insecure=True``, so it works with DEBUG off
@@ -58,6 +65,7 @@ class Child:
     stopped_on_its_own: str  # %(code)s: the service's exit message
     process: subprocess.Popen | None = None
     exit_code: int | None = None
+    env: dict | None = None
 
 
 def worker_child() -> Child:
@@ -90,6 +98,39 @@ def card_agent_child() -> Child:
     )
 
 
+def gunicorn_child(fd: int, processes: int, threads: int) -> Child:
+    """gunicorn's master on the socket ``fd``: ``processes`` workers of ``threads`` threads, each
+    taking its share of the cores for Argon2 (unless ``CHAVE_ARGON2_CONCURRENCY`` says)."""
+    env = dict(os.environ)
+    if not settings.CHAVE_ARGON2_CONCURRENCY:
+        env["CHAVE_ARGON2_CONCURRENCY"] = str(max(1, -(-len(os.sched_getaffinity(0)) // processes)))
+    command = [
+        sys.executable, "-m", "gunicorn", "--bind", f"fd://{fd}", "--workers", str(processes),
+        "--worker-class", "gthread", "--threads", str(threads),
+        "--timeout", str(settings.CHAVE_SERVE_TIMEOUT_SECONDS), "--graceful-timeout", str(WORKER_STOP_SECONDS),
+        "--keep-alive", str(settings.CHAVE_SERVE_KEEPALIVE_SECONDS),
+        "--max-requests", str(settings.CHAVE_SERVE_MAX_REQUESTS),
+        "--max-requests-jitter", str(settings.CHAVE_SERVE_MAX_REQUESTS // 10),
+        "--no-control-socket", "--name", "chave", "--log-level", "warning",
+        "chave.public.management.commands.serve:static_application()",
+    ]
+    return Child(
+        command,
+        _("Cannot start the web server processes: %(error)s"),
+        _("The web server processes stopped (exit code %(code)s): stopping the service."),
+        _("The web server processes did not stop in %(n)d seconds: killing them."),
+        _("The web server processes stopped on their own (exit code %(code)s), so the service stopped too."),
+        env=env,
+    )
+
+
+def static_application():
+    """The WSGI application with its static files (what waitress serves too), for gunicorn."""
+    from django.core.wsgi import get_wsgi_application
+
+    return StaticFiles(get_wsgi_application())
+
+
 class StaticFiles(StaticFilesHandler):
     """Django's handler, answering a path that climbs out of a static folder with 400, not 500."""
 
@@ -101,6 +142,13 @@ class StaticFiles(StaticFilesHandler):
         # The middleware does not run for static files; keep the one header that matters for them.
         response.setdefault("X-Content-Type-Options", "nosniff")
         return response
+
+
+def default_processes() -> int:
+    """One server process per core in production (``CHAVE_SERVE_PROCESSES`` overrides), else one."""
+    if settings.CHAVE_SERVE_PROCESSES:
+        return settings.CHAVE_SERVE_PROCESSES
+    return len(os.sched_getaffinity(0)) if settings.IS_PRODUCTION else 1
 
 
 def _die_with_parent(parent_pid: int):
@@ -126,7 +174,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
         parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
-        parser.add_argument("--threads", type=int, default=8, help="request threads (default 8)")
+        parser.add_argument("--threads", type=int, default=8, help="request threads per process (default 8)")
+        parser.add_argument("--processes", type=int, default=None,
+                            help="server processes (gunicorn when more than one; default: one per core in "
+                                 "production, else 1; CHAVE_SERVE_PROCESSES)")
         parser.add_argument("--with-worker", action="store_true",
                             help="also run the delivery worker (`chave worker`) and stop it on exit")
         parser.add_argument("--with-demo-portal", action="store_true",
@@ -146,11 +197,14 @@ class Command(BaseCommand):
                               % {"error": (str(exc).strip().splitlines() or [type(exc).__name__])[0]})
 
     def handle(self, *args, host, port, threads, with_worker, with_demo_portal, demo_portal_port,
-               with_card_agent=False, **options):
+               with_card_agent=False, processes=None, **options):
         if not 0 <= port <= 65535:
             raise CommandError(_("--port must be a number from 0 to 65535."))
         if threads < 1:
             raise CommandError(_("--threads must be at least 1."))
+        processes = default_processes() if processes is None else processes
+        if processes < 1:
+            raise CommandError(_("--processes must be at least 1."))
         if with_demo_portal and not 1 <= demo_portal_port <= 65535:
             raise CommandError(_("--demo-portal-port must be a number from 1 to 65535."))
         import waitress
@@ -168,18 +222,19 @@ class Command(BaseCommand):
                 worker = self._start(worker_child()) if with_worker else None
                 portal = self._start(demo_portal_child(demo_portal_port)) if with_demo_portal else None
                 agent = self._start(card_agent_child()) if with_card_agent else None
-                try:
-                    server = waitress.create_server(application, host=host, port=port, threads=threads,
-                                                    ident="chave")
-                except (OSError, ValueError) as exc:
-                    error = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-                    raise CommandError(_("Cannot listen on %(host)s:%(port)s: %(error)s")
-                                       % {"host": host, "port": port, "error": error})
-                try:
-                    self._print_banner(host, server.effective_port, worker, portal, demo_portal_port, agent)
-                    server.run()  # returns when a stop signal raises SystemExit in this thread
-                finally:
-                    server.close()
+                if processes > 1:
+                    self._run_gunicorn(host, port, threads, processes, worker, portal, demo_portal_port, agent)
+                else:
+                    try:
+                        server = waitress.create_server(application, host=host, port=port, threads=threads,
+                                                        ident="chave")
+                    except (OSError, ValueError) as exc:
+                        raise self._cannot_listen(host, port, exc)
+                    try:
+                        self._print_banner(host, server.effective_port, worker, portal, demo_portal_port, agent)
+                        server.run()  # returns when a stop signal raises SystemExit in this thread
+                    finally:
+                        server.close()
             except SystemExit:
                 pass  # a stop signal that came before the server was running
         finally:
@@ -197,6 +252,40 @@ class Command(BaseCommand):
                 raise CommandError(child.stopped_on_its_own % {"code": child.exit_code})
         self.stdout.write(_("Stopped."))
 
+    @staticmethod
+    def _cannot_listen(host, port, exc) -> CommandError:
+        error = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        return CommandError(_("Cannot listen on %(host)s:%(port)s: %(error)s")
+                            % {"host": host, "port": port, "error": error})
+
+    def _run_gunicorn(self, host, port, threads, processes, worker, portal, demo_portal_port, agent):
+        """Serve with a gunicorn master (a child process like the worker) and ``processes`` workers
+        until a stop signal.
+
+        The listening socket is bound here first, so a busy port is the same clear error as with
+        waitress and port 0 names its port in the banner; gunicorn inherits it (``fd://``).
+        Connections that arrive before its workers are up wait in the socket's backlog.
+        """
+        import socket
+
+        try:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            listener = socket.socket(family, socket.SOCK_STREAM)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((host, port))
+            listener.listen(2048)
+        except OSError as exc:
+            raise self._cannot_listen(host, port, exc)
+        effective_port = listener.getsockname()[1]
+        try:
+            server = self._start(gunicorn_child(listener.fileno(), processes, threads), pass_fds=(listener.fileno(),))
+        finally:
+            listener.close()  # gunicorn holds it now
+        self._print_banner(host, effective_port, worker, portal, demo_portal_port, agent,
+                           server=server, processes=processes, threads=threads)
+        while True:
+            signal.pause()  # a stop signal raises SystemExit here
+
     def _on_stop_signal(self, signum, frame):
         if not self.stopping:
             self.stopping = True
@@ -204,8 +293,8 @@ class Command(BaseCommand):
 
     # --- the worker and the demo portal ------------------------------------------------------------
 
-    def _start(self, child: Child) -> Child:
-        kwargs = {}
+    def _start(self, child: Child, pass_fds: tuple[int, ...] = ()) -> Child:
+        kwargs = {"pass_fds": pass_fds, "env": child.env} if child.env else {"pass_fds": pass_fds}
         if sys.platform.startswith("linux"):
             kwargs["preexec_fn"] = _die_with_parent(os.getpid())
         try:
@@ -237,7 +326,8 @@ class Command(BaseCommand):
     # --- what to try ----------------------------------------------------------------------
 
     def _print_banner(self, host: str, port: int, worker: Child | None, portal: Child | None,
-                      demo_portal_port: int, agent: Child | None = None) -> None:
+                      demo_portal_port: int, agent: Child | None = None, server: Child | None = None,
+                      processes: int = 1, threads: int = 0) -> None:
         shown_host = f"[{host}]" if ":" in host else host
         base = f"http://{shown_host}:{port}"
         w = self.stdout.write
@@ -249,6 +339,9 @@ class Command(BaseCommand):
             demo = self._demo_line()
             if demo:
                 w(demo)
+        if server is not None:
+            w(_("  Web processes:    %(processes)d (gunicorn, process %(pid)s), %(threads)d threads each")
+              % {"processes": processes, "pid": server.process.pid, "threads": threads})
         if worker is not None:
             w(_("  Delivery worker:  running (process %(pid)s)") % {"pid": worker.process.pid})
         else:

@@ -1,0 +1,328 @@
+"""Complete logins over HTTP against ``chave serve``, at several concurrencies (bench/login.py --http).
+
+The service is a real ``chave serve --processes N --with-worker`` (gunicorn, the delivery worker
+woken by its doorbell) on a fresh SQLite database or a fresh PostgreSQL database
+(``--postgres URL``: a server where the bench may create and drop ``chave_bench_<pid>``). The load
+driver is this process: C threads, each a browser of its own (cookies, CSRF token, its own client
+address in ``X-Forwarded-For``, which the service trusts as from one proxy), each doing complete
+logins one after another: GET /login/ → POST number + PIN → the code reaches the development
+sink through the worker → the code is read from the sink, as a phone shows it → POST the code →
+the signed-in page. Each citizen logs in at most a few times (the send caps are per key).
+
+Printed per concurrency: logins/s, p50/p95 of a login, the ratio to the bare PIN-hash rate of all
+cores (Argon2id alone, with the service's parameters, in as many processes as there are cores),
+how long codes took from being asked for to reaching the sink (the gateway adapter: p50/p95), and
+the peak resident memory of the service's processes (largest one, and all of them together).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import http.cookiejar
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAVE = [sys.executable, "-m", "chave.cli"]
+PIN = "4719"
+
+
+def _bare_hash(params: tuple[int, int, int], seconds: float) -> int:
+    from argon2 import PasswordHasher, Type
+
+    hasher = PasswordHasher(time_cost=params[0], memory_cost=params[1], parallelism=params[2], type=Type.ID)
+    stored = hasher.hash(b"x" * 32)
+    done, end = 0, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        hasher.verify(stored, b"x" * 32)
+        done += 1
+    return done
+
+
+def bare_hash_rate(params: tuple[int, int, int], processes: int, seconds: float = 6.0) -> float:
+    """Argon2id verifications per second with ``processes`` processes hashing at once."""
+    with concurrent.futures.ProcessPoolExecutor(processes) as pool:
+        start = time.perf_counter()
+        counts = list(pool.map(_bare_hash, [params] * processes, [seconds] * processes))
+        return sum(counts) / (time.perf_counter() - start)
+
+
+class Browser:
+    def __init__(self, base: str, ip: str):
+        self.base, self.ip = base, ip
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+    def request(self, path: str, fields: dict | None = None, page: str = "") -> tuple[str, str]:
+        data = None
+        if fields is not None:
+            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+            data = urllib.parse.urlencode({"csrfmiddlewaretoken": token.group(1), **fields}).encode()
+        req = urllib.request.Request(self.base + path, data=data, headers={
+            "X-Forwarded-For": self.ip, "Accept-Language": "en", "Referer": self.base + path})
+        with self.opener.open(req, timeout=120) as response:
+            return urllib.parse.urlsplit(response.url).path, response.read().decode()
+
+
+def run(args) -> int:
+    cores = len(os.sched_getaffinity(0))
+    processes = args.processes or cores
+    data_dir = Path(tempfile.mkdtemp(prefix="chave-bench-http-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAVE_")}
+    env.update(CHAVE_ENV="dev", CHAVE_DEBUG="0", CHAVE_DATA_DIR=str(data_dir), CHAVE_TRUSTED_PROXIES="1",
+               DJANGO_SETTINGS_MODULE="chave.settings", PYTHONUNBUFFERED="1")
+    database = "SQLite"
+    dropper = None
+    if args.postgres:
+        import psycopg
+
+        name = f"chave_bench_{os.getpid()}"
+        server = args.postgres.rsplit("/", 1)[0]
+        with psycopg.connect(server + "/postgres", autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        env["CHAVE_DATABASE_URL"] = f"{server}/{name}"
+        database = "PostgreSQL"
+
+        def dropper():
+            with psycopg.connect(server + "/postgres", autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    try:
+        call_command("migrate", verbosity=0)
+        phones = _citizens(args.citizens)
+        p = settings.CHAVE_ARGON2
+        params = (p["time_cost"], p["memory_cost"], p["parallelism"])
+        print(f"HTTP logins against `chave serve --processes {processes} --with-worker` ({database}, "
+              f"{cores} cores; Argon2id t={params[0]}, {params[1]} KiB, p={params[2]})")
+        bare = bare_hash_rate(params, cores)
+        print(f"bare PIN verifications, {cores} processes: {bare:.1f}/s ({bare / cores:.1f}/s per core)")
+        port = _free_port()
+        log = data_dir / "serve.log"
+        serve = subprocess.Popen([*CHAVE, "serve", "--port", str(port), "--processes", str(processes),
+                                  "--with-worker"], env=env, cwd=ROOT, stdout=log.open("wb"),
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            _wait_until_up(base, serve, log)
+            results = []
+            citizens = iter(phones)
+            for concurrency in args.concurrency:
+                results.append(_round(base, concurrency, args.logins_per_round, citizens, serve.pid, bare))
+            best = max(results, key=lambda r: r["rate"])
+            print(f"best: concurrency {best['concurrency']}: {best['rate']:.1f} logins/s = "
+                  f"{best['rate'] / cores:.1f} per core, ratio {best['rate'] / bare:.2f} (goal >= 0.8: "
+                  f"{'met' if best['rate'] / bare >= 0.8 else 'NOT met'}); p95 {best['p95'] * 1000:.0f} ms = "
+                  f"{best['p95'] / best['p50']:.1f}x p50 (goal <= 2x)")
+            codes = [c for r in results for c in r["code_delays"]]
+            if codes:
+                print(f"code to the gateway adapter: p50 {_pct(codes, 50) * 1000:.0f} ms, p95 "
+                      f"{_pct(codes, 95) * 1000:.0f} ms over {len(codes)} codes (goal p95 <= 100 ms)")
+            print(f"memory: largest process {max(r['rss_max'] for r in results) / 2**20:.0f} MB, the instance "
+                  f"(every process of chave serve) {max(r['rss_sum'] for r in results) / 2**20:.0f} MB at most "
+                  f"(goal <= 300 MB per instance)")
+        finally:
+            os.killpg(serve.pid, signal.SIGTERM)
+            try:
+                serve.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(serve.pid, signal.SIGKILL)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if dropper:
+            dropper()
+    return 0
+
+
+def _citizens(count: int) -> list[str]:
+    import datetime as dt
+
+    from chave import clock
+    from chave.delivery.models import OutboundMessage
+    from chave.identity import services
+    from chave.identity.models import ContactKind
+    from chave.identity.registry import DocumentRef, IdentityRecord, LocalRecords
+
+    phones = []
+    for i in range(count):
+        doc = DocumentRef("cc", "PT", f"{40000000 + i:08d}")
+        LocalRecords().store(IdentityRecord(doc=doc, full_name=f"Load Citizen {i}", given_name="Load",
+                                            family_name="Citizen", birth_date=dt.date(1980, 1, 1),
+                                            document_expiry=clock.today() + dt.timedelta(days=3650)))
+        phone = f"+3519200{i:05d}"
+        services.register_citizen(doc, [services.ContactInput(ContactKind.MOBILE, phone)], pin=PIN,
+                                  contacts_verified_by="bench")
+        phones.append(phone)
+    OutboundMessage.objects.all().delete()  # activation notices are not part of a login
+    return phones
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until_up(base: str, serve: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if serve.poll() is not None:
+            raise SystemExit(f"chave serve stopped:\n{log.read_text()}")
+        try:
+            urllib.request.urlopen(base + "/health/live", timeout=5).read()
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit(f"chave serve did not answer:\n{log.read_text()}")
+
+
+def _pct(values: list[float], percent: int) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(percent / 100 * (len(ordered) - 1)))]
+
+
+def _tree(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _rss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+class _Memory(threading.Thread):
+    """Samples the resident memory of every process of the service while a round runs."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.stop, self.largest, self.total = pid, threading.Event(), 0, 0
+        self.peaks: dict[int, int] = {}
+
+    def run(self):
+        while not self.stop.wait(0.2):
+            sizes = {p: _rss(p) for p in _tree(self.pid)}
+            for p, size in sizes.items():
+                self.peaks[p] = max(self.peaks.get(p, 0), size)
+            self.largest, self.total = max(self.largest, max(sizes.values())), max(self.total, sum(sizes.values()))
+
+    def breakdown(self) -> str:
+        """Each process's peak, named by what it is."""
+        names = []
+        for p, size in sorted(self.peaks.items()):
+            try:
+                line = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                line = ""
+            name = ("web" if "gunicorn" in line and p != self.pid and _parent(p) != self.pid else
+                    "gunicorn master" if "gunicorn" in line else "delivery worker" if " worker" in line
+                    else "chave serve" if p == self.pid else "other")
+            names.append(f"{name} {size / 2**20:.0f}")
+        return ", ".join(names)
+
+
+def _login(base: str, phone: str, ip: str) -> tuple[float, float]:
+    """One complete login; returns its duration and how long its code took to reach the sink."""
+    from chave.delivery.models import DevOutboxMessage, OutboundMessage
+
+    browser = Browser(base, ip)
+    start = time.perf_counter()
+    path, page = browser.request("/login/")
+    path, page = browser.request("/login/", {"identifier": phone, "pin": PIN}, page)
+    assert path == "/login/code/", (path, page[:500])
+    deadline = time.monotonic() + 60
+    while True:
+        message = OutboundMessage.objects.filter(destination=phone, kind="code").order_by("-id").first()
+        if message is not None and message.sent_at is not None:
+            break
+        assert time.monotonic() < deadline, "no code within 60 s"
+        time.sleep(0.02)  # the phone's side; the code's own delay is measured by the service's clock
+    body = DevOutboxMessage.objects.filter(to=phone).latest("sent_at", "id").body
+    code = re.search(r"#(\d{6})\s*$", body).group(1)
+    path, page = browser.request("/login/code/", {"code": code}, page)
+    assert path == "/login/done/", (path, page[:500])
+    return time.perf_counter() - start, (message.sent_at - message.created_at).total_seconds()
+
+
+def _round(base: str, concurrency: int, logins: int, citizens, pid: int, bare: float) -> dict:
+    from django.db import connections
+
+    memory = _Memory(pid)
+    memory.start()
+    lock = threading.Lock()
+    durations, delays = [], []
+    jobs = [(next(citizens), f"10.{concurrency}.{n // 250}.{n % 250 + 1}") for n in range(logins)]
+
+    def user(worker: int):
+        try:
+            while True:
+                with lock:
+                    if not jobs:
+                        return
+                    phone, ip = jobs.pop()
+                took, delay = _login(base, phone, ip)
+                with lock:
+                    durations.append(took)
+                    delays.append(delay)
+        finally:
+            connections.close_all()
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=user, args=(n,)) for n in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    memory.stop.set()
+    memory.join()
+    rate = len(durations) / wall
+    result = {"concurrency": concurrency, "rate": rate, "p50": _pct(durations, 50), "p95": _pct(durations, 95),
+              "code_delays": delays, "rss_max": memory.largest, "rss_sum": memory.total}
+    print(f"concurrency {concurrency:2}: {len(durations)} logins in {wall:5.1f} s = {rate:5.1f}/s, ratio "
+          f"{rate / bare:.2f}; login p50 {result['p50'] * 1000:4.0f} ms p95 {result['p95'] * 1000:4.0f} ms; code "
+          f"p95 {_pct(delays, 95) * 1000:3.0f} ms; memory {memory.total / 2**20:.0f} MB "
+          f"(largest process {memory.largest / 2**20:.0f} MB)")
+    print(f"    peak MB per process: {memory.breakdown()}")
+    return result
