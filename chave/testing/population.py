@@ -68,6 +68,8 @@ def seed(database_url: str, count: int, *, pin_hash: str, start: int = 0, progre
     """Add citizens ``start`` … ``start + count - 1`` with ``pin_hash`` (ids after the tables' highest)."""
     import psycopg
 
+    from chave.identity.models import fold_name
+
     now = dt.datetime.now(dt.timezone.utc).isoformat()
     valid = (dt.date.today() + dt.timedelta(days=5 * 365)).isoformat()
     expiry = (dt.date.today() + dt.timedelta(days=10 * 365)).isoformat()
@@ -82,9 +84,9 @@ def seed(database_url: str, count: int, *, pin_hash: str, start: int = 0, progre
             last = min(first + BATCH, start + count)
             _copy(cursor, "identity_citizen",
                   "id, doc_type, doc_country, doc_number, full_name, given_name, family_name, birth_date, nif, "
-                  "document_expiry, language, created_at",
+                  "document_expiry, language, created_at, name_key",
                   (f"{c0 + n - start + 1}\tcc\tPT\t{nic(n)}\t{full}\t{given}\t{family}\t"
-                   f"{1940 + n % 60}-{1 + n % 12:02d}-{1 + n % 28:02d}\t\t{expiry}\tpt-pt\t{now}\n"
+                   f"{1940 + n % 60}-{1 + n % 12:02d}-{1 + n % 28:02d}\t\t{expiry}\tpt-pt\t{now}\t{fold_name(full)}\n"
                    for n in range(first, last) for full, given, family in [name(n)]))
             _copy(cursor, "identity_key",
                   "id, status, pin_hash, pin_is_temporary, pin_failures, valid_until, created_at, activated_at, "
