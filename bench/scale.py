@@ -69,16 +69,38 @@ def fresh_database(url: str) -> None:
     call_command("migrate", verbosity=0)
 
 
-def bare_hash_rate(seconds: float = 6.0, core: str = "0") -> float:
+def bare_hash_rate(seconds: float = 6.0, core: str = "0", **env: str) -> float:
     """PIN verifications per second of one process pinned to one core (the ceiling per core)."""
+    return _bare_hashes(seconds, core, **env)[0]
+
+
+def _bare_hashes(seconds: float, core: str, **env: str) -> tuple[float, float]:
+    """(verifications per second of wall time, CPU seconds per verification), one pinned process."""
     code = ("import time; from chave.identity import pins\n"
-            f"h = pins.hash_pin('{PIN}'); pins.verify(h, '{PIN}'); n = 0; t = time.perf_counter()\n"
+            f"h = pins.hash_pin('{PIN}'); pins.verify(h, '{PIN}'); n = 0; t = time.perf_counter(); c = time.process_time()\n"
             f"while time.perf_counter() - t < {seconds}:\n    pins.verify(h, '{PIN}'); n += 1\n"
-            "print(n / (time.perf_counter() - t))")
+            "print(n / (time.perf_counter() - t), (time.process_time() - c) / n)")
     script = f"import django; django.setup()\n{code}"
-    out = subprocess.run(["taskset", "-c", core, sys.executable, "-c", script], env=os.environ, capture_output=True,
-                         text=True, check=True, cwd=Path(__file__).resolve().parent.parent)
-    return float(out.stdout.strip().splitlines()[-1])
+    out = subprocess.run(["taskset", "-c", core, sys.executable, "-c", script], env={**os.environ, **env},
+                         capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parent.parent)
+    rate, cpu = out.stdout.strip().splitlines()[-1].split()
+    return float(rate), float(cpu)
+
+
+OWASP_ARGON2 = {"CHAVE_ARGON2_MEMORY_KIB": "19456", "CHAVE_ARGON2_TIME_COST": "2", "CHAVE_ARGON2_PARALLELISM": "1"}
+
+
+def database_backends(database_url: str) -> list[int]:
+    """The PostgreSQL server processes serving Chave's connections to this database (the phone's aside)."""
+    import psycopg
+
+    from chave.testing.httpcitizen import PHONE_APPLICATION
+
+    name = database_url.rsplit("/", 1)[1]
+    with psycopg.connect(database_url, autocommit=True, application_name=PHONE_APPLICATION) as connection:
+        rows = connection.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name <> %s",
+                                  [name, PHONE_APPLICATION]).fetchall()
+    return [pid for (pid,) in rows]
 
 
 class Driver:
@@ -159,15 +181,19 @@ def phase(label: str, instances: int, args, env: dict, *, first: int, address_of
         warm = Driver(stack.url, args.database_url, first=first, logins=2 * instances, threads=2 * instances,
                       address_offset=address_offset)
         warm.run()
-        web = [p for pid in stack.pids("web") for p in process_tree(pid)]
-        before = cpu_seconds(web)
+        groups = {"web": [p for pid in stack.pids("web") for p in process_tree(pid)],
+                  "worker": [p for pid in stack.pids("worker") for p in process_tree(pid)],
+                  "nginx": [p for pid in stack.pids("nginx") for p in process_tree(pid)],
+                  "PostgreSQL": database_backends(args.database_url),
+                  "Redis": [args.redis_pid]}
+        before = {name: cpu_seconds(pids) for name, pids in groups.items()}
         driver = Driver(stack.url, args.database_url, first=first + 2 * instances, logins=args.logins,
                         threads=args.concurrency_per_instance * instances, address_offset=address_offset + 1000)
         wall = driver.run()
-        web_cpu = cpu_seconds(web) - before
+        cpu = {name: cpu_seconds(pids) - before[name] for name, pids in groups.items()}
         log = stack.access_log()
         result = {"label": label, "instances": instances, "wall": wall, "results": driver.results,
-                  "web_cpu": web_cpu, "log": log, "ports": stack.instance_ports}
+                  "web_cpu": cpu["web"], "cpu": cpu, "log": log, "ports": stack.instance_ports}
         if instances > 1:
             result["throttle"] = throttle_once(stack, args)
         return result
@@ -221,6 +247,26 @@ def report(result: dict) -> float:
     return rate
 
 
+PEAK = 150  # complete logins per second at the national peak (issue 17, goal 7)
+PEAK_CORES = 8
+
+
+def national_peak(result: dict, hash_cpu: float, owasp_cpu: float, argon2: dict) -> None:
+    """Goal 7's arithmetic from the CPU each component spent per complete login in this run."""
+    ok = sum(1 for _, r in result["results"] if r.ok) or 1
+    per_login = {name: seconds / ok for name, seconds in result["cpu"].items()}
+    total = sum(per_login.values())
+    print("CPU per complete login (2 instances): " + ", ".join(f"{n} {v * 1000:.0f} ms" for n, v in per_login.items())
+          + f"; all {total * 1000:.0f} ms, of which the PIN check {hash_cpu * 1000:.0f} ms")
+    cores_now = PEAK * total
+    other = total - hash_cpu
+    cores_owasp = PEAK * (other + owasp_cpu)
+    print(f"national peak, {PEAK} logins/s: {PEAK} x {total * 1000:.0f} ms = {cores_now:.1f} cores with Argon2id "
+          f"t={argon2['time_cost']} m={argon2['memory_cost'] // 1024} MiB; {PEAK} x ({other * 1000:.0f} + "
+          f"{owasp_cpu * 1000:.0f}) ms = {cores_owasp:.1f} cores with OWASP's minimum "
+          f"(goal <= {PEAK_CORES}: {'met' if cores_owasp <= PEAK_CORES else 'NOT met'})")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--logins", type=int, default=120, help="timed logins in each configuration")
@@ -251,10 +297,13 @@ def main() -> int:
         citizens = 2 * (args.logins + 10)
         population.seed(args.database_url, citizens, pin_hash=pins.hash_pin(PIN))
         env = stack_env(args.database_url, redis.url, data_dir)
-        hash_rate = bare_hash_rate()
+        args.redis_pid = redis.process.pid
+        hash_rate, hash_cpu = _bare_hashes(6.0, "0")
+        _, owasp_cpu = _bare_hashes(4.0, "0", **OWASP_ARGON2)
         p = settings.CHAVE_ARGON2
         print(f"Argon2id t={p['time_cost']} m={p['memory_cost']} KiB p={p['parallelism']}; bare PIN verifications "
-              f"on one core: {hash_rate:.2f}/s; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+              f"on one core: {hash_rate:.2f}/s ({hash_cpu * 1000:.0f} ms of CPU each; OWASP's minimum, 19 MiB t=2: "
+              f"{owasp_cpu * 1000:.0f} ms); {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
         one = phase("1 instance on 1 core ", 1, args, env, first=0, address_offset=0)
         two = phase("2 instances on 2 cores", 2, args, env, first=args.logins + 10, address_offset=20000)
         rate1, rate2 = report(one), report(two)
@@ -274,6 +323,7 @@ def main() -> int:
         print(f"throttle: wrong PINs from one address over {len(t['upstreams'])} instances refused (429) from "
               f"attempt {allowed + 1} on; pin_attempt_per_ip allows {t['limit']}: "
               f"{'counted once' if once else 'NOT counted once'}")
+        national_peak(two, hash_cpu, owasp_cpu, p)
         print(f"load average after: {os.getloadavg()[0]:.1f} (other work on the machine shares these cores)")
         return 0
     finally:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import requests
 from requests.adapters import HTTPAdapter
 
+PHONE_APPLICATION = "chave-bench-phone"
 CODE = re.compile(r"#(\d{6})\s*$")
 TOKEN = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
@@ -70,7 +71,8 @@ class Phone:
     def __init__(self, database_url: str):
         import psycopg
 
-        self.connection = psycopg.connect(database_url, autocommit=True)
+        # Named, so that a benchmark can leave the phone's polling out of the database's CPU per login.
+        self.connection = psycopg.connect(database_url, autocommit=True, application_name=PHONE_APPLICATION)
 
     def last_id(self, to: str) -> int:
         row = self.connection.execute("SELECT coalesce(max(id), 0) FROM delivery_devoutboxmessage WHERE \"to\" = %s",
