@@ -2,6 +2,10 @@
 
 - :class:`CitizenSmsLogin`: a citizen signs in through the pages: identifier + PIN → SMS chosen →
   the code read from the phone (the development sink's table) → the signed-in page.
+- :class:`SigningBatch`: an integrator has a citizen sign a batch of 100 hashes through the Cloud
+  Signature Consortium API v2: service token (``client_credentials``) → ``credentials/list`` →
+  ``credentials/sendOTP`` → the code read from the citizen's phone → ``credentials/authorize`` with
+  the signing PIN, the code and the hashes → ``signatures/signHash`` → 100 signatures.
 - :class:`PortalOidcLogin`: a portal logs a citizen in with OpenID Connect: authorization request
   (PKCE S256, state, nonce) → Chave's login pages as above → consent the first time → the code at
   the portal's redirect URI → the token request authenticated with ``private_key_jwt`` → the ID token
@@ -14,7 +18,9 @@ count each citizen apart, as on the Internet.
 
 Set by the runner (environment): ``CHAVE_LOAD_DATABASE_URL`` (where the phone reads its codes),
 ``CHAVE_LOAD_CITIZENS`` (citizens 0…N-1 of ``chave/testing/population.py``), ``CHAVE_LOAD_PIN``,
-and for portals ``CHAVE_LOAD_PORTAL`` (a JSON file: client_id, private JWK, redirect URI, issuer).
+for portals ``CHAVE_LOAD_PORTAL`` (a JSON file: client_id, private JWK, redirect URI, issuer), and
+for signing ``CHAVE_LOAD_SIGNERS`` (citizens 0…S-1 have signing active, PIN ``CHAVE_LOAD_SIGNING_PIN``)
+and ``CHAVE_LOAD_INTEGRATOR`` (a JSON file: client_id, secret). Without them the scenario stays idle.
 """
 
 from __future__ import annotations
@@ -189,6 +195,61 @@ class PortalOidcLogin(ChaveUser):
         jwt.JWTClaimsRegistry(now=int(time.time()), leeway=60, iss={"essential": True, "value": self.issuer},
                               aud={"essential": True, "value": self.client_id}, exp={"essential": True},
                               nonce={"essential": True, "value": nonce}).validate(claims)
+
+
+SIGNERS = int(os.environ.get("CHAVE_LOAD_SIGNERS", "0"))
+SIGNING_PIN = os.environ.get("CHAVE_LOAD_SIGNING_PIN", "5820")
+SHA256 = "2.16.840.1.101.3.4.2.1"
+_signers = itertools.count()
+
+
+class SigningBatch(ChaveUser):
+    """Each batch by the next signing citizen in turn: a citizen gets at most ``code_send_per_key``
+    codes an hour, so a long run needs as many signers as batches per hour / that limit."""
+
+    weight = 1
+
+    def on_start(self):
+        super().on_start()
+        self.integrator = json.loads(Path(os.environ["CHAVE_LOAD_INTEGRATOR"]).read_text()) if SIGNERS else None
+        self.token = None
+
+    def api(self, name: str, body: dict, expect: int = 200):
+        with self.client.post(f"/csc/v2/{name}", json=body, name=f"/csc/v2/{name}", catch_response=True,
+                              headers={"Authorization": f"Bearer {self.token}"}) as r:
+            if r.status_code != expect:
+                r.failure(f"HTTP {r.status_code}")
+                raise LoginFailed(f"{name}: HTTP {r.status_code} {r.text[:200]}")
+            return r.json() if r.content else None
+
+    @task
+    def sign_batch(self):
+        if not SIGNERS:
+            return
+        self.timed("signing batch of 100 hashes", self._batch)
+
+    def _batch(self):
+        if self.token is None or time.time() > self.token_expires:
+            r = self.client.post("/oidc/token", name="/oidc/token (client_credentials)",
+                                 data={"grant_type": "client_credentials", "scope": "csc"},
+                                 auth=(self.integrator["client_id"], self.integrator["secret"]))
+            if r.status_code != 200:
+                raise LoginFailed(f"service token: HTTP {r.status_code}")
+            self.token, self.token_expires = r.json()["access_token"], time.time() + r.json()["expires_in"] - 30
+        number = population.phone(next(_signers) % SIGNERS)
+        credential = self.api("credentials/list", {"userID": number})["credentialIDs"][0]
+        seen = self.phone.last_id(number)
+        self.api("credentials/sendOTP", {"credentialID": credential}, expect=204)
+        code = self.phone.wait_code(number, seen)
+        hashes = [base64.b64encode(hashlib.sha256(secrets.token_bytes(32)).digest()).decode() for _ in range(100)]
+        sad = self.api("credentials/authorize", {"credentialID": credential, "numSignatures": len(hashes),
+                                                 "PIN": SIGNING_PIN, "OTP": code, "hashes": hashes,
+                                                 "hashAlgorithmOID": SHA256})["SAD"]
+        algo = self.api("credentials/info", {"credentialID": credential})["key"]["algo"][0]
+        signatures = self.api("signatures/signHash", {"credentialID": credential, "SAD": sad, "signAlgo": algo,
+                                                      "hashes": hashes, "hashAlgorithmOID": SHA256})["signatures"]
+        if len(signatures) != len(hashes):
+            raise LoginFailed(f"{len(signatures)} signatures for {len(hashes)} hashes")
 
 
 @events.init_command_line_parser.add_listener

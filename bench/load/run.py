@@ -36,6 +36,8 @@ from scale import PIN, bare_hash_rate, fresh_database, setup_django  # noqa: E40
 
 RESULTS = HERE / "results"
 SCENARIOS = ("complete SMS login", "complete OIDC login")
+BATCH = "signing batch of 100 hashes"
+SIGNING_PIN = "5820"
 
 
 def register_portal(issuer: str, folder: Path) -> Path:
@@ -58,6 +60,29 @@ def register_portal(issuer: str, folder: Path) -> Path:
     return path
 
 
+def prepare_signing(signers: int, folder: Path) -> Path:
+    """The development signing PKI and HSM token, signing active for citizens 0…signers-1 (a key
+    each in the HSM), and an integrator registered for the CSC API (client_secret_basic)."""
+    from django.core.management import call_command
+
+    from chave.federation import services as federation
+    from chave.identity.models import Key
+    from chave.oidc import services
+    from chave.signing import services as signing
+
+    call_command("signing", "dev-pki", verbosity=0)
+    for key in Key.objects.select_related("citizen").order_by("id")[:signers]:
+        signing.activate_signing(key, SIGNING_PIN, by="load")
+    registration = services.register_relying_party(
+        name="Plataforma de Assinatura", entity_nif="600084779", contact_email="assina@docs.example.gov.pt",
+        redirect_uris=["https://assina.example.gov.pt/cb"], allowed_attributes=["NomeCompleto"],
+        auth_method="client_secret_basic")
+    client_id = federation.decide(registration.relying_party, "approve", by="load", reason="signing integrator").client_id
+    path = folder / "integrator.json"  # a secret: in the run's temporary folder only
+    path.write_text(json.dumps({"client_id": client_id, "secret": registration.client_secret}))
+    return path
+
+
 def read_stats(prefix: Path) -> dict[str, dict]:
     with open(f"{prefix}_stats.csv") as f:
         return {row["Name"] if row["Type"] in ("LOGIN", "") else f"{row['Type']} {row['Name']}": row
@@ -73,14 +98,15 @@ def plot(prefix: Path, stats: dict[str, dict], title: str) -> list[Path]:
     RESULTS.mkdir(exist_ok=True)
     written = []
     # Percentiles of each complete login and of the pages it is made of.
-    names = [n for n in (*SCENARIOS, "POST /login/", "POST /login/channel/", "POST /login/code/",
+    names = [n for n in (*SCENARIOS, BATCH, "POST /login/", "POST /login/channel/", "POST /login/code/",
                          "GET /oidc/authorize", "POST /oidc/token") if n in stats and int(stats[n]["Request Count"])]
     fig, ax = plt.subplots(figsize=(10, 5))
     width = 0.27
     for i, (p, color) in enumerate((("50%", "#4c72b0"), ("95%", "#dd8452"), ("99%", "#c44e52"))):
         values = [float(stats[n][p]) for n in names]
         ax.bar([x + (i - 1) * width for x in range(len(names))], values, width, label=f"p{p[:-1]}", color=color)
-    ax.set_xticks(range(len(names)), [n.replace("complete ", "").replace(" ", "\n", 1) for n in names])
+    ax.set_xticks(range(len(names)), [n.replace("complete ", "").replace(" of 100 hashes", "\n(100 hashes)")
+                                      .replace(" ", "\n", 1) for n in names], fontsize=8)
     ax.set_ylabel("milliseconds")
     ax.set_title(f"Latency percentiles (complete logins, then the pages that take longest)\n{title}", fontsize=10)
     ax.legend()
@@ -93,7 +119,7 @@ def plot(prefix: Path, stats: dict[str, dict], title: str) -> list[Path]:
     with open(f"{prefix}_stats_history.csv") as f:
         rows = list(csv.DictReader(f))
     fig, ax = plt.subplots(figsize=(10, 5))
-    for name, style in zip(SCENARIOS, ("-", "--")):
+    for name, style in zip((*SCENARIOS, BATCH), ("-", "--", ":")):
         series = [r for r in rows if r["Name"] == name and r["50%"] not in ("N/A", "0", "")]
         if not series:
             continue
@@ -113,10 +139,14 @@ def plot(prefix: Path, stats: dict[str, dict], title: str) -> list[Path]:
     return written
 
 
-def run_locust(url: str, database_url: str, portal: Path, citizens: int, args, folder: Path) -> Path:
+def run_locust(url: str, database_url: str, portal: Path, citizens: int, args, folder: Path,
+               integrator: Path | None = None) -> Path:
     prefix = folder / "chave"
     env = {**os.environ, "CHAVE_LOAD_DATABASE_URL": database_url, "CHAVE_LOAD_CITIZENS": str(citizens),
            "CHAVE_LOAD_PIN": PIN, "CHAVE_LOAD_PORTAL": str(portal)}
+    if integrator is not None:
+        env.update(CHAVE_LOAD_SIGNERS=str(args.signers), CHAVE_LOAD_SIGNING_PIN=SIGNING_PIN,
+                   CHAVE_LOAD_INTEGRATOR=str(integrator))
     command = [str(Path(sys.executable).parent / "locust"), "-f", str(HERE / "locustfile.py"), "--headless",
                "--host", url, "-u", str(args.users), "-r", str(args.spawn_rate), "-t", args.time,
                "--csv", str(prefix), "--csv-full-history", "--only-summary", "--stop-timeout", "30",
@@ -140,6 +170,10 @@ def summarise(stats: dict[str, dict], hash_rate: float, cores: int) -> str:
         lines.append(f"{name}: {row['Request Count']} ({row['Failure Count']} failed), {rate:.2f}/s; "
                      f"p50 {p50:.0f} ms, p95 {p95:.0f} ms, p99 {p99:.0f} ms")
     ratio = total / (hash_rate * cores) if hash_rate else 0
+    row = stats.get(BATCH)
+    if row and int(row["Request Count"]):
+        lines.append(f"{BATCH}: {row['Request Count']} ({row['Failure Count']} failed), {float(row['Requests/s']):.2f}/s; "
+                     f"p50 {float(row['50%']):.0f} ms, p95 {float(row['95%']):.0f} ms, p99 {float(row['99%']):.0f} ms")
     lines.append(f"all complete logins: {total:.2f}/s on {cores} cores; bare PIN verifications {hash_rate:.2f}/s per "
                  f"core: ratio {ratio:.2f} (goal 1 >= 0.8: {'met' if ratio >= 0.8 else 'NOT met'})")
     lines.append(f"p95 / p50 of complete logins at most {worst_spread:.2f} (goal 4 <= 2: "
@@ -157,6 +191,9 @@ def main() -> int:
     parser.add_argument("--url", default=os.environ.get("LOAD_URL"), help="a running stack (else one is started)")
     parser.add_argument("--database-url", default=os.environ.get(
         "CHAVE_BENCH_LOAD_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/chave_bench_load"))
+    parser.add_argument("--signers", type=int, default=30,
+                        help="citizens with signing active (a key each in the HSM; 0: no signing batches)")
+    parser.add_argument("--integrator", help="with --url: the signing integrator's JSON file (client_id, secret)")
     parser.add_argument("--portal", help="with --url: the portal's JSON file (client_id, jwk, redirect_uri, issuer)")
     args = parser.parse_args()
 
@@ -164,7 +201,8 @@ def main() -> int:
     if args.url:
         if not args.portal:
             parser.error("--url needs --portal")
-        prefix = run_locust(args.url, args.database_url, Path(args.portal), args.citizens, args, folder)
+        prefix = run_locust(args.url, args.database_url, Path(args.portal), args.citizens, args, folder,
+                            Path(args.integrator) if args.integrator else None)
         stats = read_stats(prefix)
         print(summarise(stats, 0.0, os.cpu_count() or 1))
         for path in plot(prefix, stats, f"{args.users} users against {args.url}"):
@@ -186,12 +224,13 @@ def main() -> int:
 
         fresh_database(args.database_url)
         population.seed(args.database_url, args.citizens, pin_hash=pins.hash_pin(PIN))
+        integrator = prepare_signing(args.signers, folder) if args.signers else None
         hash_rate = bare_hash_rate()
         stack = Stack(args.instances, stack_env(args.database_url, redis.url, folder / "data"),
                       cpus=[str(i) for i in range(args.instances)])
         with stack:
             portal = register_portal(stack.url, folder)
-            prefix = run_locust(stack.url, args.database_url, portal, args.citizens, args, folder)
+            prefix = run_locust(stack.url, args.database_url, portal, args.citizens, args, folder, integrator)
         stats = read_stats(prefix)
         p = settings.CHAVE_ARGON2
         title = (f"{args.instances} instances on {args.instances} cores behind nginx, PostgreSQL + Redis, "
