@@ -3,7 +3,8 @@
 Redis (``chave/testing/stack.py``). What citizens and an attacker observe through nginx: logins whose
 pages are answered by both instances succeed (one session); each login's code reaches the phone
 exactly once though two workers share the queue; wrong PINs from one address, spread over both
-instances, are refused (429) once the per-address limit is reached: counted once, not per instance.
+instances, are refused (429) once the per-address limit is reached: counted once, not per instance,
+and for that address only (nginx passes each client's address on, and the instances read it).
 """
 
 from __future__ import annotations
@@ -91,4 +92,8 @@ def test_two_instances_behind_nginx_behave_as_one(stack, chave_database):
     assert 429 not in statuses[:limit]
     assert statuses[limit:] == [429, 429]
     assert len(upstreams_of(stack.access_log(), attacker, "POST /login/")) == 2  # both instances counted
+    # The limit is the attacker's address's, not everyone's behind nginx: a citizen still signs in.
+    browser = Browser(stack.url, source=source_address(CITIZENS + 1))
+    assert sms_login(browser, phone, population.phone(0), PIN).ok
+    browser.close()
     phone.close()
