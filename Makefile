@@ -8,6 +8,7 @@ PYTEST_ARGS ?=
 # Hashed lock files (make lock): what `make run` (LOCK), `make test` and CI (TEST_LOCK) install.
 LOCK       := requirements.lock
 TEST_LOCK  := requirements-test.lock
+BENCH_LOCK := requirements-bench.lock
 TOOLS_LOCK := requirements-tools.lock
 TOOLS      := .tools
 UV_COMPILE := $(TOOLS)/bin/uv pip compile --quiet --generate-hashes --universal --python-version 3.11 \
@@ -16,7 +17,8 @@ UV_COMPILE := $(TOOLS)/bin/uv pip compile --quiet --generate-hashes --universal 
 # nothing marked `once`. PG_MARKERS= runs everything there.
 PG_MARKERS ?= not browser and not once
 
-.PHONY: run test test-pg install install-test system-deps clients bench messages clean lock audit
+.PHONY: run test test-pg install install-test install-bench system-deps clients bench bench-scale bench-population \
+	load messages clean lock audit
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +37,12 @@ $(VENV)/.installed-test: pyproject.toml $(TEST_LOCK) $(VENV)/.installed
 	$(BIN)/pip install --quiet --require-hashes --no-deps -r $(TEST_LOCK)
 	touch $@
 
+# The benchmarks' own tools (Locust, matplotlib), on top of the test lock (the stack is the tests').
+$(VENV)/.installed-bench: pyproject.toml $(BENCH_LOCK) $(VENV)/.installed-test
+	@$(BIN)/python scripts/check-lock.py $(BENCH_LOCK) test bench
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r $(BENCH_LOCK)
+	touch $@
+
 $(TOOLS)/.installed: $(TOOLS_LOCK)
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --require-hashes --no-deps -r $(TOOLS_LOCK)
@@ -45,6 +53,7 @@ $(TOOLS)/.installed: $(TOOLS_LOCK)
 lock: $(TOOLS)/.installed
 	$(UV_COMPILE) pyproject.toml scripts/lock-build.in -o $(LOCK)
 	$(UV_COMPILE) pyproject.toml scripts/lock-build.in --extra test -c $(LOCK) -o $(TEST_LOCK)
+	$(UV_COMPILE) pyproject.toml scripts/lock-build.in --extra test --extra bench -c $(TEST_LOCK) -o $(BENCH_LOCK)
 	$(UV_COMPILE) scripts/tools.in -o $(TOOLS_LOCK)
 
 ## make audit: known vulnerabilities of the locked dependencies (pip-audit); fails when one has a fix
@@ -54,6 +63,8 @@ audit: $(TOOLS)/.installed
 install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test system-deps clients
+
+install-bench: $(VENV)/.installed-bench system-deps
 
 # Third-party client libraries that play portals in the tests: openid-client (npm, from its lockfile).
 CLIENTS := clients/openid-client
@@ -96,6 +107,22 @@ bench: install system-deps
 	$(BIN)/python bench/login.py --http
 	$(if $(BENCH_POSTGRES),$(BIN)/python bench/login.py --http --postgres $(BENCH_POSTGRES))
 	$(BIN)/python bench/signing.py
+
+## make bench-scale: 1 instance on 1 core against 2 on 2 cores behind nginx (deploy/), PostgreSQL + Redis
+## (BENCH_ARGS: e.g. --logins 200; the database is CHAVE_BENCH_DATABASE_URL, emptied first)
+bench-scale: install-bench
+	$(BIN)/python bench/scale.py $(BENCH_ARGS)
+
+## make bench-population: logins and counter searches with CITIZENS citizens (default 1 million) against
+## 10 thousand, each population seeded with COPY in a database of its own; PostgreSQL size per citizen
+CITIZENS ?= 1000000
+bench-population: install-bench
+	$(BIN)/python bench/population.py --citizens $(CITIZENS) $(BENCH_ARGS)
+
+## make load: the Locust scenarios (bench/load/) against a stack it starts (or LOAD_URL, running):
+## p50/p95/p99 printed and plotted to bench/load/results/*.png
+load: install-bench
+	$(BIN)/python bench/load/run.py $(LOAD_ARGS)
 
 messages: install
 	cd chave && ../$(BIN)/chave makemessages -l pt_PT --no-obsolete --no-location && ../$(BIN)/chave compilemessages -l pt_PT

@@ -466,6 +466,8 @@ CHAVE_POLICY = {
     "staff_idle_seconds": 10 * 60,
     "staff_totp_drift_steps": 1,
     "counter_reason_min_length": 10,
+    # Finding citizens by name at the counter lists at most this many (the first in alphabetical order).
+    "counter_name_search_max": 50,
     # The citizen screen of a desk: its one-time pairing link lasts this long, and so does a turn
     # (typing a code, choosing the PIN) once the clerk opens it.
     "counter_screen_pairing_seconds": 5 * 60,

@@ -45,7 +45,7 @@ class StaffSignInForm(AccessibleForm):
 
 
 class FindForm(AccessibleForm):
-    q = forms.CharField(label=_("NIC, mobile number or e-mail"), max_length=254, required=False)
+    q = forms.CharField(label=_("NIC, mobile number, e-mail or name"), max_length=254, required=False)
     doc_type = forms.ChoiceField(label=_("Or a foreign document: type"), required=False,
                                  choices=[("", "—")] + [(t.value, t.label) for t in DocType if t != DocType.CITIZEN_CARD])
     doc_country = forms.CharField(label=_("Issuing country (2 letters)"), max_length=2, required=False)

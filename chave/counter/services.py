@@ -31,8 +31,8 @@ from chave import clock, policy, sealing
 from chave.audit import services as audit
 from chave.delivery import services as delivery
 from chave.identity import services as identity
-from chave.identity.models import Citizen, DocType, IllegalTransition, Key, KeyStatus
-from chave.identity.validation import parse_doc_number, parse_identifier, parse_nic
+from chave.identity.models import Citizen, DocType, IllegalTransition, Key, KeyStatus, fold_name
+from chave.identity.validation import parse_doc_number, parse_identifier, parse_name, parse_nic
 from chave.throttle import services as throttle
 
 from .models import ActionKind, CounterAction, Staff
@@ -199,8 +199,10 @@ def check_staff_card(card, *, ip: str | None = None) -> StaffSignIn:
 
 
 def find_citizens(text: str = "", *, doc_type: str = "", doc_country: str = "", doc_number: str = "") -> list[Citizen]:
-    """By NIC, mobile number or e-mail (``text``), or by a foreign document. Empty when nothing
-    matches or the input is not an identifier."""
+    """By NIC, mobile number or e-mail (``text``), by name (``text`` that is no identifier: the
+    citizens whose full name starts with it, accents and case aside, at most
+    ``counter_name_search_max`` in alphabetical order), or by a foreign document. Empty when
+    nothing matches."""
     if doc_type:
         try:
             doc_number = parse_doc_number(doc_number)
@@ -217,9 +219,25 @@ def find_citizens(text: str = "", *, doc_type: str = "", doc_country: str = "", 
         try:
             parse_identifier(text)
         except ValidationError:
-            return []
+            return find_by_name(text)
     citizen = identity.find_citizen(text)
     return [citizen] if citizen else []
+
+
+def find_by_name(text: str) -> list[Citizen]:
+    """Citizens whose folded full name starts with the folded ``text`` (see ``fold_name``).
+
+    No ORDER BY in the query: on PostgreSQL the prefix is read from the name's pattern index
+    (``varchar_pattern_ops``, in byte order, which is alphabetical for folded names) and stops at
+    the limit, however many millions share a common first name."""
+    try:
+        name = parse_name(text, max_length=200)
+    except ValidationError:
+        return []
+    key = fold_name(name)
+    limit = policy.get("counter_name_search_max")
+    found = list(Citizen.objects.filter(name_key__startswith=key).order_by()[:limit])
+    return sorted(found, key=lambda c: (c.name_key, c.birth_date, c.pk))
 
 
 # --- Acting on a citizen -------------------------------------------------------------------

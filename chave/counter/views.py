@@ -192,7 +192,9 @@ def find(request):
                                        doc_number=d["doc_number"])
         audit.record("counter.find", outcome="found" if found else "none", channel=services.CHANNEL,
                      ip=client_ip(request), staff=request.staff.username, counter=request.staff.counter)
+    limit = policy.get("counter_name_search_max")
     return render(request, "counter/find.html", {"form": form, "found": found, "searched": searched,
+                                                 "more": len(found) >= limit, "limit": limit,
                                                  "staff": request.staff}, status=400 if form.errors else 200)
 
 

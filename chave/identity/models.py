@@ -8,6 +8,7 @@ The key's lifecycle lives here and only here (:data:`TRANSITIONS` and :meth:`Key
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 
 from django.db import models
 from django.db.models import Q
@@ -66,6 +67,9 @@ class Citizen(models.Model):
     document_expiry = models.DateField()
     language = models.CharField(max_length=8, default="pt-pt")
     created_at = models.DateTimeField()
+    # The full name folded (fold_name) for the counter's search by name: an index finds the first
+    # names of a prefix among millions. Kept by save().
+    name_key = models.CharField(max_length=200, db_index=True, blank=True, default="", editable=False)
 
     class Meta:
         constraints = [
@@ -74,6 +78,12 @@ class Citizen(models.Model):
 
     def __str__(self) -> str:
         return f"{self.full_name} ({self.document_label})"
+
+    def save(self, *args, **kwargs):
+        self.name_key = fold_name(self.full_name)
+        if kwargs.get("update_fields") is not None and "full_name" in kwargs["update_fields"]:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "name_key"}
+        super().save(*args, **kwargs)
 
     @property
     def key(self) -> "Key | None":
@@ -90,6 +100,14 @@ class Citizen(models.Model):
         if self.doc_type == DocType.CITIZEN_CARD:
             return f"NIC {self.doc_number}"
         return f"{self.get_doc_type_display()} {self.doc_country} {self.doc_number}"
+
+
+def fold_name(text: str) -> str:
+    """A name as the counter searches it: lower case, without accents, single spaces
+    ("José  Simões" → "jose simoes")."""
+    decomposed = unicodedata.normalize("NFKD", text or "")
+    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join(bare.casefold().split())[:200]
 
 
 class KeyStatus(models.TextChoices):
@@ -220,6 +238,8 @@ class Contact(models.Model):
                 fields=["kind", "value"], condition=Q(live=True), name="contact_value_one_live_key"
             ),
         ]
+        # Finding a citizen by a contact they no longer hold too (the counter, `chave citizen show`).
+        indexes = [models.Index(fields=["kind", "value"], name="contact_kind_value")]
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.masked}"

@@ -221,7 +221,8 @@ def find_citizen(text: str) -> Citizen | None:
     except ValidationError:
         nic = None
     if nic:
-        return Citizen.objects.filter(doc_type=DocType.CITIZEN_CARD, doc_number=nic).first()
+        # The whole document key (type, country, number): the unique index answers at once among millions.
+        return Citizen.objects.filter(doc_type=DocType.CITIZEN_CARD, doc_country="PT", doc_number=nic).first()
     try:
         kind, value = parse_identifier(text)
     except ValidationError:

@@ -238,7 +238,7 @@ def test_a_clerk_signs_in_at_the_counter_with_their_own_card(new_page, live_serv
     through_the_agent(page, card, start=start, next_path="/counter/find/", lang="en")
     assert f"Signed in: {card.full_name} (Counter clerk)" in page.locator("#staff-bar").inner_text()
     assert CARD_PIN not in page.content()
-    page.get_by_label("NIC, mobile number or e-mail").fill("12345678")
+    page.get_by_label("NIC, mobile number, e-mail or name").fill("12345678")
     page.get_by_role("button", name="Find").click()
     assert page.locator("#no-results").is_visible()  # the desk works
     page.goto(live_server.url + "/area/")  # the card opened the counter only, not the citizen's area

@@ -90,7 +90,7 @@ def test_find_unlock_new_pin_letter_and_the_mail_room(live_server, signed_in, ma
     key = make_citizen(nic="12345678", phone=PHONE)
     identity.block_key(key, by="test")
     desk = signed_in("clerk", counter="Loja Aveiro")
-    desk.get_by_label("NIC, mobile number or e-mail").fill("912345678")
+    desk.get_by_label("NIC, mobile number, e-mail or name").fill("912345678")
     desk.get_by_role("button", name="Find").click()
     desk.locator("#results a").click()
     assert desk.locator("#key-status").get_attribute("data-status") == "blocked"

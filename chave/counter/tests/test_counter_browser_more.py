@@ -411,7 +411,7 @@ def test_the_auditor_reads_without_action_buttons_and_a_forged_post_is_refused(l
         assert bar.get_by_role("link", name=link).count() == 1
     for link in ("Register a citizen", "Citizen screen", "Letters"):
         assert bar.get_by_role("link", name=link).count() == 0
-    auditor.get_by_label("NIC, mobile number or e-mail").fill("12345678")
+    auditor.get_by_label("NIC, mobile number, e-mail or name").fill("12345678")
     auditor.get_by_role("button", name="Find").click()
     auditor.locator("#results a").click()
     assert auditor.locator("#key-status").get_attribute("data-status") == "blocked"
