@@ -33,6 +33,8 @@ from . import idp, services
 from .models import ServiceProvider
 
 PENDING = "chave.saml.pending"
+# AuthTabPresentationPolicies' tabs as Chave's sign-in methods (chave.login.services.LOGIN_METHODS).
+TABS = {"CMD": "pin", "QRCODE": "app", "CC": "card"}
 
 
 def metadata(request):
@@ -158,7 +160,8 @@ def _decide(request, pending, sp, parsed):
                                  "The citizen must sign in, and the request is passive.")
         request.session[PENDING] = {**pending, "requested_at": clock.now().isoformat()}
         login_services.request_login(request, portal=party.name, min_level=decision.required_level,
-                                     return_to="/saml/continue")
+                                     return_to="/saml/continue", hide=[TABS[t] for t in parsed.hide],
+                                     first=TABS.get(parsed.default_tab or "", ""))
         return redirect("login:start")
     asked, required_attributes = services.requested_attributes(sp, parsed, key.citizen)
     consent = federation.consent_state(key.citizen, party, asked)

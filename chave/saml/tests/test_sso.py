@@ -139,3 +139,16 @@ def test_sha1_signed_requests_of_old_portals_are_accepted(client, make_citizen, 
     request_id, response = start(client, portal, extensions=fa_extensions({"NIC": True}, level=3),
                                  sign_alg=SIG_RSA_SHA1, digest_alg=DIGEST_SHA1)
     assert follow(client, response)["Location"].endswith("/login/")
+
+
+def test_auth_tab_presentation_policies_arrange_the_login_page(client, portal):
+    _, response = start(client, portal, extensions=fa_extensions({"NIC": True}, level=3, hide=["CC", "UPP"],
+                                                                 default_tab="QRCODE"))
+    assert follow(client, response)["Location"].endswith("/login/")
+    page = client.get("/login/").content.decode()
+    assert 'id="login-card"' not in page  # CC hidden
+    assert page.index('id="login-app"') < page.index('id="login-pin"')  # QRCODE selected first
+    _, response = start(client, portal, extensions=fa_extensions({"NIC": True}, level=3, hide=["QRCODE"]))
+    follow(client, response)
+    page = client.get("/login/").content.decode()
+    assert 'id="login-app"' not in page and page.index('id="login-pin"') < page.index('id="login-card"')
