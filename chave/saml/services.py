@@ -291,9 +291,9 @@ def _safe_root(xml: bytes):
         raise Refusal(_("The SAML request is not well-formed XML, or holds a document type declaration."))
 
 
-def _service_provider(root) -> ServiceProvider:
-    if root.tag != f"{{{SAMLP_NS}}}AuthnRequest":
-        raise Refusal(_("This is not a SAML 2.0 AuthnRequest."))
+def _service_provider(root, kind: str = "AuthnRequest") -> ServiceProvider:
+    if root.tag != f"{{{SAMLP_NS}}}{kind}":
+        raise Refusal(_("This is not a SAML 2.0 %(kind)s.") % {"kind": kind})
     issuer = root.find(f"{{{SAML_NS}}}Issuer")
     entity_id = (issuer.text or "").strip() if issuer is not None else ""
     sp = (ServiceProvider.objects.select_related("relying_party")
@@ -566,3 +566,56 @@ def error_response(sp: ServiceProvider, parsed: ParsedRequest, top: str, sub: st
         response = server._response(parsed.request_id, parsed.acs, idp.status(top, sub, message), None, True,
                                     sign_alg=idp.SIG_RSA_SHA256, digest_alg=idp.DIGEST_SHA256)
     return idp.encoded(str(response))
+
+
+# --- Single logout ------------------------------------------------------------------------
+
+
+def receive_logout(*, binding: str, raw: str | None, relay_state: str | None, sig_alg: str | None = None,
+                   signature: str | None = None):
+    """Check a LogoutRequest as an AuthnRequest is checked (bounded, no DTD, from an approved SP,
+    signed with its registered certificate, Destination Chave's logout service); returns (SP,
+    pysaml2's request). Raises :class:`Refusal`."""
+    if not raw:
+        raise Refusal(_("There is no SAML request."))
+    if relay_state is not None and len(relay_state.encode()) > policy.get("saml_relay_state_max_bytes"):
+        raise Refusal(_("The RelayState is longer than %(max)d bytes.") % {
+            "max": policy.get("saml_relay_state_max_bytes")})
+    xml = decode(raw, binding)
+    sp = _service_provider(_safe_root(xml), "LogoutRequest")
+    with idp.idp([sp.metadata_xml]) as server:
+        try:
+            if binding == BINDING_HTTP_POST:
+                request = server.parse_logout_request(base64.b64encode(xml).decode(), BINDING_HTTP_POST)
+            else:
+                request = server.parse_logout_request(raw, BINDING_HTTP_REDIRECT, relay_state=relay_state,
+                                                      sigalg=sig_alg, signature=signature)
+        except Exception:  # IncorrectlySigned, schema errors, xmlsec1 failures of untrusted input
+            request = None
+    message = request.message if request is not None else None
+    if message is None or message.issuer is None or (message.issuer.text or "").strip() != sp.entity_id:
+        raise Refusal(_("The SAML request is not signed with the service provider's registered certificate."))
+    if (message.destination or "") != idp.slo_url():
+        raise Refusal(_("The request's Destination is not Chave's logout service."))
+    return sp, message
+
+
+def logout_response(sp: ServiceProvider, message, relay_state: str | None) -> tuple[str, str, list]:
+    """Chave's signed LogoutResponse for the SP's logout service: (binding, address, and for the
+    Redirect binding the signed query's Location, for HTTP-POST the form's fields). Raises
+    :class:`Refusal` when the SP registered no logout service."""
+    if not sp.slo:
+        raise Refusal(_("This service provider has no logout service: you are signed out of Chave."))
+    endpoint = next((e for e in sp.slo if e["binding"] == BINDING_HTTP_REDIRECT), sp.slo[0])
+    with idp.idp([sp.metadata_xml]) as server:
+        response = server.create_logout_response(message, [endpoint["binding"]], sign=endpoint["binding"] != BINDING_HTTP_REDIRECT,
+                                                 sign_alg=idp.SIG_RSA_SHA256, digest_alg=idp.DIGEST_SHA256)
+        if endpoint["binding"] == BINDING_HTTP_REDIRECT:
+            info = server.apply_binding(BINDING_HTTP_REDIRECT, str(response), endpoint["url"],
+                                        relay_state=relay_state or "", response=True, sign=True,
+                                        sigalg=idp.SIG_RSA_SHA256)
+            return BINDING_HTTP_REDIRECT, endpoint["url"], [dict(info["headers"])["Location"]]
+    fields = [("SAMLResponse", idp.encoded(str(response)))]
+    if relay_state is not None:
+        fields.append(("RelayState", relay_state))
+    return BINDING_HTTP_POST, endpoint["url"], fields

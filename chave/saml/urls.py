@@ -9,4 +9,5 @@ urlpatterns = [
     path("continue", views.continue_request, name="resume"),
     path("continue/<str:reference>", views.continue_request, name="continue"),
     path("consent", views.consent, name="consent"),
+    path("slo", views.slo, name="slo"),
 ]

@@ -54,6 +54,10 @@ def _post_to_acs(request, sp: ServiceProvider, acs: str, saml_response: str, rel
     fields = [("SAMLResponse", saml_response)]
     if relay_state is not None:
         fields.append(("RelayState", relay_state))
+    return _post_fields(request, sp, acs, fields, succeeded)
+
+
+def _post_fields(request, sp: ServiceProvider, acs: str, fields: list, succeeded: bool):
     parts = urlsplit(acs)
     page = render(request, "oidc/form_post.html", {
         "action": acs, "fields": fields, "host": parts.hostname, "portal": sp.relying_party.name,
@@ -222,3 +226,38 @@ def consent(request):
         request.session[PENDING] = pending
         return redirect("saml:resume")
     return render(request, "oidc/consent.html", {"portal": party, "rows": rows})
+
+
+@csrf_exempt  # SPs send logout requests cross-site; the request is signed by the SP
+@never_cache
+def slo(request):
+    """The single logout service (SP-initiated): a LogoutRequest signed by an approved SP ends
+    Chave's session in this browser, which tells the session's OpenID Connect portals
+    (back-channel logout tokens), then Chave answers with a signed LogoutResponse at the SP's
+    logout service."""
+    from chave.oidc.logout import sign_out_of_portals
+
+    if request.method == "POST":
+        binding, source = BINDING_HTTP_POST, request.POST
+    elif request.method == "GET":
+        binding, source = BINDING_HTTP_REDIRECT, request.GET
+    else:
+        return _error_page(request, _("Use GET or POST."), status=405)
+    if any(len(source.getlist(name)) > 1 for name in source):
+        return _error_page(request, _("A parameter is repeated."))
+    relay_state = source.get("RelayState")
+    try:
+        sp, message = services.receive_logout(binding=binding, raw=source.get("SAMLRequest"), relay_state=relay_state,
+                                              sig_alg=source.get("SigAlg"), signature=source.get("Signature"))
+    except services.Refusal as refusal:
+        return _error_page(request, refusal.message)
+    request.session.pop(PENDING, None)
+    sign_out_of_portals(request, initiator=sp.relying_party)
+    federation_audit(sp, "logout")
+    try:
+        binding, address, payload = services.logout_response(sp, message, relay_state)
+    except services.Refusal as refusal:
+        return _error_page(request, refusal.message, status=200)
+    if binding == BINDING_HTTP_REDIRECT:
+        return redirect(payload[0])
+    return _post_fields(request, sp, address, payload, succeeded=True)
