@@ -140,16 +140,11 @@ def load_metadata(source: str) -> tuple[SpMetadata, str]:
 
 
 def _endpoints(store, entity_id: str, service: str, bindings) -> list[dict]:
-    """The SP's endpoints of one service for the given bindings (pysaml2 raises for a binding the
-    SP has none of: that is an empty list here)."""
-    from saml2.s_utils import UnsupportedBinding
-
+    """The SP's endpoints of one service for the given bindings, read from pysaml2's parsed
+    metadata (its lookup logs an error for a binding the SP has none of)."""
     found = []
-    for binding in bindings:
-        try:
-            found += store.service(entity_id, "spsso_descriptor", service, binding) or []
-        except UnsupportedBinding:
-            continue
+    for descriptor in store[entity_id].get("spsso_descriptor") or []:
+        found += [e for e in descriptor.get(service) or [] if e.get("binding") in bindings]
     return found
 
 

@@ -18,6 +18,14 @@ from .sp import pysaml2_portal
 pytestmark = pytest.mark.django_db
 
 
+def command(*args):
+    """A command run in-process, its messages in English (they are translated: pt-PT is the default)."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        call_command(*args)
+
+
 def idp_certs(client) -> list[str]:
     store = MetadataStore(None, None)
     store.load("inline", client.get("/saml/metadata").content.decode())
@@ -46,10 +54,10 @@ def test_a_rotated_certificate_stays_published_for_the_grace_period(client, cloc
 
 
 def test_saml_keys_command_lists_and_rotates(capsys):
-    call_command("saml_keys", "rotate")
+    command("saml_keys", "rotate")
     out = capsys.readouterr().out
     assert "New SAML signing certificate" in out
-    call_command("saml_keys", "list", "--json")
+    command("saml_keys", "list", "--json")
     listing = json.loads(capsys.readouterr().out)
     assert [row["signing"] for row in listing] == [True, False]
     assert all("PRIVATE" not in json.dumps(row) for row in listing)
@@ -59,17 +67,17 @@ def test_rp_add_registers_a_saml_service_provider_from_its_metadata(tmp_path, cl
     portal = pysaml2_portal(tmp_path, client.get("/saml/metadata").content.decode())
     path = tmp_path / "sp.xml"
     path.write_text(portal.metadata_xml)
-    call_command("rp", "add", "--name", "Portal SAML", "--nif", "600084779", "--contact-email", "dev@x.gov.pt",
+    command("rp", "add", "--name", "Portal SAML", "--nif", "600084779", "--contact-email", "dev@x.gov.pt",
                  "--saml-metadata", str(path), "--attributes", "NIC,NomeCompleto", "--min-level", "3", "--json")
     data = json.loads(capsys.readouterr().out)
     assert data["state"] == "requested" and data["saml"]["entity_id"] == portal.entity_id
     assert data["saml"]["acs"] == [portal.acs]
     sp = ServiceProvider.objects.get(entity_id=portal.entity_id)
     assert sp.relying_party.min_level == 3 and sp.certificates
-    call_command("rp", "approve", sp.relying_party.client_id, "--reason", "ok")
+    command("rp", "approve", sp.relying_party.client_id, "--reason", "ok")
     assert RelyingParty.objects.get(pk=sp.relying_party.pk).is_approved
     with pytest.raises(CommandError, match="already registered"):
-        call_command("rp", "add", "--name", "Again", "--nif", "600084779", "--contact-email", "dev@x.gov.pt",
+        command("rp", "add", "--name", "Again", "--nif", "600084779", "--contact-email", "dev@x.gov.pt",
                      "--saml-metadata", str(path))
 
 
@@ -81,7 +89,7 @@ def test_rp_add_refuses_what_is_not_sp_metadata(tmp_path, content, message):
     path = tmp_path / "bad.xml"
     path.write_text(content)
     with pytest.raises(CommandError, match=message):
-        call_command("rp", "add", "--name", "X", "--nif", "600084779", "--contact-email", "dev@x.gov.pt",
+        command("rp", "add", "--name", "X", "--nif", "600084779", "--contact-email", "dev@x.gov.pt",
                      "--saml-metadata", str(path))
     assert not ServiceProvider.objects.exists()
 
@@ -94,5 +102,5 @@ def test_rp_add_refuses_metadata_without_a_signing_certificate(tmp_path, client)
     path = tmp_path / "nocert.xml"
     path.write_text(stripped)
     with pytest.raises(CommandError, match="no signing certificate"):
-        call_command("rp", "add", "--name", "X", "--nif", "600084779", "--contact-email", "dev@x.gov.pt",
+        command("rp", "add", "--name", "X", "--nif", "600084779", "--contact-email", "dev@x.gov.pt",
                      "--saml-metadata", str(path))
