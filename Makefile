@@ -83,6 +83,7 @@ system-deps:
 ## (CHAVE_ENV=dev unless set: development defaults and Django's debug pages)
 run: export CHAVE_ENV := $(or $(CHAVE_ENV),dev)
 run: install
+	@command -v xmlsec1 >/dev/null || scripts/system-deps.sh  # the SAML IdP signs with xmlsec1
 	$(BIN)/chave migrate --noinput -v0
 	CHAVE_PUBLIC_URL=$${CHAVE_PUBLIC_URL:-http://127.0.0.1:$(PORT)} $(BIN)/chave seed_demo \
 		--demo-portal-url http://127.0.0.1:$(DEMO_PORT)

@@ -38,6 +38,11 @@ With DPoP (issue 14): the same returning citizen's login by a portal registered 
 answer as clients do), and the login ends with a userinfo call under the DPoP scheme with a proof
 of its own — so the proof checks at both ends are counted.
 
+SAML 2.0 (issue 13): the same returning citizen's login by a portal on pysaml2 sending the
+autenticacao.gov extensions (FAAALevel 3, RequestedAttributes): its signed AuthnRequest posted to
+``/saml/sso`` → Chave's login pages → the signed Response, validated by the SP library (Chave's
+signatures against its metadata, audience, recipient, InResponseTo, times). Goal >= 0.5.
+
 Goals: logins per second / PIN verifications per second >= 0.6 (issue 2, and issue 12 for the app's
 logins); the ratio of OIDC logins is reported (issue 3); OIDC logins with DPoP >= 0.5 (issue 14).
 """
@@ -162,6 +167,12 @@ def main() -> int:
     dpop = [dpop_portal.login(phone, pin, ip=f"10.103.{i}.1", first=False)
             for i, phone in enumerate(phones[1:oidc_logins + 1])]
 
+    saml_portal = BenchSaml()
+    for i, phone in enumerate(phones[:oidc_logins + 1]):  # consent once per portal, untimed
+        saml_portal.login(phone, pin, ip=f"10.104.{i}.1", first=True)
+    saml = [saml_portal.login(phone, pin, ip=f"10.105.{i}.1", first=False)
+            for i, phone in enumerate(phones[1:oidc_logins + 1])]
+
     app = BenchApp(app_citizens, pin)
     approvals = app.timed(app.approval_login)
     offline = app.timed(app.offline_login)
@@ -190,6 +201,12 @@ def main() -> int:
         print(f"complete OIDC logins with DPoP: {len(dpop)} in {sum(dpop):.2f} s = {dpop_per_s:.1f}/s "
               f"(median {statistics.median(dpop) * 1000:.0f} ms; token request and userinfo with DPoP proofs and nonces)")
         print(f"ratio OIDC+DPoP logins/hashes: {dpop_ratio:.2f} (goal >= 0.5: {'met' if dpop_ratio >= 0.5 else 'NOT met'})")
+    if saml:
+        saml_per_s = len(saml) / sum(saml)
+        saml_ratio = saml_per_s / hashes_per_s
+        print(f"complete SAML logins:   {len(saml)} in {sum(saml):.2f} s = {saml_per_s:.1f}/s "
+              f"(mean {1000 * sum(saml) / len(saml):.0f} ms)")
+        print(f"ratio SAML logins/hashes: {saml_ratio:.2f} (goal >= 0.5: {'met' if saml_ratio >= 0.5 else 'NOT met'})")
     for label, timed in (("app approval logins", approvals), ("app offline-code logins", offline)):
         if timed:
             per_s = len(timed) / sum(timed)
@@ -396,5 +413,59 @@ class BenchPortal:
         return response
 
 
+class BenchSaml:
+    """A portal on pysaml2 (``chave/saml/tests/sp.py``), registered from its metadata and approved."""
+
+    def __init__(self):
+        from pathlib import Path
+
+        from django.test import Client
+
+        from chave.federation import services as federation
+        from chave.saml import services
+        from chave.saml.tests.sp import pysaml2_portal
+
+        self.portal = pysaml2_portal(Path(tempfile.mkdtemp(prefix="chave-bench-sp-")),
+                                     Client().get("/saml/metadata").content.decode(), host="bench-saml.example.gov.pt")
+        sp = services.register_service_provider(
+            metadata=services.read_metadata(self.portal.metadata_xml), name="Portal SAML de Medição",
+            entity_nif="600084779", contact_email="bench@portal.example.gov.pt",
+            allowed_attributes=["NIC", "NomeCompleto"], by="bench")
+        federation.decide(sp.relying_party, "approve", by="bench")
+
+    def login(self, phone: str, pin: str, *, ip: str, first: bool) -> float:
+        """One login from a fresh browser, timed from the AuthnRequest to the response the SP
+        library accepted; ``first`` says the consent page is expected (and answered)."""
+        from django.test import Client
+
+        from chave.delivery.models import DevOutboxMessage, MessageStatus, OutboundMessage
+        from chave.delivery.services import send_message
+        from chave.federation.attributes import PREFIX
+        from chave.saml.tests.sp import fa_extensions, form_fields
+
+        browser = Client(REMOTE_ADDR=ip)
+        start = time.perf_counter()
+        request_id, form = self.portal.authn_request(extensions=fa_extensions({"NIC": True, "NomeCompleto": True},
+                                                                              level=3))
+        r = browser.get(browser.get(browser.post("/saml/sso", form)["Location"])["Location"])
+        assert r.status_code == 302 and r["Location"].endswith("/login/"), r.status_code
+        r = browser.post("/login/", {"identifier": phone, "pin": pin})
+        assert r.status_code == 302 and r["Location"].endswith("/login/code/"), r.status_code
+        for message in OutboundMessage.objects.filter(status=MessageStatus.QUEUED, destination=phone):
+            send_message(str(message.pk))
+        body = DevOutboxMessage.objects.filter(to=phone).latest("sent_at", "id").body
+        r = browser.post("/login/code/", {"code": re.search(r"#(\d{6})\s*$", body).group(1)})
+        assert r.status_code == 302 and r["Location"] == "/saml/continue", r.status_code
+        r = browser.get(r["Location"])
+        if first:
+            assert r.status_code == 302 and r["Location"] == "/saml/consent", r.status_code
+            r = browser.get(browser.post("/saml/consent", {"decision": "allow"})["Location"])
+        assert r.status_code == 200, (r.status_code, r.get("Location"))
+        result = self.portal.read_response(form_fields(r.content.decode())["SAMLResponse"], request_id)
+        assert result.ava[PREFIX + "NIC"]
+        return time.perf_counter() - start
+
+
 if __name__ == "__main__":
     raise SystemExit(main())
+

@@ -101,6 +101,7 @@ INSTALLED_APPS = [
     "chave.public",
     "chave.federation",
     "chave.oidc",
+    "chave.saml",
     "chave.portal",
     "chave.card",
     "chave.signing",
@@ -425,6 +426,19 @@ CHAVE_POLICY = {
     # remembered until it expires.
     "oidc_client_assertion_max_seconds": 3600,
     "rp_default_min_level": 2,
+    # SAML 2.0 identity provider (issue 13): an AuthnRequest's IssueInstant may be this far from
+    # Chave's clock (either way); its ID is remembered (answered once) for twice that long. The
+    # assertion and its bearer confirmation are valid for saml_assertion_seconds (the
+    # autenticacao.gov manual: 5 minutes). A request carried by the Redirect binding inflates to at
+    # most saml_request_max_bytes; RelayState is at most saml_relay_state_max_bytes (the manual: 80).
+    "saml_request_max_age_seconds": 5 * 60,
+    "saml_assertion_seconds": 5 * 60,
+    "saml_request_max_bytes": 64 * 1024,
+    "saml_relay_state_max_bytes": 80,
+    # The IdP's signing certificate lives this long; after `chave saml_keys rotate` the previous one
+    # stays in the metadata this long (portals that cached the metadata still verify).
+    "saml_certificate_days": 3 * 365,
+    "saml_key_grace_seconds": 24 * 3600,
     # Personal area (issue 4): changing a contact, cancelling the key or exporting one's data needs a
     # sign-in at most this old; an older session signs in again first.
     "area_reauth_seconds": 10 * 60,
@@ -584,7 +598,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("CHAVE_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # pysaml2 logs whole messages (NameIDs, attribute values) at INFO and DEBUG: never in Chave's logs.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "saml2": {"level": "WARNING"},
+                "xmlschema": {"level": "WARNING"}},
 }
 
 

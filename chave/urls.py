@@ -15,6 +15,7 @@ urlpatterns = [
     path(".well-known/oauth-authorization-server", oidc_views.authorization_server_metadata,
          name="oauth-authorization-server"),
     path("oidc/", include("chave.oidc.urls")),
+    path("saml/", include("chave.saml.urls")),
     path("pki/signing/", include("chave.signing.pki_urls")),
     path("csc/v2/", include("chave.signing.csc_urls")),
     path("scmd/", include("chave.scmd.urls")),

@@ -10,6 +10,7 @@ command -v msgfmt >/dev/null || need+=(gettext)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)  # counter letters
 command -v pdfsig >/dev/null || need+=(poppler-utils)  # pdfsig, pdftoppm (signing)
 command -v qpdf >/dev/null || need+=(qpdf)
+command -v xmlsec1 >/dev/null || need+=(xmlsec1)  # pysaml2 signs and verifies SAML with it (product, not only tests)
 command -v node >/dev/null || need+=(nodejs)  # openid-client plays a portal (clients/openid-client)
 command -v npm >/dev/null || need+=(npm)
 command -v nginx >/dev/null || need+=(nginx-light)  # the scale-out recipe (deploy/nginx) in front of instances

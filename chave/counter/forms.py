@@ -213,6 +213,16 @@ class KeysForm(AccessibleForm):
                              error_messages={"required": _("Say why.")})
 
 
+class SamlMetadataForm(AccessibleForm):
+    """A SAML service provider's new metadata (a new certificate, new addresses)."""
+
+    metadata = forms.CharField(label=_("The service provider's new metadata (XML)"), max_length=512 * 1024,
+                               widget=forms.Textarea(attrs={"rows": 6}),
+                               error_messages={"required": _("Paste the metadata.")})
+    reason = forms.CharField(label=_("Reason"), max_length=500, widget=forms.Textarea(attrs={"rows": 2}),
+                             error_messages={"required": _("Say why.")})
+
+
 # --- Registration, contacts, the citizen screen ------------------------------------------------
 
 

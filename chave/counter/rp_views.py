@@ -23,7 +23,7 @@ from chave.federation import services as federation
 from chave.federation.models import RelyingParty
 from chave.oidc import services as registry
 
-from .forms import ClientSettingsForm, DecisionForm, KeysForm, ReasonForm, RelyingPartyRequestForm
+from .forms import ClientSettingsForm, DecisionForm, KeysForm, ReasonForm, RelyingPartyRequestForm, SamlMetadataForm
 from .services import by
 from .views import staff_only
 
@@ -63,13 +63,16 @@ def rp_request(request):
 
 
 def _rp_page(request, party, *, status=200, client_secret=None, decision_form=None, keys_form=None,
-             settings_form=None):
+             settings_form=None, metadata_form=None):
     from chave.oidc.models import client_settings
+    from chave.saml.models import ServiceProvider
 
     oidc_settings = client_settings(party)
     return render(request, "counter/rp_detail.html", {
         "oidc_settings": oidc_settings,
         "settings_form": settings_form or ClientSettingsForm.for_party(oidc_settings, prefix="settings"),
+        "saml": ServiceProvider.objects.filter(relying_party=party).first(),
+        "metadata_form": metadata_form or SamlMetadataForm(prefix="metadata"),
         "staff": request.staff, "party": party, "events": party.events.all(), "client_secret": client_secret,
         "may_decide": "rp.decide" in request.staff.capabilities,
         "decision_form": decision_form or DecisionForm(prefix="decide"),
@@ -121,6 +124,27 @@ def rp_rotate_secret(request, client_id: str):
         return _rp_page(request, registration.relying_party, client_secret=registration.client_secret)
     messages.error(request, _("Say why, in a few words."))
     return redirect("counter:rp_detail", client_id=client_id)
+
+
+@staff_only("rp.decide")
+@require_POST
+def rp_saml_metadata(request, client_id: str):
+    """A SAML service provider's new metadata (its new certificate): same entity ID required."""
+    from chave.saml import services as saml
+    from chave.saml.models import ServiceProvider
+
+    party = get_object_or_404(RelyingParty, client_id=client_id)
+    sp = get_object_or_404(ServiceProvider, relying_party=party)
+
+    def perform(data):
+        try:
+            saml.replace_metadata(sp, saml.read_metadata(data["metadata"].encode()), by=by(request.staff),
+                                  reason=data["reason"])
+        except ValidationError as error:  # the services name the field saml_metadata: it is this form's metadata
+            raise ValidationError({"metadata": error.messages})
+
+    return _decide(request, party, SamlMetadataForm(request.POST, prefix="metadata"), "metadata_form", perform,
+                   _("The service provider's metadata is replaced."))
 
 
 @staff_only("rp.decide")

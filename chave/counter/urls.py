@@ -38,4 +38,5 @@ urlpatterns = [
     path("rp/<client_id:client_id>/rotate-secret", rp_views.rp_rotate_secret, name="rp_rotate_secret"),
     path("rp/<client_id:client_id>/keys", rp_views.rp_set_keys, name="rp_set_keys"),
     path("rp/<client_id:client_id>/settings", rp_views.rp_set_settings, name="rp_set_settings"),
+    path("rp/<client_id:client_id>/saml-metadata", rp_views.rp_saml_metadata, name="rp_saml_metadata"),
 ]

@@ -42,6 +42,49 @@ def check_reason(reason: str) -> str:
     return reason
 
 
+def check_registration(errors: dict, *, name, entity_nif, contact_email, allowed_attributes, mandatory_attributes,
+                       min_level):
+    """The registration fields every protocol's portal has (name, NIF, contact, attributes, minimum
+    level), cleaned: returns them in that order; each problem is added to ``errors`` under the
+    field's name (``name``, ``entity_nif``, ``contact_email``, ``allowed_attributes``,
+    ``mandatory_attributes``, ``min_level``) as a ``ValidationError``; the caller raises."""
+    from chave import policy
+    from chave.identity.validation import parse_email, parse_nif
+
+    from .attributes import ATTRIBUTES
+    from .levels import LEVEL_URIS
+
+    def check(field_name, function, value):
+        try:
+            return function(value)
+        except ValidationError as exc:
+            errors.setdefault(field_name, []).append(exc)
+            return None
+
+    name = " ".join(str(name or "").split())
+    if not name or len(name) > 200:
+        errors["name"] = [ValidationError(_("Give the entity's name (at most 200 characters)."), code="name_invalid")]
+    entity_nif = check("entity_nif", parse_nif, entity_nif)
+    contact_email = check("contact_email", parse_email, contact_email)
+    allowed_attributes = list(dict.fromkeys(allowed_attributes or []))
+    mandatory_attributes = list(dict.fromkeys(mandatory_attributes or []))
+    for field_name, names in (("allowed_attributes", allowed_attributes),
+                              ("mandatory_attributes", mandatory_attributes)):
+        unknown = [str(a) for a in names if a not in ATTRIBUTES]
+        if unknown:
+            errors[field_name] = [ValidationError(
+                _("Unknown attributes: %(names)s. Known: %(known)s."), code="attribute_unknown",
+                params={"names": ", ".join(unknown), "known": ", ".join(ATTRIBUTES)})]
+    if "mandatory_attributes" not in errors and not set(mandatory_attributes) <= set(allowed_attributes):
+        errors["mandatory_attributes"] = [ValidationError(
+            _("Mandatory attributes must also be allowed: %(names)s."), code="attribute_mandatory",
+            params={"names": ", ".join(a for a in mandatory_attributes if a not in allowed_attributes)})]
+    level = policy.get("rp_default_min_level") if min_level is None else min_level
+    if isinstance(level, bool) or level not in LEVEL_URIS:
+        errors["min_level"] = [ValidationError(_("The minimum level is 2, 3 or 4."), code="level_invalid")]
+    return name, entity_nif, contact_email, allowed_attributes, mandatory_attributes, level
+
+
 # action → (states it may start from, state it leads to)
 _MOVES = {
     "approve": ({RelyingParty.State.REQUESTED, RelyingParty.State.SUSPENDED}, RelyingParty.State.APPROVED),

@@ -94,18 +94,43 @@ class LoginFor:
     min_level: int
     return_to: str
     login_hint: str = ""  # what the portal says the citizen will type (pre-filled, never looked up)
+    # The portal's presentation of the sign-in methods (SAML AuthTabPresentationPolicies): which of
+    # "pin" (number + PIN + code), "app" (the app's QR code), "card" (Citizen Card) to leave out
+    # and which to show first. Presentation only: a method left out is not refused.
+    hide: tuple = ()
+    first: str = ""
 
 
-def request_login(request, *, portal: str, min_level: int, return_to: str, login_hint: str = "") -> None:
+LOGIN_METHODS = ("pin", "app", "card")
+
+
+def request_login(request, *, portal: str, min_level: int, return_to: str, login_hint: str = "",
+                  hide=(), first: str = "") -> None:
     """Ask for a login on behalf of a portal (the OIDC provider calls this before redirecting).
 
     ``return_to`` must be a path on this service; the login returns there once complete.
-    ``login_hint`` pre-fills the identifier field.
+    ``login_hint`` pre-fills the identifier field. ``hide`` and ``first`` (of
+    :data:`LOGIN_METHODS`) arrange the sign-in page as the portal asks; hiding every method hides
+    none.
     """
     if not return_to.startswith("/") or return_to.startswith("//"):
         raise ValueError("return_to must be a local path")
-    request.session[SESSION_FOR] = {**asdict(LoginFor(portal, int(min_level), return_to, login_hint)),
+    hide = tuple(m for m in LOGIN_METHODS if m in hide)
+    if len(hide) == len(LOGIN_METHODS):
+        hide = ()
+    first = first if first in LOGIN_METHODS and first not in hide else ""
+    request.session[SESSION_FOR] = {**asdict(LoginFor(portal, int(min_level), return_to, login_hint, hide, first)),
                                     "at": clock.now().isoformat()}
+
+
+def login_methods(target: LoginFor | None) -> list[str]:
+    """The sign-in methods the page shows, in order: the portal's first choice, then the others,
+    less those it hid."""
+    methods = [m for m in LOGIN_METHODS if not target or m not in target.hide]
+    if target and target.first in methods:
+        methods.remove(target.first)
+        methods.insert(0, target.first)
+    return methods
 
 
 def login_for(request) -> LoginFor | None:
@@ -119,6 +144,8 @@ def login_for(request) -> LoginFor | None:
         made = dt.datetime.fromisoformat(data.pop("at"))
         if clock.now() - made > dt.timedelta(seconds=policy.get("login_transaction_seconds")):
             return None
+        if "hide" in data:
+            data["hide"] = tuple(data["hide"])
         return LoginFor(**data)
     except (KeyError, TypeError, ValueError):
         return None

@@ -108,8 +108,9 @@ def start(request):
                                        "your Citizen Card in the personal area."))
             else:
                 form.add_error(None, _(GENERIC_REFUSAL))
-    return render(request, "login/start.html", {"form": form, "login_for": services.login_for(request),
-                                                "card_only": card_only}, status=status)
+    target = services.login_for(request)
+    return render(request, "login/start.html", {"form": form, "login_for": target, "card_only": card_only,
+                                                "methods": services.login_methods(target)}, status=status)
 
 
 def _send_and_continue(request, tx, channel, *, sent_message: str = ""):

@@ -18,13 +18,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
-from chave import clock, policy
+from chave import clock
 from chave.audit import services as audit
 from chave.federation import services as federation
-from chave.federation.attributes import ATTRIBUTES
-from chave.federation.levels import LEVEL_URIS
 from chave.federation.services import REASON_MAX_LENGTH, LoginDecision, check_reason
-from chave.identity.validation import parse_email, parse_nif
 
 from . import claims as claims_module
 from chave.federation.models import RelyingParty, RelyingPartyEvent, token_hash
@@ -164,11 +161,13 @@ def register_relying_party(
             errors.setdefault(field_name, []).append(exc)
             return None
 
-    name = " ".join(str(name or "").split())
-    if not name or len(name) > 200:
-        errors["name"] = [ValidationError(_("Give the entity's name (at most 200 characters)."), code="name_invalid")]
-    entity_nif = check("entity_nif", parse_nif, entity_nif)
-    contact_email = check("contact_email", parse_email, contact_email)
+    name, entity_nif, contact_email, allowed_attributes, mandatory_attributes, level = federation.check_registration(
+        errors, name=name, entity_nif=entity_nif, contact_email=contact_email, allowed_attributes=allowed_attributes,
+        mandatory_attributes=mandatory_attributes, min_level=min_level)
+    # The addresses are reported right after the entity's identity, before its attributes.
+    identity_errors = {f: errors.pop(f) for f in ("name", "entity_nif", "contact_email") if f in errors}
+    other_errors = errors
+    errors = identity_errors
     redirect_uris = list(dict.fromkeys(redirect_uris or []))
     if not redirect_uris:
         errors["redirect_uris"] = [ValidationError(_("Give at least one redirect URI."), code="redirect_uri_required")]
@@ -179,22 +178,7 @@ def register_relying_party(
         check("post_logout_redirect_uris", _check_uri, uri)
     if backchannel_logout_uri:
         check("backchannel_logout_uri", _check_uri, backchannel_logout_uri)
-    allowed_attributes = list(dict.fromkeys(allowed_attributes or []))
-    mandatory_attributes = list(dict.fromkeys(mandatory_attributes or []))
-    for field_name, names in (("allowed_attributes", allowed_attributes),
-                              ("mandatory_attributes", mandatory_attributes)):
-        unknown = [str(a) for a in names if a not in ATTRIBUTES]
-        if unknown:
-            errors[field_name] = [ValidationError(
-                _("Unknown attributes: %(names)s. Known: %(known)s."), code="attribute_unknown",
-                params={"names": ", ".join(unknown), "known": ", ".join(ATTRIBUTES)})]
-    if "mandatory_attributes" not in errors and not set(mandatory_attributes) <= set(allowed_attributes):
-        errors["mandatory_attributes"] = [ValidationError(
-            _("Mandatory attributes must also be allowed: %(names)s."), code="attribute_mandatory",
-            params={"names": ", ".join(a for a in mandatory_attributes if a not in allowed_attributes)})]
-    level = policy.get("rp_default_min_level") if min_level is None else min_level
-    if isinstance(level, bool) or level not in LEVEL_URIS:
-        errors["min_level"] = [ValidationError(_("The minimum level is 2, 3 or 4."), code="level_invalid")]
+    errors.update(other_errors)
     if auth_method not in RelyingParty.AuthMethod.values:
         errors["auth_method"] = [ValidationError(_("Client authentication is private_key_jwt or client_secret_basic."),
                                                  code="auth_invalid")]

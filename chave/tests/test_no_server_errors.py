@@ -613,6 +613,8 @@ def sweep_path(send, route: Route, path: str, world: dict, *, posts: bool = True
 
     if path == SCMD_SERVICE and takes_post:
         sweep_soap(send, path, world)
+    if path == SAML_SSO:
+        sweep_saml(send, path, world)
     if posts:
         sweep_forms(send, path, forms_for(send, path, page, shown))
     else:
@@ -637,6 +639,25 @@ def sweep_path(send, route: Route, path: str, world: dict, *, posts: bool = True
 
 
 SCMD_SERVICE = "/scmd/SCMDService.svc"
+SAML_SSO = "/saml/sso"
+
+
+def sweep_saml(send, path: str, world: dict):
+    """SAML requests of the registered pysaml2 portal gone wrong (:mod:`chave.saml.tests.bad_requests`):
+    unsigned, tampered, wrapped, DTDs and entities, a deflate bomb, bad base64 and DEFLATE, overlong
+    RelayState, by both bindings; a signed one sent twice (the replay is answered to the ACS)."""
+    from chave.saml.tests.bad_requests import b64, hostile, signed_xml
+
+    portal = world["saml_portal"]
+    form_ct = "application/x-www-form-urlencoded"
+    for what, method, params in hostile(portal):
+        if method == "post":
+            send("POST", path, f"SAML: {what}", data=urlencode(params, doseq=True), content_type=form_ct)
+        else:
+            send("GET", path, f"SAML: {what} (Redirect binding)", query=urlencode(params, doseq=True))
+    _, xml = signed_xml(portal)
+    for attempt in ("signed", "signed, replayed"):
+        send("POST", path, f"SAML: {attempt}", data=urlencode({"SAMLRequest": b64(xml)}), content_type=form_ct)
 
 
 def _soap(operation: str, inner: str) -> bytes:
@@ -864,7 +885,20 @@ def world(signing_pki, make_citizen, clock):
     )
     party = federation.decide(registration.relying_party, "approve", by="test", reason="an integrator")
     event = AuditEvent.objects.filter(citizen=key.citizen).order_by("id").first()
+    # A SAML portal (pysaml2), and a request of it waiting for the browser (``/saml/continue/<reference>``).
+    import tempfile
+
+    from chave.saml import idp as saml_idp
+    from chave.saml import services as saml
+    from chave.saml.tests.conftest import register as register_saml
+    from chave.saml.tests.sp import pysaml2_portal
+
+    saml_portal = pysaml2_portal(Path(tempfile.mkdtemp(prefix="chave-sweep-")), saml_idp.metadata())
+    saml_sp = register_saml(saml_portal.metadata_xml)
+    reference = saml.remember(saml_sp, saml.ParsedRequest(request_id="id-sweep", acs=saml_portal.acs,
+                                                          relay_state=None, levels=[3]))
     return {
+        "saml_portal": saml_portal, "reference": reference,
         "key": key, "party": party, "secret": registration.client_secret, "credential_id": "x",
         "pk": key.citizen.pk, "event_id": event.pk if event else 1, "client_id": party.client_id,
         "kind": "mobile", "index": 0, "page": 1, "token": "x" * 32, "action_id": 1, "batch_id": 1,

@@ -53,6 +53,7 @@ _FLAGS = {
     "profile": "--profile",
     "sector_identifier_uri": "--sector-identifier-uri",
     "frontchannel_logout_uri": "--frontchannel-logout-uri",
+    "saml_metadata": "--saml-metadata",
 }
 JWKS_FILE_MAX = 256 * 1024
 
@@ -106,6 +107,19 @@ def oidc_settings(party: RelyingParty) -> dict:
             "frontchannel_logout_uri": row.frontchannel_logout_uri or None}
 
 
+def saml_settings(party: RelyingParty) -> dict:
+    """A SAML service provider's registration (entity ID, ACS and SLO addresses, certificates'
+    fingerprints); nothing for an OpenID Connect portal."""
+    from chave.saml.models import ServiceProvider
+
+    sp = ServiceProvider.objects.filter(relying_party=party).first()
+    if sp is None:
+        return {}
+    return {"protocol": "saml", "saml": {"entity_id": sp.entity_id, "acs": sp.acs_urls,
+                                         "slo": [e["url"] for e in sp.slo], "metadata_url": sp.metadata_url or None,
+                                         "certificates": len(sp.certificates)}}
+
+
 def describe(party: RelyingParty, *, history: bool = False) -> dict:
     """What an operator sees of a party: everything registered, never a secret (nor its hash)."""
     result = {
@@ -128,6 +142,7 @@ def describe(party: RelyingParty, *, history: bool = False) -> dict:
         "subject_type": party.subject_type,
         "id_token_alg": party.id_token_alg,
         **oidc_settings(party),
+        **saml_settings(party),
         "created_at": _iso(party.created_at),
         "state_changed_at": _iso(party.state_changed_at),
     }
@@ -155,7 +170,8 @@ class Command(BaseCommand):
             "add", help="Record a portal's request to integrate and print its client_id.",
             description=(
                 "Record a relying party (state requested; --approve approves it at once) and print its client_id. "
-                "Required: --name, --nif, --contact-email and at least one --redirect-uri. Client authentication "
+                "Required: --name, --nif, --contact-email and at least one --redirect-uri (OpenID Connect) or "
+                "--saml-metadata (SAML 2.0). Client authentication "
                 "is private_key_jwt (the default; give --jwks-uri or --jwks-file) or client_secret_basic (a secret "
                 "is printed this once; only its hash is kept)."
             ),
@@ -164,8 +180,12 @@ class Command(BaseCommand):
         add.add_argument("--nif", required=True, help="the entity's tax number (NIF), 9 digits")
         add.add_argument("--contact-email", required=True,
                          help="required: where the provider reaches the portal's technical team")
-        add.add_argument("--redirect-uri", action="append", required=True, metavar="URL",
-                         help="an exact redirect URI (https://; http:// only for localhost); repeat for more")
+        add.add_argument("--redirect-uri", action="append", default=[], metavar="URL",
+                         help="OpenID Connect: an exact redirect URI (https://; http:// only for localhost); repeat "
+                              "for more")
+        add.add_argument("--saml-metadata", metavar="FILE|URL",
+                         help="a SAML 2.0 service provider instead of an OpenID Connect client: its metadata "
+                              "(entityID, assertion consumer services, logout service, signing certificate)")
         add.add_argument("--post-logout-redirect-uri", action="append", default=[], metavar="URL",
                          help="where the browser may return after logout; repeat for more")
         add.add_argument("--backchannel-logout-uri", default="", metavar="URL",
@@ -319,6 +339,10 @@ class Command(BaseCommand):
     def add(self, options) -> None:
         if options["reason"] and not options["approve"]:
             raise CommandError(_("--reason goes with --approve: a request is recorded without one."))
+        if options["saml_metadata"]:
+            return self.add_saml(options)
+        if not options["redirect_uri"]:
+            raise CommandError(_("Give at least one --redirect-uri (OpenID Connect) or --saml-metadata (SAML 2.0)."))
         jwks = self.read_jwks(options["jwks_file"]) if options["jwks_file"] is not None else None
         by = cli_operator()
         with transaction.atomic():  # registered and approved together, or not at all
@@ -347,6 +371,34 @@ class Command(BaseCommand):
         if registration.client_secret:
             data["client_secret"] = registration.client_secret
             lines += self.secret_lines(registration.client_secret)
+        if not party.is_approved:
+            lines.append(_("It cannot log citizens in until approved: chave rp approve %(client_id)s --reason …")
+                         % {"client_id": party.client_id})
+        self.output(options, data, lines)
+
+    def add_saml(self, options) -> None:
+        from chave.saml import services as saml
+
+        if options["redirect_uri"]:
+            raise CommandError(_("--redirect-uri is for OpenID Connect portals: a SAML service provider's addresses "
+                                 "come from its metadata."))
+        metadata, url = saml.load_metadata(options["saml_metadata"])
+        by = cli_operator()
+        with transaction.atomic():
+            sp = saml.register_service_provider(
+                metadata=metadata, metadata_url=url, name=options["name"], entity_nif=options["nif"],
+                contact_email=options["contact_email"], allowed_attributes=options["attributes"],
+                mandatory_attributes=options["mandatory"], min_level=options["min_level"], by=by)
+            party = sp.relying_party
+            if options["approve"]:
+                party = federation.decide(party, "approve", by=by,
+                                          reason=options["reason"] or _("approved when registered"))
+        data = describe(party)
+        lines = [
+            _("Registered %(name)s (%(state)s).") % {"name": party.name, "state": party.get_state_display()},
+            f"  client_id: {party.client_id}",
+            f"  entityID: {sp.entity_id}",
+        ]
         if not party.is_approved:
             lines.append(_("It cannot log citizens in until approved: chave rp approve %(client_id)s --reason …")
                          % {"client_id": party.client_id})
@@ -394,6 +446,11 @@ class Command(BaseCommand):
             (_("Registered"), _local(party.created_at)),
         ]
         width = max(len(label) for label, _value in rows)
+        if data.get("saml"):
+            rows[4:4] = [(_("SAML entity ID"), data["saml"]["entity_id"]),
+                         (_("Assertion consumer services"), " ".join(data["saml"]["acs"])),
+                         (_("SAML logout service"), " ".join(data["saml"]["slo"]) or none)]
+            width = max(len(label) for label, _value in rows)
         lines = [f"{party.name} ({party.client_id})"]
         lines += [f"  {label + ':':<{width + 1}} {value}" for label, value in rows]
         if party.mandatory_attributes:

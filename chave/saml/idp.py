@@ -1,0 +1,149 @@
+"""The SAML 2.0 protocol work, done by pysaml2 (whose XML signatures are Debian's xmlsec1).
+
+pysaml2 is the maintained Python SAML library that has an identity-provider side (python3-saml is
+service-provider only): it parses and verifies AuthnRequests against the SP's metadata, and builds
+and signs metadata, responses and assertions. This module configures it for Chave (one
+:class:`ChaveIdp` per message, loaded with the IdP's key and the one SP's metadata) and adds what
+autenticacao.gov portals expect that SAML does not: ``fa:AttributeStatus`` on each attribute and
+``OneTimeUse`` in the conditions.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+from dataclasses import dataclass
+
+from django.conf import settings
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, saml, samlp
+from saml2.config import IdPConfig
+from saml2.metadata import entity_descriptor, sign_entity_descriptor
+from saml2.saml import NAME_FORMAT_URI, NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT
+from saml2.server import Server
+from saml2.sigver import security_context
+from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
+
+from chave import policy
+
+from . import keys
+
+FA_NS = "http://autenticacao.cartaodecidadao.pt/atributos"
+PP_NS = "http://autenticacao.cartaodecidadao.pt/presentationpolicy"
+STORK_NS = "urn:eu:stork:names:tc:STORK:1.0:assertion"
+XMLSEC1 = "/usr/bin/xmlsec1"
+
+
+def base_url() -> str:
+    return settings.CHAVE_PUBLIC_URL.rstrip("/")
+
+
+def entity_id() -> str:
+    return base_url() + "/saml/metadata"
+
+
+def sso_url() -> str:
+    return base_url() + "/saml/sso"
+
+
+def slo_url() -> str:
+    return base_url() + "/saml/slo"
+
+
+def _config(key_path: str, cert_path: str, sp_metadata: list[str], additional_certs: list[str]) -> IdPConfig:
+    lifetime = {"seconds": policy.get("saml_assertion_seconds")}
+    config = IdPConfig()
+    config.load({
+        "entityid": entity_id(),
+        "xmlsec_binary": XMLSEC1,
+        "key_file": key_path,
+        "cert_file": cert_path,
+        "additional_cert_files": additional_certs or None,
+        "metadata": {"inline": list(sp_metadata)} if sp_metadata else {},
+        "signing_algorithm": SIG_RSA_SHA256,
+        "digest_algorithm": DIGEST_SHA256,
+        "accepted_time_diff": policy.get("saml_request_max_age_seconds"),
+        "service": {"idp": {
+            "name": "Chave",
+            "endpoints": {
+                "single_sign_on_service": [(sso_url(), BINDING_HTTP_REDIRECT), (sso_url(), BINDING_HTTP_POST)],
+                "single_logout_service": [(slo_url(), BINDING_HTTP_REDIRECT), (slo_url(), BINDING_HTTP_POST)],
+            },
+            "name_id_format": [NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT],
+            "want_authn_requests_signed": True,
+            "want_authn_requests_only_with_valid_cert": False,
+            "sign_response": True,
+            "sign_assertion": True,
+            "policy": {"default": {"lifetime": lifetime, "name_form": NAME_FORMAT_URI,
+                                   "attribute_restrictions": None}},
+        }},
+    })
+    return config
+
+
+@dataclass(frozen=True)
+class Released:
+    """One requested attribute in the answer: its URI, ``fa:AttributeStatus`` and value."""
+
+    uri: str
+    status: str  # Available | NotAvailable | Withheld
+    value: str | None = None
+
+
+class ChaveIdp(Server):
+    """pysaml2's IdP, writing the attribute statement the autenticacao.gov way."""
+
+    released: list[Released] = []
+    address: str | None = None
+
+    def setup_assertion(self, *args, **kwargs):
+        assertion = super().setup_assertion(*args, **kwargs)
+        if not isinstance(assertion, saml.Assertion):
+            return assertion
+        attributes = []
+        for item in self.released:
+            attribute = saml.Attribute(name=item.uri, name_format=NAME_FORMAT_URI,
+                                       extension_attributes={f"{{{FA_NS}}}AttributeStatus": item.status})
+            if item.value is not None:
+                attribute.attribute_value = [saml.AttributeValue(text=item.value)]
+                attribute.attribute_value[0].set_type("xs:string")
+            attributes.append(attribute)
+        assertion.attribute_statement = [saml.AttributeStatement(attribute=attributes)] if attributes else []
+        assertion.conditions.condition = list(assertion.conditions.condition or [])
+        assertion.conditions.one_time_use = [saml.OneTimeUse()]
+        if self.address:
+            for confirmation in assertion.subject.subject_confirmation:
+                confirmation.subject_confirmation_data.address = self.address
+        return assertion
+
+
+@contextlib.contextmanager
+def idp(sp_metadata: list[str] = ()):
+    """A pysaml2 IdP for one message: the active key (and the certificates in their grace period,
+    for the metadata) and the metadata of the SPs involved."""
+    published = keys.published()
+    active = published[0]
+    with contextlib.ExitStack() as stack:
+        key_path, cert_path = stack.enter_context(keys.signing_files(active))
+        extra = [stack.enter_context(keys.signing_files(row))[1] for row in published[1:]]
+        yield ChaveIdp(config=_config(key_path, cert_path, list(sp_metadata), extra))
+
+
+def metadata() -> str:
+    """The IdP's metadata (SSO and SLO for both bindings, NameID formats, signing certificates),
+    signed with the active key."""
+    with idp() as server:
+        descriptor = entity_descriptor(server.config)
+        descriptor.idpsso_descriptor.want_authn_requests_signed = "true"
+        descriptor.extensions = None  # pysaml2's algorithm list names MD5 and SHA-1, which Chave never signs with
+        secc = security_context(server.config)
+        _, signed = sign_entity_descriptor(descriptor, None, secc, sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256)
+    return str(signed)
+
+
+def status(top: str, sub: str | None = None, message: str = "") -> samlp.Status:
+    code = samlp.StatusCode(value=top, status_code=samlp.StatusCode(value=sub) if sub else None)
+    return samlp.Status(status_code=code, status_message=samlp.StatusMessage(text=message) if message else None)
+
+
+def encoded(xml: str) -> str:
+    return base64.b64encode(xml.encode()).decode()

@@ -1,0 +1,616 @@
+"""Operations of the SAML 2.0 door: registering service providers from their metadata, checking an
+``AuthnRequest``, and answering it.
+
+The decisions are the federation's (:mod:`chave.federation.services`): the registry and its
+approval, the login decision (SSO, ``ForceAuthn``, the level), consent and the attributes. This
+module only translates: ``fa:FAAALevel`` / STORK QAA / ``RequestedAuthnContext`` into the levels
+the request names, ``fa:RequestedAttributes`` into the attributes asked for, and the answer into a
+signed ``Response`` (:mod:`chave.saml.idp`).
+
+Errors: :class:`Refusal` when the request cannot be tied to an approved SP and one of its
+registered ACS URLs (answered with a page, nothing signed, no redirect); :class:`Answer` once they
+are known (a signed SAML error status goes back to the ACS).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import secrets
+import zlib
+from dataclasses import dataclass, field
+
+import defusedxml.ElementTree as SafeET
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext_lazy as _
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, saml, samlp
+from saml2.mdstore import MetadataStore
+from saml2.time_util import str_to_time
+
+from chave import clock, policy
+from chave.audit import services as audit
+from chave.federation import services as federation
+from chave.federation.attributes import ATTRIBUTES, PREFIX
+from chave.federation.levels import EIDAS_LEVEL_URIS, LEVEL_URIS, levels_named
+from chave.federation.models import RelyingParty, RelyingPartyEvent
+
+from . import idp
+from .models import SeenRequest, ServiceProvider
+
+SAMLP_NS = "urn:oasis:names:tc:SAML:2.0:protocol"
+SAML_NS = "urn:oasis:names:tc:SAML:2.0:assertion"
+METADATA_MAX_BYTES = 512 * 1024
+# The sign-in methods a portal may hide or select first (AuthTabPresentationPolicies): CC the
+# Citizen Card, CMD the key (PIN + code), QRCODE the app's QR sign-in. UPP and RSS are other
+# services' methods: ignored.
+PRESENTATION_TABS = ("CC", "CMD", "QRCODE")
+
+# --- Service providers in the registry ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpMetadata:
+    entity_id: str
+    acs: list[dict]
+    slo: list[dict]
+    certificates: list[str]
+    xml: str
+
+
+def _pem(b64: str) -> str:
+    body = "".join(b64.split())
+    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+    return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
+
+
+def read_metadata(xml: bytes | str) -> SpMetadata:
+    """The SP in a metadata document (pysaml2 reads it; DTDs and entities are refused): its entity
+    ID, ACS and SLO endpoints and signing certificates. Raises ``ValidationError`` (field
+    ``saml_metadata``) when it is not SAML metadata of exactly one SP with an HTTP-POST ACS and a
+    signing certificate."""
+    def refuse(message, code):
+        return ValidationError({"saml_metadata": [ValidationError(message, code=code)]})
+
+    if isinstance(xml, bytes):
+        if len(xml) > METADATA_MAX_BYTES:
+            raise refuse(_("The metadata is too large."), "metadata_too_large")
+        try:
+            xml = xml.decode("utf-8")
+        except UnicodeDecodeError:
+            raise refuse(_("The metadata is not UTF-8 text."), "metadata_not_text")
+    try:
+        SafeET.fromstring(xml.encode(), forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        store = MetadataStore(None, None)
+        store.load("inline", xml)
+        entities = [eid for eid in store.keys() if "spsso_descriptor" in store[eid]]
+    except Exception:  # any parse failure of untrusted input (defusedxml, pysaml2, xmlschema)
+        raise refuse(_("This is not SAML 2.0 metadata."), "metadata_invalid")
+    if len(entities) != 1:
+        raise refuse(_("The metadata must describe exactly one service provider."), "metadata_not_one_sp")
+    entity_id = entities[0]
+    acs = [{"url": e["location"], "binding": e["binding"], "index": str(e.get("index") or ""),
+            "default": str(e.get("is_default") or "").lower() == "true"}
+           for e in _endpoints(store, entity_id, "assertion_consumer_service", (BINDING_HTTP_POST,))]
+    slo = [{"url": e["location"], "binding": e["binding"]}
+           for e in _endpoints(store, entity_id, "single_logout_service", (BINDING_HTTP_REDIRECT, BINDING_HTTP_POST))]
+    certificates = [_pem(cert) for _name, cert in store.certs(entity_id, "spsso", "signing")]
+    if not acs:
+        raise refuse(_("The service provider has no HTTP-POST assertion consumer service."), "metadata_no_acs")
+    if not certificates:
+        raise refuse(_("The service provider has no signing certificate: Chave accepts signed requests only."),
+                     "metadata_no_certificate")
+    bad = [e["url"] for e in acs + slo if not _url_ok(e["url"])]
+    if bad:
+        raise refuse(_("These addresses must be https:// (http:// only on this computer): %(urls)s.") % {
+            "urls": ", ".join(bad)}, "metadata_bad_url")
+    return SpMetadata(entity_id, acs, slo, certificates, xml)
+
+
+def load_metadata(source: str) -> tuple[SpMetadata, str]:
+    """An SP's metadata from a file path or an https:// address (read at most
+    ``METADATA_MAX_BYTES``); returns it and the address (empty for a file). Raises
+    ``ValidationError`` (field ``saml_metadata``) when it cannot be read or is not SP metadata."""
+    import urllib.request
+    from pathlib import Path
+
+    from django.conf import settings
+
+    def unreadable(error):
+        return ValidationError({"saml_metadata": [ValidationError(
+            _("The metadata %(source)s could not be read (%(error)s)."), code="metadata_unreadable",
+            params={"source": source, "error": error})]})
+
+    if source.startswith(("https://", "http://")):
+        if not _url_ok(source):
+            raise unreadable(_("only https:// addresses"))
+        try:
+            with urllib.request.urlopen(source, timeout=settings.CHAVE_HTTP_TIMEOUT) as response:  # noqa: S310
+                data = response.read(METADATA_MAX_BYTES + 1)
+        except (OSError, ValueError) as exc:
+            raise unreadable(exc.__class__.__name__) from exc
+        return read_metadata(data), source
+    try:
+        with Path(source).open("rb") as handle:
+            data = handle.read(METADATA_MAX_BYTES + 1)
+    except OSError as exc:
+        raise unreadable(exc.strerror or exc.__class__.__name__) from exc
+    return read_metadata(data), ""
+
+
+def _endpoints(store, entity_id: str, service: str, bindings) -> list[dict]:
+    """The SP's endpoints of one service for the given bindings, read from pysaml2's parsed
+    metadata (its lookup logs an error for a binding the SP has none of)."""
+    found = []
+    for descriptor in store[entity_id].get("spsso_descriptor") or []:
+        found += [e for e in descriptor.get(service) or [] if e.get("binding") in bindings]
+    return found
+
+
+def _url_ok(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"))
+
+
+def register_service_provider(*, metadata: SpMetadata, name: str, entity_nif: str, contact_email: str,
+                              allowed_attributes=(), mandatory_attributes=(), min_level: int | None = None,
+                              metadata_url: str = "", by: str = "operator") -> ServiceProvider:
+    """Record a SAML service provider's request to integrate (state ``requested``; the federation's
+    :func:`~chave.federation.services.decide` approves it). Raises one ``ValidationError`` listing
+    every problem by field (the registry's fields, and ``saml_metadata`` for an entity ID already
+    registered); nothing is written then."""
+    errors: dict[str, list[ValidationError]] = {}
+    name, entity_nif, contact_email, allowed, mandatory, level = federation.check_registration(
+        errors, name=name, entity_nif=entity_nif, contact_email=contact_email, allowed_attributes=allowed_attributes,
+        mandatory_attributes=mandatory_attributes, min_level=min_level)
+    if ServiceProvider.objects.filter(entity_id=metadata.entity_id).exists():
+        errors["saml_metadata"] = [ValidationError(_("The service provider %(entity_id)s is already registered."),
+                                                   code="entity_id_taken", params={"entity_id": metadata.entity_id})]
+    if errors:
+        raise ValidationError(errors)
+    from urllib.parse import urlsplit
+
+    now = clock.now()
+    with transaction.atomic():
+        party = RelyingParty.objects.create(
+            client_id="saml-" + secrets.token_hex(12), name=name, entity_nif=entity_nif,
+            contact_email=contact_email, redirect_uris=[], allowed_attributes=allowed,
+            mandatory_attributes=mandatory, min_level=level,
+            # Pairwise NameIDs per sector: the host of the first ACS (as OIDC uses the redirect URIs' host).
+            sector_identifier=urlsplit(metadata.acs[0]["url"]).hostname or "", created_at=now, state_changed_at=now)
+        sp = ServiceProvider.objects.create(
+            relying_party=party, entity_id=metadata.entity_id, acs=metadata.acs, slo=metadata.slo,
+            certificates=metadata.certificates, metadata_xml=metadata.xml, metadata_url=metadata_url,
+            updated_at=now)
+        RelyingPartyEvent.objects.create(relying_party=party, at=now, action="requested", by=by)
+        audit.record("rp.register", outcome="ok", client_id=party.client_id, by=by, protocol="saml",
+                     entity_id=metadata.entity_id)
+    return sp
+
+
+def replace_metadata(sp: ServiceProvider, metadata: SpMetadata, *, by: str, reason: str = "") -> ServiceProvider:
+    """New metadata for a registered SP (a new certificate, new ACS URLs): the entity ID must stay
+    the same. Kept in the party's history as ``keys_changed``."""
+    reason = federation.check_reason(reason)
+    if metadata.entity_id != sp.entity_id:
+        raise ValidationError({"saml_metadata": [ValidationError(
+            _("The metadata is for %(other)s, not %(entity_id)s."), code="entity_id_changed",
+            params={"other": metadata.entity_id, "entity_id": sp.entity_id})]})
+    now = clock.now()
+    with transaction.atomic():
+        ServiceProvider.objects.filter(pk=sp.pk).update(acs=metadata.acs, slo=metadata.slo,
+                                                        certificates=metadata.certificates,
+                                                        metadata_xml=metadata.xml, updated_at=now)
+        RelyingPartyEvent.objects.create(relying_party=sp.relying_party, at=now, action="keys_changed", by=by,
+                                         reason=reason)
+        audit.record("saml.metadata_replaced", outcome="ok", client_id=sp.relying_party.client_id, by=by)
+    sp.refresh_from_db()
+    return sp
+
+
+# --- Requests ------------------------------------------------------------------------------
+
+
+class Refusal(Exception):
+    """The request cannot be answered to a known SP and ACS: a page, nothing signed."""
+
+    def __init__(self, message):
+        super().__init__(str(message))
+        self.message = message
+
+
+class Answer(Exception):
+    """An error that goes back to the SP's ACS as a signed SAML status."""
+
+    def __init__(self, top: str, sub: str | None, message: str):
+        super().__init__(message)
+        self.top, self.sub, self.message = top, sub, message
+
+
+def _requester(message: str, sub: str | None = None) -> Answer:
+    return Answer(samlp.STATUS_REQUESTER, sub, message)
+
+
+@dataclass
+class ParsedRequest:
+    """What Chave keeps of a checked AuthnRequest while the citizen signs in and consents."""
+
+    request_id: str
+    acs: str
+    relay_state: str | None
+    levels: list[int]
+    eidas: bool = False
+    force: bool = False
+    passive: bool = False
+    name_id_format: str = saml.NAMEID_FORMAT_PERSISTENT
+    requested: list[dict] = field(default_factory=list)  # [{"uri", "name" (or None), "required"}]
+    hide: list[str] = field(default_factory=list)
+    default_tab: str | None = None
+
+
+def _inflate(data: bytes, limit: int) -> bytes:
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        xml = inflater.decompress(data, limit + 1)
+    except zlib.error:
+        raise Refusal(_("The SAML request is not a valid DEFLATE stream."))
+    if len(xml) > limit or inflater.unconsumed_tail:
+        raise Refusal(_("The SAML request is too large."))
+    return xml
+
+
+def decode(raw: str, binding: str) -> bytes:
+    """The request's XML from its transport form (base64, DEFLATE-compressed for the Redirect
+    binding), bounded by ``saml_request_max_bytes`` before and after inflating."""
+    limit = policy.get("saml_request_max_bytes")
+    if len(raw) > limit * 2:
+        raise Refusal(_("The SAML request is too large."))
+    try:
+        data = base64.b64decode("".join(raw.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise Refusal(_("The SAML request is not valid base64."))
+    if binding == BINDING_HTTP_REDIRECT:
+        return _inflate(data, limit)
+    if len(data) > limit:
+        raise Refusal(_("The SAML request is too large."))
+    return data
+
+
+def _safe_root(xml: bytes):
+    try:
+        return SafeET.fromstring(xml, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except Exception:  # DTDs, entities, malformed XML: defusedxml's and expat's errors alike
+        raise Refusal(_("The SAML request is not well-formed XML, or holds a document type declaration."))
+
+
+def _service_provider(root, kind: str = "AuthnRequest") -> ServiceProvider:
+    if root.tag != f"{{{SAMLP_NS}}}{kind}":
+        raise Refusal(_("This is not a SAML 2.0 %(kind)s.") % {"kind": kind})
+    issuer = root.find(f"{{{SAML_NS}}}Issuer")
+    entity_id = (issuer.text or "").strip() if issuer is not None else ""
+    sp = (ServiceProvider.objects.select_related("relying_party")
+          .filter(entity_id=entity_id, relying_party__state=RelyingParty.State.APPROVED).first()) if entity_id else None
+    if sp is None:
+        raise Refusal(_("This service provider is not registered with Chave, or not approved."))
+    return sp
+
+
+def _acs(sp: ServiceProvider, message) -> str:
+    url = message.assertion_consumer_service_url
+    index = message.assertion_consumer_service_index
+    if url:
+        if url not in sp.acs_urls:
+            raise Refusal(_("The assertion consumer service address is not one the service provider registered."))
+        return url
+    if index is not None:
+        for endpoint in sp.acs:
+            if endpoint["index"] == str(index):
+                return endpoint["url"]
+        raise Refusal(_("The assertion consumer service index is not one the service provider registered."))
+    defaults = [e["url"] for e in sp.acs if e.get("default")]
+    return (defaults or sp.acs_urls)[0]
+
+
+def _children(extensions):
+    for element in (extensions.extension_elements if extensions is not None else []) or []:
+        yield element
+
+
+def _faaa_level(text: str) -> int:
+    value = (text or "").strip()
+    if value not in ("1", "2", "3", "4"):
+        raise _requester("fa:FAAALevel must be 1, 2, 3 or 4.")
+    return max(int(value), min(LEVEL_URIS))  # Chave offers no level 1: its lowest level meets it
+
+
+def _extensions(message, parsed: ParsedRequest) -> None:
+    faaa = stork = None
+    for element in _children(message.extensions):
+        if element.namespace == idp.FA_NS and element.tag == "FAAALevel":
+            faaa = _faaa_level(element.text)
+        elif element.namespace == idp.STORK_NS and element.tag == "QualityAuthenticationAssuranceLevel":
+            stork = _faaa_level(element.text)
+        elif element.namespace == idp.FA_NS and element.tag == "RequestedAttributes":
+            for child in element.children:
+                if child.namespace != idp.FA_NS or child.tag != "RequestedAttribute":
+                    continue
+                uri = (child.attributes.get("Name") or "").strip()
+                required = (child.attributes.get("isRequired") or "").strip().lower()
+                if required not in ("", "true", "false"):
+                    raise _requester("isRequired must be True or False.")
+                if not uri or len(uri) > 256:
+                    raise _requester("Each fa:RequestedAttribute needs a Name.")
+                name = uri.removeprefix(PREFIX) if uri.startswith(PREFIX) else None
+                parsed.requested.append({"uri": uri, "name": name if name in ATTRIBUTES else None,
+                                         "required": required == "true"})
+        elif element.namespace == idp.PP_NS and element.tag == "AuthTabPresentationPolicies":
+            for child in element.children:
+                tab = (child.attributes.get("TabId") or "").strip().upper()
+                if tab not in PRESENTATION_TABS:
+                    continue  # UPP, RSS and unknown tabs: other services' methods
+                if child.tag == "hideAuthTab" and tab not in parsed.hide:
+                    parsed.hide.append(tab)
+                elif child.tag == "defaultSelectedAuthTab":
+                    parsed.default_tab = tab
+    if len({r["uri"] for r in parsed.requested}) != len(parsed.requested):
+        raise _requester("An attribute is requested twice.")
+    named = [faaa] if faaa is not None else [stork] if stork is not None else []
+    context = message.requested_authn_context
+    if not named and context is not None:
+        uris = [ref.text.strip() for ref in context.authn_context_class_ref or [] if ref.text]
+        named = levels_named(uris)
+        parsed.eidas = any(uri in EIDAS_LEVEL_URIS.values() for uri in uris)
+        if uris and not named:
+            raise Answer(samlp.STATUS_RESPONDER, samlp.STATUS_NO_AUTHN_CONTEXT,
+                         "None of the requested authentication contexts is a level Chave provides.")
+    # No level named: a portal built for autenticacao.gov expects the Citizen Card (FAAALevel absent = 4).
+    parsed.levels = named or [max(LEVEL_URIS)]
+
+
+def _check_time(message) -> None:
+    window = dt.timedelta(seconds=policy.get("saml_request_max_age_seconds"))
+    try:
+        issued = dt.datetime(*str_to_time(message.issue_instant)[:6], tzinfo=dt.timezone.utc)
+    except (TypeError, ValueError):
+        raise _requester("IssueInstant is not a time.")
+    if abs(clock.now() - issued) > window:
+        raise _requester("The request is too old, or from the future (IssueInstant).")
+
+
+def _verify(sp: ServiceProvider, binding: str, raw: str, xml: bytes, relay_state, sig_alg, signature):
+    """pysaml2 verifies the signature with the SP's registered certificates: the enveloped XML
+    signature (HTTP-POST) or the query-string signature (HTTP-Redirect)."""
+    with idp.idp([sp.metadata_xml]) as server:
+        try:
+            if binding == BINDING_HTTP_POST:
+                request = server.parse_authn_request(base64.b64encode(xml).decode(), BINDING_HTTP_POST)
+            else:
+                request = server.parse_authn_request(raw, BINDING_HTTP_REDIRECT, relay_state=relay_state,
+                                                     sigalg=sig_alg, signature=signature)
+        except Exception:  # IncorrectlySigned, schema errors, xmlsec1 failures of untrusted input
+            request = None
+    if request is None or request.message is None:
+        raise Refusal(_("The SAML request is not signed with the service provider's registered certificate."))
+    message = request.message
+    if message.issuer is None or (message.issuer.text or "").strip() != sp.entity_id:
+        raise Refusal(_("The SAML request is not signed with the service provider's registered certificate."))
+    return message
+
+
+def receive(*, binding: str, raw: str | None, relay_state: str | None, sig_alg: str | None = None,
+            signature: str | None = None) -> tuple[ServiceProvider, ParsedRequest]:
+    """Check an AuthnRequest: decoded within bounds, no DTD, from an approved SP, signed by its
+    registered certificate, for one of its ACS URLs. Then (errors now go back to that ACS,
+    :class:`Answer`): Destination is Chave's SSO address, IssueInstant within
+    ``saml_request_max_age_seconds``, the ID never answered before, the NameID format one Chave
+    issues, the ``fa:`` extensions well formed. Raises :class:`Refusal` before the ACS is known.
+    On :class:`Answer` the exception carries ``sp`` and ``parsed`` (for the error response)."""
+    if not raw:
+        raise Refusal(_("There is no SAML request."))
+    if relay_state is not None and len(relay_state.encode()) > policy.get("saml_relay_state_max_bytes"):
+        raise Refusal(_("The RelayState is longer than %(max)d bytes.") % {
+            "max": policy.get("saml_relay_state_max_bytes")})
+    xml = decode(raw, binding)
+    root = _safe_root(xml)
+    sp = _service_provider(root)
+    message = _verify(sp, binding, raw, xml, relay_state, sig_alg, signature)
+    parsed = ParsedRequest(request_id=str(message.id or ""), acs=_acs(sp, message), relay_state=relay_state,
+                           levels=[])
+    try:
+        if message.protocol_binding not in (None, BINDING_HTTP_POST):
+            raise _requester("Chave answers by HTTP-POST only (ProtocolBinding).",
+                             samlp.STATUS_UNSUPPORTED_BINDING)
+        if (message.destination or "") != idp.sso_url():
+            raise _requester("The request's Destination is not Chave's single sign-on service.")
+        _check_time(message)
+        if not parsed.request_id or len(parsed.request_id) > 256:
+            raise _requester("The request has no usable ID.")
+        policy_ = message.name_id_policy
+        wanted = policy_.format if policy_ is not None else None
+        if wanted in (None, saml.NAMEID_FORMAT_UNSPECIFIED, saml.NAMEID_FORMAT_PERSISTENT):
+            parsed.name_id_format = saml.NAMEID_FORMAT_PERSISTENT
+        elif wanted == saml.NAMEID_FORMAT_TRANSIENT:
+            parsed.name_id_format = saml.NAMEID_FORMAT_TRANSIENT
+        else:
+            raise _requester("Chave issues persistent and transient NameIDs only.",
+                             samlp.STATUS_INVALID_NAMEID_POLICY)
+        parsed.force = str(message.force_authn).lower() in ("true", "1")
+        parsed.passive = str(message.is_passive).lower() in ("true", "1")
+        _extensions(message, parsed)
+    except Answer as answer:
+        answer.sp, answer.parsed = sp, parsed
+        raise
+    return sp, parsed
+
+
+def remember(sp: ServiceProvider, parsed: ParsedRequest) -> str:
+    """Keep a checked request for the browser to carry to the login; returns its one-use reference.
+    Raises :class:`Answer` (``Requester``) when its ID was answered before (a replay)."""
+    now = clock.now()
+    window = dt.timedelta(seconds=policy.get("saml_request_max_age_seconds"))
+    SeenRequest.objects.filter(expires_at__lt=now).delete()
+    reference = secrets.token_urlsafe(32)
+    try:
+        with transaction.atomic():
+            SeenRequest.objects.create(service_provider=sp, request_id=parsed.request_id, reference=reference,
+                                       parsed=parsed.__dict__, received_at=now, expires_at=now + 2 * window)
+    except IntegrityError:
+        answer = _requester("This request was already received (its ID is answered once).",
+                            samlp.STATUS_REQUEST_DENIED)
+        answer.sp, answer.parsed = sp, parsed
+        audit.record("saml.replay", outcome="refused", client_id=sp.relying_party.client_id)
+        raise answer
+    return reference
+
+
+def take(reference: str) -> tuple[ServiceProvider, ParsedRequest] | None:
+    """The request kept under ``reference``, once (None when unknown, taken or expired)."""
+    now = clock.now()
+    row = SeenRequest.objects.select_related("service_provider__relying_party").filter(
+        reference=reference, taken_at__isnull=True, expires_at__gt=now).first()
+    if row is None or not SeenRequest.objects.filter(pk=row.pk, taken_at__isnull=True).update(taken_at=now):
+        return None
+    return row.service_provider, ParsedRequest(**row.parsed)
+
+
+# --- Answers --------------------------------------------------------------------------------
+
+
+def requested_attributes(sp: ServiceProvider, parsed: ParsedRequest, citizen) -> tuple[list[str], list[str]]:
+    """(asked, required): the attributes the request asks for that the SP is allowed, and those of
+    them it says it needs (``isRequired``) or registered as mandatory. Without
+    ``fa:RequestedAttributes``, the citizen's identity set (within what the SP is allowed)."""
+    from chave.federation.attributes import identity_set
+
+    party = sp.relying_party
+    allowed = set(party.allowed_attributes)
+    if parsed.requested:
+        asked = [r["name"] for r in parsed.requested if r["name"] in allowed]
+        required = [r["name"] for r in parsed.requested if r["name"] in allowed and r["required"]]
+    else:
+        asked = [a for a in identity_set(citizen) if a in allowed]
+        required = []
+    required = list(dict.fromkeys([*required, *(a for a in asked if a in party.mandatory_attributes)]))
+    return list(dict.fromkeys(asked)), required
+
+
+def released(sp: ServiceProvider, parsed: ParsedRequest, key, granted: list[str]) -> list[idp.Released]:
+    """Each requested attribute with its ``fa:AttributeStatus``: ``Available`` with its value when the
+    citizen shared it and has it, ``NotAvailable`` when they have no such data (or the SP may not
+    have it), ``Withheld`` when they refused to share it."""
+    from chave.federation.attributes import attribute_values
+
+    values = attribute_values(key)
+    if parsed.requested:
+        wanted = [(r["uri"], r["name"]) for r in parsed.requested]
+    else:
+        asked, _required = requested_attributes(sp, parsed, key.citizen)
+        wanted = [(ATTRIBUTES[name].uri, name) for name in asked]
+    allowed = set(sp.relying_party.allowed_attributes)
+    result = []
+    for uri, name in wanted:
+        if name is None or name not in allowed:
+            result.append(idp.Released(uri, "NotAvailable"))
+        elif name not in granted:
+            result.append(idp.Released(uri, "Withheld"))
+        elif values.get(name) is None:
+            result.append(idp.Released(uri, "NotAvailable"))
+        else:
+            value = values[name]
+            text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+            result.append(idp.Released(uri, "Available", text))
+    return result
+
+
+def name_id(sp: ServiceProvider, parsed: ParsedRequest, citizen) -> saml.NameID:
+    """Persistent and pairwise per sector (the federation's subject), or transient (random, once)."""
+    from chave.federation.attributes import subject
+
+    if parsed.name_id_format == saml.NAMEID_FORMAT_TRANSIENT:
+        return saml.NameID(format=saml.NAMEID_FORMAT_TRANSIENT, text="_" + secrets.token_hex(20))
+    return saml.NameID(format=saml.NAMEID_FORMAT_PERSISTENT, name_qualifier=idp.entity_id(),
+                       sp_name_qualifier=sp.entity_id, text=subject(sp.relying_party, citizen))
+
+
+def level_uri(parsed: ParsedRequest, level: int) -> str:
+    return EIDAS_LEVEL_URIS[level] if parsed.eidas else LEVEL_URIS[level]
+
+
+def success_response(sp: ServiceProvider, parsed: ParsedRequest, *, key, level: int, auth_time: dt.datetime,
+                     granted: list[str], address: str | None) -> str:
+    """The signed Response (with a signed Assertion) for a completed sign-in, base64-encoded."""
+    with idp.idp([sp.metadata_xml]) as server:
+        server.released = released(sp, parsed, key, granted)
+        server.address = address
+        response = server.create_authn_response(
+            {}, parsed.request_id, parsed.acs, sp.entity_id, name_id=name_id(sp, parsed, key.citizen),
+            authn={"class_ref": level_uri(parsed, level),
+                   "authn_instant": int(auth_time.timestamp())},
+            sign_response=True, sign_assertion=True,
+            sign_alg=idp.SIG_RSA_SHA256, digest_alg=idp.DIGEST_SHA256,
+        )
+    return idp.encoded(str(response))
+
+
+def error_response(sp: ServiceProvider, parsed: ParsedRequest, top: str, sub: str | None, message: str) -> str:
+    """A signed Response carrying a SAML error status (no assertion), base64-encoded."""
+    with idp.idp([sp.metadata_xml]) as server:
+        response = server._response(parsed.request_id, parsed.acs, idp.status(top, sub, message), None, True,
+                                    sign_alg=idp.SIG_RSA_SHA256, digest_alg=idp.DIGEST_SHA256)
+    return idp.encoded(str(response))
+
+
+# --- Single logout ------------------------------------------------------------------------
+
+
+def receive_logout(*, binding: str, raw: str | None, relay_state: str | None, sig_alg: str | None = None,
+                   signature: str | None = None):
+    """Check a LogoutRequest as an AuthnRequest is checked (bounded, no DTD, from an approved SP,
+    signed with its registered certificate, Destination Chave's logout service); returns (SP,
+    pysaml2's request). Raises :class:`Refusal`."""
+    if not raw:
+        raise Refusal(_("There is no SAML request."))
+    if relay_state is not None and len(relay_state.encode()) > policy.get("saml_relay_state_max_bytes"):
+        raise Refusal(_("The RelayState is longer than %(max)d bytes.") % {
+            "max": policy.get("saml_relay_state_max_bytes")})
+    xml = decode(raw, binding)
+    sp = _service_provider(_safe_root(xml), "LogoutRequest")
+    with idp.idp([sp.metadata_xml]) as server:
+        try:
+            if binding == BINDING_HTTP_POST:
+                request = server.parse_logout_request(base64.b64encode(xml).decode(), BINDING_HTTP_POST)
+            else:
+                request = server.parse_logout_request(raw, BINDING_HTTP_REDIRECT, relay_state=relay_state,
+                                                      sigalg=sig_alg, signature=signature)
+        except Exception:  # IncorrectlySigned, schema errors, xmlsec1 failures of untrusted input
+            request = None
+    message = request.message if request is not None else None
+    if message is None or message.issuer is None or (message.issuer.text or "").strip() != sp.entity_id:
+        raise Refusal(_("The SAML request is not signed with the service provider's registered certificate."))
+    if (message.destination or "") != idp.slo_url():
+        raise Refusal(_("The request's Destination is not Chave's logout service."))
+    return sp, message
+
+
+def logout_response(sp: ServiceProvider, message, relay_state: str | None) -> tuple[str, str, list]:
+    """Chave's signed LogoutResponse for the SP's logout service: (binding, address, and for the
+    Redirect binding the signed query's Location, for HTTP-POST the form's fields). Raises
+    :class:`Refusal` when the SP registered no logout service."""
+    if not sp.slo:
+        raise Refusal(_("This service provider has no logout service: you are signed out of Chave."))
+    endpoint = next((e for e in sp.slo if e["binding"] == BINDING_HTTP_REDIRECT), sp.slo[0])
+    with idp.idp([sp.metadata_xml]) as server:
+        response = server.create_logout_response(message, [endpoint["binding"]], sign=endpoint["binding"] != BINDING_HTTP_REDIRECT,
+                                                 sign_alg=idp.SIG_RSA_SHA256, digest_alg=idp.DIGEST_SHA256)
+        if endpoint["binding"] == BINDING_HTTP_REDIRECT:
+            info = server.apply_binding(BINDING_HTTP_REDIRECT, str(response), endpoint["url"],
+                                        relay_state=relay_state or "", response=True, sign=True,
+                                        sigalg=idp.SIG_RSA_SHA256)
+            return BINDING_HTTP_REDIRECT, endpoint["url"], [dict(info["headers"])["Location"]]
+    fields = [("SAMLResponse", idp.encoded(str(response)))]
+    if relay_state is not None:
+        fields.append(("RelayState", relay_state))
+    return BINDING_HTTP_POST, endpoint["url"], fields

@@ -1,0 +1,160 @@
+"""Service providers for the tests: a real pysaml2 SP (``Saml2Client``) and the raw pieces a
+portal built from the autenticacao.gov manual sends (signed with python3-saml's xmlsec bindings).
+
+Each SP has its own key and certificate (made here), publishes metadata that is registered in
+Chave's registry the way an operator does (``chave rp add --saml-metadata``), and validates
+Chave's responses with its library: signatures against Chave's metadata, audience, recipient,
+``InResponseTo`` and time conditions.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, ExtensionElement, samlp
+from saml2.client import Saml2Client
+from saml2.config import SPConfig
+from saml2.metadata import entity_descriptor
+from saml2.saml import NAME_FORMAT_URI, NAMEID_FORMAT_PERSISTENT
+from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
+
+from chave.federation.attributes import PREFIX
+from chave.saml import idp
+
+FA = idp.FA_NS
+PP = idp.PP_NS
+
+
+def make_key_pair(folder: Path, name: str) -> tuple[str, str]:
+    """(key file, certificate file) of a new self-signed RSA key."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30)).sign(key, hashes.SHA256()))
+    key_path, cert_path = folder / f"{name}.key", folder / f"{name}.crt"
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                           serialization.NoEncryption()))
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return str(key_path), str(cert_path)
+
+
+def fa_extensions(attributes: dict[str, bool] | None = None, level: int | None = None,
+                  hide: list[str] = (), default_tab: str | None = None) -> samlp.Extensions:
+    """The autenticacao.gov extensions as the manual writes them (``isRequired="True"``)."""
+    elements = []
+    if attributes:
+        children = [ExtensionElement("RequestedAttribute", namespace=FA, attributes={
+            "Name": PREFIX + name, "NameFormat": NAME_FORMAT_URI, "isRequired": "True" if required else "False"})
+            for name, required in attributes.items()]
+        elements.append(ExtensionElement("RequestedAttributes", namespace=FA, children=children))
+    if level is not None:
+        elements.append(ExtensionElement("FAAALevel", namespace=FA, text=str(level)))
+    if hide or default_tab:
+        children = [ExtensionElement("hideAuthTab", namespace=PP, attributes={"TabId": tab}) for tab in hide]
+        if default_tab:
+            children.append(ExtensionElement("defaultSelectedAuthTab", namespace=PP, attributes={"TabId": default_tab}))
+        elements.append(ExtensionElement("AuthTabPresentationPolicies", namespace=PP, children=children))
+    return samlp.Extensions(extension_elements=elements)
+
+
+@dataclass
+class Pysaml2Portal:
+    """A portal on pysaml2: its client, metadata and the ACS it registered."""
+
+    client: Saml2Client
+    entity_id: str
+    acs: str
+    metadata_xml: str
+    key_file: str
+    cert_file: str
+
+    def authn_request(self, *, extensions=None, relay_state: str | None = "volta=/inicio", force_authn=None,
+                      is_passive=None, binding=BINDING_HTTP_POST, sign_alg=SIG_RSA_SHA256,
+                      digest_alg=DIGEST_SHA256, name_id_format=NAMEID_FORMAT_PERSISTENT, acs: str | None = None,
+                      **kwargs) -> tuple[str, dict]:
+        """(request ID, the form or query a browser would send to Chave's SSO service)."""
+        if binding == BINDING_HTTP_POST:
+            request_id, xml = self.client.create_authn_request(
+                idp.sso_url(), binding=BINDING_HTTP_POST, sign=True, sign_alg=sign_alg, digest_alg=digest_alg,
+                extensions=extensions, force_authn=force_authn, is_passive=is_passive,
+                nameid_format=name_id_format, assertion_consumer_service_url=acs or self.acs, **kwargs)
+            form = {"SAMLRequest": base64.b64encode(str(xml).encode()).decode()}
+            if relay_state is not None:
+                form["RelayState"] = relay_state
+            return request_id, form
+        request_id, xml = self.client.create_authn_request(
+            idp.sso_url(), binding=BINDING_HTTP_POST, sign=False, extensions=extensions, force_authn=force_authn,
+            is_passive=is_passive, nameid_format=name_id_format, assertion_consumer_service_url=acs or self.acs,
+            **kwargs)
+        info = self.client.apply_binding(BINDING_HTTP_REDIRECT, str(xml), idp.sso_url(), relay_state=relay_state or "",
+                                         sign=True, sigalg=sign_alg)
+        location = dict(info["headers"])["Location"]
+        query = {name: values[0] for name, values in parse_qs(urlsplit(location).query).items()}
+        return request_id, query
+
+    def read_response(self, saml_response: str, request_id: str):
+        """The library's verdict: an ``AuthnResponse`` (raises when Chave's signature, audience,
+        recipient, InResponseTo or times do not hold, or the status is an error)."""
+        return self.client.parse_authn_request_response(saml_response, BINDING_HTTP_POST,
+                                                        outstanding={request_id: "/"})
+
+
+def pysaml2_portal(folder: Path, idp_metadata: str, *, host: str = "portal.example.pt",
+                   name: str = "portal") -> Pysaml2Portal:
+    key_file, cert_file = make_key_pair(folder, name)
+    entity_id = f"https://{host}/saml/metadata"
+    acs = f"https://{host}/saml/acs"
+    config = SPConfig()
+    config.load({
+        "entityid": entity_id,
+        "xmlsec_binary": idp.XMLSEC1,
+        "key_file": key_file,
+        "cert_file": cert_file,
+        "metadata": {"inline": [idp_metadata]},
+        "allow_unknown_attributes": True,
+        "accepted_time_diff": 60,
+        "service": {"sp": {
+            "endpoints": {
+                "assertion_consumer_service": [(acs, BINDING_HTTP_POST)],
+                "single_logout_service": [(f"https://{host}/saml/slo", BINDING_HTTP_REDIRECT)],
+            },
+            "authn_requests_signed": True,
+            "want_response_signed": True,
+            "want_assertions_signed": True,
+            "allow_unsolicited": False,
+        }},
+    })
+    metadata_xml = str(entity_descriptor(config))
+    return Pysaml2Portal(Saml2Client(config), entity_id, acs, metadata_xml, key_file, cert_file)
+
+
+def deflate_b64(xml: bytes) -> str:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return base64.b64encode(compressor.compress(xml) + compressor.flush()).decode()
+
+
+def form_fields(page: str) -> dict[str, str]:
+    """The hidden fields of Chave's HTTP-POST page (what the citizen's button sends to the ACS)."""
+    import html
+    import re
+
+    return {name: html.unescape(value)
+            for name, value in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page)}
+
+
+def form_action(page: str) -> str:
+    import html
+    import re
+
+    return html.unescape(re.search(r'<form method="post" action="([^"]+)">', page).group(1))
