@@ -1,4 +1,4 @@
-"""Desk pages that involve the citizen screen: registering a citizen, changing a contact, pairing
+"""Desk pages that involve the citizen screen: registering a citizen, pairing
 the screen; and the citizen screen itself (a device, not a staff session).
 
 The clerk's pages refresh themselves (no JavaScript) while a turn is open on the citizen screen,
@@ -17,16 +17,15 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from chave.identity import services as identity
-from chave.identity.models import Citizen, ContactKind, DocType, mask
+from chave.identity.models import ContactKind, DocType, mask
 from chave.identity.registry import DocumentRef, IdentityRecord
 from chave.login.services import client_ip
 
 from . import registration as registrations
 from . import screen as screens
-from . import services
-from .forms import ContactChangeForm, RegisterForm, ScreenCodeForm, ScreenPinForm
+from .forms import RegisterForm, ScreenCodeForm, ScreenPinForm
 from .models import CounterRegistration, TurnKind
-from .views import _citizen_page, _open_turn, staff_only
+from .views import _open_turn, staff_only
 
 SCREEN_COOKIE = "chave_counter_screen"
 
@@ -105,25 +104,6 @@ def registration_step(request, pk: int):
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     return redirect("counter:registration", pk=pk)
-
-
-@staff_only("citizen.act")
-@require_POST
-def change_contact(request, pk: int):
-    found = get_object_or_404(Citizen, pk=pk)
-    form = ContactChangeForm(request.POST, prefix="contact")
-    if form.is_valid():
-        try:
-            key = found.key
-            if key is None:
-                raise ValidationError(_("This citizen has no key."), code="no_key")
-            services.start_contact_change(request.staff, key, form.cleaned_data["kind"], form.cleaned_data["value"],
-                                          form.presented(), ip=client_ip(request))
-        except ValidationError as error:
-            form.add_error(None, error)
-        else:
-            return redirect("counter:citizen", pk=pk)
-    return _citizen_page(request, found, forms={"contact": form}, status=400)
 
 
 # --- The citizen screen (a paired device, not a staff session) ---------------------------------

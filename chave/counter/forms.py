@@ -62,11 +62,34 @@ class PresentedForm(AccessibleForm):
     presented_number = forms.CharField(label=_("Document number"), max_length=32,
                                        error_messages={"required": _("Give the document's number.")})
     reason = forms.CharField(label=_("Reason"), max_length=500, widget=forms.Textarea(attrs={"rows": 2}),
-                             error_messages={"required": _("Say why.")})
+                             help_text=_("What the citizen asked for and why, in a few words."),
+                             error_messages={"required": _("Give the reason: what the citizen asked for and why.")})
+
+    def __init__(self, *args, citizen=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.citizen = citizen
+
+    def clean(self):
+        """Every problem at once: the fields' own, then the document and the reason checked against
+        the citizen (:func:`~.services.check_presented`), each on its field."""
+        from .services import check_presented
+
+        data = super().clean()
+        if self.citizen is not None:
+            try:
+                check_presented(self.citizen, Presented(*(data.get(name, "") for name in PRESENTED_FIELDS)))
+            except forms.ValidationError as error:
+                for name, problems in error.error_dict.items():
+                    if name not in self.errors:
+                        self.add_error(name, problems)
+        return data
 
     def presented(self) -> Presented:
         d = self.cleaned_data
-        return Presented(d["presented_type"], d["presented_country"], d["presented_number"], d["reason"])
+        return Presented(*(d[name] for name in PRESENTED_FIELDS))
+
+
+PRESENTED_FIELDS = ("presented_type", "presented_country", "presented_number", "reason")
 
 
 class NewPinForm(PresentedForm):

@@ -36,7 +36,7 @@ from chave.identity.validation import parse_doc_number, parse_identifier, parse_
 from chave.throttle import services as throttle
 
 from .models import ActionKind, CounterAction, Staff
-from .roles import Role
+from .roles import Role, RoleForm
 
 _TOTP_PURPOSE = "staff-totp"
 TOTP_STEP_SECONDS = 30
@@ -63,7 +63,7 @@ def _totp(staff: Staff) -> pyotp.TOTP:
 
 
 def create_staff(*, username: str, name: str, role: str, counter: str = "", nic: str = "",
-                 admin: bool = False) -> NewStaff:
+                 admin: bool = False, role_form: str = "n") -> NewStaff:
     """Create a staff account with a random password and a new TOTP secret; with ``nic``, the
     member may also sign in with their own Citizen Card; with ``admin``, they may also use
     Django's admin (``chave.admin_site``: only through this same sign-in).
@@ -75,6 +75,8 @@ def create_staff(*, username: str, name: str, role: str, counter: str = "", nic:
     nic = parse_nic(nic) if nic.strip() else ""
     if role not in Role.values:
         raise ValidationError(_("Unknown role."), code="role_invalid")
+    if role_form not in RoleForm.values:
+        raise ValidationError(_("Unknown form of the role's name."), code="role_form_invalid")
     if not username or not name:
         raise ValidationError(_("Give a username and a name."), code="required")
     if role in (Role.CLERK, Role.SUPERVISOR) and not counter:
@@ -85,7 +87,7 @@ def create_staff(*, username: str, name: str, role: str, counter: str = "", nic:
         with transaction.atomic():
             user = get_user_model().objects.create_user(username=username, password=password, is_staff=admin,
                                                         is_superuser=admin)
-            staff = Staff.objects.create(user=user, name=name, role=role, counter=counter, nic=nic,
+            staff = Staff.objects.create(user=user, name=name, role=role, role_form=role_form, counter=counter, nic=nic,
                                          totp_sealed=_seal_totp(secret), created_at=clock.now())
             audit.record("staff.add", outcome="ok", channel="cli", staff=username, role=role, counter=counter,
                          admin=admin)
@@ -238,24 +240,37 @@ class Presented:
 def check_presented(citizen: Citizen, presented: Presented) -> Presented:
     """The document must be a known type; when it is of the citizen's registered type and country,
     its number must be the registered one (a Citizen Card's full number starts with the NIC).
-    The reason must say something (``counter_reason_min_length``). Returns it normalised."""
+    The reason must say something (``counter_reason_min_length`` characters). Returns it
+    normalised; raises one ``ValidationError`` naming every problem by its form field
+    (``presented_type``, ``presented_country``, ``presented_number``, ``reason``)."""
+    problems: dict[str, list] = {}
     reason = " ".join((presented.reason or "").split())
-    if len(reason) < policy.get("counter_reason_min_length"):
-        raise ValidationError(_("Say why, in a few words."), code="reason_short")
-    if presented.doc_type not in DocType.values:
-        raise ValidationError(_("Choose the document presented."), code="document_type")
+    least = policy.get("counter_reason_min_length")
+    if len(reason) < least:
+        problems["reason"] = [ValidationError(
+            _("The reason needs at least %(n)d characters: say what the citizen asked for and why."),
+            code="reason_short", params={"n": least})]
     country = (presented.doc_country or "").strip().upper()
     number = "".join((presented.doc_number or "").split()).upper()
-    if presented.doc_type == DocType.CITIZEN_CARD:
+    if presented.doc_type not in DocType.values:
+        problems["presented_type"] = [ValidationError(_("Choose the document presented."), code="document_type")]
+    elif presented.doc_type == DocType.CITIZEN_CARD:
         country = "PT"
-    if not number or len(country) != 2:
-        raise ValidationError(_("Give the country and number of the document presented."), code="document_number")
-    if presented.doc_type == citizen.doc_type and country == citizen.doc_country:
+    if len(country) != 2 or not country.isalpha():
+        problems["presented_country"] = [ValidationError(
+            _("Give the issuing country as 2 letters, as on the document (PT, BR, UA …)."), code="document_country")]
+    if not number:
+        problems["presented_number"] = [ValidationError(_("Give the number of the document presented."),
+                                                        code="document_number")]
+    elif presented.doc_type == citizen.doc_type and country == citizen.doc_country:
         registered = citizen.doc_number.upper()
         same = number[: len(registered)] == registered if citizen.doc_type == DocType.CITIZEN_CARD else number == registered
         if not same:
-            raise ValidationError(_("The document presented is not the citizen's registered document."),
-                                  code="document_mismatch")
+            problems["presented_number"] = [ValidationError(
+                _("This is not the citizen's registered document: check the number against the document in your "
+                  "hands."), code="document_mismatch")]
+    if problems:
+        raise ValidationError(problems)
     return Presented(presented.doc_type, country, number, reason)
 
 

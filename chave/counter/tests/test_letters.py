@@ -144,7 +144,7 @@ def test_a_lost_letter_is_cancelled_and_its_pin_voided(staff_client, make_citize
     letter = Letter.objects.get()
     response = clerk.post(f"/counter/citizen/{key.citizen.pk}/letters/{letter.pk}/cancel", {
         "letter-presented_type": "cc", "letter-presented_country": "PT", "letter-presented_number": "12345678",
-        "letter-reason": "The letter was lost in the post"})
+        "letter-reason": "The letter was lost in the post", "confirmed": "yes"})
     assert response.status_code == 302
     letter.refresh_from_db()
     assert letter.status == LetterStatus.CANCELLED
@@ -334,7 +334,7 @@ def test_a_failed_mailer_can_be_cancelled_instead(staff_client, make_citizen, br
     assert letter.status == LetterStatus.PRINT_FAILED
     response = clerk.post(f"/counter/citizen/{key.citizen.pk}/letters/{letter.pk}/cancel", {
         "letter-presented_type": "cc", "letter-presented_country": "PT", "letter-presented_number": "12345678",
-        "letter-reason": "The printer is broken for the day"})
+        "letter-reason": "The printer is broken for the day", "confirmed": "yes"})
     assert response.status_code == 302
     letter.refresh_from_db()
     assert letter.status == LetterStatus.CANCELLED and not letter.pin_sealed
