@@ -275,6 +275,7 @@ class Task:
     dangerous: bool = False
     consequences: tuple = ()  # said again on the confirmation page
     confirm: str = ""  # the confirmation page's question
+    confirm_button: str = ""  # and its warning button
     fields: tuple = ()  # the action's own fields, after the document presented
 
 
@@ -358,6 +359,7 @@ TASKS: dict[str, Task] = {t.name: t for t in [
          gettext_lazy("The key can no longer be used and its contacts are released."),
          gettext_lazy("Cancel the key"), gettext_lazy("The key is cancelled."), PresentedForm, "cancel", _cancel,
          dangerous=True, confirm=gettext_lazy("Cancel this citizen's key?"),
+         confirm_button=gettext_lazy("Yes, cancel the key"),
          consequences=(gettext_lazy("The key stops working at once, on every portal and in the Chave app."),
                        gettext_lazy("Its mobile number and e-mail address are released."),
                        gettext_lazy("This cannot be undone: to use Chave again, the citizen registers again."))),
@@ -367,6 +369,7 @@ CANCEL_LETTER = Task(
     gettext_lazy("For a letter lost in the post, or one that should not be used. Its PIN stops working."),
     gettext_lazy("Cancel the letter"), gettext_lazy("The letter is cancelled and its PIN no longer works."),
     PresentedForm, "letter", _cancel_letter, dangerous=True, confirm=gettext_lazy("Cancel this letter?"),
+    confirm_button=gettext_lazy("Yes, cancel the letter"),
     consequences=(gettext_lazy("The PIN in the letter stops working, even if the letter turns up."),
                   gettext_lazy("If the citizen has no other PIN, the key has none until a new one is issued.")))
 

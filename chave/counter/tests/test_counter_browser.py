@@ -145,7 +145,7 @@ def test_change_contact_and_cancel_at_the_desk(live_server, signed_in, open_page
     fill_presented(desk, "The citizen no longer wants the key")
     desk.get_by_role("button", name="Cancel the key").click()
     assert Key.objects.get(pk=key.pk).status == KeyStatus.ACTIVE  # not before it is confirmed
-    desk.get_by_role("button", name="Yes: Cancel the key").click()
+    desk.get_by_role("button", name="Yes, cancel the key").click()
     assert desk.locator("#key-status").get_attribute("data-status") == "cancelled"
     assert [a.kind for a in CounterAction.objects.order_by("at", "id")] == ["contact", "cancel"]
 
