@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from chave import policy
 from chave.identity import services as identity
 from chave.identity.models import ContactKind, DocType, mask
 from chave.identity.registry import DocumentRef, IdentityRecord
@@ -23,7 +24,7 @@ from chave.login.services import client_ip
 
 from . import registration as registrations
 from . import screen as screens
-from .forms import RegisterForm, ScreenCodeForm, ScreenPinForm
+from .forms import RegisterForm, ScreenCodeForm, ScreenPinForm, ScreenSigningPinForm
 from .models import CounterRegistration, TurnKind
 from .views import _open_turn, staff_only
 
@@ -134,7 +135,7 @@ def screen(request):
     turn = screens.current_turn(device)
     if turn is None:
         return render(request, "counter/screen.html", {"idle": True})
-    form_class = ScreenCodeForm if turn.kind == TurnKind.CODE else ScreenPinForm
+    form_class = {TurnKind.CODE: ScreenCodeForm, TurnKind.SIGNING: ScreenSigningPinForm}.get(turn.kind, ScreenPinForm)
     form = form_class(request.POST if request.method == "POST" and str(turn.pk) == request.POST.get("turn") else None)
     status = 200
     if form.is_bound:
@@ -146,6 +147,8 @@ def screen(request):
                     result = screens.submit_code(turn, form.cleaned_data["code"], ip=ip)
                     if not result.ok:
                         raise ValidationError(_code_refusal(result.reason))
+                elif turn.kind == TurnKind.SIGNING:
+                    screens.submit_signing_pin(turn, form.cleaned_data["pin"], form.cleaned_data["pin_again"], ip=ip)
                 else:
                     screens.submit_pin(turn, form.cleaned_data["pin"], form.cleaned_data["pin_again"], ip=ip)
             except ValidationError as error:
@@ -155,6 +158,7 @@ def screen(request):
     return render(request, "counter/screen.html", {
         "turn": turn, "form": form, "citizen": turn.key.citizen,
         "destination": mask(turn.contact_kind, turn.contact_value) if turn.contact_kind else "",
+        "pin_min": policy.get("pin_min_length"), "pin_max": policy.get("pin_max_length"),
     }, status=status)
 
 

@@ -269,3 +269,13 @@ class ScreenPinForm(AccessibleForm):
     pin_again = forms.CharField(label=_("The same PIN again"), strip=False, max_length=20,
                                 widget=forms.PasswordInput(attrs={"inputmode": "numeric", "autocomplete": "new-password"}),
                                 error_messages={"required": _("Type your new PIN again.")})
+
+
+class ScreenSigningPinForm(ScreenPinForm):
+    pin = forms.CharField(label=_("Your new signing PIN"), strip=False, max_length=20,
+                          widget=forms.PasswordInput(attrs={"inputmode": "numeric", "autocomplete": "new-password"}),
+                          error_messages={"required": _("Type your new signing PIN.")})
+    pin_again = forms.CharField(label=_("The same signing PIN again"), strip=False, max_length=20,
+                                widget=forms.PasswordInput(attrs={"inputmode": "numeric",
+                                                                  "autocomplete": "new-password"}),
+                                error_messages={"required": _("Type your new signing PIN again.")})

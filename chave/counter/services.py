@@ -356,6 +356,27 @@ def start_contact_change(staff: Staff, key: Key, kind: str, value: str, presente
                                                   presented.reason]})
 
 
+def start_signing_activation(staff: Staff, key: Key, presented: Presented, *, ip: str | None = None):
+    """Put "choose your signing PIN" on the desk's citizen screen, for a citizen present with their
+    document: the citizen types it twice there (:func:`.screen.submit_signing_pin`), and signing is
+    activated as online (``chave.signing.services.activate_signing``: the same rules, audit and
+    notice), the counter action recorded with it. Raises ``ValidationError`` for a short reason, a
+    document that is not the citizen's, a key that is not active, signing already active, or no
+    paired screen."""
+    from chave.signing import services as signing
+
+    from . import screen
+    from .models import TurnKind
+
+    presented = check_presented(key.citizen, presented)
+    if key.effective_status(clock.now()) != KeyStatus.ACTIVE:
+        raise ValidationError(_("Signing needs an active Digital Mobile Key."), code="key_not_active")
+    if signing.active_credential(key.citizen) is not None:
+        raise ValidationError(_("Signing is already active for this person."), code="signing_already_active")
+    return screen.open_turn(staff, key, TurnKind.SIGNING, detail={
+        "presented": [presented.doc_type, presented.doc_country, presented.doc_number, presented.reason]})
+
+
 def after_contact_confirmed(turn, *, ip: str | None = None) -> None:
     """A code turn is done: a contact change records its counter action (a registration's contacts
     are part of the registration)."""

@@ -232,11 +232,18 @@ def _summary(request, citizen: Citizen) -> dict:
         "letters": list(citizen.letters.all()[:10]),
         "actions": list(citizen.counter_actions.select_related("staff", "reversed_by")[:5]),
         "may_act": may_act,
+        "signing": _signing_state(citizen),
         "tasks": [t for t in TASKS.values() if may_act and key is not None and t.applies(citizen, key, now)],
         "LetterStatus": LetterStatus,
         "turn": _open_turn(request.staff, key) if key else None,
         "registration": CounterRegistration.objects.filter(key=key, completed_at__isnull=True).first() if key else None,
     }
+
+
+def _signing_state(citizen: Citizen):
+    from chave.signing.services import active_credential
+
+    return active_credential(citizen)
 
 
 @staff_only("citizen.view")
@@ -328,6 +335,16 @@ def _change_contact(request, citizen, form, subject):
                                   form.cleaned_data["value"], form.presented(), ip=client_ip(request))
 
 
+def _activate_signing(request, citizen, form, subject):
+    services.start_signing_activation(request.staff, _live_key(citizen), form.presented(), ip=client_ip(request))
+
+
+def _may_activate_signing(citizen, key, now) -> bool:
+    from chave.signing.services import active_credential
+
+    return key.effective_status(now) == KeyStatus.ACTIVE and active_credential(citizen) is None
+
+
 def _cancel(request, citizen, form, subject):
     services.cancel(request.staff, _live_key(citizen), form.presented(), ip=client_ip(request))
 
@@ -355,6 +372,13 @@ TASKS: dict[str, Task] = {t.name: t for t in [
          gettext_lazy("Send the code"),
          gettext_lazy("The code is sent. The citizen types it on the citizen screen."), ContactChangeForm, "contact",
          _change_contact, fields=("kind", "value")),
+    Task("activate_signing", gettext_lazy("Activate signing"),
+         gettext_lazy("The citizen can then sign PDF documents with their key. "
+                      "The citizen chooses a signing PIN on the citizen screen of your desk: a PIN different from "
+                      "their Chave PIN, that nobody else sees. The citizen is told on their contacts."),
+         gettext_lazy("Ask for the signing PIN on the citizen screen"),
+         gettext_lazy("The citizen screen asks for the signing PIN."), PresentedForm, "signing", _activate_signing,
+         applies=_may_activate_signing),
     Task("cancel", gettext_lazy("Cancel the key"),
          gettext_lazy("The key can no longer be used and its contacts are released."),
          gettext_lazy("Cancel the key"), gettext_lazy("The key is cancelled."), PresentedForm, "cancel", _cancel,
@@ -377,6 +401,7 @@ unlock = _task_view(TASKS["unlock"])
 new_pin = _task_view(TASKS["new_pin"])
 change_contact = _task_view(TASKS["change_contact"])
 cancel = _task_view(TASKS["cancel"])
+activate_signing = _task_view(TASKS["activate_signing"])
 
 
 def _letter_of(pk: int, letter_id) -> Letter:
