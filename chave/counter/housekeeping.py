@@ -84,7 +84,11 @@ def send_reminders() -> tuple[int, int]:
 
 
 def run() -> HousekeepingResult:
-    """One pass of every job; returns what it did (zeros when there was nothing to do)."""
+    """One pass of every job; returns what it did (zeros when there was nothing to do). Also wipes
+    the previous PINs new-PIN letters kept for a same-day reversal (:func:`.letters.forget_previous_pins`)."""
+    from .letters import forget_previous_pins
+
+    forget_previous_pins()
     expiry, inactivity = send_reminders()
     return HousekeepingResult(expiry_reminders=expiry, inactivity_reminders=inactivity,
                               expired=identity.expire_keys(), revoked=identity.revoke_unused_keys(),

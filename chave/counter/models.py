@@ -121,6 +121,12 @@ class Letter(models.Model):
     # Identifies the PIN hash this letter set on the key (a digest of the hash, not of the PIN),
     # so that cancelling the letter voids that PIN and no later one.
     pin_hash_digest = models.CharField(max_length=64)
+    # The PIN the key had before this letter's (its Argon2 hash, sealed, with whether it was
+    # temporary and until when): a supervisor reversing the new PIN gives it back, the same day;
+    # wiped when the letter is cancelled and by housekeeping after that day.
+    previous_pin_sealed = models.TextField(blank=True)
+    previous_pin_temporary = models.BooleanField(default=False)
+    previous_pin_expires_at = models.DateTimeField(null=True, blank=True)
     valid_until = models.DateTimeField()
     # The PDF (it shows the PIN), sealed, from production until its batch is posted; then "". A
     # mailer handed over at the counter goes straight to the counter's printer and is never stored.

@@ -425,8 +425,8 @@ def reverse(supervisor: Staff, action: CounterAction, reason: str, *, ip: str | 
                 if not identity.block_key(key, by=by(supervisor), channel=CHANNEL, ip=ip, reversal=action.pk):
                     raise IllegalTransition(KeyStatus.BLOCKED, KeyStatus.BLOCKED)
             elif action.kind == ActionKind.NEW_PIN:
-                letter = key.letters.get(reference=action.detail["letter"])
-                letters.cancel_letter(letter, supervisor, reason=reason, ip=ip, record=False)
+                letters.reverse_new_pin(key.letters.get(reference=action.detail["letter"]), supervisor,
+                                        reason=reason, ip=ip)
             else:
                 identity.cancel_key(key, ip=ip, by=by(supervisor), channel=CHANNEL)
                 for letter in key.letters.exclude(status__in=["cancelled", "posted"]):

@@ -476,6 +476,21 @@ def void_temporary_pin(key: Key, *, digest: str, by: str, ip: str | None = None,
     return True
 
 
+def restore_pin(key: Key, *, pin_hash: str, temporary: bool, expires_at: dt.datetime | None, by: str,
+                ip: str | None = None, channel: str = "") -> bool:
+    """Give a key that has no PIN (its last one voided: a new-PIN letter reversed) the PIN it had
+    before, by its hash. Returns False, changing nothing, when the key has a PIN by now, the key is
+    not live, or that earlier PIN was temporary and has expired. Audited as ``pin.restore``."""
+    with transaction.atomic():
+        key = Key.objects.select_for_update().select_related("citizen").get(pk=key.pk)
+        if key.pin_hash or not pin_hash or not key.is_live or (temporary and expires_at and expires_at <= clock.now()):
+            return False
+        key.pin_hash, key.pin_is_temporary, key.pin_expires_at = pin_hash, temporary, expires_at if temporary else None
+        key.save()
+        audit.record("pin.restore", outcome="ok", citizen=key.citizen, channel=channel, ip=ip, by=by)
+    return True
+
+
 def expire_keys(*, by: str = "validity") -> int:
     """Write down ``expired`` for every active, locked or blocked key past its ``valid_until``
     (Citizen Card expiry + ``key_validity_after_card_days``; a foreign document's expiry) and
