@@ -64,3 +64,18 @@ def role_label(role: str, form: str = RoleForm.NEUTRAL) -> str:
 
 def can(role: str, capability: str) -> bool:
     return capability in CAPABILITIES.get(role, frozenset())
+
+
+# What each role may do in Django's admin (``chave staff add --admin``; never a superuser): reading
+# where the back office's own pages are the place to act. The relying-party administrator may also
+# approve and suspend portals there (the admin's actions call the same service, with a reason);
+# nothing else can be changed by any role (``tests/test_admin_permissions.py`` lists it).
+ADMIN_PERMISSIONS: dict[str, frozenset[str]] = {
+    Role.CLERK: frozenset(),
+    Role.MAILROOM: frozenset(),
+    Role.SUPERVISOR: frozenset({"audit.view_auditevent"}),
+    Role.AUDITOR: frozenset({"audit.view_auditevent", "delivery.view_outboundmessage", "federation.view_relyingparty",
+                             "federation.view_relyingpartyevent"}),
+    Role.RP_ADMIN: frozenset({"federation.view_relyingparty", "federation.change_relyingparty",
+                              "federation.view_relyingpartyevent"}),
+}

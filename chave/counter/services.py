@@ -85,10 +85,10 @@ def create_staff(*, username: str, name: str, role: str, counter: str = "", nic:
     secret = pyotp.random_base32()
     try:
         with transaction.atomic():
-            user = get_user_model().objects.create_user(username=username, password=password, is_staff=admin,
-                                                        is_superuser=admin)
+            user = get_user_model().objects.create_user(username=username, password=password, is_staff=admin)
             staff = Staff.objects.create(user=user, name=name, role=role, role_form=role_form, counter=counter, nic=nic,
                                          totp_sealed=_seal_totp(secret), created_at=clock.now())
+            sync_admin_access(staff)
             audit.record("staff.add", outcome="ok", channel="cli", staff=username, role=role, counter=counter,
                          admin=admin)
     except IntegrityError:
@@ -126,9 +126,31 @@ def ensure_demo_staff(username: str, *, name: str, role: str, counter: str, pass
         staff.nic = nic
         staff.save(update_fields=["nic"])
     staff.user.set_password(password)
-    staff.user.is_staff = staff.user.is_superuser = admin
-    staff.user.save(update_fields=["password", "is_staff", "is_superuser"])
+    staff.user.is_staff = admin
+    staff.user.save(update_fields=["password", "is_staff"])
+    sync_admin_access(staff)
     return staff
+
+
+def sync_admin_access(staff: Staff) -> None:
+    """Give the member, in Django's admin, what their role may do there and nothing more
+    (:data:`~.roles.ADMIN_PERMISSIONS`, through a group per role): never a superuser. Run when the
+    account is made and at each sign-in, so a role's table change reaches existing accounts."""
+    from django.contrib.auth.models import Group, Permission
+
+    from .roles import ADMIN_PERMISSIONS
+
+    wanted = ADMIN_PERMISSIONS.get(staff.role, frozenset())
+    group, _created = Group.objects.get_or_create(name=f"chave-role-{staff.role}")
+    permissions = [p for p in Permission.objects.select_related("content_type").filter(
+        codename__in={name.split(".")[1] for name in wanted}) if f"{p.content_type.app_label}.{p.codename}" in wanted]
+    group.permissions.set(permissions)
+    user = staff.user
+    if user.is_superuser:
+        user.is_superuser = False
+        user.save(update_fields=["is_superuser"])
+    user.user_permissions.clear()
+    user.groups.set([group] if user.is_staff else [])
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,7 @@ def sign_in(request):
 
 def _start_staff_session(request, staff: Staff):
     """Sign ``staff`` in (a new session: no fixation) and go where they were going."""
+    services.sync_admin_access(staff)
     auth.login(request, staff.user, backend="django.contrib.auth.backends.ModelBackend")
     request.session[SESSION_STAFF] = staff.pk
     request.session[SESSION_SEEN] = clock.now().timestamp()
