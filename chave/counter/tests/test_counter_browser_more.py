@@ -282,7 +282,11 @@ def test_the_supervisor_reads_the_daily_report_per_counter(live_server, signed_i
 
     boss = signed_in("supervisor", counter="Loja Aveiro")
     boss.get_by_role("link", name="Daily report").click()
-    assert boss.locator("main h1").inner_text() == f"Counter actions on {clock.today().isoformat()}"
+    from django.utils import formats, translation
+
+    with translation.override("en"):
+        today = formats.date_format(clock.today(), "DATE_FORMAT")
+    assert boss.locator("main h1").inner_text() == f"Counter actions on {today}"
     assert cells(boss, "#report") == [["Loja Aveiro", "New PIN by letter", "1", "1"],
                                       ["Loja Aveiro", "Unlock", "1", "0"],
                                       ["Loja Porto", "Cancellation", "1", "0"]]
