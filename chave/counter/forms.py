@@ -113,6 +113,14 @@ class NewPinForm(PresentedForm):
         return data
 
 
+class RenewalForm(PresentedForm):
+    document_expiry = forms.DateField(
+        label=_("The renewed document is valid until"), widget=forms.DateInput(attrs={"type": "date"}),
+        help_text=_("As printed on the renewed document."),
+        error_messages={"required": _("Give the date the renewed document is valid until."),
+                        "invalid": _("Give the date as on the document, for example 14/03/2031.")})
+
+
 class ReasonForm(AccessibleForm):
     reason = forms.CharField(label=_("Reason"), max_length=500, widget=forms.Textarea(attrs={"rows": 2}),
                              error_messages={"required": _("Say why.")})

@@ -64,6 +64,7 @@ class ActionKind(models.TextChoices):
     LETTER_CANCEL = "letter_cancel", _("Letter cancelled")
     APP_REMOVE = "app_remove", _("Chave app removed")
     SIGNING = "signing", _("Signing activated")
+    RENEW = "renew", _("Renewed document recorded")
 
 
 class CounterAction(models.Model):

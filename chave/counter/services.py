@@ -24,7 +24,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.translation import gettext_lazy as _
 
 from chave import clock, policy, sealing
@@ -397,6 +397,29 @@ def start_signing_activation(staff: Staff, key: Key, presented: Presented, *, ip
         raise ValidationError(_("Signing is already active for this person."), code="signing_already_active")
     return screen.open_turn(staff, key, TurnKind.SIGNING, detail={
         "presented": [presented.doc_type, presented.doc_country, presented.doc_number, presented.reason]})
+
+
+def renew_document(staff: Staff, key: Key, presented: Presented, document_expiry: dt.date, *,
+                   ip: str | None = None) -> CounterAction:
+    """The citizen shows their renewed document (the same number: a Citizen Card keeps its NIC):
+    the key's validity follows its new expiry (``identity.renew_document``: the citizen is told),
+    the local civil records are brought up to date, and the action is recorded. Raises
+    ``ValidationError`` for a document that is not the citizen's, a short reason, a date that is
+    past or not later than the one on record, or a key that is not live."""
+    from chave.identity.models import CivilRecord
+
+    presented = check_presented(key.citizen, presented)
+    citizen = key.citizen
+    with transaction.atomic():
+        if not identity.renew_document(key, document_expiry, by=by(staff), ip=ip, channel=CHANNEL):
+            raise ValidationError(
+                _("This date is not later than the document on record (valid until %(date)s): check the date on "
+                  "the renewed document."), code="not_renewed",
+                params={"date": formats.date_format(citizen.document_expiry, "DATE_FORMAT")})
+        CivilRecord.objects.filter(doc_type=citizen.doc_type, doc_country=citizen.doc_country,
+                                   doc_number=citizen.doc_number).update(document_expiry=document_expiry)
+        return record_action(staff, ActionKind.RENEW, citizen, key, presented, ip=ip,
+                             document_expiry=document_expiry.isoformat())
 
 
 def after_contact_confirmed(turn, *, ip: str | None = None) -> None:

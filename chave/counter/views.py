@@ -31,7 +31,7 @@ from chave.identity.models import Citizen, KeyStatus
 from chave.login.services import client_ip
 
 from . import letters, services
-from .forms import ContactChangeForm, FindForm, NewPinForm, PresentedForm, ReasonForm, StaffSignInForm
+from .forms import ContactChangeForm, FindForm, NewPinForm, PresentedForm, ReasonForm, RenewalForm, StaffSignInForm
 from .models import CounterAction, CounterRegistration, Letter, LetterStatus, PrintBatch, Staff
 from .roles import can
 
@@ -346,6 +346,11 @@ def _may_activate_signing(citizen, key, now) -> bool:
     return key.effective_status(now) == KeyStatus.ACTIVE and active_credential(citizen) is None
 
 
+def _renew(request, citizen, form, subject):
+    services.renew_document(request.staff, _live_key(citizen), form.presented(), form.cleaned_data["document_expiry"],
+                            ip=client_ip(request))
+
+
 def _cancel(request, citizen, form, subject):
     services.cancel(request.staff, _live_key(citizen), form.presented(), ip=client_ip(request))
 
@@ -380,6 +385,13 @@ TASKS: dict[str, Task] = {t.name: t for t in [
          gettext_lazy("Ask for the signing PIN on the citizen screen"),
          gettext_lazy("The citizen screen asks for the signing PIN."), PresentedForm, "signing", _activate_signing,
          applies=_may_activate_signing),
+    Task("renew", gettext_lazy("Record a renewed document"),
+         gettext_lazy("When the citizen shows a renewed identity document with the same number (a Citizen Card "
+                      "keeps its NIC), the key stays valid with it: the key's validity follows the new document. "
+                      "The citizen is told on their contacts."),
+         gettext_lazy("Record the renewed document"),
+         gettext_lazy("The renewed document is recorded: the key's validity follows it."), RenewalForm, "renew",
+         _renew, fields=("document_expiry",)),
     Task("cancel", gettext_lazy("Cancel the key"),
          gettext_lazy("The key can no longer be used and its contacts are released."),
          gettext_lazy("Cancel the key"), gettext_lazy("The key is cancelled."), PresentedForm, "cancel", _cancel,
@@ -403,6 +415,7 @@ new_pin = _task_view(TASKS["new_pin"])
 change_contact = _task_view(TASKS["change_contact"])
 cancel = _task_view(TASKS["cancel"])
 activate_signing = _task_view(TASKS["activate_signing"])
+renew = _task_view(TASKS["renew"])
 
 
 def _letter_of(pk: int, letter_id) -> Letter:
