@@ -263,6 +263,14 @@ class ContactChangeForm(PresentedForm):
     value = forms.CharField(label=_("New mobile number or e-mail address"), max_length=254,
                             error_messages={"required": _("Give the new contact.")})
 
+    def __init__(self, *args, **kwargs):
+        from chave.delivery.providers import enabled_channels
+
+        super().__init__(*args, **kwargs)
+        if "x" in enabled_channels():  # codes by X direct message: the citizen's X account, by its user id
+            self.fields["kind"].choices = [*self.fields["kind"].choices, ("x", _("X account (user id)"))]
+            self.fields["value"].label = _("New mobile number, e-mail address or X user id")
+
 
 class ScreenCodeForm(AccessibleForm):
     code = forms.CharField(label=_("Security code"), max_length=12,

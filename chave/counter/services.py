@@ -357,15 +357,19 @@ def start_contact_change(staff: Staff, key: Key, kind: str, value: str, presente
     """
     from chave.identity import contacts
     from chave.identity.models import ContactKind
-    from chave.identity.validation import parse_email, parse_mobile
+    from chave.delivery.providers import enabled_channels
+    from chave.identity.validation import parse_email, parse_mobile, parse_x_user_id
 
     from . import screen
     from .models import TurnKind
 
     presented = check_presented(key.citizen, presented)
     parse = {ContactKind.MOBILE: parse_mobile, ContactKind.EMAIL: parse_email}
+    if "x" in enabled_channels():
+        parse[ContactKind.X] = parse_x_user_id
     if kind not in parse:
-        raise ValidationError(_("Choose a mobile number or an e-mail address."), code="contact_kind_invalid")
+        raise ValidationError(_("Choose a mobile number, an e-mail address or an X account."),
+                              code="contact_kind_invalid")
     value = parse[kind](value)
     screen.require_screen(staff)  # before a code is sent for nothing
     started = contacts.request_verification(key, kind, value, ip=ip, language=language)
