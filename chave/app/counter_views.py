@@ -43,7 +43,7 @@ def devices(request, pk: int):
     key = citizen.key
     found = list(services.devices_of(key)) if key else []
     may_act = can(request.staff.role, "citizen.act")
-    form = PresentedForm(request.POST if request.method == "POST" else None, prefix="app",
+    form = PresentedForm(request.POST if request.method == "POST" else None, prefix="app", citizen=citizen,
                          initial=_presented_initial(citizen))
     status = 200
     if request.method == "POST":

@@ -1,4 +1,4 @@
-"""Desk pages that involve the citizen screen: registering a citizen, changing a contact, pairing
+"""Desk pages that involve the citizen screen: registering a citizen, pairing
 the screen; and the citizen screen itself (a device, not a staff session).
 
 The clerk's pages refresh themselves (no JavaScript) while a turn is open on the citizen screen,
@@ -16,17 +16,17 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from chave import policy
 from chave.identity import services as identity
-from chave.identity.models import Citizen, ContactKind, DocType, mask
+from chave.identity.models import ContactKind, DocType, mask
 from chave.identity.registry import DocumentRef, IdentityRecord
 from chave.login.services import client_ip
 
 from . import registration as registrations
 from . import screen as screens
-from . import services
-from .forms import ContactChangeForm, RegisterForm, ScreenCodeForm, ScreenPinForm
+from .forms import RegisterForm, ScreenCodeForm, ScreenPinForm, ScreenSigningPinForm
 from .models import CounterRegistration, TurnKind
-from .views import _citizen_page, _open_turn, staff_only
+from .views import _open_turn, staff_only
 
 SCREEN_COOKIE = "chave_counter_screen"
 
@@ -107,25 +107,6 @@ def registration_step(request, pk: int):
     return redirect("counter:registration", pk=pk)
 
 
-@staff_only("citizen.act")
-@require_POST
-def change_contact(request, pk: int):
-    found = get_object_or_404(Citizen, pk=pk)
-    form = ContactChangeForm(request.POST, prefix="contact")
-    if form.is_valid():
-        try:
-            key = found.key
-            if key is None:
-                raise ValidationError(_("This citizen has no key."), code="no_key")
-            services.start_contact_change(request.staff, key, form.cleaned_data["kind"], form.cleaned_data["value"],
-                                          form.presented(), ip=client_ip(request))
-        except ValidationError as error:
-            form.add_error(None, error)
-        else:
-            return redirect("counter:citizen", pk=pk)
-    return _citizen_page(request, found, forms={"contact": form}, status=400)
-
-
 # --- The citizen screen (a paired device, not a staff session) ---------------------------------
 
 
@@ -154,7 +135,7 @@ def screen(request):
     turn = screens.current_turn(device)
     if turn is None:
         return render(request, "counter/screen.html", {"idle": True})
-    form_class = ScreenCodeForm if turn.kind == TurnKind.CODE else ScreenPinForm
+    form_class = {TurnKind.CODE: ScreenCodeForm, TurnKind.SIGNING: ScreenSigningPinForm}.get(turn.kind, ScreenPinForm)
     form = form_class(request.POST if request.method == "POST" and str(turn.pk) == request.POST.get("turn") else None)
     status = 200
     if form.is_bound:
@@ -166,6 +147,8 @@ def screen(request):
                     result = screens.submit_code(turn, form.cleaned_data["code"], ip=ip)
                     if not result.ok:
                         raise ValidationError(_code_refusal(result.reason))
+                elif turn.kind == TurnKind.SIGNING:
+                    screens.submit_signing_pin(turn, form.cleaned_data["pin"], form.cleaned_data["pin_again"], ip=ip)
                 else:
                     screens.submit_pin(turn, form.cleaned_data["pin"], form.cleaned_data["pin_again"], ip=ip)
             except ValidationError as error:
@@ -175,6 +158,7 @@ def screen(request):
     return render(request, "counter/screen.html", {
         "turn": turn, "form": form, "citizen": turn.key.citizen,
         "destination": mask(turn.contact_kind, turn.contact_value) if turn.contact_kind else "",
+        "pin_min": policy.get("pin_min_length"), "pin_max": policy.get("pin_max_length"),
     }, status=status)
 
 

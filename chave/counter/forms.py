@@ -62,11 +62,34 @@ class PresentedForm(AccessibleForm):
     presented_number = forms.CharField(label=_("Document number"), max_length=32,
                                        error_messages={"required": _("Give the document's number.")})
     reason = forms.CharField(label=_("Reason"), max_length=500, widget=forms.Textarea(attrs={"rows": 2}),
-                             error_messages={"required": _("Say why.")})
+                             help_text=_("What the citizen asked for and why, in a few words."),
+                             error_messages={"required": _("Give the reason: what the citizen asked for and why.")})
+
+    def __init__(self, *args, citizen=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.citizen = citizen
+
+    def clean(self):
+        """Every problem at once: the fields' own, then the document and the reason checked against
+        the citizen (:func:`~.services.check_presented`), each on its field."""
+        from .services import check_presented
+
+        data = super().clean()
+        if self.citizen is not None:
+            try:
+                check_presented(self.citizen, Presented(*(data.get(name, "") for name in PRESENTED_FIELDS)))
+            except forms.ValidationError as error:
+                for name, problems in error.error_dict.items():
+                    if name not in self.errors:
+                        self.add_error(name, problems)
+        return data
 
     def presented(self) -> Presented:
         d = self.cleaned_data
-        return Presented(d["presented_type"], d["presented_country"], d["presented_number"], d["reason"])
+        return Presented(*(d[name] for name in PRESENTED_FIELDS))
+
+
+PRESENTED_FIELDS = ("presented_type", "presented_country", "presented_number", "reason")
 
 
 class NewPinForm(PresentedForm):
@@ -88,6 +111,14 @@ class NewPinForm(PresentedForm):
         if data.get("delivery") == LetterDelivery.POST and not data.get("address"):
             self.add_error("address", _("Give the postal address."))
         return data
+
+
+class RenewalForm(PresentedForm):
+    document_expiry = forms.DateField(
+        label=_("The renewed document is valid until"), widget=forms.DateInput(attrs={"type": "date"}),
+        help_text=_("As printed on the renewed document."),
+        error_messages={"required": _("Give the date the renewed document is valid until."),
+                        "invalid": _("Give the date as on the document, for example 14/03/2031.")})
 
 
 class ReasonForm(AccessibleForm):
@@ -300,6 +331,14 @@ class ContactChangeForm(PresentedForm):
     value = forms.CharField(label=_("New mobile number or e-mail address"), max_length=254,
                             error_messages={"required": _("Give the new contact.")})
 
+    def __init__(self, *args, **kwargs):
+        from chave.delivery.providers import enabled_channels
+
+        super().__init__(*args, **kwargs)
+        if "x" in enabled_channels():  # codes by X direct message: the citizen's X account, by its user id
+            self.fields["kind"].choices = [*self.fields["kind"].choices, ("x", _("X account (user id)"))]
+            self.fields["value"].label = _("New mobile number, e-mail address or X user id")
+
 
 class ScreenCodeForm(AccessibleForm):
     code = forms.CharField(label=_("Security code"), max_length=12,
@@ -314,3 +353,13 @@ class ScreenPinForm(AccessibleForm):
     pin_again = forms.CharField(label=_("The same PIN again"), strip=False, max_length=20,
                                 widget=forms.PasswordInput(attrs={"inputmode": "numeric", "autocomplete": "new-password"}),
                                 error_messages={"required": _("Type your new PIN again.")})
+
+
+class ScreenSigningPinForm(ScreenPinForm):
+    pin = forms.CharField(label=_("Your new signing PIN"), strip=False, max_length=20,
+                          widget=forms.PasswordInput(attrs={"inputmode": "numeric", "autocomplete": "new-password"}),
+                          error_messages={"required": _("Type your new signing PIN.")})
+    pin_again = forms.CharField(label=_("The same signing PIN again"), strip=False, max_length=20,
+                                widget=forms.PasswordInput(attrs={"inputmode": "numeric",
+                                                                  "autocomplete": "new-password"}),
+                                error_messages={"required": _("Type your new signing PIN again.")})

@@ -2,6 +2,8 @@
 
 1. Remind citizens ``key_reminder_days`` before their key expires (``valid_until``) or is revoked
    for disuse (last activity + ``inactivity_revoke_days``), on their verified contacts.
+   A key whose document the civil registry shows renewed is renewed first
+   (:func:`chave.identity.services.renew_from_registry`): its validity follows the new document.
 2. Expire keys past their validity (:func:`chave.identity.services.expire_keys`).
 3. Revoke keys unused for ``inactivity_revoke_days`` (:func:`chave.identity.services.revoke_unused_keys`;
    0 switches it and its reminders off).
@@ -88,7 +90,12 @@ def send_reminders() -> tuple[int, int]:
 
 
 def run() -> HousekeepingResult:
-    """One pass of every job; returns what it did (zeros when there was nothing to do)."""
+    """One pass of every job; returns what it did (zeros when there was nothing to do). Also wipes
+    the previous PINs new-PIN letters kept for a same-day reversal (:func:`.letters.forget_previous_pins`)."""
+    from .letters import forget_previous_pins
+
+    forget_previous_pins()
+    identity.renew_from_registry()  # a renewed document first: its key is then neither reminded nor expired
     expiry, inactivity = send_reminders()
     return HousekeepingResult(expiry_reminders=expiry, inactivity_reminders=inactivity,
                               expired=identity.expire_keys(), revoked=identity.revoke_unused_keys(),

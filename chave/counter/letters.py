@@ -52,6 +52,9 @@ def _unseal(token: str, purpose: str) -> str:
     return sealing.unseal(token, secret=settings.CHAVE_MESSAGE_KEY, purpose=purpose)
 
 
+PREVIOUS_PIN = "letter-previous-pin"
+
+
 def _reference() -> str:
     alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read over the phone
     return "CH-" + "".join(secrets.choice(alphabet) for _ in range(8))
@@ -83,6 +86,7 @@ def send_letter(staff: Staff, key: Key, *, address: str = "", delivery: str = Le
     else:
         raise ValidationError(_("Choose how the PIN is delivered."), code="delivery_invalid")
     with transaction.atomic():
+        before = Key.objects.select_for_update().get(pk=key.pk)
         pin, digest = identity.set_temporary_pin(key, by=by(staff), ip=ip, channel=CHANNEL)
         key.refresh_from_db()
         letter = Letter.objects.create(
@@ -90,6 +94,8 @@ def send_letter(staff: Staff, key: Key, *, address: str = "", delivery: str = Le
             delivery=delivery, counter=staff.counter, language=key.citizen.language,
             pin_sealed=_seal(pin, "letter-pin"), pin_hash_digest=digest, valid_until=key.pin_expires_at,
             created_at=clock.now(),
+            previous_pin_sealed=_seal(before.pin_hash, PREVIOUS_PIN) if before.pin_hash else "",
+            previous_pin_temporary=before.pin_is_temporary, previous_pin_expires_at=before.pin_expires_at,
         )
         del pin
         from .tasks import produce_letter
@@ -268,9 +274,9 @@ def hand_over(staff: Staff, letter: Letter, *, ip: str | None = None) -> None:
 
 def _void(letter: Letter, *, by: str, ip: str | None = None) -> bool:
     """Inside a transaction holding the letter: cancel it, delete its secrets, void its PIN."""
-    letter.status, letter.cancelled_at, letter.pin_sealed, letter.pdf_sealed = (
-        LetterStatus.CANCELLED, clock.now(), "", "")
-    letter.save(update_fields=["status", "cancelled_at", "pin_sealed", "pdf_sealed"])
+    letter.status, letter.cancelled_at, letter.pin_sealed, letter.pdf_sealed, letter.previous_pin_sealed = (
+        LetterStatus.CANCELLED, clock.now(), "", "", "")
+    letter.save(update_fields=["status", "cancelled_at", "pin_sealed", "pdf_sealed", "previous_pin_sealed"])
     voided = identity.void_temporary_pin(letter.key, digest=letter.pin_hash_digest, by=by, ip=ip, channel=CHANNEL)
     audit.record("letter.cancel", outcome="ok", citizen=letter.citizen, channel=CHANNEL, ip=ip,
                  letter=letter.reference, by=by, pin_voided=voided)
@@ -299,3 +305,30 @@ def cancel_letter(letter: Letter, staff: Staff, *, reason: str, presented: Prese
                           letter=letter.reference)
     return voided
 
+
+
+def reverse_new_pin(letter: Letter, supervisor: Staff, *, reason: str, ip: str | None = None) -> bool:
+    """A supervisor reverses a new PIN by letter (inside :func:`.services.reverse`'s transaction):
+    the letter is cancelled and its PIN voided; the PIN the key had before comes back, when it
+    still can (the key has no other PIN since, and a temporary one has not expired). The citizen is
+    told either way: that their previous PIN works again, or that they need a new one (unless the
+    letter's PIN was replaced by the citizen's own already: then nothing changes for them). Returns
+    whether the previous PIN came back."""
+    letter = Letter.objects.select_for_update().select_related("key", "citizen").get(pk=letter.pk)
+    previous = _unseal(letter.previous_pin_sealed, PREVIOUS_PIN) if letter.previous_pin_sealed else ""
+    if not cancel_letter(letter, supervisor, reason=reason, ip=ip, record=False):
+        return False  # the citizen had replaced that PIN with their own already: nothing changes for them
+    restored = bool(previous) and identity.restore_pin(
+        letter.key, pin_hash=previous, temporary=letter.previous_pin_temporary,
+        expires_at=letter.previous_pin_expires_at, by=by(supervisor), ip=ip, channel=CHANNEL)
+    delivery_service.notify(letter.citizen, "pin_letter_reversed_previous" if restored else "pin_letter_reversed")
+    return restored
+
+
+def forget_previous_pins() -> int:
+    """Wipe the previous PINs kept for a reversal once that can no longer happen (letters of an
+    earlier Lisbon day). Returns how many."""
+    from django.utils import timezone
+
+    start = timezone.make_aware(dt.datetime.combine(clock.today(), dt.time.min))
+    return Letter.objects.filter(created_at__lt=start).exclude(previous_pin_sealed="").update(previous_pin_sealed="")

@@ -19,13 +19,15 @@ from django.utils.translation import gettext_lazy as _
 
 from chave.identity.models import DocType
 
-from .roles import CAPABILITIES, Role
+from .roles import CAPABILITIES, Role, RoleForm, role_label
 
 
 class Staff(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="counter_staff")
     name = models.CharField(max_length=200)
     role = models.CharField(max_length=16, choices=Role.choices)
+    # How the role is written about the member (pt-PT role names are gendered): their choice.
+    role_form = models.CharField(max_length=1, choices=RoleForm.choices, default=RoleForm.NEUTRAL)
     counter = models.CharField(max_length=100, blank=True)
     totp_sealed = models.TextField()
     # The newest TOTP time step accepted: a code (or an older one) is never accepted twice.
@@ -45,6 +47,10 @@ class Staff(models.Model):
         return self.user.username
 
     @property
+    def role_label(self) -> str:
+        return role_label(self.role, self.role_form)
+
+    @property
     def capabilities(self) -> frozenset[str]:
         return CAPABILITIES.get(self.role, frozenset())
 
@@ -57,6 +63,8 @@ class ActionKind(models.TextChoices):
     CONTACT = "contact", _("Contact change")
     LETTER_CANCEL = "letter_cancel", _("Letter cancelled")
     APP_REMOVE = "app_remove", _("Chave app removed")
+    SIGNING = "signing", _("Signing activated")
+    RENEW = "renew", _("Renewed document recorded")
 
 
 class CounterAction(models.Model):
@@ -85,7 +93,7 @@ class CounterAction(models.Model):
 class LetterStatus(models.TextChoices):
     QUEUED = "queued", _("Being produced")
     READY = "ready", _("Ready to print")
-    BATCHED = "batched", _("In a print batch")
+    BATCHED = "batched", _("Printed, to be posted")
     POSTED = "posted", _("Posted")
     PRINTED = "printed", _("Printed at the counter, to hand over")
     HANDED = "handed", _("Handed over sealed")
@@ -114,6 +122,12 @@ class Letter(models.Model):
     # Identifies the PIN hash this letter set on the key (a digest of the hash, not of the PIN),
     # so that cancelling the letter voids that PIN and no later one.
     pin_hash_digest = models.CharField(max_length=64)
+    # The PIN the key had before this letter's (its Argon2 hash, sealed, with whether it was
+    # temporary and until when): a supervisor reversing the new PIN gives it back, the same day;
+    # wiped when the letter is cancelled and by housekeeping after that day.
+    previous_pin_sealed = models.TextField(blank=True)
+    previous_pin_temporary = models.BooleanField(default=False)
+    previous_pin_expires_at = models.DateTimeField(null=True, blank=True)
     valid_until = models.DateTimeField()
     # The PDF (it shows the PIN), sealed, from production until its batch is posted; then "". A
     # mailer handed over at the counter goes straight to the counter's printer and is never stored.
@@ -128,6 +142,11 @@ class Letter(models.Model):
     produced_at = models.DateTimeField(null=True, blank=True)
     posted_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    # What the clerk may cancel from the citizen's page: a posted letter ("lost in the post"), or one
+    # not yet in the mail room's hands. A letter printed in a batch, to be posted, waits for the post.
+    CANCELLABLE = (LetterStatus.QUEUED, LetterStatus.READY, LetterStatus.PRINTED, LetterStatus.HANDED,
+                   LetterStatus.PRINT_FAILED, LetterStatus.POSTED)
 
     class Meta:
         ordering = ["-created_at"]
@@ -178,6 +197,7 @@ class CitizenScreen(models.Model):
 class TurnKind(models.TextChoices):
     CODE = "code", _("Type the code sent to a contact")
     PIN = "pin", _("Choose the PIN")
+    SIGNING = "signing", _("Choose the signing PIN")
 
 
 class TurnStatus(models.TextChoices):

@@ -26,7 +26,7 @@ logging.getLogger("fontTools").setLevel(logging.WARNING)
 # The letter's labels, each printed in Portuguese and English ("PT / EN"; once if the two agree).
 TITLE = gettext_noop("Digital Mobile Key")
 PIN_LABEL = gettext_noop("Temporary PIN")
-VALID_LABEL = gettext_noop("Valid until")
+VALID_LABEL = gettext_noop("PIN valid until")
 REFERENCE_LABEL = gettext_noop("Reference")
 HANDED_OVER_LABEL = gettext_noop("Handed over at")
 
@@ -52,13 +52,22 @@ def both(msgid: str) -> str:
     return english if portuguese == english else f"{portuguese} / {english}"
 
 
+def both_dates(day: dt.date) -> str:
+    """A date as each language writes it ("5 de janeiro de 2027 / 5 January 2027")."""
+    written = []
+    for language in ("pt-pt", "en"):
+        with translation.override(language):
+            written.append(formats.date_format(day, "DATE_FORMAT"))
+    return written[1] if written[0] == written[1] else " / ".join(written)
+
+
 def _instructions(content: LetterContent, language: str) -> tuple[str, str]:
     with translation.override(language):
         until = formats.date_format(timezone.localdate(content.valid_until), "DATE_FORMAT")
         title = _("Your temporary PIN for the Digital Mobile Key")
         body = _(
             "You asked for a new PIN at a Chave counter. Sign in at %(url)s with your mobile number or "
-            "e-mail address and the temporary PIN below. You will be asked to choose your own PIN before "
+            "e-mail address and the temporary PIN above. You will be asked to choose your own PIN before "
             "anything else. The temporary PIN is valid until %(until)s. Never share it with anyone, not "
             "even Chave staff. If you did not ask for it, contact %(help)s."
         ) % {"url": settings.CHAVE_PUBLIC_URL, "until": until, "help": settings.CHAVE_HELP_EMAIL}
@@ -84,7 +93,7 @@ def render(content: LetterContent) -> bytes:
 
     pdf.set_font("DejaVu", "", 10)
     pdf.set_xy(125, WINDOW["y"] + 5)
-    pdf.multi_cell(65, 5.5, f"{both(REFERENCE_LABEL)}: {content.reference}\n{content.issued_on.isoformat()}")
+    pdf.multi_cell(65, 5.5, f"{both(REFERENCE_LABEL)}: {content.reference}\n{both_dates(content.issued_on)}")
 
     pdf.set_xy(20, WINDOW["y"] + WINDOW["h"] + 15)
     pdf.set_font("DejaVu", "B", 12)
@@ -94,7 +103,7 @@ def render(content: LetterContent) -> bytes:
     pdf.cell(0, 14, " ".join(content.pin), new_x="LMARGIN", new_y="NEXT")
     pdf.set_x(20)
     pdf.set_font("DejaVu", "", 10)
-    pdf.cell(0, 6, f"{both(VALID_LABEL)}: {timezone.localdate(content.valid_until).isoformat()}",
+    pdf.cell(0, 6, f"{both(VALID_LABEL)}: {both_dates(timezone.localdate(content.valid_until))}",
              new_x="LMARGIN", new_y="NEXT")
     for language in ("pt-pt", "en"):
         title, body = _instructions(content, language)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Role(models.TextChoices):
@@ -32,5 +33,49 @@ CAPABILITIES: dict[str, frozenset[str]] = {
 }
 
 
+class RoleForm(models.TextChoices):
+    """How the member of staff's role is written about them, chosen by the member (``chave staff add
+    --form``): Portuguese role names are gendered; the neutral form names the function instead."""
+
+    NEUTRAL = "n", _("Neutral")
+    FEMININE = "f", _("Feminine")
+    MASCULINE = "m", _("Masculine")
+
+
+# The role's name in each form (English has one; pt-PT tells them apart by the message context).
+ROLE_LABELS: dict[str, dict[str, str]] = {
+    Role.CLERK: {"n": pgettext_lazy("neutral", "Counter clerk"), "f": pgettext_lazy("feminine", "Counter clerk"),
+                 "m": pgettext_lazy("masculine", "Counter clerk")},
+    Role.SUPERVISOR: {"n": pgettext_lazy("neutral", "Supervisor"), "f": pgettext_lazy("feminine", "Supervisor"),
+                      "m": pgettext_lazy("masculine", "Supervisor")},
+    Role.RP_ADMIN: {"n": pgettext_lazy("neutral", "Relying-party administrator"),
+                    "f": pgettext_lazy("feminine", "Relying-party administrator"),
+                    "m": pgettext_lazy("masculine", "Relying-party administrator")},
+    Role.AUDITOR: {"n": pgettext_lazy("neutral", "Auditor (read-only)"),
+                   "f": pgettext_lazy("feminine", "Auditor (read-only)"),
+                   "m": pgettext_lazy("masculine", "Auditor (read-only)")},
+    Role.MAILROOM: {"n": _("Mail room"), "f": _("Mail room"), "m": _("Mail room")},
+}
+
+
+def role_label(role: str, form: str = RoleForm.NEUTRAL) -> str:
+    return ROLE_LABELS.get(role, {}).get(form) or Role(role).label
+
+
 def can(role: str, capability: str) -> bool:
     return capability in CAPABILITIES.get(role, frozenset())
+
+
+# What each role may do in Django's admin (``chave staff add --admin``; never a superuser): reading
+# where the back office's own pages are the place to act. The relying-party administrator may also
+# approve and suspend portals there (the admin's actions call the same service, with a reason);
+# nothing else can be changed by any role (``tests/test_admin_permissions.py`` lists it).
+ADMIN_PERMISSIONS: dict[str, frozenset[str]] = {
+    Role.CLERK: frozenset(),
+    Role.MAILROOM: frozenset(),
+    Role.SUPERVISOR: frozenset({"audit.view_auditevent"}),
+    Role.AUDITOR: frozenset({"audit.view_auditevent", "delivery.view_outboundmessage", "federation.view_relyingparty",
+                             "federation.view_relyingpartyevent"}),
+    Role.RP_ADMIN: frozenset({"federation.view_relyingparty", "federation.change_relyingparty",
+                              "federation.view_relyingpartyevent"}),
+}

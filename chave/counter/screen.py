@@ -145,3 +145,26 @@ def submit_pin(turn: CitizenTurn, pin: str, pin_again: str, *, ip: str | None = 
             from .registration import pin_chosen
 
             pin_chosen(turn)
+
+
+def submit_signing_pin(turn: CitizenTurn, pin: str, pin_again: str, *, ip: str | None = None) -> None:
+    """The citizen chose their signing PIN: signing is activated as online (same rules, audit
+    ``signing.activate`` and notice), by the member of staff who opened the turn, and the counter
+    action is recorded, in one transaction with closing the turn (two submissions activate once).
+    Raises ``ValidationError`` when the two PINs differ or the PIN breaks the rules (the citizen
+    corrects it on the screen; the turn stays open), or signing cannot be activated."""
+    from chave.signing import services as signing
+
+    from .models import ActionKind
+    from .services import Presented, by, record_action
+
+    if turn.kind != TurnKind.SIGNING:
+        raise ValueError("not a signing turn")
+    if not secrets.compare_digest(str(pin).encode(), str(pin_again).encode()):
+        raise ValidationError(_("The two PINs differ. Type the same PIN twice."), code="pin_mismatch")
+    with transaction.atomic():
+        if not _close(turn):
+            raise ValidationError(_("This is no longer asked of you. Ask at the desk."), code="turn_closed")
+        activated = signing.activate_signing(turn.key, pin, by=by(turn.staff), ip=ip, channel=CHANNEL)
+        record_action(turn.staff, ActionKind.SIGNING, turn.key.citizen, turn.key, Presented(*turn.detail["presented"]),
+                      ip=ip, credential=activated.credential.credential_id)

@@ -24,7 +24,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.translation import gettext_lazy as _
 
 from chave import clock, policy, sealing
@@ -36,7 +36,7 @@ from chave.identity.validation import parse_doc_number, parse_identifier, parse_
 from chave.throttle import services as throttle
 
 from .models import ActionKind, CounterAction, Staff
-from .roles import Role
+from .roles import Role, RoleForm
 
 _TOTP_PURPOSE = "staff-totp"
 TOTP_STEP_SECONDS = 30
@@ -63,7 +63,7 @@ def _totp(staff: Staff) -> pyotp.TOTP:
 
 
 def create_staff(*, username: str, name: str, role: str, counter: str = "", nic: str = "",
-                 admin: bool = False) -> NewStaff:
+                 admin: bool = False, role_form: str = "n") -> NewStaff:
     """Create a staff account with a random password and a new TOTP secret; with ``nic``, the
     member may also sign in with their own Citizen Card; with ``admin``, they may also use
     Django's admin (``chave.admin_site``: only through this same sign-in).
@@ -75,6 +75,8 @@ def create_staff(*, username: str, name: str, role: str, counter: str = "", nic:
     nic = parse_nic(nic) if nic.strip() else ""
     if role not in Role.values:
         raise ValidationError(_("Unknown role."), code="role_invalid")
+    if role_form not in RoleForm.values:
+        raise ValidationError(_("Unknown form of the role's name."), code="role_form_invalid")
     if not username or not name:
         raise ValidationError(_("Give a username and a name."), code="required")
     if role in (Role.CLERK, Role.SUPERVISOR) and not counter:
@@ -83,10 +85,10 @@ def create_staff(*, username: str, name: str, role: str, counter: str = "", nic:
     secret = pyotp.random_base32()
     try:
         with transaction.atomic():
-            user = get_user_model().objects.create_user(username=username, password=password, is_staff=admin,
-                                                        is_superuser=admin)
-            staff = Staff.objects.create(user=user, name=name, role=role, counter=counter, nic=nic,
+            user = get_user_model().objects.create_user(username=username, password=password, is_staff=admin)
+            staff = Staff.objects.create(user=user, name=name, role=role, role_form=role_form, counter=counter, nic=nic,
                                          totp_sealed=_seal_totp(secret), created_at=clock.now())
+            sync_admin_access(staff)
             audit.record("staff.add", outcome="ok", channel="cli", staff=username, role=role, counter=counter,
                          admin=admin)
     except IntegrityError:
@@ -124,9 +126,31 @@ def ensure_demo_staff(username: str, *, name: str, role: str, counter: str, pass
         staff.nic = nic
         staff.save(update_fields=["nic"])
     staff.user.set_password(password)
-    staff.user.is_staff = staff.user.is_superuser = admin
-    staff.user.save(update_fields=["password", "is_staff", "is_superuser"])
+    staff.user.is_staff = admin
+    staff.user.save(update_fields=["password", "is_staff"])
+    sync_admin_access(staff)
     return staff
+
+
+def sync_admin_access(staff: Staff) -> None:
+    """Give the member, in Django's admin, what their role may do there and nothing more
+    (:data:`~.roles.ADMIN_PERMISSIONS`, through a group per role): never a superuser. Run when the
+    account is made and at each sign-in, so a role's table change reaches existing accounts."""
+    from django.contrib.auth.models import Group, Permission
+
+    from .roles import ADMIN_PERMISSIONS
+
+    wanted = ADMIN_PERMISSIONS.get(staff.role, frozenset())
+    group, _created = Group.objects.get_or_create(name=f"chave-role-{staff.role}")
+    permissions = [p for p in Permission.objects.select_related("content_type").filter(
+        codename__in={name.split(".")[1] for name in wanted}) if f"{p.content_type.app_label}.{p.codename}" in wanted]
+    group.permissions.set(permissions)
+    user = staff.user
+    if user.is_superuser:
+        user.is_superuser = False
+        user.save(update_fields=["is_superuser"])
+    user.user_permissions.clear()
+    user.groups.set([group] if user.is_staff else [])
 
 
 @dataclass(frozen=True)
@@ -256,24 +280,37 @@ class Presented:
 def check_presented(citizen: Citizen, presented: Presented) -> Presented:
     """The document must be a known type; when it is of the citizen's registered type and country,
     its number must be the registered one (a Citizen Card's full number starts with the NIC).
-    The reason must say something (``counter_reason_min_length``). Returns it normalised."""
+    The reason must say something (``counter_reason_min_length`` characters). Returns it
+    normalised; raises one ``ValidationError`` naming every problem by its form field
+    (``presented_type``, ``presented_country``, ``presented_number``, ``reason``)."""
+    problems: dict[str, list] = {}
     reason = " ".join((presented.reason or "").split())
-    if len(reason) < policy.get("counter_reason_min_length"):
-        raise ValidationError(_("Say why, in a few words."), code="reason_short")
-    if presented.doc_type not in DocType.values:
-        raise ValidationError(_("Choose the document presented."), code="document_type")
+    least = policy.get("counter_reason_min_length")
+    if len(reason) < least:
+        problems["reason"] = [ValidationError(
+            _("The reason needs at least %(n)d characters: say what the citizen asked for and why."),
+            code="reason_short", params={"n": least})]
     country = (presented.doc_country or "").strip().upper()
     number = "".join((presented.doc_number or "").split()).upper()
-    if presented.doc_type == DocType.CITIZEN_CARD:
+    if presented.doc_type not in DocType.values:
+        problems["presented_type"] = [ValidationError(_("Choose the document presented."), code="document_type")]
+    elif presented.doc_type == DocType.CITIZEN_CARD:
         country = "PT"
-    if not number or len(country) != 2:
-        raise ValidationError(_("Give the country and number of the document presented."), code="document_number")
-    if presented.doc_type == citizen.doc_type and country == citizen.doc_country:
+    if len(country) != 2 or not country.isalpha():
+        problems["presented_country"] = [ValidationError(
+            _("Give the issuing country as 2 letters, as on the document (PT, BR, UA …)."), code="document_country")]
+    if not number:
+        problems["presented_number"] = [ValidationError(_("Give the number of the document presented."),
+                                                        code="document_number")]
+    elif presented.doc_type == citizen.doc_type and country == citizen.doc_country:
         registered = citizen.doc_number.upper()
         same = number[: len(registered)] == registered if citizen.doc_type == DocType.CITIZEN_CARD else number == registered
         if not same:
-            raise ValidationError(_("The document presented is not the citizen's registered document."),
-                                  code="document_mismatch")
+            problems["presented_number"] = [ValidationError(
+                _("This is not the citizen's registered document: check the number against the document in your "
+                  "hands."), code="document_mismatch")]
+    if problems:
+        raise ValidationError(problems)
     return Presented(presented.doc_type, country, number, reason)
 
 
@@ -338,15 +375,19 @@ def start_contact_change(staff: Staff, key: Key, kind: str, value: str, presente
     """
     from chave.identity import contacts
     from chave.identity.models import ContactKind
-    from chave.identity.validation import parse_email, parse_mobile
+    from chave.delivery.providers import enabled_channels
+    from chave.identity.validation import parse_email, parse_mobile, parse_x_user_id
 
     from . import screen
     from .models import TurnKind
 
     presented = check_presented(key.citizen, presented)
     parse = {ContactKind.MOBILE: parse_mobile, ContactKind.EMAIL: parse_email}
+    if "x" in enabled_channels():
+        parse[ContactKind.X] = parse_x_user_id
     if kind not in parse:
-        raise ValidationError(_("Choose a mobile number or an e-mail address."), code="contact_kind_invalid")
+        raise ValidationError(_("Choose a mobile number, an e-mail address or an X account."),
+                              code="contact_kind_invalid")
     value = parse[kind](value)
     screen.require_screen(staff)  # before a code is sent for nothing
     started = contacts.request_verification(key, kind, value, ip=ip, language=language)
@@ -357,6 +398,50 @@ def start_contact_change(staff: Staff, key: Key, kind: str, value: str, presente
                             transaction_id=started.transaction,
                             detail={"presented": [presented.doc_type, presented.doc_country, presented.doc_number,
                                                   presented.reason]})
+
+
+def start_signing_activation(staff: Staff, key: Key, presented: Presented, *, ip: str | None = None):
+    """Put "choose your signing PIN" on the desk's citizen screen, for a citizen present with their
+    document: the citizen types it twice there (:func:`.screen.submit_signing_pin`), and signing is
+    activated as online (``chave.signing.services.activate_signing``: the same rules, audit and
+    notice), the counter action recorded with it. Raises ``ValidationError`` for a short reason, a
+    document that is not the citizen's, a key that is not active, signing already active, or no
+    paired screen."""
+    from chave.signing import services as signing
+
+    from . import screen
+    from .models import TurnKind
+
+    presented = check_presented(key.citizen, presented)
+    if key.effective_status(clock.now()) != KeyStatus.ACTIVE:
+        raise ValidationError(_("Signing needs an active Digital Mobile Key."), code="key_not_active")
+    if signing.active_credential(key.citizen) is not None:
+        raise ValidationError(_("Signing is already active for this person."), code="signing_already_active")
+    return screen.open_turn(staff, key, TurnKind.SIGNING, detail={
+        "presented": [presented.doc_type, presented.doc_country, presented.doc_number, presented.reason]})
+
+
+def renew_document(staff: Staff, key: Key, presented: Presented, document_expiry: dt.date, *,
+                   ip: str | None = None) -> CounterAction:
+    """The citizen shows their renewed document (the same number: a Citizen Card keeps its NIC):
+    the key's validity follows its new expiry (``identity.renew_document``: the citizen is told),
+    the local civil records are brought up to date, and the action is recorded. Raises
+    ``ValidationError`` for a document that is not the citizen's, a short reason, a date that is
+    past or not later than the one on record, or a key that is not live."""
+    from chave.identity.models import CivilRecord
+
+    presented = check_presented(key.citizen, presented)
+    citizen = key.citizen
+    with transaction.atomic():
+        if not identity.renew_document(key, document_expiry, by=by(staff), ip=ip, channel=CHANNEL):
+            raise ValidationError(
+                _("This date is not later than the document on record (valid until %(date)s): check the date on "
+                  "the renewed document."), code="not_renewed",
+                params={"date": formats.date_format(citizen.document_expiry, "DATE_FORMAT")})
+        CivilRecord.objects.filter(doc_type=citizen.doc_type, doc_country=citizen.doc_country,
+                                   doc_number=citizen.doc_number).update(document_expiry=document_expiry)
+        return record_action(staff, ActionKind.RENEW, citizen, key, presented, ip=ip,
+                             document_expiry=document_expiry.isoformat())
 
 
 def after_contact_confirmed(turn, *, ip: str | None = None) -> None:
@@ -407,8 +492,8 @@ def reverse(supervisor: Staff, action: CounterAction, reason: str, *, ip: str | 
                 if not identity.block_key(key, by=by(supervisor), channel=CHANNEL, ip=ip, reversal=action.pk):
                     raise IllegalTransition(KeyStatus.BLOCKED, KeyStatus.BLOCKED)
             elif action.kind == ActionKind.NEW_PIN:
-                letter = key.letters.get(reference=action.detail["letter"])
-                letters.cancel_letter(letter, supervisor, reason=reason, ip=ip, record=False)
+                letters.reverse_new_pin(key.letters.get(reference=action.detail["letter"]), supervisor,
+                                        reason=reason, ip=ip)
             else:
                 identity.cancel_key(key, ip=ip, by=by(supervisor), channel=CHANNEL)
                 for letter in key.letters.exclude(status__in=["cancelled", "posted"]):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.contrib import auth, messages
 from django.core.exceptions import ValidationError
@@ -17,6 +19,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -28,7 +31,7 @@ from chave.identity.models import Citizen, KeyStatus
 from chave.login.services import client_ip
 
 from . import letters, services
-from .forms import ContactChangeForm, FindForm, NewPinForm, PresentedForm, ReasonForm, StaffSignInForm
+from .forms import ContactChangeForm, FindForm, NewPinForm, PresentedForm, ReasonForm, RenewalForm, StaffSignInForm
 from .models import CounterAction, CounterRegistration, Letter, LetterStatus, PrintBatch, Staff
 from .roles import can
 
@@ -117,6 +120,7 @@ def sign_in(request):
 
 def _start_staff_session(request, staff: Staff):
     """Sign ``staff`` in (a new session: no fixation) and go where they were going."""
+    services.sync_admin_access(staff)
     auth.login(request, staff.user, backend="django.contrib.auth.backends.ModelBackend")
     request.session[SESSION_STAFF] = staff.pk
     request.session[SESSION_SEEN] = clock.now().timestamp()
@@ -181,11 +185,13 @@ def home(request):
 
 
 @staff_only("citizen.view")
-@require_safe
+@require_http_methods(["GET", "POST"])
 def find(request):
-    form = FindForm(request.GET or None)
+    """The search is posted, so that a NIC, a phone number or an e-mail address never sits in a URL
+    (the browser's history, an access log, a Referer); a query string is not read."""
+    form = FindForm(_posted(request))
     found, searched = [], False
-    if request.GET and form.is_valid():
+    if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
         searched = bool(d["q"] or d["doc_type"])
         found = services.find_citizens(d["q"], doc_type=d["doc_type"], doc_country=d["doc_country"],
@@ -196,52 +202,6 @@ def find(request):
     return render(request, "counter/find.html", {"form": form, "found": found, "searched": searched,
                                                  "more": len(found) >= limit, "limit": limit,
                                                  "staff": request.staff}, status=400 if form.errors else 200)
-
-
-def _citizen_page(request, citizen: Citizen, *, forms: dict | None = None, status: int = 200):
-    from chave.portal.services import history
-
-    key = citizen.key
-    now = clock.now()
-    forms = forms or {}
-    context = {
-        "staff": request.staff,
-        "citizen": citizen,
-        "key": key,
-        "key_status": KeyStatus(key.effective_status(now)).label if key else "",
-        "contacts": list(key.contacts.all()) if key else [],
-        "history": list(history(citizen)[:50]),
-        "letters": _letters_with_forms(citizen, forms.get("letter")),
-        "actions": list(citizen.counter_actions.select_related("staff", "reversed_by")[:20]),
-        "may_act": can(request.staff.role, "citizen.act"),
-        "may_unlock": key is not None and key.status in (KeyStatus.LOCKED, KeyStatus.BLOCKED),
-        "live": key is not None and key.is_live,
-        "unlock_form": forms.get("unlock") or PresentedForm(prefix="unlock", initial=_presented_initial(citizen)),
-        "pin_form": forms.get("pin") or NewPinForm(prefix="pin", initial=_presented_initial(citizen)),
-        "cancel_form": forms.get("cancel") or PresentedForm(prefix="cancel", initial=_presented_initial(citizen)),
-        "LetterStatus": LetterStatus,
-        "contact_form": forms.get("contact") or ContactChangeForm(prefix="contact", initial=_presented_initial(citizen)),
-        "turn": _open_turn(request.staff, key) if key else None,
-        "registration": CounterRegistration.objects.filter(key=key, completed_at__isnull=True).first() if key else None,
-        "failed_form": next(iter(forms.values()), None),
-    }
-    return render(request, "counter/citizen.html", context, status=status)
-
-
-def _letter_auto_id(letter: Letter) -> str:
-    # Each letter's cancel form has ids of its own: a page with several letters has one form
-    # per letter, and each label must lead to its own field.
-    return f"id_{letter.reference}_%s"
-
-
-def _letters_with_forms(citizen: Citizen, failed_form=None) -> list[Letter]:
-    """The citizen's latest letters, each with its cancel form (the one that failed, if any)."""
-    found = list(citizen.letters.all()[:20])
-    for letter in found:
-        auto_id = _letter_auto_id(letter)
-        letter.cancel_form = (failed_form if failed_form is not None and failed_form.auto_id == auto_id else
-                              PresentedForm(prefix="letter", auto_id=auto_id, initial=_presented_initial(citizen)))
-    return found
 
 
 def _open_turn(staff, key):
@@ -255,27 +215,50 @@ def _presented_initial(citizen: Citizen) -> dict:
     return {"presented_type": citizen.doc_type, "presented_country": citizen.doc_country}
 
 
+def _summary(request, citizen: Citizen) -> dict:
+    """What the citizen's page shows at the top: identity, key, contacts, letters, recent actions,
+    and the tasks the member of staff may start from it."""
+    from chave.portal.services import history
+
+    key = citizen.key
+    now = clock.now()
+    status = key.effective_status(now) if key else ""
+    may_act = can(request.staff.role, "citizen.act")
+    return {
+        "staff": request.staff,
+        "citizen": citizen,
+        "key": key,
+        "key_status": KeyStatus(status).label if key else "",
+        "key_status_value": status,
+        "contacts": list(key.contacts.all()) if key else [],
+        "history": list(history(citizen)[:10]),
+        "letters": list(citizen.letters.all()[:10]),
+        "actions": list(citizen.counter_actions.select_related("staff", "reversed_by")[:5]),
+        "may_act": may_act,
+        "signing": _signing_state(citizen),
+        "tasks": [t for t in TASKS.values() if may_act and key is not None and t.applies(citizen, key, now)],
+        "LetterStatus": LetterStatus,
+        "turn": _open_turn(request.staff, key) if key else None,
+        "registration": CounterRegistration.objects.filter(key=key, completed_at__isnull=True).first() if key else None,
+    }
+
+
+def _signing_state(citizen: Citizen):
+    from chave.signing.services import active_credential
+
+    return active_credential(citizen)
+
+
 @staff_only("citizen.view")
 @require_safe
 def citizen(request, pk: int):
     found = get_object_or_404(Citizen, pk=pk)
     audit.record("counter.view", outcome="ok", citizen=found, channel=services.CHANNEL, ip=client_ip(request),
                  staff=request.staff.username, counter=request.staff.counter)
-    return _citizen_page(request, found)
+    return render(request, "counter/citizen.html", _summary(request, found))
 
 
-def _act(request, pk: int, prefix: str, form_class, perform, done_message: str):
-    found = get_object_or_404(Citizen, pk=pk)
-    form = form_class(request.POST, prefix=prefix)
-    if form.is_valid():
-        try:
-            perform(found, form)
-        except ValidationError as error:
-            form.add_error(None, error)
-        else:
-            messages.success(request, done_message)
-            return redirect("counter:citizen", pk=found.pk)
-    return _citizen_page(request, found, forms={prefix: form}, status=400)
+# --- One page per action ---------------------------------------------------------------------
 
 
 def _live_key(citizen: Citizen):
@@ -285,22 +268,156 @@ def _live_key(citizen: Citizen):
     return key
 
 
-@staff_only("citizen.act")
-@require_POST
-def unlock(request, pk: int):
-    return _act(request, pk, "unlock", PresentedForm,
-                lambda c, f: services.unlock(request.staff, _live_key(c), f.presented(), ip=client_ip(request)),
-                _("The key is unlocked."))
+@dataclass(frozen=True)
+class Task:
+    """One action on a citizen, on a page of its own: the document presented and the reason (asked
+    once), the action's own fields, and — for what cannot be undone — a confirmation page."""
+
+    name: str  # the URL's name, and the element id of its link on the citizen's page
+    title: str
+    intro: str
+    button: str
+    done: str
+    form_class: type
+    prefix: str
+    perform: Callable  # (request, citizen, form, subject) -> None; raises ValidationError
+    applies: Callable = lambda citizen, key, now: key.is_live  # listed on the citizen's page when true
+    dangerous: bool = False
+    consequences: tuple = ()  # said again on the confirmation page
+    confirm: str = ""  # the confirmation page's question
+    confirm_button: str = ""  # and its warning button
+    fields: tuple = ()  # the action's own fields, after the document presented
 
 
-@staff_only("citizen.act")
-@require_POST
-def new_pin(request, pk: int):
-    return _act(request, pk, "pin", NewPinForm,
-                lambda c, f: letters.issue_new_pin(request.staff, _live_key(c), f.presented(),
-                                                   address=f.cleaned_data["address"],
-                                                   delivery=f.cleaned_data["delivery"], ip=client_ip(request)),
-                _("A new temporary PIN is on its way. The previous PIN no longer works."))
+def _task_page(request, citizen: Citizen, task: Task, *, subject=None, form_kwargs: dict | None = None):
+    form = task.form_class(_posted(request), prefix=task.prefix, citizen=citizen,
+                           initial=_presented_initial(citizen), **(form_kwargs or {}))
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            if task.dangerous and request.POST.get("confirmed") != "yes":
+                return render(request, "counter/confirm.html", {
+                    "staff": request.staff, "citizen": citizen, "task": task, "form": form, "subject": subject,
+                    "action": request.path})
+            try:
+                task.perform(request, citizen, form, subject)
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                messages.success(request, task.done)
+                return redirect("counter:citizen", pk=citizen.pk)
+    return render(request, "counter/task.html", {
+        "staff": request.staff, "citizen": citizen, "task": task, "form": form, "subject": subject,
+        "intro": str(task.intro) % {"days": policy.get("temporary_pin_days")} if "%(" in str(task.intro) else task.intro,
+        "own_fields": [form[name] for name in task.fields], "turn": _open_turn(request.staff, citizen.key),
+    }, status=status)
+
+
+def _task_view(task: Task):
+    @staff_only("citizen.act")
+    @require_http_methods(["GET", "POST"])
+    def view(request, pk: int):
+        return _task_page(request, get_object_or_404(Citizen, pk=pk), task)
+
+    view.__name__ = view.__qualname__ = task.name
+    return view
+
+
+def _unlock(request, citizen, form, subject):
+    services.unlock(request.staff, _live_key(citizen), form.presented(), ip=client_ip(request))
+
+
+def _new_pin(request, citizen, form, subject):
+    letters.issue_new_pin(request.staff, _live_key(citizen), form.presented(), address=form.cleaned_data["address"],
+                          delivery=form.cleaned_data["delivery"], ip=client_ip(request))
+
+
+def _change_contact(request, citizen, form, subject):
+    services.start_contact_change(request.staff, _live_key(citizen), form.cleaned_data["kind"],
+                                  form.cleaned_data["value"], form.presented(), ip=client_ip(request))
+
+
+def _activate_signing(request, citizen, form, subject):
+    services.start_signing_activation(request.staff, _live_key(citizen), form.presented(), ip=client_ip(request))
+
+
+def _may_activate_signing(citizen, key, now) -> bool:
+    from chave.signing.services import active_credential
+
+    return key.effective_status(now) == KeyStatus.ACTIVE and active_credential(citizen) is None
+
+
+def _renew(request, citizen, form, subject):
+    services.renew_document(request.staff, _live_key(citizen), form.presented(), form.cleaned_data["document_expiry"],
+                            ip=client_ip(request))
+
+
+def _cancel(request, citizen, form, subject):
+    services.cancel(request.staff, _live_key(citizen), form.presented(), ip=client_ip(request))
+
+
+def _cancel_letter(request, citizen, form, letter):
+    letters.cancel_letter(letter, request.staff, reason=form.cleaned_data["reason"], presented=form.presented(),
+                          ip=client_ip(request))
+
+
+TASKS: dict[str, Task] = {t.name: t for t in [
+    Task("unlock", gettext_lazy("Unlock the key"),
+         gettext_lazy("The key works again at once, with the citizen's PIN. The citizen is told on their contacts."),
+         gettext_lazy("Unlock the key"), gettext_lazy("The key is unlocked."), PresentedForm, "unlock", _unlock,
+         applies=lambda citizen, key, now: key.effective_status(now) in (KeyStatus.LOCKED, KeyStatus.BLOCKED)),
+    Task("new_pin", gettext_lazy("New PIN by letter"),
+         gettext_lazy("A temporary PIN is printed in a sealed letter, posted to the citizen or printed here to hand "
+                      "over. You never see it. It is valid for %(days)d days and must be changed at first use. The "
+                      "citizen's current PIN stops working."),
+         gettext_lazy("Issue a new PIN"),
+         gettext_lazy("A new temporary PIN is on its way. The previous PIN no longer works."), NewPinForm, "pin",
+         _new_pin, fields=("delivery", "address")),
+    Task("change_contact", gettext_lazy("Change the mobile number or e-mail"),
+         gettext_lazy("A code is sent to the new contact; the citizen types it on the citizen screen of your desk. "
+                      "The contact changes once the code is right."),
+         gettext_lazy("Send the code"),
+         gettext_lazy("The code is sent. The citizen types it on the citizen screen."), ContactChangeForm, "contact",
+         _change_contact, fields=("kind", "value")),
+    Task("activate_signing", gettext_lazy("Activate signing"),
+         gettext_lazy("The citizen can then sign PDF documents with their key. "
+                      "The citizen chooses a signing PIN on the citizen screen of your desk: a PIN different from "
+                      "their Chave PIN, that nobody else sees. The citizen is told on their contacts."),
+         gettext_lazy("Ask for the signing PIN on the citizen screen"),
+         gettext_lazy("The citizen screen asks for the signing PIN."), PresentedForm, "signing", _activate_signing,
+         applies=_may_activate_signing),
+    Task("renew", gettext_lazy("Record a renewed document"),
+         gettext_lazy("When the citizen shows a renewed identity document with the same number (a Citizen Card "
+                      "keeps its NIC), the key stays valid with it: the key's validity follows the new document. "
+                      "The citizen is told on their contacts."),
+         gettext_lazy("Record the renewed document"),
+         gettext_lazy("The renewed document is recorded: the key's validity follows it."), RenewalForm, "renew",
+         _renew, fields=("document_expiry",)),
+    Task("cancel", gettext_lazy("Cancel the key"),
+         gettext_lazy("The key can no longer be used and its contacts are released."),
+         gettext_lazy("Cancel the key"), gettext_lazy("The key is cancelled."), PresentedForm, "cancel", _cancel,
+         dangerous=True, confirm=gettext_lazy("Cancel this citizen's key?"),
+         confirm_button=gettext_lazy("Yes, cancel the key"),
+         consequences=(gettext_lazy("The key stops working at once, on every portal and in the Chave app."),
+                       gettext_lazy("Its mobile number and e-mail address are released."),
+                       gettext_lazy("This cannot be undone: to use Chave again, the citizen registers again."))),
+]}
+CANCEL_LETTER = Task(
+    "cancel_letter", gettext_lazy("Cancel a letter"),
+    gettext_lazy("For a letter lost in the post, or one that should not be used. Its PIN stops working."),
+    gettext_lazy("Cancel the letter"), gettext_lazy("The letter is cancelled and its PIN no longer works."),
+    PresentedForm, "letter", _cancel_letter, dangerous=True, confirm=gettext_lazy("Cancel this letter?"),
+    confirm_button=gettext_lazy("Yes, cancel the letter"),
+    consequences=(gettext_lazy("The PIN in the letter stops working, even if the letter turns up."),
+                  gettext_lazy("If the citizen has no other PIN, the key has none until a new one is issued.")))
+
+unlock = _task_view(TASKS["unlock"])
+new_pin = _task_view(TASKS["new_pin"])
+change_contact = _task_view(TASKS["change_contact"])
+cancel = _task_view(TASKS["cancel"])
+activate_signing = _task_view(TASKS["activate_signing"])
+renew = _task_view(TASKS["renew"])
 
 
 def _letter_of(pk: int, letter_id) -> Letter:
@@ -308,6 +425,13 @@ def _letter_of(pk: int, letter_id) -> Letter:
     (a number too big for the database then finds nobody); ``citizen_id=pk`` would send it to the
     database as it is (SQLite refuses an integer over 64 bits: a 500)."""
     return get_object_or_404(Letter, pk=letter_id, citizen=get_object_or_404(Citizen, pk=pk))
+
+
+@staff_only("citizen.act")
+@require_http_methods(["GET", "POST"])
+def cancel_letter(request, pk: int, letter_id):
+    letter = _letter_of(pk, letter_id)
+    return _task_page(request, letter.citizen, CANCEL_LETTER, subject=letter)
 
 
 def _letter_step(request, pk: int, letter_id, step, done: str):
@@ -334,24 +458,6 @@ def hand_over(request, pk: int, letter_id):
 def print_again(request, pk: int, letter_id):
     return _letter_step(request, pk, letter_id, letters.print_again,
                         _("The PIN mailer is on its way to the printer again."))
-
-
-@staff_only("citizen.act")
-@require_POST
-def cancel(request, pk: int):
-    return _act(request, pk, "cancel", PresentedForm,
-                lambda c, f: services.cancel(request.staff, _live_key(c), f.presented(), ip=client_ip(request)),
-                _("The key is cancelled."))
-
-
-@staff_only("citizen.act")
-@require_POST
-def cancel_letter(request, pk: int, letter_id):
-    letter = _letter_of(pk, letter_id)
-    return _act(request, pk, "letter", functools.partial(PresentedForm, auto_id=_letter_auto_id(letter)),
-                lambda c, f: letters.cancel_letter(letter, request.staff, reason=f.cleaned_data["reason"],
-                                                   presented=f.presented(), ip=client_ip(request)),
-                _("The letter is cancelled and its PIN no longer works."))
 
 
 # --- Supervision -----------------------------------------------------------------------------

@@ -12,3 +12,10 @@ class OutboundMessageAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    # The delivery log is evidence: read-only for everyone (the worker alone writes it).
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

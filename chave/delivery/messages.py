@@ -130,6 +130,18 @@ def notice_message(event: str, *, language: str, until: dt.datetime | None = Non
                 "Chave: a new PIN for your Digital Mobile Key was issued at a counter and reaches you by letter; "
                 "your previous PIN no longer works. If you did not ask for it, contact %(help)s."
             ),
+            "key_renewed": _(
+                "Chave: your identity document was renewed, so your Digital Mobile Key is now valid until "
+                "%(when)s. Nothing else changes. If this was not you, contact %(help)s."
+            ),
+            "pin_letter_reversed_previous": _(
+                "Chave: the new PIN sent to you by letter was cancelled at a counter; your previous PIN works "
+                "again. If the letter arrives, do not use it. If you did not expect this, contact %(help)s."
+            ),
+            "pin_letter_reversed": _(
+                "Chave: the new PIN sent to you by letter was cancelled at a counter and no longer works, and "
+                "your key has no PIN now. Ask for a new PIN at a counter. Help: %(help)s."
+            ),
             "signing_pin_blocked": _(
                 "Chave: signing with your Digital Mobile Key is blocked after too many wrong signing PINs. Choose a "
                 "new signing PIN in the personal area. If this was not you, contact %(help)s."

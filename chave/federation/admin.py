@@ -110,3 +110,13 @@ class RelyingPartyAdmin(admin.ModelAdmin):
 class ConsentAdmin(admin.ModelAdmin):
     list_display = ("citizen", "relying_party", "updated_at")
     readonly_fields = ("citizen", "relying_party", "granted", "refused", "updated_at")
+
+    # A consent is the citizen's: given and withdrawn by them (the personal area), never here.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from chave import clock, policy
@@ -474,6 +475,73 @@ def void_temporary_pin(key: Key, *, digest: str, by: str, ip: str | None = None,
         key.pin_hash = ""
         key.save()
         audit.record("pin.void", outcome="ok", citizen=key.citizen, channel=channel, ip=ip, by=by)
+    return True
+
+
+def renew_document(key: Key, document_expiry: dt.date, *, by: str, ip: str | None = None, channel: str = "") -> bool:
+    """The citizen's identity document was renewed (the civil records say so, or a clerk saw the
+    new one): the document's expiry and the key's validity follow it (Citizen Card + 30 days, a
+    foreign document's own expiry), and the citizen is told (``key_renewed``). A signing
+    certificate is kept as it is (it keeps its own dates). Returns False, changing nothing, when
+    the date is not later than the one on record. Raises ``ValidationError`` for a key that is
+    not live or a date already past. Audited as ``key.renew``."""
+    from chave.delivery import services as delivery
+
+    if document_expiry < clock.today():
+        raise ValidationError(_("This document has expired: it cannot renew the key."), code="document_expired")
+    with transaction.atomic():
+        key = Key.objects.select_for_update().select_related("citizen").get(pk=key.pk)
+        if not key.is_live:  # past its date but not yet written down as expired: still renewable
+            raise ValidationError(_("This Digital Mobile Key is cancelled or expired."), code="key_not_live")
+        citizen = key.citizen
+        if document_expiry <= citizen.document_expiry:
+            return False
+        before = key.valid_until
+        citizen.document_expiry = document_expiry
+        citizen.save(update_fields=["document_expiry"])
+        key.valid_until = key_valid_until(citizen.doc_type, document_expiry)
+        key.save(update_fields=["valid_until"])
+        audit.record("key.renew", outcome="ok", citizen=citizen, channel=channel, ip=ip, by=by,
+                     valid_until=key.valid_until.isoformat(), previous_valid_until=before.isoformat())
+        delivery.notify(citizen, "key_renewed",
+                        until=timezone.make_aware(dt.datetime.combine(key.valid_until, dt.time(12))))
+    return True
+
+
+def renew_from_registry(*, by: str = "civil-registry") -> int:
+    """Renew every live key whose document expires within ``key_reminder_days`` (or has expired)
+    and which the civil registry now shows renewed. Returns how many were renewed. Safe to run
+    concurrently (each key is re-read under its row lock)."""
+    from .registry import DocumentRef, civil_registry
+
+    registry = civil_registry()
+    horizon = clock.today() + dt.timedelta(days=int(policy.get("key_reminder_days")))
+    renewed = 0
+    for key in Key.objects.filter(status__in=[KeyStatus.ACTIVE, KeyStatus.LOCKED, KeyStatus.BLOCKED],
+                                  citizen__document_expiry__lte=horizon).select_related("citizen"):
+        citizen = key.citizen
+        record = registry.lookup(DocumentRef(citizen.doc_type, citizen.doc_country, citizen.doc_number))
+        if record is None or record.document_expiry <= citizen.document_expiry or record.document_expiry < clock.today():
+            continue
+        try:
+            renewed += renew_document(key, record.document_expiry, by=by, channel="registry")
+        except ValidationError:
+            continue  # cancelled or expired meanwhile
+    return renewed
+
+
+def restore_pin(key: Key, *, pin_hash: str, temporary: bool, expires_at: dt.datetime | None, by: str,
+                ip: str | None = None, channel: str = "") -> bool:
+    """Give a key that has no PIN (its last one voided: a new-PIN letter reversed) the PIN it had
+    before, by its hash. Returns False, changing nothing, when the key has a PIN by now, the key is
+    not live, or that earlier PIN was temporary and has expired. Audited as ``pin.restore``."""
+    with transaction.atomic():
+        key = Key.objects.select_for_update().select_related("citizen").get(pk=key.pk)
+        if key.pin_hash or not pin_hash or not key.is_live or (temporary and expires_at and expires_at <= clock.now()):
+            return False
+        key.pin_hash, key.pin_is_temporary, key.pin_expires_at = pin_hash, temporary, expires_at if temporary else None
+        key.save()
+        audit.record("pin.restore", outcome="ok", citizen=key.citizen, channel=channel, ip=ip, by=by)
     return True
 
 

@@ -8,7 +8,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from chave.identity.models import ContactKind
-from chave.identity.validation import MAX_IDENTIFIER_LENGTH, parse_email, parse_mobile
+from chave.identity.validation import MAX_IDENTIFIER_LENGTH, parse_email, parse_mobile, parse_x_user_id
 from chave.login.forms import CodeForm, CredentialsForm, LoginForm, NewPinForm
 
 
@@ -46,6 +46,13 @@ class ContactForm(LoginForm):
             field.widget.attrs.update({"autocomplete": "tel", "inputmode": "tel"})
             field.error_messages = {"required": _("Enter a mobile number, such as 912 345 678."),
                                     "max_length": _("This is not a valid mobile number.")}
+        elif kind == ContactKind.X:
+            field.label = _("Your X account's user id")
+            field.help_text = _("The number X gives your account (not the @name). The code is sent to you "
+                                "there by direct message: allow direct messages from Chave.")
+            field.widget.attrs.update({"inputmode": "numeric", "autocomplete": "off"})
+            field.error_messages = {"required": _("Enter your X account's user id."),
+                                    "max_length": _("An X account is given by its numeric user id.")}
         else:
             field.label = _("New e-mail address")
             field.widget.input_type = "email"
@@ -54,7 +61,7 @@ class ContactForm(LoginForm):
                                     "max_length": _("This e-mail address is too long.")}
 
     def clean_value(self):
-        parse = parse_mobile if self.kind == ContactKind.MOBILE else parse_email
+        parse = {ContactKind.MOBILE: parse_mobile, ContactKind.X: parse_x_user_id}.get(self.kind, parse_email)
         return parse(self.cleaned_data["value"])
 
 

@@ -58,7 +58,15 @@ from .models import KeySession, NotMeReport
 # code (its lifetime and message), bound to a transaction of the personal area's own.
 PIN_CODE_PURPOSE = Purpose.LOGIN
 PIN_TRANSACTION_PREFIX = "area-pin-"
-AREA_CONTACT_KINDS = (ContactKind.MOBILE, ContactKind.EMAIL)
+AREA_CONTACT_KINDS = (ContactKind.MOBILE, ContactKind.EMAIL, ContactKind.X)
+
+
+def area_contact_kinds() -> tuple[str, ...]:
+    """The contacts a citizen may set in the personal area now: an X account only while the X
+    channel is configured (its code goes by direct message)."""
+    from chave.delivery.providers import enabled_channels
+
+    return tuple(k for k in AREA_CONTACT_KINDS if k != ContactKind.X or "x" in enabled_channels())
 # Events of the history that only repeat what a shown event says (a login is a PIN, a code and a
 # sign-in) or that are the service's own bookkeeping.
 HIDDEN_EVENTS = {"code.send", "message.delivery", "oidc.backchannel"}
@@ -219,7 +227,7 @@ def start_contact_change(key: Key, kind: str, value: str, *, ip: str | None, lan
     Raises ``ValidationError`` when it is the key's contact already, when another live key holds
     it (the rule of one mobile number per key says so, in those words), or when the key is not live.
     """
-    if kind not in AREA_CONTACT_KINDS:
+    if kind not in area_contact_kinds():
         raise ValidationError(_("Unknown kind of contact."), code="contact_kind_invalid")
     if key.contacts.filter(kind=kind, value=value, verified_at__isnull=False).exists():
         raise ValidationError(_("This is already the contact of your key."), code="contact_same")

@@ -34,7 +34,7 @@ from chave import clock
 from chave.audit.models import AuditEvent
 from chave.federation.attributes import ATTRIBUTES
 from chave.federation.models import RelyingParty
-from chave.identity.models import IllegalTransition, KeyStatus, mask
+from chave.identity.models import DocType, IllegalTransition, KeyStatus, mask
 from chave.login import services as login
 from chave.login.views import CODE_REFUSALS, _refusal_text
 
@@ -174,7 +174,9 @@ def home(request, who, key):
     return render(request, "portal/home.html", {
         "who": who, "key": key, "citizen": key.citizen, "status": status,
         "status_label": KeyStatus(status).label, "usable": status not in UNUSABLE,
-        "mobile": contacts.get("mobile"), "email": contacts.get("email"),
+        "mobile": contacts.get("mobile"), "email": contacts.get("email"), "x": contacts.get("x"),
+        "x_enabled": "x" in services.area_contact_kinds(),
+        "card_holder": key.citizen.doc_type == DocType.CITIZEN_CARD,  # recovery by card is for them only
         "method_label": METHOD_LABELS.get(who.method, who.method),
         "locked": status in (KeyStatus.LOCKED, KeyStatus.BLOCKED),
     })
@@ -304,7 +306,7 @@ def resend(request, who, key):
 @area(recent=True, usable=True)
 @require_http_methods(["GET", "POST"])
 def contact(request, who, key, kind):
-    if kind not in services.AREA_CONTACT_KINDS:
+    if kind not in services.area_contact_kinds():
         raise Http404()
     current = key.contacts.filter(kind=kind, verified_at__isnull=False, live=True).first()
     if not services.may_replace(who, kind, current):

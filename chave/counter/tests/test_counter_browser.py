@@ -95,20 +95,19 @@ def test_find_unlock_new_pin_letter_and_the_mail_room(live_server, signed_in, ma
     desk.locator("#results a").click()
     assert desk.locator("#key-status").get_attribute("data-status") == "blocked"
 
-    unlock = desk.locator("#unlock")
-    fill_presented(unlock, "short")
-    unlock.get_by_role("button", name="Unlock").click()
+    desk.get_by_role("link", name="Unlock the key").click()
+    fill_presented(desk, "short")
+    desk.get_by_role("button", name="Unlock the key").click()
     assert desk.locator(".error-summary").is_visible()  # the reason is too short
-    unlock = desk.locator("#unlock")
-    fill_presented(unlock, "Forgot the PIN, identified with the card")
-    unlock.get_by_role("button", name="Unlock").click()
+    fill_presented(desk, "Forgot the PIN, identified with the card")
+    desk.get_by_role("button", name="Unlock the key").click()
     assert desk.locator("#key-status").get_attribute("data-status") == "active"
 
-    new_pin = desk.locator("#new-pin")
-    fill_presented(new_pin, "Forgot the PIN, asked for a new one")
-    new_pin.get_by_label("By post to the citizen's address").check()
-    new_pin.get_by_label("Postal address").fill("Rua das Flores 12\n1200-195 Lisboa")
-    new_pin.get_by_role("button", name="Issue a new PIN").click()
+    desk.get_by_role("link", name="New PIN by letter").click()
+    fill_presented(desk, "Forgot the PIN, asked for a new one")
+    desk.get_by_label("By post to the citizen's address").check()
+    desk.get_by_label("Postal address").fill("Rua das Flores 12\n1200-195 Lisboa")
+    desk.get_by_role("button", name="Issue a new PIN").click()
     reference = Letter.objects.get().reference
     assert desk.locator(f'tr[data-reference="{reference}"]').is_visible()
 
@@ -130,11 +129,11 @@ def test_change_contact_and_cancel_at_the_desk(live_server, signed_in, open_page
     desk = signed_in("clerk")
     tablet = pair_citizen_screen(desk, open_page)
     desk.goto(f"{live_server.url}/counter/citizen/{key.citizen.pk}/")
-    contact = desk.locator("#contact")
-    fill_presented(contact, "The citizen has a new phone")
-    contact.get_by_label("Contact").select_option("mobile")
-    contact.get_by_label("New mobile number or e-mail address").fill("936 000 111")
-    contact.get_by_role("button", name="Send the code").click()
+    desk.get_by_role("link", name="Change the mobile number or e-mail").click()
+    fill_presented(desk, "The citizen has a new phone")
+    desk.get_by_label("Contact", exact=True).select_option("mobile")
+    desk.get_by_label("New mobile number or e-mail address").fill("936 000 111")
+    desk.get_by_role("button", name="Send the code").click()
     assert desk.locator("#turn-waiting").is_visible()
     tablet.locator("#screen-task").wait_for()
     tablet.get_by_label("Security code").fill(outbox.last_code("+351936000111"))
@@ -142,9 +141,11 @@ def test_change_contact_and_cancel_at_the_desk(live_server, signed_in, open_page
     desk.locator("#turn-waiting").wait_for(state="detached")
     assert key.contacts.get(kind="mobile").value == "+351936000111"
 
-    cancel = desk.locator("#cancel")
-    fill_presented(cancel, "The citizen no longer wants the key")
-    cancel.get_by_role("button", name="Cancel the key").click()
+    desk.get_by_role("link", name="Cancel the key").click()
+    fill_presented(desk, "The citizen no longer wants the key")
+    desk.get_by_role("button", name="Cancel the key").click()
+    assert Key.objects.get(pk=key.pk).status == KeyStatus.ACTIVE  # not before it is confirmed
+    desk.get_by_role("button", name="Yes, cancel the key").click()
     assert desk.locator("#key-status").get_attribute("data-status") == "cancelled"
     assert [a.kind for a in CounterAction.objects.order_by("at", "id")] == ["contact", "cancel"]
 

@@ -51,11 +51,10 @@ def notice(page) -> str:
 
 def issue_sealed_pin(desk, live_server, key):
     """The clerk, on the citizen's page, issues a new PIN to be printed here and handed over."""
-    desk.goto(f"{live_server.url}/counter/citizen/{key.citizen.pk}/")
-    new_pin = desk.locator("#new-pin")
-    fill_presented(new_pin, REASON)
-    new_pin.get_by_label("Printed here and handed over sealed").check()
-    new_pin.get_by_role("button", name="Issue a new PIN").click()
+    desk.goto(f"{live_server.url}/counter/citizen/{key.citizen.pk}/new-pin")
+    fill_presented(desk, REASON)
+    desk.get_by_label("Printed here and handed over sealed").check()
+    desk.get_by_role("button", name="Issue a new PIN").click()
     assert "A new temporary PIN is on its way." in notice(desk)
     return Letter.objects.get()
 
@@ -171,20 +170,23 @@ def posted_letter(key, clerk, room, run_worker):
     return letter, pin
 
 
-def press_cancel(desk, letter, reason):
-    """The clerk opens the letter's "Cancel (lost in the post)", fills it in and presses the button."""
-    row = letter_row(desk, letter)
-    if row.locator("details[open]").count() == 0:  # open after a refusal, to correct it
-        row.get_by_text("Cancel (lost in the post)").click()
-    fill_presented(row, reason)
-    row.get_by_role("button", name="Cancel the letter").click()
+def press_cancel(desk, letter, reason, link="Lost in the post"):
+    """The clerk opens the letter's cancellation page from the citizen's page (unless already on
+    it, after a refusal), fills it in and presses the button; then confirms, when asked."""
+    if desk.locator("#letters").count():
+        letter_row(desk, letter).get_by_role("link", name=link).click()
+    fill_presented(desk, reason)
+    desk.get_by_role("button", name="Cancel the letter").click()
+    if desk.locator("#confirm").count():
+        assert "stops working" in desk.locator("#consequences").inner_text()
+        desk.locator("#confirm").click()
 
 
 def cancel_lost_letter(desk, letter, reason):
     press_cancel(desk, letter, reason)
     assert "The letter is cancelled and its PIN no longer works." in notice(desk)
     assert letter_row(desk, letter).locator(".letter-status").inner_text() == "Cancelled"
-    assert not letter_row(desk, letter).get_by_text("Cancel (lost in the post)").count()
+    assert not letter_row(desk, letter).get_by_role("link", name="Lost in the post").count()
 
 
 def test_letters_lost_in_the_post_are_cancelled_and_their_pins_open_nothing(live_server, signed_in, make_staff,
@@ -199,9 +201,9 @@ def test_letters_lost_in_the_post_are_cancelled_and_their_pins_open_nothing(live
     assert [row[:2] for row in cells(desk, "#letters")] == [[second.reference, "Posted"], [first.reference, "Posted"]]
     # The first letter may yet turn up in someone's hands: cancelled. The second one's PIN stays.
     press_cancel(desk, first, "lost")
-    assert "Say why, in a few words." in desk.locator(".error-summary").inner_text()
-    assert letter_row(desk, first).get_by_label("Reason").input_value() == "lost"  # that letter's form, open
-    assert letter_row(desk, second).get_by_label("Reason").input_value() == ""
+    assert "The reason needs at least 10 characters" in desk.locator(".error-summary").inner_text()
+    assert first.reference in desk.locator(".who-for").inner_text()  # that letter's page, kept as typed
+    assert desk.get_by_label("Reason").input_value() == "lost"
     assert Letter.objects.get(pk=first.pk).status == LetterStatus.POSTED
     cancel_lost_letter(desk, first, "The first letter never arrived")
     assert desk.locator("#pin-state").inner_text().startswith("Temporary, valid until")
@@ -280,7 +282,11 @@ def test_the_supervisor_reads_the_daily_report_per_counter(live_server, signed_i
 
     boss = signed_in("supervisor", counter="Loja Aveiro")
     boss.get_by_role("link", name="Daily report").click()
-    assert boss.locator("main h1").inner_text() == f"Counter actions on {clock.today().isoformat()}"
+    from django.utils import formats, translation
+
+    with translation.override("en"):
+        today = formats.date_format(clock.today(), "DATE_FORMAT")
+    assert boss.locator("main h1").inner_text() == f"Counter actions on {today}"
     assert cells(boss, "#report") == [["Loja Aveiro", "New PIN by letter", "1", "1"],
                                       ["Loja Aveiro", "Unlock", "1", "0"],
                                       ["Loja Porto", "Cancellation", "1", "0"]]

@@ -38,14 +38,14 @@ def test_find_by_nic_mobile_and_foreign_document(staff_client, make_citizen, clo
                                            [identity.ContactInput("mobile", "+351913000222")], pin="4719",
                                            contacts_verified_by="test")
     for query in ({"q": "12345678"}, {"q": "912 000 111"}, {"q": "rita@example.pt"}):
-        page = client.get("/counter/find/", query).content.decode()
+        page = client.post("/counter/find/", query).content.decode()
         assert f"/counter/citizen/{key.citizen.pk}/" in page, query
-    page = client.get("/counter/find/", {"doc_type": "passport", "doc_country": "br", "doc_number": "fx 123456"})
+    page = client.post("/counter/find/", {"doc_type": "passport", "doc_country": "br", "doc_number": "fx 123456"})
     assert f"/counter/citizen/{foreign.citizen.pk}/" in page.content.decode()
-    page = client.get("/counter/find/", {"q": "87654321"}).content.decode()
+    page = client.post("/counter/find/", {"q": "87654321"}).content.decode()
     assert 'id="no-results"' in page
     assert AuditEvent.objects.filter(event="counter.find").count() == 5
-    refused = client.get("/counter/find/", {"q": "9" * 300, "doc_type": "no-such-type"})  # a search that is no search
+    refused = client.post("/counter/find/", {"q": "9" * 300, "doc_type": "no-such-type"})  # a search that is no search
     assert refused.status_code == 400 and AuditEvent.objects.filter(event="counter.find").count() == 5
 
 
@@ -84,8 +84,8 @@ def test_unlock_records_staff_counter_document_and_reason(staff_client, make_cit
 
 
 @pytest.mark.parametrize(("data", "message"), [
-    ({"unlock-presented_number": "87654321"}, "not the citizen&#x27;s registered document"),
-    ({"unlock-reason": "because"}, "Say why, in a few words."),
+    ({"unlock-presented_number": "87654321"}, "This is not the citizen&#x27;s registered document"),
+    ({"unlock-reason": "because"}, "The reason needs at least 10 characters"),
     ({"unlock-presented_type": ""}, "Choose the document presented."),
 ])
 def test_unlock_refuses_without_the_right_document_or_a_reason(staff_client, make_citizen, data, message):
@@ -95,6 +95,28 @@ def test_unlock_refuses_without_the_right_document_or_a_reason(staff_client, mak
     assert response.status_code == 400 and message in response.content.decode()
     key.refresh_from_db()
     assert key.status == KeyStatus.BLOCKED and not CounterAction.objects.exists()
+
+
+def test_every_problem_of_an_action_is_reported_at_once(staff_client, make_citizen):
+    client = staff_client("clerk")
+    key = block(make_citizen(nic="12345678"))
+    response = client.post(f"/counter/citizen/{key.citizen.pk}/unlock", {
+        "unlock-presented_type": "cc", "unlock-presented_country": "PT", "unlock-presented_number": "87654321",
+        "unlock-reason": "lost"})
+    summary = response.content.decode().split('class="error-summary"')[1].split("</div>")[0]
+    assert response.status_code == 400
+    assert "This is not the citizen&#x27;s registered document" in summary
+    assert "The reason needs at least 10 characters" in summary
+    key.refresh_from_db()
+    assert key.status == KeyStatus.BLOCKED and not CounterAction.objects.exists()
+
+
+def test_a_search_is_posted_and_a_query_string_is_not_read(staff_client, make_citizen):
+    client = staff_client("clerk")
+    key = make_citizen(nic="12345678")
+    page = client.get("/counter/find/", {"q": "12345678"}).content.decode()
+    assert f"/counter/citizen/{key.citizen.pk}/" not in page and 'method="post"' in page
+    assert not AuditEvent.objects.filter(event="counter.find").exists()
 
 
 def test_unlock_of_an_active_key_is_refused(staff_client, make_citizen):
@@ -108,7 +130,13 @@ def test_unlock_of_an_active_key_is_refused(staff_client, make_citizen):
 def test_cancel_releases_contacts_and_tells_the_citizen(staff_client, make_citizen, outbox):
     client = staff_client("clerk")
     key = make_citizen(nic="12345678", phone="+351912000111")
+    # The first press asks to confirm (what cannot be undone), and changes nothing yet.
     response = client.post(f"/counter/citizen/{key.citizen.pk}/cancel", presented("cancel", "12345678"))
+    assert response.status_code == 200 and "This cannot be undone" in response.content.decode()
+    key.refresh_from_db()
+    assert key.status == KeyStatus.ACTIVE and not CounterAction.objects.exists()
+    response = client.post(f"/counter/citizen/{key.citizen.pk}/cancel",
+                           presented("cancel", "12345678", confirmed="yes"))
     assert response.status_code == 302
     key.refresh_from_db()
     assert key.status == KeyStatus.CANCELLED and not key.contacts.filter(live=True).exists()

@@ -28,6 +28,17 @@ def ask_new_pin(client, key, nic="12345678"):
         "pin-reason": REASON, "pin-delivery": "post", "pin-address": ADDRESS})
 
 
+def valid_until(letter) -> str:
+    """The letter's valid-until date as the letter writes it, in Portuguese and English."""
+    from django.utils import formats, timezone, translation
+
+    day = timezone.localdate(letter.valid_until)
+    with translation.override("pt-pt"):
+        portuguese = formats.date_format(day, "DATE_FORMAT")
+    with translation.override("en"):
+        return f"{portuguese} / {formats.date_format(day, 'DATE_FORMAT')}"
+
+
 def text_of_pdf(data: bytes) -> list[str]:
     return [" ".join(page.extract_text().split()) for page in PdfReader(io.BytesIO(data)).pages]
 
@@ -80,7 +91,8 @@ def test_a_new_pin_by_letter_from_desk_to_post(staff_client, make_citizen, mailr
     text = pages[0]
     pin = temporary_pin(text)
     for expected in ("Maria Teste Silva", "Rua das Flores 12, 3.º Esq.", "1200-195 Lisboa", letter.reference,
-                     f"Valid until: {letter.valid_until.date().isoformat()}", "Your temporary PIN",
+                     f"PIN válido até / PIN valid until: {valid_until(letter)}", "Your temporary PIN",
+                     "o PIN temporário acima", "the temporary PIN above",
                      "choose your own PIN before anything else"):
         assert expected in text, expected
     # The PIN is nowhere in the database, in clear, in the audit or in the counter's records.
@@ -144,7 +156,7 @@ def test_a_lost_letter_is_cancelled_and_its_pin_voided(staff_client, make_citize
     letter = Letter.objects.get()
     response = clerk.post(f"/counter/citizen/{key.citizen.pk}/letters/{letter.pk}/cancel", {
         "letter-presented_type": "cc", "letter-presented_country": "PT", "letter-presented_number": "12345678",
-        "letter-reason": "The letter was lost in the post"})
+        "letter-reason": "The letter was lost in the post", "confirmed": "yes"})
     assert response.status_code == 302
     letter.refresh_from_db()
     assert letter.status == LetterStatus.CANCELLED
@@ -334,7 +346,7 @@ def test_a_failed_mailer_can_be_cancelled_instead(staff_client, make_citizen, br
     assert letter.status == LetterStatus.PRINT_FAILED
     response = clerk.post(f"/counter/citizen/{key.citizen.pk}/letters/{letter.pk}/cancel", {
         "letter-presented_type": "cc", "letter-presented_country": "PT", "letter-presented_number": "12345678",
-        "letter-reason": "The printer is broken for the day"})
+        "letter-reason": "The printer is broken for the day", "confirmed": "yes"})
     assert response.status_code == 302
     letter.refresh_from_db()
     assert letter.status == LetterStatus.CANCELLED and not letter.pin_sealed

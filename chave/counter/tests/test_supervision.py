@@ -1,15 +1,20 @@
 """A supervisor reverses a clerk's action within the day and reads the daily report per counter."""
 
 import datetime as dt
+import io
+import json
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.management import call_command
+from django.test import Client
 
 from chave.audit.models import AuditEvent
 from chave.counter import letters, services
 from chave.counter.models import CounterAction, Letter, LetterStatus
 from chave.identity import services as identity
 from chave.identity.models import Key, KeyStatus
+from chave.login.tests.pages import sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -46,16 +51,59 @@ def test_a_supervisor_reverses_an_unlock_from_the_report(staff_client, make_staf
         services.reverse(client.login_as.staff, action, "Again, by mistake")
 
 
-def test_reversing_a_new_pin_cancels_the_letter_and_voids_the_pin(make_staff, make_citizen):
+def show(who: str, *args) -> str:
+    out = io.StringIO()
+    call_command("citizen", "show", who, *args, stdout=out)
+    return out.getvalue()
+
+
+def notices(phone: str) -> list[str]:
+    from chave.delivery.models import OutboundMessage
+
+    return [m.body_redacted for m in OutboundMessage.objects.filter(destination=phone, kind="notice")]
+
+
+def test_reversing_a_new_pin_gives_back_the_previous_pin_and_tells_the_citizen(make_staff, make_citizen):
     clerk = make_staff("clerk").staff
     supervisor = make_staff("supervisor").staff
-    key = make_citizen(nic="12345678")
+    key = make_citizen(nic="12345678", phone="+351912000555", pin="4719", language="en")
     letters.issue_new_pin(clerk, key, doc("12345678"), address="Rua A 1\n1000-001 Lisboa")
+    assert sign_in(Client(), "912 000 555", pin="4719").status_code != 302  # replaced by the letter's
     action = CounterAction.objects.get(kind="new_pin")
     services.reverse(supervisor, action, "The citizen was not the holder")
     letter = Letter.objects.get()
-    assert letter.status == LetterStatus.CANCELLED and not letter.pin_sealed
+    assert letter.status == LetterStatus.CANCELLED and not letter.pin_sealed and not letter.previous_pin_sealed
+    # The citizen's own PIN opens the key again; they are told so; the CLI says so.
+    assert sign_in(Client(), "912 000 555", pin="4719").status_code == 302
+    assert sum("your previous PIN works again" in text for text in notices("+351912000555")) == 1
+    assert json.loads(show("12345678", "--json"))["key"]["pin"] == "chosen"
+    assert AuditEvent.objects.get(event="pin.restore").detail["by"] == f"staff:{supervisor.username}"
+
+
+def test_reversing_a_new_pin_when_there_was_none_says_to_ask_for_one(make_staff, make_citizen):
+    clerk = make_staff("clerk").staff
+    supervisor = make_staff("supervisor").staff
+    key = make_citizen(nic="12345678", phone="+351912000555", language="en")
+    lost = letters.issue_new_pin(clerk, key, doc("12345678"), address="Rua A 1\n1000-001 Lisboa")
+    letters.cancel_letter(lost, clerk, reason="Lost in the post, says the citizen", presented=doc("12345678"))
+    letters.issue_new_pin(clerk, key, doc("12345678"), address="Rua A 1\n1000-001 Lisboa")
+    services.reverse(supervisor, CounterAction.objects.filter(kind="new_pin").latest("id"), "Issued by mistake today")
     assert Key.objects.get(pk=key.pk).pin_hash == ""
+    assert sum("Ask for a new PIN at a counter" in text for text in notices("+351912000555")) == 1
+    assert json.loads(show("12345678", "--json"))["key"]["pin"] == "none"
+    assert "none: a new PIN must be issued" in show("12345678")
+
+
+def test_the_previous_pin_is_kept_for_the_day_only(make_staff, make_citizen, clock):
+    from chave.counter import housekeeping
+
+    key = make_citizen(nic="12345678")
+    letter = letters.issue_new_pin(make_staff("clerk").staff, key, doc("12345678"), address="Rua A 1\n1000-001 Lisboa")
+    housekeeping.run()
+    assert Letter.objects.get(pk=letter.pk).previous_pin_sealed
+    clock.travel(dt.timedelta(days=1))
+    housekeeping.run()
+    assert not Letter.objects.get(pk=letter.pk).previous_pin_sealed
 
 
 def test_only_todays_actions_and_only_by_a_supervisor(staff_client, make_staff, make_citizen, clock):

@@ -4,7 +4,7 @@ a reason, the decision history; no secret shown and no way around the services."
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.utils import translation
 
 from chave.audit.models import AuditEvent
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 LIST = "/admin/federation/relyingparty/"
 
 
-def admin_account(client, *, admin=True, username="ana.staff", prepare=None):
+def admin_account(client, *, admin=True, username="ana.staff", prepare=None, role="rp-admin"):
     """A staff account (``chave staff add --admin``) signed in through the counter's sign-in;
     ``prepare(user)`` may change the account first."""
     import pyotp
@@ -26,7 +26,7 @@ def admin_account(client, *, admin=True, username="ana.staff", prepare=None):
     from chave import clock
     from chave.counter import services as counter
 
-    new = counter.create_staff(username=username, name="Staff " + username, role="rp-admin", admin=admin)
+    new = counter.create_staff(username=username, name="Staff " + username, role=role, admin=admin)
     if prepare:
         prepare(new.staff.user)
     answer = client.post("/counter/login", {"username": username, "password": new.password,
@@ -163,12 +163,7 @@ def test_the_party_page_shows_the_history_and_no_secret(staff):
 
 
 def test_staff_who_may_only_view_cannot_decide(client):
-    def view_only(user):
-        user.is_staff = True
-        user.save()
-        user.user_permissions.add(Permission.objects.get(codename="view_relyingparty"))
-
-    admin_account(client, admin=False, username="rui.viewer", prepare=view_only)
+    admin_account(client, username="rui.viewer", role="auditor")  # the auditor reads portals, decides nothing
     target = party()
     listing = page(client, LIST)
     assert target.client_id in listing and 'value="approve"' not in listing

@@ -2,7 +2,7 @@
 ``chave staff totp <username>`` (development only): the account's current authenticator code.
 
 ``chave staff add --username U --name "…" --role clerk|supervisor|rp-admin|auditor|mailroom
-[--counter C] [--nic NIC] [--json]``. With ``--nic`` the member may also sign in with their own
+[--counter C] [--nic NIC] [--form n|f|m] [--json]``. With ``--nic`` the member may also sign in with their own
 Citizen Card. The password and the ``otpauth://`` URI (load it into an authenticator
 app, e.g. as a QR code) are printed this once and kept nowhere in clear: the password as an
 Argon2 hash, the TOTP secret sealed. Bad arguments exit non-zero without a traceback or a write.
@@ -17,7 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
 
 from chave.counter import services
-from chave.counter.roles import Role
+from chave.counter.roles import Role, RoleForm
 
 
 class Command(BaseCommand):
@@ -32,6 +32,8 @@ class Command(BaseCommand):
         add.add_argument("--counter", default="", help="the counter (clerks and supervisors)")
         add.add_argument("--nic", default="", help="the member's civil ID number: they may also sign in with their "
                                                    "own Citizen Card")
+        add.add_argument("--form", default="n", choices=RoleForm.values,
+                         help="how the role is written about the member: n (neutral), f (feminine), m (masculine)")
         add.add_argument("--admin", action="store_true",
                          help="may also use Django's admin at /admin/ (entered through the counter sign-in)")
         add.add_argument("--json", action="store_true")
@@ -47,7 +49,8 @@ class Command(BaseCommand):
             return
         try:
             new = services.create_staff(username=opts["username"], name=opts["name"], role=opts["role"],
-                                        counter=opts["counter"], nic=opts["nic"], admin=opts["admin"])
+                                        counter=opts["counter"], nic=opts["nic"], admin=opts["admin"],
+                                        role_form=opts["form"])
         except ValidationError as error:
             raise CommandError(" ".join(error.messages))
         result = {"username": new.staff.username, "name": new.staff.name, "role": new.staff.role,

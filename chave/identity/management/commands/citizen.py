@@ -275,8 +275,9 @@ class Command(BaseCommand):
             lines += [
                 (_("Key"), str(KeyStatus(key["status"]).label)),
                 (_("Valid until"), key["valid_until"]),
-                (_("PIN"), _("temporary, to be changed at the first sign-in; works until %(when)s")
-                 % {"when": _local(key["temporary_pin_expires_at"])} if key["pin_is_temporary"]
+                (_("PIN"), _("none: a new PIN must be issued (a letter at a counter)") if key["pin"] == "none"
+                 else _("temporary, to be changed at the first sign-in; works until %(when)s")
+                 % {"when": _local(key["temporary_pin_expires_at"])} if key["pin"] == "temporary"
                  else _("chosen by the citizen")),
                 (_("Wrong PINs in a row"), str(key["pin_failures"])),
             ]
@@ -325,8 +326,10 @@ def describe(citizen: Citizen, key: Key | None) -> dict:
     result["key"] = {
         "status": str(status),
         "valid_until": key.valid_until.isoformat(),
-        "pin_is_temporary": key.pin_is_temporary,
-        "temporary_pin_expires_at": _iso(key.pin_expires_at) if key.pin_is_temporary else None,
+        # "none" when the last PIN was voided (a letter lost or reversed): nothing opens the key.
+        "pin": "none" if not key.pin_hash else "temporary" if key.pin_is_temporary else "chosen",
+        "pin_is_temporary": bool(key.pin_hash) and key.pin_is_temporary,
+        "temporary_pin_expires_at": _iso(key.pin_expires_at) if key.pin_hash and key.pin_is_temporary else None,
         "pin_failures": key.pin_failures,
         "locked_until": _iso(key.locked_until) if status == "locked" else None,
         "created_at": _iso(key.created_at),
