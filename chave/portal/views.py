@@ -20,7 +20,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
@@ -30,7 +30,7 @@ from django.views.decorators.http import (
     require_safe,
 )
 
-from chave import clock
+from chave import clock, formats
 from chave.audit.models import AuditEvent
 from chave.federation.attributes import ATTRIBUTES
 from chave.federation.models import RelyingParty
@@ -197,7 +197,7 @@ def _no_pending(request, start: str, **kwargs):
 
 PIN_REFUSALS = {
     "wrong": gettext_lazy("The PIN is not correct. After several wrong PINs the key is locked for a while."),
-    "locked": gettext_lazy("Your key is locked after several wrong PINs. Try again after %(when)s."),
+    "locked": gettext_lazy("Your key is locked after several wrong PINs. You can try again %(when)s."),
     "blocked": gettext_lazy("Your key is blocked. Unlock it with your Citizen Card or at a counter."),
     "throttled": gettext_lazy("Too many attempts from this connection. Please try again later."),
     "no_channel": gettext_lazy("No contact of this key can receive codes now. Contact the help line."),
@@ -209,7 +209,7 @@ def _pin_refusal(sent) -> str:
     if text is None:
         issue = getattr(sent, "issue", None)
         return _refusal_text(issue) if issue else str(PIN_REFUSALS["wrong"])
-    when = timezone.localtime(sent.until).strftime("%H:%M") if sent.until else ""
+    when = formats.wait_until(sent.until) if sent.until else ""
     return str(text) % {"when": when} if "%(when)s" in str(text) else str(text)
 
 

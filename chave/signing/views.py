@@ -18,6 +18,7 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
@@ -69,11 +70,14 @@ def signing_area(view=None, *, recent: bool = False):
 
 def _refusal_text(reason: str, attempts_left: int = 0) -> str:
     return {
-        "wrong": _("The signing PIN is wrong. Attempts left: %(n)d.") % {"n": attempts_left},
+        "wrong": ngettext("The signing PIN is wrong. You can try %(n)d more time.",
+                          "The signing PIN is wrong. You can try %(n)d more times.", attempts_left) % {"n": attempts_left},
         "must_change": _("Signing is blocked after too many wrong signing PINs: choose a new signing PIN."),
         "not_active": _("Signing is not active."),
         "throttled": _("Too many attempts: try again later."),
-        "wrong_code": _("The security code is wrong. Attempts left: %(n)d.") % {"n": attempts_left},
+        "wrong_code": ngettext("The security code is wrong. You can try %(n)d more time.",
+                               "The security code is wrong. You can try %(n)d more times.", attempts_left) % {
+                                   "n": attempts_left},
         "code_expired": _("The security code expired or was used: start again."),
         "code_not_sent": _("We could not send the security code now: try again later."),
         "too_many_hashes": _("Too many documents at once."),

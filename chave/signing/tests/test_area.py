@@ -138,7 +138,7 @@ def test_signing_pages_need_level_3_and_refuse_a_wrong_pin(signer, client, outbo
                                        "level": "B-T"})
     wrong = client.post("/area/sign/place/", {"signing_pin": "9371", "d0-page": "1", "d0-position": "top-left"},
                         HTTP_ACCEPT_LANGUAGE="en")
-    assert wrong.status_code == 400 and b"Attempts left: 2" in wrong.content
+    assert wrong.status_code == 400 and b"You can try 2 more times." in wrong.content
     not_pdf = client.post("/area/sign/upload/", {"documents": [SimpleUploadedFile("x.pdf", b"hello", "application/pdf")],
                                                  "level": "B-T"})
     assert not_pdf.status_code == 302 and not_pdf["Location"] == "/area/sign/"
