@@ -82,6 +82,29 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.browser)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _every_audit_event_has_labels():
+    """Session-wide: every audit event written in this process during the run (kind, outcome,
+    channel) has a label for the history page (chave/audit/labels.py). A gap fails the run at the
+    end, naming what lacks a label; chave/audit/tests/test_labels.py checks the code statically."""
+    from django.db.models.signals import post_save
+
+    from chave.audit import labels
+    from chave.audit.models import AuditEvent
+
+    gaps: set[str] = set()
+
+    def seen(sender, instance, created, **kwargs):
+        gaps.update(labels.missing(instance.event, instance.outcome, instance.channel))
+
+    post_save.connect(seen, sender=AuditEvent, weak=False, dispatch_uid="audit-labels")
+    yield
+    post_save.disconnect(sender=AuditEvent, dispatch_uid="audit-labels")
+    if gaps:
+        pytest.fail("audit events without a label in chave/audit/labels.py: " + ", ".join(sorted(gaps)),
+                    pytrace=False)
+
+
 @pytest.fixture(autouse=True)
 def _reset_clock():
     service_clock.reset()
