@@ -7,6 +7,8 @@ batch id of the documents being signed, never a PIN or a code.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import functools
 import tempfile
 from urllib.parse import urlencode
@@ -18,12 +20,12 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from chave import policy
+from chave import formats, policy
 from chave.audit import services as audit
 from chave.identity.models import Key
 from chave.login import services as login
@@ -335,6 +337,72 @@ def _validate(content, ip):
     return result
 
 
+COVERAGE = {
+    "entire_file": gettext_lazy("The whole document."),
+    "entire_revision": gettext_lazy("The document as it was when signed; what was added later is listed below."),
+}
+CHANGES = {
+    "none": gettext_lazy("No changes."),
+    "lta_updates": gettext_lazy("Only data for checking the signature in the long term (this does not change the "
+                                "content)."),
+    "form_filling": gettext_lazy("Form fields were filled in."),
+    "annotations": gettext_lazy("Comments or annotations were added."),
+}
+CERTIFICATE_STATUS = {
+    "good": gettext_lazy("Valid, not revoked, issued by the Chave signing authority."),
+    "revoked": gettext_lazy("Revoked."),
+}
+LEVELS = {
+    "B-B": gettext_lazy("Basic signature, without a time-stamp (PAdES B-B)."),
+    "B-T": gettext_lazy("Signature with a time-stamp (PAdES B-T)."),
+    "B-LT": gettext_lazy("With a time-stamp and the data to check it in the long term (PAdES B-LT)."),
+    "B-LTA": gettext_lazy("With an archive time-stamp, for checking for many years (PAdES B-LTA)."),
+}
+
+
+def _when(iso: str) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(iso) if iso else None
+    except ValueError:
+        return None
+
+
+def explain(signature: pades.SignatureReport) -> dict:
+    """One signature of the report in words: a verdict first (``good``: whether it can be relied
+    on), then each detail said as a sentence, never a library value."""
+    name = signature.signer_name or signature.signer or _("an unknown signer")
+    signed_at = _when(signature.signing_time)
+    stamped_at = _when(signature.timestamp)
+    when = {"date": formats.day(signed_at), "time": formats.clock_time(signed_at)} if signed_at else None
+    good = signature.intact and signature.valid and signature.trusted and signature.changes in ("none", "lta_updates")
+    if not signature.intact:
+        verdict = _("The document was changed after it was signed: this signature is not valid.")
+    elif signature.certificate_status == "revoked":
+        verdict = _("Not valid: the signer's certificate was revoked.")
+    elif not signature.trusted:
+        verdict = _("The document was not changed since it was signed, but the signature is not from a certificate "
+                    "Chave can confirm, so it cannot be relied on here.")
+    elif not good:
+        verdict = _("Valid signature by %(name)s, but the document was changed after it was signed.") % {"name": name}
+    elif when:
+        verdict = _("Valid signature by %(name)s, signed on %(date)s at %(time)s. The document was not changed "
+                    "since.") % {"name": name, **when}
+    else:
+        verdict = _("Valid signature by %(name)s. The document was not changed since.") % {"name": name}
+    return {
+        "good": good, "verdict": verdict, "name": name,
+        "signed_at": formats.moment(signed_at) if signed_at else _("Not stated."),
+        "timestamp": (_("Confirmed by a time-stamp of %(moment)s.") % {"moment": formats.moment(stamped_at)}
+                      if stamped_at and signature.timestamp_valid else
+                      _("A time-stamp that could not be confirmed.") if stamped_at else _("No time-stamp.")),
+        "certificate": CERTIFICATE_STATUS.get(signature.certificate_status, _("Could not be checked.")),
+        "coverage": COVERAGE.get(signature.coverage, _("Unclear: part of the document may not be covered.")),
+        "changes": CHANGES.get(signature.changes, _("Other changes to the content.")),
+        "level": LEVELS.get(signature.level, _("Not known.")),
+        "report": signature,
+    }
+
+
 @require_http_methods(["GET", "POST"])
 def validate_page(request):
     report, error, status = None, "", 400
@@ -352,7 +420,8 @@ def validate_page(request):
                 report = _validate(upload_, ip)
             except pades.PdfError:
                 error = _("This file is not a PDF that can be read.")
-    return render(request, "signing/validate.html", {"report": report, "error": error},
+    signatures = [explain(s) for s in report.signatures] if report else []
+    return render(request, "signing/validate.html", {"report": report, "signatures": signatures, "error": error},
                   status=status if error else 200)
 
 
