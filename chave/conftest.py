@@ -35,7 +35,6 @@ exit code 5 is a failure in ``scripts/pytest.sh``).
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 import pytest
 from django.core.management import call_command
@@ -146,12 +145,14 @@ class Outbox:
         return found[0] if found else None
 
     def last_code(self, to: str) -> str:
-        """The code in the latest message to ``to``, read from its WebOTP line."""
+        """The code in the latest message to ``to`` (an SMS's WebOTP line, else its sentence)."""
+        from chave.delivery.messages import code_in
+
         message = self.last(to)
         assert message is not None, f"no message was sent to {to}"
-        match = re.search(r"#(\d{6})\s*$", message.body)
-        assert match, f"the last message to {to} carries no code: {message.body!r}"
-        return match.group(1)
+        code = code_in(message.body)
+        assert code, f"the last message to {to} carries no code: {message.body!r}"
+        return code
 
 
 @pytest.fixture

@@ -58,6 +58,7 @@ EVENTS = {
     "area.export": _("Data exported"),
     "area.not_me": _("Reported as not you"),
     "area.sessions_ended": _("Sessions ended"),
+    "terms.accept": _("Terms of use accepted"),
     # Chave app
     "app.paired": _("Chave app added"),
     "app.removed": _("Chave app removed"),
