@@ -25,9 +25,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from chave import formats, policy
+from chave import clock, formats, policy
+from chave.codes.models import Purpose
+from chave.codes.services import latest_code
 from chave.audit import services as audit
-from chave.identity.models import Key
+from chave.identity.models import ContactKind, Key, mask
 from chave.login import services as login
 from chave.portal import services as area_services
 from chave.throttle import services as throttle
@@ -281,9 +283,16 @@ def code(request, who, key):
     from chave.app.services import signing_device
 
     device = signing_device(key)  # the code went to the Chave app on this device
-    return render(request, "signing/code.html", {"form": form, "batch": batch, "error": error,
-                                                 "app_device": device.name if device else ""},
-                  status=400 if refused else 200)
+    # Where the code went and how long it lasts, as the login's code page says it.
+    pending = services.find_request(batch.process_id, via="area")
+    sent = latest_code(Purpose.SIGNING, pending.code_transaction) if pending and pending.code_transaction else None
+    kind = {"sms": ContactKind.MOBILE, "email": ContactKind.EMAIL, "x": ContactKind.X}.get(sent.channel) if sent else None
+    return render(request, "signing/code.html", {
+        "form": form, "batch": batch, "error": error, "app_device": device.name if device else "",
+        "sent": sent, "masked": mask(kind, sent.destination) if kind else "",
+        "lifetime": formats.duration(policy.code_lifetime("signing")),
+        "expired": bool(sent and sent.expires_at <= clock.now()),
+    }, status=400 if refused else 200)
 
 
 @signing_area

@@ -196,12 +196,34 @@ def _gap(a: dict, b: dict) -> float:
     return max(dx, dy)
 
 
+def _centre_distance_to(point: tuple[float, float], box: dict) -> float:
+    dx = max(box["x"] - point[0], 0, point[0] - (box["x"] + box["w"]))
+    dy = max(box["y"] - point[1], 0, point[1] - (box["y"] + box["h"]))
+    return (dx * dx + dy * dy) ** 0.5
+
+
 def assert_target_sizes(page, where: str = "") -> None:
-    """Every control (but a link in running text) is at least 24 by 24 CSS pixels: a checkbox or
-    radio as much as a button, whatever its label's length."""
-    small = [f"{t['tag']}{'[' + t['type'] + ']' if t['type'] else ''} “{t['label']}” {t['w']:.0f}×{t['h']:.0f}"
-             for t in targets(page) if not t["inline"] and (t["w"] < MIN_TARGET or t["h"] < MIN_TARGET)]
-    assert not small, f"{where or page.url}: targets under {MIN_TARGET}px: {small}"
+    """Every control is at least 24 by 24 CSS pixels (a checkbox or radio as much as a button,
+    whatever its label's length), or has WCAG 2.5.8's spacing instead: a 24-pixel circle on its
+    centre meets no other control nor another small one's circle. A link in running text is exempt."""
+    found = [t for t in targets(page) if not t["inline"]]
+    small = [t for t in found if t["w"] < MIN_TARGET or t["h"] < MIN_TARGET]
+    crowded = []
+    for t in small:
+        centre = (t["x"] + t["w"] / 2, t["y"] + t["h"] / 2)
+        for other in found:
+            if other is t:
+                continue
+            if other in small:
+                o = (other["x"] + other["w"] / 2, other["y"] + other["h"] / 2)
+                near = ((centre[0] - o[0]) ** 2 + (centre[1] - o[1]) ** 2) ** 0.5 < MIN_TARGET
+            else:
+                near = _centre_distance_to(centre, other) < MIN_TARGET / 2
+            if near:
+                crowded.append(f"{t['tag']}{'[' + t['type'] + ']' if t['type'] else ''} “{t['label']}” "
+                               f"{t['w']:.0f}×{t['h']:.0f} near “{other['label']}”")
+                break
+    assert not crowded, f"{where or page.url}: targets under {MIN_TARGET}px without room around them: {crowded}"
 
 
 def assert_buttons_apart(page, where: str = "") -> None:

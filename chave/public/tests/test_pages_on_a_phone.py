@@ -24,7 +24,7 @@ LANGS = [("pt-pt", "pt-PT"), ("en", "en-GB")]
 PHONE, PIN = "+351912345678", "4719"
 SHOTS = Path(__file__).resolve().parents[3] / "var" / "screenshots"
 PUBLIC = ["/", "/faq/", "/help/", "/terms/", "/privacy/", "/login/", "/validate/"]
-SIGNED_IN = ["/area/", "/area/history/", "/login/done/"]
+SIGNED_IN = ["/area/", "/area/history/", "/area/portals/", "/area/sign/", "/area/app/", "/login/done/"]
 
 
 def _check(page, name: str, lang: str) -> None:
@@ -77,3 +77,22 @@ def test_pages_on_a_desktop_screen(live_server, new_page):
         assert_fits_a_finger(page, path)
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / f"{path.strip('/').replace('/', '-') or 'home'}-desktop.png"), full_page=True)
+
+
+def test_the_finger_checks_find_what_they_look_for(new_page):
+    """The checks fail where a finger would: two stacked buttons touching, a small checkbox beside
+    its neighbour; they pass the same controls laid out with room."""
+    from chave.testing.accessibility import assert_buttons_apart, assert_target_sizes
+
+    page = new_page(viewport={"width": 390, "height": 844})
+    page.set_content('<form><button>One</button></form><form><button>Two</button></form>'
+                     '<p><input type="checkbox" id="a" style="width:13px;height:13px;margin:0">'
+                     '<input type="checkbox" id="b" style="width:13px;height:13px;margin:0"></p>')
+    page.add_style_tag(content="form { margin: 0; } button { display: block; margin: 0; }")
+    with pytest.raises(AssertionError, match="buttons closer than 8px"):
+        assert_buttons_apart(page)
+    with pytest.raises(AssertionError, match="targets under 24px"):
+        assert_target_sizes(page)
+    page.add_style_tag(content="button { margin: 12px 0; } input { margin: 20px !important; }")
+    assert_buttons_apart(page)
+    assert_target_sizes(page)

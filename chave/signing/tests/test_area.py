@@ -55,8 +55,12 @@ def sign_through_pages(client, outbox, clock, *, level="B-T", placements=(("1", 
     assert response.status_code == 302 and response["Location"] == "/area/sign/code/", response.content[:2000]
     message = outbox.last(PHONE)
     assert "«contrato.pdf», «anexo.pdf»" in message.body
-    code_page = client.get("/area/sign/code/")
+    code_page = client.get("/area/sign/code/", HTTP_ACCEPT_LANGUAGE="en")
     assert b"contrato.pdf" in code_page.content and b"anexo.pdf" in code_page.content
+    # Where the code went and how long it lasts, in words.
+    text = " ".join(code_page.content.decode().split())
+    assert f"We sent the code by SMS to {PHONE[:4]}" in text and f"{PHONE[-3:]}." in text
+    assert re.search(r"It lasts 2 minutes: type it before \d\d:\d\d\.", text)
     response = client.post("/area/sign/code/", {"code": outbox.last_code(PHONE)})
     assert response.status_code == 302 and response["Location"] == "/area/sign/done/"
     done = client.get("/area/sign/done/")
