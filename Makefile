@@ -17,8 +17,8 @@ UV_COMPILE := $(TOOLS)/bin/uv pip compile --quiet --generate-hashes --universal 
 # nothing marked `once`. PG_MARKERS= runs everything there.
 PG_MARKERS ?= not browser and not once
 
-.PHONY: run test test-pg install install-test install-bench system-deps clients bench bench-scale bench-population \
-	load messages clean lock audit
+.PHONY: run test test-pg install install-test install-bench system-deps demo-deps clients bench bench-scale \
+	bench-population load messages clean lock audit
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,8 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml $(LOCK) | $(BIN)/python
 	@$(BIN)/python scripts/check-lock.py $(LOCK)
 	$(BIN)/pip install --quiet --require-hashes --no-deps -r $(LOCK)
-	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	@# setuptools warns that an editable install's folder may shadow the package: that folder is the package.
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(TEST_LOCK) $(VENV)/.installed
@@ -78,12 +79,16 @@ clients: $(CLIENTS)/node_modules/.installed
 system-deps:
 	@scripts/system-deps.sh
 
+# What the demo of `make run` needs (SoftHSM2 for the demo card and signing, fonts, poppler): installed
+# when possible, else named, each with what stops working without it.
+demo-deps:
+	@scripts/system-deps.sh demo
+
 ## make run: install, migrate the embedded database, seed the demo citizen and demo portal, start web + worker
 ## on :$(PORT) and the demo portal on :$(DEMO_PORT)
 ## (CHAVE_ENV=dev unless set: development defaults and Django's debug pages)
 run: export CHAVE_ENV := $(or $(CHAVE_ENV),dev)
-run: install
-	@command -v xmlsec1 >/dev/null || scripts/system-deps.sh  # the SAML IdP signs with xmlsec1
+run: install demo-deps
 	$(BIN)/chave migrate --noinput -v0
 	CHAVE_PUBLIC_URL=$${CHAVE_PUBLIC_URL:-http://127.0.0.1:$(PORT)} $(BIN)/chave seed_demo \
 		--demo-portal-url http://127.0.0.1:$(DEMO_PORT)

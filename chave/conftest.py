@@ -35,7 +35,6 @@ exit code 5 is a failure in ``scripts/pytest.sh``).
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 import pytest
 from django.core.management import call_command
@@ -82,6 +81,29 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.browser)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _every_audit_event_has_labels():
+    """Session-wide: every audit event written in this process during the run (kind, outcome,
+    channel) has a label for the history page (chave/audit/labels.py). A gap fails the run at the
+    end, naming what lacks a label; chave/audit/tests/test_labels.py checks the code statically."""
+    from django.db.models.signals import post_save
+
+    from chave.audit import labels
+    from chave.audit.models import AuditEvent
+
+    gaps: set[str] = set()
+
+    def seen(sender, instance, created, **kwargs):
+        gaps.update(labels.missing(instance.event, instance.outcome, instance.channel))
+
+    post_save.connect(seen, sender=AuditEvent, weak=False, dispatch_uid="audit-labels")
+    yield
+    post_save.disconnect(sender=AuditEvent, dispatch_uid="audit-labels")
+    if gaps:
+        pytest.fail("audit events without a label in chave/audit/labels.py: " + ", ".join(sorted(gaps)),
+                    pytrace=False)
+
+
 @pytest.fixture(autouse=True)
 def _reset_clock():
     service_clock.reset()
@@ -123,12 +145,14 @@ class Outbox:
         return found[0] if found else None
 
     def last_code(self, to: str) -> str:
-        """The code in the latest message to ``to``, read from its WebOTP line."""
+        """The code in the latest message to ``to`` (an SMS's WebOTP line, else its sentence)."""
+        from chave.delivery.messages import code_in
+
         message = self.last(to)
         assert message is not None, f"no message was sent to {to}"
-        match = re.search(r"#(\d{6})\s*$", message.body)
-        assert match, f"the last message to {to} carries no code: {message.body!r}"
-        return match.group(1)
+        code = code_in(message.body)
+        assert code, f"the last message to {to} carries no code: {message.body!r}"
+        return code
 
 
 @pytest.fixture

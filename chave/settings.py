@@ -156,6 +156,7 @@ TEMPLATES = [
                 "chave.public.context.site",
                 "chave.portal.context.personal_area",
             ],
+            "builtins": ["chave.formats.filters"],
         },
     },
 ]
@@ -239,6 +240,8 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]
 LANGUAGE_CODE = "pt-pt"
 LANGUAGES = [("pt-pt", _("Português")), ("en", _("English"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# Dates as each language writes them ("14 de março de 1985", "14 March 1985"): chave/formats.
+FORMAT_MODULE_PATH = ["chave.formats.locales"]
 USE_I18N = True
 TIME_ZONE = "Europe/Lisbon"
 USE_TZ = True

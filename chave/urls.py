@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from chave.oidc import views as oidc_views
 from chave.signing import views as signing_views
@@ -9,6 +11,8 @@ handler500 = "chave.ops.errors.server_error"
 
 urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
+    # Browsers ask for /favicon.ico whatever the page says: the same icon, not a 404 per visit.
+    path("favicon.ico", RedirectView.as_view(url=static("chave/favicon.svg"), permanent=True)),
     path("admin/", admin.site.urls),
     path("login/", include("chave.login.urls")),
     path(".well-known/openid-configuration", oidc_views.discovery, name="openid-configuration"),

@@ -24,6 +24,11 @@ class ContactsForm(LoginForm):
         error_messages={"max_length": _("This e-mail address is too long.")},
     )
 
+    terms = forms.BooleanField(
+        label=_("I have read and accept the terms of use"), required=True,
+        error_messages={"required": _("To register, read and accept the terms of use.")},
+    )
+
     def clean_mobile(self):
         value = self.cleaned_data["mobile"].strip()
         return parse_mobile(value) if value else ""

@@ -35,6 +35,7 @@ from chave.identity import services as identity
 from chave.identity.models import Contact, ContactKind, DocType, Key, KeyStatus
 from chave.identity.registry import DocumentRef, IdentityRecord, civil_registry
 from chave.identity.validation import parse_email, parse_mobile
+from chave.public import terms
 
 from .services import citizen_key
 from .verification import CardIdentity
@@ -101,14 +102,17 @@ class ContactToConfirm:
 
 
 def start_registration(card: CardIdentity, wanted: list[identity.ContactInput], *, language: str,
-                       ip: str | None) -> tuple[Key, list[ContactToConfirm]]:
+                       ip: str | None, terms_accepted: bool = False) -> tuple[Key, list[ContactToConfirm]]:
     """Record the pending key with ``wanted`` contacts (at least a mobile number or an e-mail) and
-    send a contact-verification code to each.
+    send a contact-verification code to each. ``terms_accepted``: the citizen accepted the terms of
+    use, recorded with the registration (required: without it, ``terms_not_accepted``).
 
     Raises ``ValidationError``: the eligibility refusals (codes as in :func:`eligibility`), and
     those of ``chave.identity.services.register_citizen`` (``no_contact``, ``mobile_taken``,
     ``email_taken``, a malformed contact).
     """
+    if not terms_accepted:
+        raise ValidationError(_("To register, read and accept the terms of use."), code="terms_not_accepted")
     decision = eligibility(card)
     if not decision.ok:
         raise refusal(decision.reason)
@@ -116,8 +120,10 @@ def start_registration(card: CardIdentity, wanted: list[identity.ContactInput], 
     if key is None:
         # The key is pending until a contact is confirmed; its temporary PIN is never shown and
         # is replaced by the citizen's own PIN at the end.
-        key, _unused = identity.register_citizen(document_of(card), wanted, language=language, ip=ip,
-                                                 channel=CHANNEL)
+        with transaction.atomic():  # the key and the citizen's acceptance of the terms, or neither
+            key, _unused = identity.register_citizen(document_of(card), wanted, language=language, ip=ip,
+                                                     channel=CHANNEL)
+            terms.record_acceptance(key.citizen, channel=CHANNEL, ip=ip)
     elif not wanted:
         raise ValidationError(_("Give a mobile number or an e-mail address (or both)."), code="no_contact")
     sent = []

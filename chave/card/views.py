@@ -20,6 +20,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
@@ -253,7 +254,8 @@ def register(request, card):
     if request.method == "POST" and form.is_valid():
         wanted = [identity.ContactInput(kind, form.cleaned_data[kind]) for kind in KINDS if form.cleaned_data[kind]]
         try:
-            key, sent = selfservice.start_registration(card, wanted, language=_language(), ip=login.client_ip(request))
+            key, sent = selfservice.start_registration(card, wanted, language=_language(), ip=login.client_ip(request),
+                                                       terms_accepted=form.cleaned_data["terms"])
         except ValidationError as exc:
             field = {"mobile_taken": "mobile", "email_taken": "email"}.get(exc.code)
             form.add_error(field, exc)
@@ -273,7 +275,9 @@ def register(request, card):
 
 def _code_error(result) -> str:
     if result.reason == "wrong":
-        return _("The code is not correct. You can try %(n)d more time(s).") % {"n": result.attempts_left}
+        return ngettext("The code is not correct. You can try %(n)d more time.",
+                        "The code is not correct. You can try %(n)d more times.", result.attempts_left) % {
+                            "n": result.attempts_left}
     if result.reason == "expired":
         return _("This code has expired. Ask for a new code.")
     return _("This code can no longer be used. Ask for a new code.")
@@ -304,8 +308,13 @@ def register_confirm(request, card, key, data):
         if not pending:
             return redirect("card:register_pin")
         forms_by_kind = {k: f for k, f in forms_by_kind.items() if k in pending}
-    rows = [{"kind": kind, "form": form, "masked": mask(kind, pending[kind]["value"]),
-             "resend_at": _resend_at(pending[kind]["tx"])} for kind, form in forms_by_kind.items()]
+    rows = []
+    for kind, form in forms_by_kind.items():
+        masked = mask(kind, pending[kind]["value"])
+        # Each code field names its contact: two "Security code" fields would look the same.
+        form.fields["code"].label = (_("Code sent by SMS to %(masked)s") if kind == ContactKind.MOBILE
+                                     else _("Code sent by e-mail to %(masked)s")) % {"masked": masked}
+        rows.append({"kind": kind, "form": form, "masked": masked, "resend_at": _resend_at(pending[kind]["tx"])})
     return render(request, "card/register_confirm.html", {"rows": rows, "card": card},
                   status=400 if request.method == "POST" else 200)
 

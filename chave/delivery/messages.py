@@ -1,12 +1,15 @@
 """The texts Chave sends, in Portuguese and English.
 
-A code message names the portal, says how long the code lasts, warns not to share it, and ends
-with the origin-bound WebOTP line ``@<host> #<code>`` so that browsers can offer to fill it in.
+A code message names the portal, says how long the code lasts and warns not to share it. An SMS
+ends with the origin-bound WebOTP line ``@<host> #<code>`` so that the phone's browser can offer to
+fill it in; an e-mail or a direct message does not (no browser reads it, and the line looks like
+noise to a person).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -42,10 +45,12 @@ def code_message(*, purpose: str, code: str, portal: str, lifetime: dt.timedelta
     citizen who did not ask for it knows what someone is trying to do. For the Chave app
     (``channel="app"``) the body is :func:`app_code_message`'s JSON, which the app shows."""
     with translation.override(language or settings.LANGUAGE_CODE):
+        at_chave = not portal or portal == "Chave"  # Portuguese says "na Chave", not "em Chave"
         what = {
-            "login": _("to sign in to %(portal)s") % {"portal": portal or "Chave"},
+            "login": _("to sign in to Chave") if at_chave else _("to sign in to %(portal)s") % {"portal": portal},
             "contact": _("to confirm this contact for your Digital Mobile Key"),
-            "signing": _("to sign documents at %(portal)s") % {"portal": portal or "Chave"},
+            "signing": (_("to sign documents at Chave") if at_chave
+                        else _("to sign documents at %(portal)s") % {"portal": portal}),
             "device": _("to add the Chave app to your Digital Mobile Key"),
         }.get(purpose, "")
         if task == "pin_change":
@@ -53,19 +58,29 @@ def code_message(*, purpose: str, code: str, portal: str, lifetime: dt.timedelta
         elif task == "recover":
             what = _("to set a new PIN for your Digital Mobile Key with your Citizen Card (recover or unlock)")
         if purpose == "signing" and documents:
-            what = _("to sign %(documents)s at %(portal)s") % {"documents": documents, "portal": portal or "Chave"}
+            what = (_("to sign %(documents)s at Chave") % {"documents": documents} if at_chave
+                    else _("to sign %(documents)s at %(portal)s") % {"documents": documents, "portal": portal})
         template = _(
             "Chave: your security code %(what)s is %(code)s. It is valid for %(minutes)d minutes. "
             "Never share it with anyone, not even Chave staff."
         )
         subject = _("Your Chave security code")
         params = {"what": what, "minutes": _minutes(lifetime)}
-        body = (template % {**params, "code": code}) + f"\n\n@{service_host()} #{code}"
-        redacted = (template % {**params, "code": "••••••"}) + f"\n\n@{service_host()} #••••••"
+        body, redacted = template % {**params, "code": code}, template % {**params, "code": "••••••"}
+        if channel == "sms":
+            body += f"\n\n@{service_host()} #{code}"
+            redacted += f"\n\n@{service_host()} #••••••"
         if channel == "app":
             return app_code_message(purpose=purpose, code=code, portal=portal or "Chave", documents=documents,
                                     text=redacted.split("\n\n")[0], subject=str(subject), expires_at=expires_at)
         return Text(subject=str(subject), body=body, redacted=redacted)
+
+
+def code_in(body: str) -> str | None:
+    """The security code a message carries (its WebOTP line, else the number in its sentence), for
+    the development outbox's readers and the tests."""
+    found = re.search(r"#(\d{4,10})\s*$", body) or re.search(r"(?<![\d:.,/])(\d{6,10})(?![\d:/])", body)
+    return found.group(1) if found else None
 
 
 def app_code_message(*, purpose: str, code: str, portal: str, documents: str, text: str, subject: str,

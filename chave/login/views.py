@@ -13,13 +13,13 @@ import math
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
-from django.utils import timezone, translation
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from chave import clock, policy
+from chave import formats, clock, policy
 from chave.codes.models import OneTimeCode, Purpose
 from chave.codes.services import latest_code
 from chave.identity import services as identity
@@ -129,13 +129,18 @@ def _send_and_continue(request, tx, channel, *, sent_message: str = ""):
 
 
 def _refusal_text(result) -> str:
-    when = timezone.localtime(result.retry_at).strftime("%H:%M:%S") if result.retry_at else ""
+    """Why no code was sent, in words: how long to wait ("in 38 minutes (at 10:55)") and what else
+    can be done meanwhile."""
+    wait = formats.wait_until(result.retry_at) if result.retry_at else ""
     return {
-        "cooldown": _("Please wait: you can ask for a new code from %(when)s.") % {"when": when},
+        "cooldown": _("Please wait: you can ask for a new code %(wait)s.") % {"wait": wait},
         "too_many_sends": _("You have asked for the most codes allowed for this sign-in. Please start again."),
-        "rate_limited": _("Too many codes were sent recently. Please try again after %(when)s.") % {"when": when},
-        "throttled": _("Too many sign-in requests were sent to your app recently. Please try again after "
-                       "%(when)s.") % {"when": when},
+        "rate_limited": _("Too many codes were sent to this contact recently. You can ask for a new one "
+                          "%(wait)s. Meanwhile, you can receive the code another way (if your key has another "
+                          "contact or the Chave app), or sign in with your Citizen Card and its reader.") % {
+                              "wait": wait},
+        "throttled": _("Too many sign-in requests were sent to your app recently. You can try again %(wait)s, "
+                       "or choose another way to receive the code.") % {"wait": wait},
         "country_not_allowed": _("We cannot send SMS to this country. Choose another option or contact the help line."),
     }.get(result.reason, _("The code could not be sent. Please try again."))
 

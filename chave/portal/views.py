@@ -30,7 +30,8 @@ from django.views.decorators.http import (
     require_safe,
 )
 
-from chave import clock
+from chave import clock, formats
+from chave.audit import labels
 from chave.audit.models import AuditEvent
 from chave.federation.attributes import ATTRIBUTES
 from chave.federation.models import RelyingParty
@@ -47,45 +48,8 @@ HISTORY_PAGE_SIZE = 20
 MAX_NEXT_LENGTH = 512
 UNUSABLE = {KeyStatus.CANCELLED, KeyStatus.EXPIRED, KeyStatus.PENDING}
 
-EVENT_LABELS = {
-    "login": gettext_lazy("Sign-in"),
-    "logout": gettext_lazy("Sign-out"),
-    "oidc.authorize": gettext_lazy("Sign-in to a portal"),
-    "oidc.logout": gettext_lazy("Signed out of portals"),
-    "oidc.consent": gettext_lazy("Data shared with a portal"),
-    "pin.attempt": gettext_lazy("PIN typed"),
-    "pin.change": gettext_lazy("PIN changed"),
-    "code.verify": gettext_lazy("Security code typed"),
-    "key.register": gettext_lazy("Key registered"),
-    "key.activate": gettext_lazy("Key activated"),
-    "key.locked": gettext_lazy("Key locked"),
-    "key.blocked": gettext_lazy("Key blocked"),
-    "key.unlock": gettext_lazy("Key unlocked"),
-    "key.cancel": gettext_lazy("Key cancelled"),
-    "key.revoke": gettext_lazy("Key revoked (unused)"),
-    "contact.change": gettext_lazy("Contact changed"),
-    "contact.verify": gettext_lazy("Contact confirmed"),
-    "area.export": gettext_lazy("Data exported"),
-    "area.not_me": gettext_lazy("Reported as not you"),
-    "area.sessions_ended": gettext_lazy("Sessions ended"),
-    "app.paired": gettext_lazy("Chave app added"),
-    "app.removed": gettext_lazy("Chave app removed"),
-    "app.rename": gettext_lazy("Chave app renamed"),
-    "app.approval": gettext_lazy("Sign-in approval in the Chave app"),
-    "app.qr": gettext_lazy("Sign-in with the Chave app (QR code)"),
-    "app.pairing": gettext_lazy("Adding the Chave app"),
-}
-METHOD_LABELS = {
-    "sms": gettext_lazy("Key, code by SMS"),
-    "email": gettext_lazy("Key, code by e-mail"),
-    "x": gettext_lazy("Key, code by X direct message"),
-    "citizen_card": gettext_lazy("Citizen Card"),
-    "web": gettext_lazy("Web"),
-    "app": gettext_lazy("Key, code by the Chave app"),
-    "app_offline": gettext_lazy("Key, offline code from the Chave app"),
-    "app_approve": gettext_lazy("Key, approved in the Chave app"),
-    "app_qr": gettext_lazy("Chave app and PIN (QR code)"),
-}
+# How the citizen signed in, for the home page (the audit's channel labels: chave/audit/labels.py).
+METHOD_LABELS = labels.CHANNELS
 
 
 def _language() -> str:
@@ -199,7 +163,7 @@ def _no_pending(request, start: str, **kwargs):
 
 PIN_REFUSALS = {
     "wrong": gettext_lazy("The PIN is not correct. After several wrong PINs the key is locked for a while."),
-    "locked": gettext_lazy("Your key is locked after several wrong PINs. Try again after %(when)s."),
+    "locked": gettext_lazy("Your key is locked after several wrong PINs. You can try again %(when)s."),
     "blocked": gettext_lazy("Your key is blocked. Unlock it with your Citizen Card or at a counter."),
     "throttled": gettext_lazy("Too many attempts from this connection. Please try again later."),
     "no_channel": gettext_lazy("No contact of this key can receive codes now. Contact the help line."),
@@ -211,7 +175,7 @@ def _pin_refusal(sent) -> str:
     if text is None:
         issue = getattr(sent, "issue", None)
         return _refusal_text(issue) if issue else str(PIN_REFUSALS["wrong"])
-    when = timezone.localtime(sent.until).strftime("%H:%M") if sent.until else ""
+    when = formats.wait_until(sent.until) if sent.until else ""
     return str(text) % {"when": when} if "%(when)s" in str(text) else str(text)
 
 
@@ -407,10 +371,12 @@ def _history_row(event: AuditEvent, finder) -> dict:
     if not portal and event.event == "login":
         portal = "Chave"
     report = getattr(event, "not_me_report", None)
+    shows_outcome = labels.shows_outcome(event.event) and bool(event.outcome)
     return {
-        "event": event, "label": EVENT_LABELS.get(event.event, event.event),
-        "ok": event.outcome in ("ok", "sent", "granted"), "outcome": event.outcome,
-        "portal": portal, "method": METHOD_LABELS.get(event.channel, event.channel),
+        "event": event, "label": labels.event_label(event.event),
+        "ok": not shows_outcome or labels.successful(event.outcome), "outcome": event.outcome,
+        "outcome_label": labels.outcome_label(event.outcome) if shows_outcome else "",
+        "portal": portal, "method": labels.channel_label(event.channel),
         "level": detail.get("level"), "place": finder.place(event.ip) if event.ip else None,
         "reported": report is not None, "device": detail.get("device_name") or "",
     }
@@ -419,10 +385,16 @@ def _history_row(event: AuditEvent, finder) -> dict:
 @area()
 @require_safe
 def history(request, who, key):
+    """The key's events, newest first, a page at a time, under a heading for each day."""
     page = Paginator(services.history(key.citizen), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     finder = places()
-    rows = [_history_row(e, finder) for e in page.object_list]
-    return render(request, "portal/history.html", {"page": page, "rows": rows})
+    days: list[dict] = []
+    for event in page.object_list:
+        day = timezone.localdate(event.at)
+        if not days or days[-1]["day"] != day:
+            days.append({"day": day, "rows": []})
+        days[-1]["rows"].append(_history_row(event, finder))
+    return render(request, "portal/history.html", {"page": page, "days": days, "today": clock.today()})
 
 
 @area()

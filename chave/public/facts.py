@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.urls import NoReverseMatch, reverse
 from django.utils.translation import ngettext
 
 from chave import policy
@@ -67,6 +68,36 @@ class Facts:
     level_sms: int
     level_email: int
     x_offered: bool  # whether codes may also go by X direct message
+    features: Features  # what this instance offers: the pages never promise more
+
+
+@dataclass(frozen=True)
+class Features:
+    """What the service does here and now, found where it is decided: a feature is offered when
+    its pages are routed and, where it needs configuration, configured. The home page and the FAQ
+    describe a feature as available only through these (chave/public/tests/test_truthful_pages.py)."""
+
+    card_registration: bool  # online registration and recovery with the Citizen Card and a reader
+    signing: bool  # signing PDF documents in the personal area
+    app: bool  # the Chave app: codes and sign-in approvals on a smartphone
+
+
+def _routed(name: str) -> bool:
+    try:
+        reverse(name)
+    except NoReverseMatch:
+        return False
+    return True
+
+
+def features() -> Features:
+    # A card is only checked against configured trust anchors; development has its test PKI.
+    card_trusted = bool(settings.CHAVE_CARD_TRUST_ANCHORS) or not settings.IS_PRODUCTION
+    return Features(
+        card_registration=_routed("card:register") and card_trusted,
+        signing=_routed("signing:home"),
+        app=_routed("app:shell") and _routed("app_area:devices"),
+    )
 
 
 def current() -> Facts:
@@ -94,5 +125,6 @@ def current() -> Facts:
         level_sms=policy.assurance_level("sms"),
         level_email=policy.assurance_level("email"),
         x_offered=settings.CHAVE_X_PROVIDER != "off",
+        features=features(),
     )
 

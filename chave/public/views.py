@@ -30,6 +30,18 @@ def help_page(request):
 
 
 @require_safe
+def terms(request):
+    from .terms import TERMS_VERSION
+
+    return render(request, "public/terms.html", {"facts": facts.current(), "version": TERMS_VERSION})
+
+
+@require_safe
+def privacy(request):
+    return render(request, "public/privacy.html", {"facts": facts.current()})
+
+
+@require_safe
 def dev_outbox(request):
     """Development only: the messages the sink kept, newest first. Not found anywhere else."""
     if settings.CHAVE_ENV != "dev":

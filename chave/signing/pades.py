@@ -16,18 +16,19 @@ import asyncio
 import hashlib
 import io
 import math
-import dataclasses
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from asn1crypto import algos, cms
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives.asymmetric import rsa
+from django.utils.translation import gettext as _
 from pyhanko.pdf_utils import generic, layout
+from pyhanko.pdf_utils.font.basic import SimpleFontEngineFactory
+from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
-from pyhanko.sign.signers.constants import DEFAULT_SIGNING_STAMP_STYLE
 from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
 from pyhanko.sign.signers.pdf_signer import PdfTBSDocument
 from pyhanko.sign.validation import async_validate_pdf_signature, async_validate_pdf_timestamp
@@ -35,6 +36,8 @@ from pyhanko.sign.validation.dss import async_add_validation_info
 from pyhanko_certvalidator import ValidationContext
 from pyhanko.stamp import TextStamp, TextStampStyle
 from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+from chave import clock, formats
 
 from . import pki
 
@@ -146,17 +149,29 @@ class _UprightStamp(TextStamp):
         return xobject
 
 
+# Chave's stamp: the citizen's language, the site's blue as a thin frame, a plain sans-serif (PDF's
+# standard Helvetica, with its average width for the layout), no background art.
+STAMP_FONT = SimpleFontEngineFactory("Helvetica", 0.5)
+STAMP_BLUE = (0.043, 0.325, 0.580)  # #0b5394, the site's accent
+
+
+def stamp_text() -> str:
+    """The stamp's words in the active language; pyHanko fills ``signer`` and ``when``."""
+    return _("Digitally signed by\n%(signer)s\non %(when)s\nwith the Digital Mobile Key")
+
+
 @dataclass(frozen=True)
 class UprightStampStyle(TextStampStyle):
-    """pyHanko's default signature stamp, laid out for the page as shown and turned against the
-    page's ``/Rotate`` (``turn``), so that its text reads upright on a turned page too."""
+    """Chave's signature stamp, laid out for the page as shown and turned against the page's
+    ``/Rotate`` (``turn``), so that its text reads upright on a turned page too."""
 
     turn: int = 0
 
     @classmethod
     def for_page(cls, turn: int) -> UprightStampStyle:
-        default = {f.name: getattr(DEFAULT_SIGNING_STAMP_STYLE, f.name) for f in dataclasses.fields(TextStampStyle)}
-        return cls(**default, turn=turn)
+        return cls(stamp_text=stamp_text(), background=None, border_width=1, border_color=STAMP_BLUE, turn=turn,
+                   text_box_style=TextBoxStyle(font=STAMP_FONT, font_size=8,
+                                               leading=10, text_color=(0.1, 0.1, 0.1)))
 
     def create_stamp(self, writer, box: layout.BoxConstraints, text_params: dict) -> TextStamp:
         if self.turn in (90, 270):  # the field's Rect is the box turned: lay the stamp out as shown
@@ -301,10 +316,11 @@ def prepare(pdf: bytes, certificate, *, placement: Placement = Placement(), sign
                                          name=signer_name or None),
             signer=signer, new_field_spec=spec, stamp_style=style,
         )
+        text = {"when": formats.moment(clock.now())} if style else None
 
         async def run():
             prep_digest, _tbs, output = await pdf_signer.async_digest_doc_for_signing(
-                writer, bytes_reserved=16384, in_place=True, chunk_size=CHUNK)
+                writer, bytes_reserved=16384, in_place=True, chunk_size=CHUNK, appearance_text_params=text)
             attrs = await signer.signed_attrs(prep_digest.document_digest, MD, use_pades=True)
             return prep_digest, attrs, output
 
@@ -354,14 +370,17 @@ def extend(pdf: bytes, level: str) -> bytes:
     context = validation_context()
 
     async def run():
-        reader = PdfFileReader(io.BytesIO(pdf))
-        signature = reader.embedded_signatures[-1]
-        output = await async_add_validation_info(signature, context, in_place=False)
-        if level == "B-LTA":
-            writer = IncrementalPdfFileWriter(output)
-            output = await signers.PdfTimeStamper(pki.timestamper()).async_timestamp_pdf(
-                writer, MD, validation_context=context)
-        return output.getvalue()
+        try:
+            reader = PdfFileReader(io.BytesIO(pdf))
+            signature = reader.embedded_signatures[-1]
+            output = await async_add_validation_info(signature, context, in_place=False)
+            if level == "B-LTA":
+                writer = IncrementalPdfFileWriter(output)
+                output = await signers.PdfTimeStamper(pki.timestamper()).async_timestamp_pdf(
+                    writer, MD, validation_context=context)
+            return output.getvalue()
+        finally:  # the context's HTTP session (OCSP, CRLs) is closed in the loop that opened it
+            await context.aclose()
 
     return _run(run())
 
@@ -376,6 +395,7 @@ class SignatureReport:
     valid: bool
     trusted: bool
     signer: str
+    signer_name: str  # the certificate's common name: the person, as the verdict names them
     signer_serial: str
     signing_time: str
     timestamp: str  # the signature time-stamp's time, empty without one
@@ -403,7 +423,8 @@ def _is_doc_timestamp(signature) -> bool:
 def _unreadable_signature(signature, error: Exception) -> SignatureReport:
     """The report of a signature pyHanko could not even validate (damaged CMS, byte range...)."""
     return SignatureReport(
-        field=str(signature.field_name), intact=False, valid=False, trusted=False, signer="", signer_serial="",
+        field=str(signature.field_name), intact=False, valid=False, trusted=False, signer="", signer_name="",
+        signer_serial="",
         signing_time="", timestamp="", timestamp_valid=False, certificate_status="unknown", coverage="unclear",
         changes="unclear", level="", summary=f"INVALID: {str(error)[:200]}",
     )
@@ -430,6 +451,12 @@ def report(pdf: bytes | BinaryIO, *, fetch: bool = True) -> Report:
     context = validation_context(fetch=fetch)
 
     async def run():
+        try:
+            return await validate_all()
+        finally:  # the context's HTTP session (OCSP, CRLs) is closed in the loop that opened it
+            await context.aclose()
+
+    async def validate_all():
         results = []
         doc_ts = 0
         for index, signature in enumerate(embedded):
@@ -465,6 +492,7 @@ def report(pdf: bytes | BinaryIO, *, fetch: bool = True) -> Report:
         reports.append(SignatureReport(
             field=signature.field_name, intact=bool(status.intact), valid=bool(status.valid),
             trusted=bool(status.trusted), signer=cert.subject.human_friendly if cert else "",
+            signer_name=cert.subject.native.get("common_name", "") if cert else "",
             signer_serial=cert.subject.native.get("serial_number", "") if cert else "",
             signing_time=status.signer_reported_dt.isoformat() if status.signer_reported_dt else "",
             timestamp=ts.timestamp.isoformat() if ts else "", timestamp_valid=bool(ts and ts.valid and ts.intact),

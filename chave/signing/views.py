@@ -7,6 +7,8 @@ batch id of the documents being signed, never a PIN or a code.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import functools
 import tempfile
 from urllib.parse import urlencode
@@ -18,13 +20,16 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from chave import policy
+from chave import clock, formats, policy
+from chave.codes.models import Purpose
+from chave.codes.services import latest_code
 from chave.audit import services as audit
-from chave.identity.models import Key
+from chave.identity.models import ContactKind, Key, mask
 from chave.login import services as login
 from chave.portal import services as area_services
 from chave.throttle import services as throttle
@@ -69,11 +74,14 @@ def signing_area(view=None, *, recent: bool = False):
 
 def _refusal_text(reason: str, attempts_left: int = 0) -> str:
     return {
-        "wrong": _("The signing PIN is wrong. Attempts left: %(n)d.") % {"n": attempts_left},
+        "wrong": ngettext("The signing PIN is wrong. You can try %(n)d more time.",
+                          "The signing PIN is wrong. You can try %(n)d more times.", attempts_left) % {"n": attempts_left},
         "must_change": _("Signing is blocked after too many wrong signing PINs: choose a new signing PIN."),
         "not_active": _("Signing is not active."),
         "throttled": _("Too many attempts: try again later."),
-        "wrong_code": _("The security code is wrong. Attempts left: %(n)d.") % {"n": attempts_left},
+        "wrong_code": ngettext("The security code is wrong. You can try %(n)d more time.",
+                               "The security code is wrong. You can try %(n)d more times.", attempts_left) % {
+                                   "n": attempts_left},
         "code_expired": _("The security code expired or was used: start again."),
         "code_not_sent": _("We could not send the security code now: try again later."),
         "too_many_hashes": _("Too many documents at once."),
@@ -275,9 +283,16 @@ def code(request, who, key):
     from chave.app.services import signing_device
 
     device = signing_device(key)  # the code went to the Chave app on this device
-    return render(request, "signing/code.html", {"form": form, "batch": batch, "error": error,
-                                                 "app_device": device.name if device else ""},
-                  status=400 if refused else 200)
+    # Where the code went and how long it lasts, as the login's code page says it.
+    pending = services.find_request(batch.process_id, via="area")
+    sent = latest_code(Purpose.SIGNING, pending.code_transaction) if pending and pending.code_transaction else None
+    kind = {"sms": ContactKind.MOBILE, "email": ContactKind.EMAIL, "x": ContactKind.X}.get(sent.channel) if sent else None
+    return render(request, "signing/code.html", {
+        "form": form, "batch": batch, "error": error, "app_device": device.name if device else "",
+        "sent": sent, "masked": mask(kind, sent.destination) if kind else "",
+        "lifetime": formats.duration(policy.code_lifetime("signing")),
+        "expired": bool(sent and sent.expires_at <= clock.now()),
+    }, status=400 if refused else 200)
 
 
 @signing_area
@@ -331,6 +346,72 @@ def _validate(content, ip):
     return result
 
 
+COVERAGE = {
+    "entire_file": gettext_lazy("The whole document."),
+    "entire_revision": gettext_lazy("The document as it was when signed; what was added later is listed below."),
+}
+CHANGES = {
+    "none": gettext_lazy("No changes."),
+    "lta_updates": gettext_lazy("Only data for checking the signature in the long term (this does not change the "
+                                "content)."),
+    "form_filling": gettext_lazy("Form fields were filled in."),
+    "annotations": gettext_lazy("Comments or annotations were added."),
+}
+CERTIFICATE_STATUS = {
+    "good": gettext_lazy("Valid, not revoked, issued by the Chave signing authority."),
+    "revoked": gettext_lazy("Revoked."),
+}
+LEVELS = {
+    "B-B": gettext_lazy("Basic signature, without a time-stamp (PAdES B-B)."),
+    "B-T": gettext_lazy("Signature with a time-stamp (PAdES B-T)."),
+    "B-LT": gettext_lazy("With a time-stamp and the data to check it in the long term (PAdES B-LT)."),
+    "B-LTA": gettext_lazy("With an archive time-stamp, for checking for many years (PAdES B-LTA)."),
+}
+
+
+def _when(iso: str) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(iso) if iso else None
+    except ValueError:
+        return None
+
+
+def explain(signature: pades.SignatureReport) -> dict:
+    """One signature of the report in words: a verdict first (``good``: whether it can be relied
+    on), then each detail said as a sentence, never a library value."""
+    name = signature.signer_name or signature.signer or _("an unknown signer")
+    signed_at = _when(signature.signing_time)
+    stamped_at = _when(signature.timestamp)
+    when = {"date": formats.day(signed_at), "time": formats.clock_time(signed_at)} if signed_at else None
+    good = signature.intact and signature.valid and signature.trusted and signature.changes in ("none", "lta_updates")
+    if not signature.intact:
+        verdict = _("The document was changed after it was signed: this signature is not valid.")
+    elif signature.certificate_status == "revoked":
+        verdict = _("Not valid: the signer's certificate was revoked.")
+    elif not signature.trusted:
+        verdict = _("The document was not changed since it was signed, but the signature is not from a certificate "
+                    "Chave can confirm, so it cannot be relied on here.")
+    elif not good:
+        verdict = _("Valid signature by %(name)s, but the document was changed after it was signed.") % {"name": name}
+    elif when:
+        verdict = _("Valid signature by %(name)s, signed on %(date)s at %(time)s. The document was not changed "
+                    "since.") % {"name": name, **when}
+    else:
+        verdict = _("Valid signature by %(name)s. The document was not changed since.") % {"name": name}
+    return {
+        "good": good, "verdict": verdict, "name": name,
+        "signed_at": formats.moment(signed_at) if signed_at else _("Not stated."),
+        "timestamp": (_("Confirmed by a time-stamp of %(moment)s.") % {"moment": formats.moment(stamped_at)}
+                      if stamped_at and signature.timestamp_valid else
+                      _("A time-stamp that could not be confirmed.") if stamped_at else _("No time-stamp.")),
+        "certificate": CERTIFICATE_STATUS.get(signature.certificate_status, _("Could not be checked.")),
+        "coverage": COVERAGE.get(signature.coverage, _("Unclear: part of the document may not be covered.")),
+        "changes": CHANGES.get(signature.changes, _("Other changes to the content.")),
+        "level": LEVELS.get(signature.level, _("Not known.")),
+        "report": signature,
+    }
+
+
 @require_http_methods(["GET", "POST"])
 def validate_page(request):
     report, error, status = None, "", 400
@@ -348,7 +429,8 @@ def validate_page(request):
                 report = _validate(upload_, ip)
             except pades.PdfError:
                 error = _("This file is not a PDF that can be read.")
-    return render(request, "signing/validate.html", {"report": report, "error": error},
+    signatures = [explain(s) for s in report.signatures] if report else []
+    return render(request, "signing/validate.html", {"report": report, "signatures": signatures, "error": error},
                   status=status if error else 200)
 
 

@@ -154,3 +154,87 @@ def walk(client: Client, steps, **values):
     for method, path, *data in steps:
         response = getattr(client, method)(path.format(**values), *data)
     return response
+
+
+# --- In a real browser: target size and spacing (WCAG 2.2, 2.5.8) ------------------------------
+
+MIN_TARGET = 24  # CSS pixels: WCAG 2.2 "Target Size (Minimum)"
+MIN_GAP = 8  # CSS pixels between two buttons: they never touch (GOV.UK stacks them with a margin)
+
+# What a finger aims at, as laid out: every visible control except a link inside running text
+# (WCAG's "inline" exception: a link in a sentence is as tall as the sentence).
+_TARGETS_JS = """() => {
+  const inline = (el) => el.tagName === 'A' && !el.classList.contains('button')
+      && getComputedStyle(el).display === 'inline' && el.parentElement
+      && /^(P|LI|DD|TD|SPAN|SMALL|STRONG|EM|LABEL|LEGEND)$/.test(el.parentElement.tagName)
+      && (el.parentElement.textContent.trim().length > el.textContent.trim().length + 1);
+  const out = [];
+  for (const el of document.querySelectorAll(
+      'a[href], button, input:not([type=hidden]), select, textarea, summary, .button')) {
+    const r = el.getBoundingClientRect();
+    const style = getComputedStyle(el);
+    if (!r.width || !r.height || style.visibility === 'hidden' || el.closest('[hidden]')) continue;
+    const label = (el.getAttribute('aria-label') || el.textContent || el.value || el.name || el.id || el.tagName)
+        .trim().replace(/\\s+/g, ' ').slice(0, 60);
+    out.push({tag: el.tagName.toLowerCase(), type: el.type || '', label, inline: inline(el),
+              button: el.tagName === 'BUTTON' || el.classList.contains('button')
+                      || (el.tagName === 'INPUT' && ['submit', 'button', 'reset'].includes(el.type)),
+              x: r.left + scrollX, y: r.top + scrollY, w: r.width, h: r.height});
+  }
+  return out;
+}"""
+
+
+def targets(page) -> list[dict]:
+    """The controls of a Playwright ``page`` with their boxes (CSS pixels, page coordinates)."""
+    return page.evaluate(_TARGETS_JS)
+
+
+def _gap(a: dict, b: dict) -> float:
+    dx = max(b["x"] - (a["x"] + a["w"]), a["x"] - (b["x"] + b["w"]), 0)
+    dy = max(b["y"] - (a["y"] + a["h"]), a["y"] - (b["y"] + b["h"]), 0)
+    return max(dx, dy)
+
+
+def _centre_distance_to(point: tuple[float, float], box: dict) -> float:
+    dx = max(box["x"] - point[0], 0, point[0] - (box["x"] + box["w"]))
+    dy = max(box["y"] - point[1], 0, point[1] - (box["y"] + box["h"]))
+    return (dx * dx + dy * dy) ** 0.5
+
+
+def assert_target_sizes(page, where: str = "") -> None:
+    """Every control is at least 24 by 24 CSS pixels (a checkbox or radio as much as a button,
+    whatever its label's length), or has WCAG 2.5.8's spacing instead: a 24-pixel circle on its
+    centre meets no other control nor another small one's circle. A link in running text is exempt."""
+    found = [t for t in targets(page) if not t["inline"]]
+    small = [t for t in found if t["w"] < MIN_TARGET or t["h"] < MIN_TARGET]
+    crowded = []
+    for t in small:
+        centre = (t["x"] + t["w"] / 2, t["y"] + t["h"] / 2)
+        for other in found:
+            if other is t:
+                continue
+            if other in small:
+                o = (other["x"] + other["w"] / 2, other["y"] + other["h"] / 2)
+                near = ((centre[0] - o[0]) ** 2 + (centre[1] - o[1]) ** 2) ** 0.5 < MIN_TARGET
+            else:
+                near = _centre_distance_to(centre, other) < MIN_TARGET / 2
+            if near:
+                crowded.append(f"{t['tag']}{'[' + t['type'] + ']' if t['type'] else ''} “{t['label']}” "
+                               f"{t['w']:.0f}×{t['h']:.0f} near “{other['label']}”")
+                break
+    assert not crowded, f"{where or page.url}: targets under {MIN_TARGET}px without room around them: {crowded}"
+
+
+def assert_buttons_apart(page, where: str = "") -> None:
+    """No two buttons touch: at least 8 CSS pixels between any two (stacked on a phone too)."""
+    buttons = [t for t in targets(page) if t["button"]]
+    close = [f"“{a['label']}” / “{b['label']}” ({_gap(a, b):.0f}px)"
+             for i, a in enumerate(buttons) for b in buttons[i + 1:] if _gap(a, b) < MIN_GAP]
+    assert not close, f"{where or page.url}: buttons closer than {MIN_GAP}px: {close}"
+
+
+def assert_fits_a_finger(page, where: str = "") -> None:
+    """Both checks of the laid-out page: target sizes and the space between buttons."""
+    assert_target_sizes(page, where)
+    assert_buttons_apart(page, where)

@@ -71,6 +71,7 @@ from django.urls.resolvers import RegexPattern, RoutePattern
 from django.utils.encoding import repercent_broken_unicode
 
 from chave.signing.tests.helpers import sample_pdf
+from chave.delivery.messages import code_in
 
 pytestmark = pytest.mark.django_db
 
@@ -811,8 +812,8 @@ def _last_code(to: str) -> str:
     from chave.delivery.models import DevOutboxMessage
 
     for message in DevOutboxMessage.objects.filter(to=to).order_by("-sent_at", "-id"):
-        if found := re.search(r"#(\d{6})\s*$", message.body):  # the WebOTP line of a code message
-            return found.group(1)
+        if found := code_in(message.body):  # a code message
+            return found
     raise AssertionError(f"no code was sent to {to}")
 
 

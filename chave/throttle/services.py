@@ -210,6 +210,20 @@ return {0, 0}
 """
 
 
+def forget(*pairs: tuple[str, str]) -> None:
+    """Drop what was counted against each ``(throttle name, subject)``, in the database and in
+    Redis when it is used (an operator's reset, e.g. ``chave seed_demo`` for the demo key)."""
+    pairs = _pairs(pairs)
+    for name, s in pairs:
+        ThrottleEvent.objects.filter(name=name, subject=_subject(name, s)).delete()
+    if settings.CHAVE_THROTTLE_STORE == "redis" and pairs:
+        try:
+            client, _script = _redis()
+            client.delete(*[_redis_key(name, s) for name, s in pairs])
+        except _redis_errors() as exc:
+            _fell_back(exc)
+
+
 def _redis_key(name: str, subject: str) -> str:
     return "chave:throttle:" + _subject(name, subject)
 

@@ -89,7 +89,7 @@ def test_app_codes_keep_every_code_rule(paired, run_worker, clock, settings):
     run_worker()
     first = paired.inbox()["codes"][0]["code"]
     # Resend cooldown, then only the latest code works.
-    assert says("Please wait: you can ask for a new code from %(when)s.").split("%")[0] in body(
+    assert says("Please wait: you can ask for a new code %(wait)s.").split("%")[0] in body(
         browser.post("/login/code/resend/", follow=True))
     clock.travel(dt.timedelta(seconds=31))
     browser.post("/login/code/resend/")
@@ -380,7 +380,8 @@ def test_approval_prompts_are_limited_per_key(paired, settings):
     browser = past_the_pin()
     response = choose(browser, "app_approve")
     assert response["Location"] == "/login/channel/"
-    assert says("Too many sign-in requests were sent to your app recently. Please try again after %(when)s.")[:30] in \
+    assert says("Too many sign-in requests were sent to your app recently. You can try again %(wait)s, "
+                "or choose another way to receive the code.")[:30] in \
         body(browser.get("/login/channel/"))
 
 

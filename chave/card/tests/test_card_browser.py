@@ -76,6 +76,7 @@ def test_register_a_key_online_through_the_card_agent(phone, live_server, agent,
         assert page.get_by_label("Número de telemóvel").count() == 1
     page.locator("#id_mobile").fill("916 000 222")
     page.locator("#id_email").fill(EMAIL)
+    page.locator("#id_terms").check()
     page.locator("#register-send").click()
     page.wait_for_url(re.compile(r"/card/register/confirm/$"))
     page.locator("#id_mobile-code").fill(outbox.last_code(MOBILE))

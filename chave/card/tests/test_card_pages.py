@@ -31,8 +31,8 @@ def test_the_card_pages_are_accessible(browser_for, cards, make_citizen, outbox,
     browser.sign_in(card)
     check(client.get("/card/done/"), lang)
     check(client.get("/card/register/"), lang)
-    check(client.post("/card/register/", {"mobile": "12"}), lang)  # with an error summary
-    client.post("/card/register/", {"mobile": "916 000 333"})
+    check(client.post("/card/register/", {"terms": "on", "mobile": "12"}), lang)  # with an error summary
+    client.post("/card/register/", {"terms": "on", "mobile": "916 000 333"})
     check(client.get("/card/register/confirm/"), lang)
     client.post("/card/register/confirm/", {"mobile-code": outbox.last_code("+351916000333")})
     check(client.get("/card/register/pin/"), lang)

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+import re
+
 import pytest
 
 from chave import clock as service_clock
 from chave.audit.models import AuditEvent
+from chave.public import terms
 from chave.identity.models import Citizen, KeyStatus
 from chave.identity import pins
 
@@ -36,12 +39,23 @@ def test_register_online_with_mobile_and_email(browser_for, cards, outbox):
     client = signed_in_with_card(browser_for, card)
     page = page_of(client.get("/card/register/"))
     assert card.full_name in page and 'name="mobile"' in page and 'name="email"' in page
-    response = client.post("/card/register/", {"mobile": "916 000 111", "email": EMAIL})
+    assert 'href="/terms/"' in page and 'name="terms"' in page
+    # Without accepting the terms of use nothing is registered; accepting them is recorded.
+    refused = client.post("/card/register/", {"mobile": "916 000 111", "email": EMAIL}, HTTP_ACCEPT_LANGUAGE="en")
+    assert refused.status_code == 400 and "To register, read and accept the terms of use." in page_of(refused)
+    assert not Citizen.objects.filter(doc_number=card.nic).exists()
+    response = client.post("/card/register/", {"terms": "on", "mobile": "916 000 111", "email": EMAIL})
     assert response.status_code == 302 and response["Location"] == "/card/register/confirm/"
     citizen = Citizen.objects.get(doc_number=card.nic)
     assert citizen.key.status == KeyStatus.PENDING and citizen.full_name == card.full_name
-    page = page_of(client.get("/card/register/confirm/"))
+    accepted = terms.accepted(citizen)
+    assert accepted.version == terms.TERMS_VERSION and accepted.channel == "web"
+    page = page_of(client.get("/card/register/confirm/", HTTP_ACCEPT_LANGUAGE="en"))
     assert 'id="sent-mobile"' in page and 'id="sent-email"' in page
+    # Each code field says which contact it is for; the "new code" line once per channel.
+    assert re.search(r'<label for="id_mobile-code">Code sent by SMS to \+351[^<]*111</label>', page)
+    assert re.search(r'<label for="id_email-code">Code sent by e-mail to [^<]+</label>', page)
+    assert page.count("You can ask for a new code by SMS") == 1 and page.count("You can ask for a new code by e-mail") == 1
     # A wrong code says so and confirms nothing; then both right codes.
     wrong = client.post("/card/register/confirm/", {"mobile-code": "000000", "email-code": ""})
     assert wrong.status_code == 400 and "The code is not correct" in page_of(wrong)
@@ -97,7 +111,7 @@ def test_registration_refusals_say_what_to_do(browser_for, cards, case, words):
     client = signed_in_with_card(browser_for, card)
     response = client.get("/card/register/")
     assert response.status_code == 403 and words in page_of(response)
-    posted = client.post("/card/register/", {"mobile": "916 000 111"})
+    posted = client.post("/card/register/", {"terms": "on", "mobile": "916 000 111"})
     assert posted.status_code == 403
     assert not Citizen.objects.filter(doc_number=card.nic).exists()
 
@@ -118,7 +132,7 @@ def test_a_mobile_number_of_another_live_key_is_refused(browser_for, cards, make
     card = cards["good"]
     card_citizen(card)
     client = signed_in_with_card(browser_for, card)
-    response = client.post("/card/register/", {"mobile": MOBILE})
+    response = client.post("/card/register/", {"terms": "on", "mobile": MOBILE})
     assert response.status_code == 400
     assert "This mobile number is already tied to another Digital Mobile Key." in page_of(response)
     assert not Citizen.objects.filter(doc_number=card.nic).exists()
@@ -129,12 +143,12 @@ def test_a_registration_left_half_way_continues_with_the_same_key(browser_for, c
     card = cards["good"]
     card_citizen(card)
     client = signed_in_with_card(browser_for, card)
-    client.post("/card/register/", {"email": EMAIL})
+    client.post("/card/register/", {"terms": "on", "email": EMAIL})
     first_key = Citizen.objects.get(doc_number=card.nic).key
     later = signed_in_with_card(browser_for, card)  # another day, another browser
     page = page_of(later.get("/card/register/"))
     assert 'id="register-resuming"' in page and EMAIL in page
-    later.post("/card/register/", {"email": EMAIL})
+    later.post("/card/register/", {"terms": "on", "email": EMAIL})
     later.post("/card/register/confirm/", {"email-code": outbox.last_code(EMAIL)})
     later.post("/card/register/pin/", {"new_pin": NEW_PIN, "new_pin_again": NEW_PIN})
     key = Citizen.objects.get(doc_number=card.nic).key

@@ -9,7 +9,6 @@ stay in a rolled-back transaction.
 
 from __future__ import annotations
 
-import re
 
 import pytest
 
@@ -33,9 +32,11 @@ class Inbox:
     def last_code(self, to: str) -> str:
         message = self.last(to)
         assert message is not None, f"no message was sent to {to}"
-        match = re.search(r"#([0-9]{6})\s*$", message.body)
-        assert match, f"the last message to {to} carries no code: {message.body!r}"
-        return match.group(1)
+        from chave.delivery.messages import code_in
+
+        code = code_in(message.body)
+        assert code, f"the last message to {to} carries no code: {message.body!r}"
+        return code
 
 
 @pytest.fixture

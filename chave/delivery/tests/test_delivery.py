@@ -26,7 +26,7 @@ from chave import policy
 from chave.audit.models import AuditEvent
 from chave.codes import services as codes
 from chave.delivery import services as delivery
-from chave.delivery.messages import code_message
+from chave.delivery.messages import code_in, code_message
 from chave.delivery.models import DevOutboxMessage, OutboundMessage
 from chave.delivery.tasks import deliver
 
@@ -359,7 +359,8 @@ def test_once_sent_the_code_is_nowhere_in_the_database_or_the_log(x_api, make_ci
     run_worker()
 
     [dm] = x_api.delivered
-    code = re.search(r"#(\d{6})$", dm.text).group(1)
+    code = code_in(dm.text)
+    assert "#" not in dm.text  # no WebOTP line: no browser reads a direct message
     message = OutboundMessage.objects.get(channel="x")
     assert message.status == "sent"
     assert message.body_sealed == ""

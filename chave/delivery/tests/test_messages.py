@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from chave.delivery.messages import code_message, notice_message
+from chave.delivery.messages import code_in, code_message, notice_message
 
 pytestmark = pytest.mark.once  # the same on any database: SQLite pass only
 
@@ -19,7 +19,7 @@ def test_code_message_in_english_names_the_portal_warns_and_ends_with_the_webotp
     settings.CHAVE_PUBLIC_URL = "https://chave.gov.example:8443/"
 
     text = code_message(purpose="login", code="048213", portal="Portal das Finanças", lifetime=FIVE_MINUTES,
-                        language="en")
+                        language="en", channel="sms")
 
     assert text.subject == "Your Chave security code"
     assert "to sign in to Portal das Finanças" in text.body
@@ -30,9 +30,19 @@ def test_code_message_in_english_names_the_portal_warns_and_ends_with_the_webotp
     assert text.body.count("048213") == 2
 
 
+@pytest.mark.parametrize("channel", ["email", "x"])
+def test_an_e_mail_or_direct_message_has_no_webotp_line(settings, channel):
+    """Only a phone's browser reads the WebOTP line from an SMS: elsewhere it is noise to a person."""
+    text = code_message(purpose="login", code="048213", portal="Portal das Finanças", lifetime=FIVE_MINUTES,
+                        language="pt-pt", channel=channel)
+    assert "#" not in text.body and "@" not in text.body and text.body.count("048213") == 1
+    assert "para se autenticar em Portal das Finanças" in text.body
+    assert code_in(text.body) == "048213" and code_in(text.redacted) is None
+
+
 def test_the_redacted_copy_kept_after_sending_has_no_code(settings):
     text = code_message(purpose="signing", code="731905", portal="Portal do Cidadão", lifetime=FIVE_MINUTES,
-                        language="en")
+                        language="en", channel="sms")
 
     assert "731905" not in text.redacted
     assert "Portal do Cidadão" in text.redacted
@@ -60,7 +70,7 @@ def test_a_code_for_a_change_to_the_key_says_so_instead_of_signing_in(task, engl
 
 def test_code_message_in_portuguese():
     text = code_message(purpose="login", code="048213", portal="Portal das Finanças", lifetime=FIVE_MINUTES,
-                        language="pt-pt")
+                        language="pt-pt", channel="sms")
     english = code_message(purpose="login", code="048213", portal="Portal das Finanças", lifetime=FIVE_MINUTES,
                            language="en")
 
@@ -70,6 +80,9 @@ def test_code_message_in_portuguese():
     assert "5 minutos" in text.body
     assert "partilhe" in text.body  # the warning not to share it
     assert text.body.splitlines()[-1] == "@127.0.0.1 #048213"
+    # Chave itself reads naturally: "na Chave", not "em Chave".
+    own = code_message(purpose="login", code="048213", portal="Chave", lifetime=FIVE_MINUTES, language="pt-pt")
+    assert "para se autenticar na Chave é 048213" in own.body
 
 
 def test_notices_carry_no_code_and_name_where_to_get_help(settings):

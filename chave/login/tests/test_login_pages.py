@@ -141,7 +141,8 @@ def test_code_page_shows_time_left_and_offers_a_resend_only_after_the_cooldown(e
 
     # Asking anyway before the cooldown is refused with the time to wait.
     refused = en.post("/login/code/resend/", follow=True)
-    assert says("Please wait: you can ask for a new code from %(when)s.", when=retry) in notices(refused)
+    assert says("Please wait: you can ask for a new code %(wait)s.", wait="in 1 minute (at %s)" % retry[:5]) in \
+        notices(refused)
 
     clock.travel(dt.timedelta(seconds=30))
     page = en.get("/login/code/")

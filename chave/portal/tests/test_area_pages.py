@@ -73,9 +73,18 @@ def test_the_way_back_is_only_ever_a_page_of_the_area(client, target):
     assert 'href="/area/enter/key/?next=%2Farea%2F"' in page
 
 
-def test_the_header_offers_the_area_only_when_signed_in(client, area):
-    assert 'id="nav-area"' not in body(client.get("/"))
-    assert 'id="nav-area" href="/area/"' in body(area.get("/"))
+def test_the_header_offers_the_area_only_when_signed_in(client, area, key):
+    signed_out = body(client.get("/"))
+    assert 'id="nav-area"' not in signed_out and 'id="nav-sign-out"' not in signed_out
+    assert 'id="nav-sign-in" href="/login/"' in signed_out
+    signed_in = body(area.get("/", HTTP_ACCEPT_LANGUAGE="pt-pt"))
+    names = key.citizen.full_name.split()
+    # Who is signed in, the personal area and "Terminar sessão" instead of "Entrar".
+    assert re.search(r'id="nav-who">.*?</span>' + re.escape(f"{names[0]} {names[-1]}") + "</li>", signed_in)
+    assert 'id="nav-area" href="/area/"' in signed_in and 'id="nav-sign-in"' not in signed_in
+    assert 'id="nav-sign-out"' in signed_in
+    assert area.post("/login/logout/")["Location"] == "/"
+    assert 'id="nav-area"' not in body(area.get("/"))
 
 
 def test_the_recover_and_unlock_entry_goes_to_the_citizen_card(area):

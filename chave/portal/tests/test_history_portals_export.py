@@ -44,9 +44,51 @@ def test_history_shows_logins_with_portal_method_level_and_outcome(area, key, ou
     portal_entry = re.search(r'data-event="oidc.authorize".*?</li>', page, re.S).group(0)
     assert "Portal das Finanças (teste)" in portal_entry
     wrong = re.search(r'data-event="pin.attempt" data-outcome="wrong">.*?</li>', page, re.S).group(0)
-    assert "Not successful" in wrong and '<dd class="place">Not available</dd>' in wrong
+    assert "PIN typed — not successful" in wrong and '<dd class="outcome">Wrong</dd>' in wrong
+    assert '<dd class="place">Not available</dd>' in wrong
     assert 'data-event="code.send"' not in page  # bookkeeping is not shown
     assert page.count('class="not-me"') == page.count('<li id="event-')
+
+
+@pytest.mark.parametrize("lang, words", [
+    ("en", ["Key locked for a while after wrong PINs", "Key recovered with the Citizen Card", "Document signed",
+            "Security code typed — not successful", "Wrong code", "On the Chave website", "Today, "]),
+    ("pt-pt", ["Chave bloqueada temporariamente após PIN errados", "Chave recuperada com o Cartão de Cidadão",
+               "Documento assinado", "Código de segurança introduzido — sem sucesso", "Código errado",
+               "No sítio da Chave", "Hoje, "]),
+])
+def test_history_speaks_the_citizen_s_words_grouped_by_day(area, key, clock, lang, words):
+    import datetime as dt
+
+    from django.utils import translation
+
+    from chave import clock as service_clock
+    from chave import formats
+
+    clock.travel(-dt.timedelta(days=1))
+    audit.record("card.recover", outcome="ok", citizen=key.citizen, channel="web")
+    clock.travel(dt.timedelta(days=1))
+    audit.record("key.locked", outcome="ok", citizen=key.citizen, channel="web", until="x")
+    audit.record("code.verify", outcome="wrong_code", citizen=key.citizen, channel="sms")
+    audit.record("signing.sign", outcome="ok", citizen=key.citizen)
+    area.cookies["django_language"] = lang
+    page = " ".join(body(area.get("/area/history/", HTTP_ACCEPT_LANGUAGE=lang)).split())
+    for text in words:
+        assert text in page
+    # One heading per day, the newest first, the date in words; each event at its time.
+    days = re.findall(r'<h2 id="day-\d+" class="history-date">(.*?)</h2>', page)
+    with translation.override(lang):
+        today, yesterday = formats.day(service_clock.today()), formats.day(service_clock.today() - dt.timedelta(days=1))
+        at = formats.clock_time(AuditEvent.objects.filter(event="signing.sign").get().at)
+    assert days == [f"{words[-1]}{today}", yesterday]
+    assert re.search(r"\d{1,2} (de )?[a-zA-Zç]+ (de )?\d{4}", today)  # "6 December 2026", "6 de dezembro de 2026"
+    assert f">{at}</time>" in page
+    # A temporary lock is what happened to the key, not a "success"; no internal name shows.
+    locked = re.search(r'data-event="key.locked".*?</li>', page, re.S).group(0)
+    assert 'class="outcome"' not in locked
+    visible = re.sub(r"<[^>]+>", " ", page)
+    for raw in ("card.recover", "key.locked", "wrong_code", "signing.sign", "(wrong", " web ", " sms "):
+        assert raw not in visible
 
 
 def test_history_places_come_from_the_configured_ranges(area, key, settings, tmp_path):

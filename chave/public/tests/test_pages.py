@@ -192,7 +192,7 @@ def test_the_answers_say_what_this_system_does():
     assert "at most one mobile number" in block(response, "several-phones")
     assert "Use the most recent message" in block(response, "which-code")
     assert "by e-mail" in block(response, "no-phone")
-    assert "Not yet" in block(response, "app")
+    assert "Add the Chave app" in block(response, "app")  # the app exists: no "not yet"
     forgot = block(response, "forgot-pin")
     assert "personal area" in forgot and "Citizen Card" in forgot and "counter" in forgot
     assert "Only Public Administration entities" in block(response, "integrate")
@@ -221,11 +221,11 @@ def test_home_leads_to_sign_in_and_gives_safety_advice(lang, sign_in):
     if lang == "en":
         assert "Chave never asks for your PIN by phone" in words
         assert "Never share your PIN or a security code" in words
-        assert "coming soon" in words and "At a counter" in words
+        assert "register now" in words and "At a counter" in words
     else:
         assert "A Chave nunca lhe pede o PIN por telefone" in words
         assert "Nunca partilhe o seu PIN" in words
-        assert "brevemente" in words and "Num balcão de atendimento" in words
+        assert "registe-se já" in words and "Num balcão de atendimento" in words
 
 
 # --- help contacts come from settings --------------------------------------------------------------

@@ -17,6 +17,9 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import async_validate_pdf_signature
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 
+from django.utils import translation
+
+from chave import formats
 from chave.login.services import SESSION_SIGNED_IN, SignedIn
 from chave.signing import pades
 
@@ -52,8 +55,12 @@ def sign_through_pages(client, outbox, clock, *, level="B-T", placements=(("1", 
     assert response.status_code == 302 and response["Location"] == "/area/sign/code/", response.content[:2000]
     message = outbox.last(PHONE)
     assert "«contrato.pdf», «anexo.pdf»" in message.body
-    code_page = client.get("/area/sign/code/")
+    code_page = client.get("/area/sign/code/", HTTP_ACCEPT_LANGUAGE="en")
     assert b"contrato.pdf" in code_page.content and b"anexo.pdf" in code_page.content
+    # Where the code went and how long it lasts, in words.
+    text = " ".join(code_page.content.decode().split())
+    assert f"We sent the code by SMS to {PHONE[:4]}" in text and f"{PHONE[-3:]}." in text
+    assert re.search(r"It lasts 2 minutes: type it before \d\d:\d\d\.", text)
     response = client.post("/area/sign/code/", {"code": outbox.last_code(PHONE)})
     assert response.status_code == 302 and response["Location"] == "/area/sign/done/"
     done = client.get("/area/sign/done/")
@@ -101,12 +108,31 @@ def test_sign_two_pdfs_in_the_area_pades_b_t_valid_for_independent_validators(
     path = tmp_path / "tampered.pdf"
     path.write_bytes(bytes(tampered))
     assert "Signature is Valid" not in pdfsig(path)
-    report = client.post("/validate/", {"document": SimpleUploadedFile("t.pdf", bytes(tampered), "application/pdf")})
-    assert re.search(rb'class="intact">(no|n\xc3\xa3o)<', report.content)
+    report = client.post("/validate/", {"document": SimpleUploadedFile("t.pdf", bytes(tampered), "application/pdf")},
+                         HTTP_ACCEPT_LANGUAGE="en")
+    verdict = re.search(r'<p class="verdict" id="verdict-1">(.*?)</p>', report.content.decode()).group(1)
+    assert verdict == "The document was changed after it was signed: this signature is not valid."
 
-    report = client.post("/validate/", {"document": SimpleUploadedFile("s.pdf", signed[0], "application/pdf")})
-    assert re.search(rb'class="intact">(yes|sim)<', report.content)
-    assert b'class="level">B-T<' in report.content and b'class="cert-status">good<' in report.content
+    # The verdict first, in words (the citizen's name, the date as people write it); the details in
+    # words too: no library value (good, entire_file, none), no ISO time, no X.500 name.
+    signed_at = PdfFileReader(io.BytesIO(signed[0])).embedded_signatures[0].self_reported_timestamp
+    for lang, words in (("en", ("Valid signature by {name}, signed on {date} at {time}. The document was not "
+                                "changed since.", "Valid, not revoked", "PAdES B-T", "The whole document.")),
+                        ("pt-pt", ("Assinatura válida de {name}, feita a {date} às {time}. O documento não foi "
+                                   "alterado desde então.", "Válido, não revogado", "PAdES B-T",
+                                   "Todo o documento."))):
+        with translation.override(lang):
+            date, time = formats.day(signed_at), formats.clock_time(signed_at)
+        report = client.post("/validate/", {"document": SimpleUploadedFile("s.pdf", signed[0], "application/pdf")},
+                             HTTP_ACCEPT_LANGUAGE=lang)
+        page = report.content.decode()
+        assert words[0].format(name=key.citizen.full_name, date=date, time=time) in page
+        assert page.index('class="verdict"') < page.index('class="summary"')
+        for text in words[1:]:
+            assert text in page
+        visible = re.sub(r"<[^>]+>", " ", page)
+        for raw in ("entire_file", " good ", " none ", "CN=", "Common Name", signed_at.isoformat()[:10]):
+            assert raw not in visible
     api = client.post("/api/signing/validate", signed[0], content_type="application/pdf")
     data = api.json()["signatures"][0]
     assert data["intact"] and data["trusted"] and data["level"] == "B-T" and data["coverage"] == "entire_file"
@@ -138,7 +164,7 @@ def test_signing_pages_need_level_3_and_refuse_a_wrong_pin(signer, client, outbo
                                        "level": "B-T"})
     wrong = client.post("/area/sign/place/", {"signing_pin": "9371", "d0-page": "1", "d0-position": "top-left"},
                         HTTP_ACCEPT_LANGUAGE="en")
-    assert wrong.status_code == 400 and b"Attempts left: 2" in wrong.content
+    assert wrong.status_code == 400 and b"You can try 2 more times." in wrong.content
     not_pdf = client.post("/area/sign/upload/", {"documents": [SimpleUploadedFile("x.pdf", b"hello", "application/pdf")],
                                                  "level": "B-T"})
     assert not_pdf.status_code == 302 and not_pdf["Location"] == "/area/sign/"

@@ -9,6 +9,8 @@ listen elsewhere than 127.0.0.1.
 
 from __future__ import annotations
 
+import os
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
@@ -33,8 +35,12 @@ class Command(BaseCommand):
             server = card_agent.make_server(app)
         except (ValueError, OSError) as exc:
             raise CommandError(_("The card agent cannot start: %(error)s") % {"error": exc})
-        self.stdout.write(_("Card agent for %(service)s listening on %(url)s (Ctrl-C stops it).") % {
-            "service": app.service_origin, "url": app.own_origin})
+        if os.environ.get("CHAVE_SERVE_CHILD"):  # under `chave serve`, the service says how to stop once
+            self.stdout.write(_("Card agent for %(service)s listening on %(url)s.") % {
+                "service": app.service_origin, "url": app.own_origin})
+        else:
+            self.stdout.write(_("Card agent for %(service)s listening on %(url)s (Ctrl-C stops it).") % {
+                "service": app.service_origin, "url": app.own_origin})
         self.stdout.flush()
         try:
             server.run()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import os
 from pathlib import Path
 
 from django.conf import settings
@@ -74,7 +75,8 @@ class Command(BaseCommand):
         def ready(bound_port):
             self.stdout.write(_("Demo portal (%(name)s) at %(url)s — it logs citizens in with Chave at %(issuer)s")
                               % {"name": relying_party.name, "url": f"{base_url}/", "issuer": issuer})
-            self.stdout.write(_("Press Ctrl-C to stop."))
+            if not os.environ.get("CHAVE_SERVE_CHILD"):  # under `chave serve`, the service says it once
+                self.stdout.write(_("Press Ctrl-C to stop."))
             self.stdout.flush()
 
         try:

@@ -25,6 +25,7 @@ from django.db import DatabaseError, transaction
 from django.utils.translation import gettext as _
 
 from chave import clock
+from chave.throttle import services as throttle
 from chave.federation import services as federation
 from chave.federation.levels import LEVEL_URIS
 from chave.federation.models import RelyingParty
@@ -196,6 +197,10 @@ class Command(BaseCommand):
         if not pins.verify(key.pin_hash, DEMO_PIN)[0]:
             services.change_pin(key, DEMO_PIN, reason=SEEDED_BY, channel="cli")
             notes.append(_("Its PIN had been changed: it is the demo PIN again."))
+        # A demo tried many times hits the send caps for codes: start each run with none counted.
+        throttle.forget(("code_send_per_key", str(key.pk)), ("code_send_per_destination", f"sms:{DEMO_PHONE}"),
+                        ("code_send_per_destination", f"email:{DEMO_EMAIL}"))
+        notes.append(_("Its limits on codes sent are cleared."))
         return notes
 
     def print_credentials(self) -> None:
@@ -210,7 +215,8 @@ class Command(BaseCommand):
         self.stdout.write(_("Security codes are not really sent in development: read them at %(url)s") % {
             "url": f"{base}/dev/outbox/"})
         self.stdout.write(_("or with: %(command)s") % {"command": f"chave outbox --to {DEMO_PHONE} --last --json"})
-        self.stdout.write(_("If wrong PINs lock the demo key, run `chave seed_demo` again: it unlocks it."))
+        self.stdout.write(_("If wrong PINs lock the demo key or it was sent too many codes, run `chave seed_demo` "
+                            "again: it unlocks it and clears its limits."))
 
     def seed_card(self) -> None:
         """The demo citizen's test Citizen Card (a SoftHSM token) and how to use it."""

@@ -52,6 +52,8 @@ CARD_AGENT_COMMAND = [sys.executable, "-m", "chave.cli", "card-agent"]
 # How long the worker may take to finish the message it is sending before it is killed.
 WORKER_STOP_SECONDS = 15
 STOP_SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+# Set in the environment of the processes the service runs beside itself (see _start).
+SERVE_CHILD = "CHAVE_SERVE_CHILD"
 
 
 @dataclass
@@ -298,7 +300,9 @@ class Command(BaseCommand):
         if sys.platform.startswith("linux"):
             kwargs["preexec_fn"] = _die_with_parent(os.getpid())
         try:
-            child.process = subprocess.Popen(child.command, process_group=0, **kwargs)
+            # A child says nothing of Ctrl-C: the service says it once, for all of them.
+            child.process = subprocess.Popen(child.command, process_group=0,
+                                             env={**os.environ, SERVE_CHILD: "1"}, **kwargs)
         except OSError as exc:
             raise CommandError(child.cannot_start % {"error": exc})
         self.children.append(child)
