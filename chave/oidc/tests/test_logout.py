@@ -675,3 +675,14 @@ def test_a_stalled_logout_on_its_last_attempt_fails_instead_of_going_on(client, 
     assert recover_stalled()["logouts_failed"] == 1
     row = BackchannelLogout.objects.get(relying_party__client_id=a.client_id)
     assert row.status == "failed" and row.finished_at is not None and "worker stopped" in row.last_error
+
+
+@pytest.mark.parametrize("lang", ["pt-pt", "en"])
+def test_the_page_of_chave_s_own_sign_out_with_frames_is_accessible(client, outbox, portals, lang):
+    from chave.testing.accessibility import assert_accessible
+
+    c = register_portal(name="Portal C", redirect_uri="https://c.example.gov.pt/cb",
+                        frontchannel_logout_uri="https://c.example.gov.pt/frontchannel-logout")
+    tokens(client, outbox, c)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = lang
+    assert_accessible(client.post("/login/logout/"), lang, "signed out of Chave")
