@@ -27,11 +27,16 @@ EVENTS = {
     "oidc.revoke": _("A portal gave up its access"),
     "oidc.keys_activated": _("New signing keys for portals in use"),
     "oidc.keys_rotated": _("Signing keys for portals replaced"),
+    "saml.authn": _("Sign-in answer to a portal (SAML)"),
+    "saml.replay": _("A portal's sign-in request was sent again and refused"),
+    "saml.key_made": _("Signing key for SAML portals made"),
+    "saml.key_rotated": _("Signing key for SAML portals replaced"),
     # PIN and codes
     "pin.attempt": _("PIN typed"),
     "pin.change": _("PIN changed"),
     "pin.temporary": _("Temporary PIN issued"),
     "pin.void": _("PIN cancelled"),
+    "pin.restore": _("Previous PIN working again"),
     "code.send": _("Security code sent"),
     "code.verify": _("Security code typed"),
     # The key's life
@@ -43,6 +48,7 @@ EVENTS = {
     "key.cancel": _("Key cancelled"),
     "key.revoke": _("Key cancelled because it was not used"),
     "key.expire": _("Key expired"),
+    "key.renew": _("Key renewed with the new identity document"),
     "key.reminder": _("Reminder sent about the key"),
     "contact.change": _("Contact changed"),
     "contact.verify": _("Contact confirmed"),
@@ -86,6 +92,8 @@ EVENTS = {
     "counter.contact": _("Contact changed at a counter"),
     "counter.letter_cancel": _("Letter cancelled at a counter"),
     "counter.app_remove": _("Chave app removed at a counter"),
+    "counter.renew": _("Renewed identity document recorded at a counter"),
+    "counter.signing": _("Signing activated at a counter"),
     "counter.reverse": _("Counter action reversed"),
     "counter.find": _("Citizen looked up at a counter"),
     "counter.view": _("Citizen's page seen at a counter"),
@@ -110,6 +118,7 @@ EVENTS = {
     "rp.keys_changed": _("Portal keys changed"),
     "rp.secret_rotated": _("Portal secret replaced"),
     "rp.settings_changed": _("Portal settings changed"),
+    "saml.metadata_replaced": _("Portal's SAML metadata replaced"),
     "scmd.integrator_add": _("Signing integrator added"),
     "scmd.integrator_enable": _("Signing integrator enabled"),
     "scmd.integrator_disable": _("Signing integrator disabled"),
@@ -120,7 +129,7 @@ EVENTS = {
 # be wrong there (a temporary lock is not a success for the citizen), so no outcome is shown.
 HAPPENED = {
     "key.locked", "key.blocked", "key.expire", "key.revoke", "key.reminder", "key.cancel", "key.unlock",
-    "pin.temporary", "pin.void", "area.not_me", "area.sessions_ended", "app.removed", "letter.produce",
+    "pin.temporary", "pin.void", "pin.restore", "key.renew", "area.not_me", "area.sessions_ended", "app.removed", "letter.produce",
     "letter.posted", "letter.handed", "letter.cancel", "counter.reverse", "oidc.logout",
 }
 
