@@ -94,6 +94,8 @@ def _every_audit_event_has_labels():
     gaps: set[str] = set()
 
     def seen(sender, instance, created, **kwargs):
+        if instance.event.startswith("test."):  # kinds the audit's own tests make up
+            return
         gaps.update(labels.missing(instance.event, instance.outcome, instance.channel))
 
     post_save.connect(seen, sender=AuditEvent, weak=False, dispatch_uid="audit-labels")

@@ -5,6 +5,7 @@ import io
 import json
 
 import pytest
+from django.utils import translation
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.test import Client
@@ -53,7 +54,8 @@ def test_a_supervisor_reverses_an_unlock_from_the_report(staff_client, make_staf
 
 def show(who: str, *args) -> str:
     out = io.StringIO()
-    call_command("citizen", "show", who, *args, stdout=out)
+    with translation.override("en"):
+        call_command("citizen", "show", who, *args, stdout=out)
     return out.getvalue()
 
 
