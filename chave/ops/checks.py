@@ -8,13 +8,11 @@
 - ``delivery``: the background worker keeps up: no task ready to run (a code to send, a letter,
   a back-channel logout) has waited longer than ``health_queue_max_lag_seconds``;
 - ``signing``: the signing CA's certificate is readable and its key answers in the HSM with the
-  public key of that certificate;
-- ``pin_pepper``: the HSM computes an HMAC with the PIN pepper key (critical: without it no PIN
-  can be checked, :mod:`chave.identity.pins`).
+  public key of that certificate.
 
-Only the database, the cache and the PIN pepper take the instance out of rotation (HTTP 503):
-without a worker or the signing keys citizens can still sign in, so those are reported as
-``degraded`` (HTTP 200) for the operators' alerts. Answers carry component names and outcomes only; the reasons go to the log
+Only the database and the cache take the instance out of rotation (HTTP 503): without a worker
+or the HSM citizens can still sign in, so those are reported as ``degraded`` (HTTP 200) for the
+operators' alerts. Answers carry component names and outcomes only; the reasons go to the log
 (``chave.ops``), never to the caller.
 """
 
@@ -77,19 +75,7 @@ def _signing() -> Check:
     return Check(ca_keys.public_key(settings.CHAVE_SIGNING_CA_KEY_LABEL) == ca.public_key())
 
 
-def _pin_pepper() -> Check:
-    from django.conf import settings
-
-    from chave.identity import pins
-
-    if not settings.IS_PRODUCTION:
-        pins.ensure_pepper_key()  # development makes it at first use anyway
-    mac = pins.pepper_hsm().hmac_sha256(settings.CHAVE_PIN_PEPPER_KEY_LABEL, b"chave-health")
-    return Check(len(mac) == 32)
-
-
-CHECKS = {"database": _database, "cache": _cache, "delivery": _delivery, "signing": _signing,
-          "pin_pepper": _pin_pepper}
+CHECKS = {"database": _database, "cache": _cache, "delivery": _delivery, "signing": _signing}
 
 
 def liveness() -> dict:
@@ -115,3 +101,19 @@ def readiness() -> tuple[int, dict]:
     else:
         status, code = "ok", 200
     return code, {"status": status, "checks": results}
+
+
+def _pin_pepper() -> Check:
+    """``pin_pepper``: the HSM computes an HMAC with the PIN pepper key. Critical: without it no PIN
+    can be checked (:mod:`chave.identity.pins`), so the instance leaves the rotation (503)."""
+    from django.conf import settings
+
+    from chave.identity import pins
+
+    if not settings.IS_PRODUCTION:
+        pins.ensure_pepper_key()  # development makes it at first use anyway
+    mac = pins.pepper_hsm().hmac_sha256(settings.CHAVE_PIN_PEPPER_KEY_LABEL, b"chave-health")
+    return Check(len(mac) == 32)
+
+
+CHECKS["pin_pepper"] = _pin_pepper
