@@ -33,7 +33,7 @@ from chave import clock, policy
 
 log = logging.getLogger("chave.ops")
 
-CRITICAL = ("database", "cache")
+CRITICAL = ("database", "cache", "pin_pepper")
 
 
 @dataclass
@@ -139,3 +139,19 @@ def readiness() -> tuple[int, dict]:
     else:
         status, code = "ok", 200
     return code, {"status": status, "checks": results}
+
+
+def _pin_pepper() -> Check:
+    """``pin_pepper``: the HSM computes an HMAC with the PIN pepper key. Critical: without it no PIN
+    can be checked (:mod:`chave.identity.pins`), so the instance leaves the rotation (503)."""
+    from django.conf import settings
+
+    from chave.identity import pins
+
+    if not settings.IS_PRODUCTION:
+        pins.ensure_pepper_key()  # development makes it at first use anyway
+    mac = pins.pepper_hsm().hmac_sha256(settings.CHAVE_PIN_PEPPER_KEY_LABEL, b"chave-health")
+    return Check(len(mac) == 32)
+
+
+CHECKS["pin_pepper"] = _pin_pepper

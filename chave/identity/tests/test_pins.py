@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pkcs11
@@ -141,7 +142,7 @@ def test_without_the_pepper_key_in_production_a_pin_check_is_unavailable_not_wro
 
 
 def test_pin_pepper_command_makes_the_key_once(settings, capsys):
-    label = "chave-pin-pepper-command-test"
+    label = f"chave-pin-pepper-command-test-{uuid.uuid4().hex[:8]}"  # the token outlives the run
     with override_settings(CHAVE_PIN_PEPPER_KEY_LABEL=label):
         call_command("pin_pepper", "init")
         call_command("pin_pepper", "init")

@@ -30,7 +30,7 @@ def test_ready_when_every_component_answers(client, signing_pki):
     code, answer = ready(client)
     assert code == 200 and answer["status"] == "ok"
     assert {name: check["ok"] for name, check in answer["checks"].items()} == {
-        "database": True, "cache": True, "delivery": True, "signing": True}
+        "database": True, "cache": True, "delivery": True, "signing": True, "pin_pepper": True}
     assert answer["checks"]["delivery"] == {"ok": True, "waiting": 0, "lag_seconds": 0}
 
 
@@ -109,3 +109,13 @@ def test_metrics_count_what_happened_recently_across_instances(client, signing_p
     clock.travel(dt.timedelta(minutes=10))  # out of the window
     assert ("chave_events_recent", (("event", "pin.attempt"), ("outcome", "wrong"))) not in metrics(client)
     assert client.get("/health/metrics", REMOTE_ADDR="198.51.100.7").status_code == 404
+
+
+def test_a_pin_pepper_key_missing_from_the_hsm_takes_the_instance_out_of_rotation(client, signing_pki, settings):
+    """No PIN can be checked without it: the load balancer should send logins elsewhere."""
+    settings.IS_PRODUCTION = True  # production never makes the key by itself
+    settings.CHAVE_PIN_PEPPER_KEY_LABEL = "no-such-pepper-key"
+    code, answer = ready(client)
+    assert code == 503 and answer["status"] == "unavailable"
+    assert answer["checks"]["pin_pepper"] == {"ok": False} and answer["checks"]["database"]["ok"] is True
+    assert "no-such-pepper-key" not in json.dumps(answer)
