@@ -310,6 +310,13 @@ def main() -> int:
         print(f"  one instance reaches {rate1 / hash_rate:.2f}x the bare PIN-hash rate of its core")
         ratio = rate2 / rate1 if rate1 else 0.0
         print(f"ratio 2 instances / 1 instance: {ratio:.2f} (goal >= 1.8: {'met' if ratio >= 1.8 else 'NOT met'})")
+        # On a machine shared with other work the instances get only part of their cores; CPU per
+        # login says whether the work itself scales (the ratio they would reach with the cores to themselves).
+        shares = [r["web_cpu"] / (r["wall"] * r["instances"]) for r in (one, two)]
+        cpu1, cpu2 = (r["web_cpu"] / max(1, sum(1 for _, x in r["results"] if x.ok)) for r in (one, two))
+        print(f"  the instances had {shares[0]:.0%} (1) and {shares[1]:.0%} (2) of their cores; web CPU per login "
+              f"{cpu1 * 1000:.0f} ms (1) and {cpu2 * 1000:.0f} ms (2): 2 x {cpu1 * 1000:.0f} / {cpu2 * 1000:.0f} = "
+              f"{2 * cpu1 / cpu2:.2f} with whole cores")
         lost, doubled = check_codes(args.database_url, one["results"] + two["results"])
         print(f"codes: {lost} logins without a code, {doubled} with more than one (two workers on one queue)")
         by_address = collections.defaultdict(set)
