@@ -218,6 +218,7 @@ def _presented_initial(citizen: Citizen) -> dict:
 def _summary(request, citizen: Citizen) -> dict:
     """What the citizen's page shows at the top: identity, key, contacts, letters, recent actions,
     and the tasks the member of staff may start from it."""
+    from chave.audit import labels
     from chave.portal.services import history
 
     key = citizen.key
@@ -231,7 +232,9 @@ def _summary(request, citizen: Citizen) -> dict:
         "key_status": KeyStatus(status).label if key else "",
         "key_status_value": status,
         "contacts": list(key.contacts.all()) if key else [],
-        "history": list(history(citizen)[:10]),
+        "history": [{"at": e.at, "event": labels.event_label(e.event),
+                     "outcome": labels.outcome_label(e.outcome) if labels.shows_outcome(e.event) else "",
+                     "channel": labels.channel_label(e.channel)} for e in history(citizen)[:10]],
         "letters": list(citizen.letters.all()[:10]),
         "actions": list(citizen.counter_actions.select_related("staff", "reversed_by")[:5]),
         "may_act": may_act,
