@@ -370,7 +370,8 @@ def test_serve_with_worker_signs_a_citizen_in_over_http_and_stops_the_worker(tmp
         with log.open("w") as out:
             proc = subprocess.Popen([str(CHAVE), "serve", "--port", "0", "--with-worker",
                                      "--processes", str(processes)], stdout=out,
-                                    stderr=subprocess.STDOUT, env={**env, "CHAVE_DEBUG": "0"},
+                                    stderr=subprocess.STDOUT, env={**env, "CHAVE_DEBUG": "0",
+                                                                   "CHAVE_TRUSTED_PROXIES": "1"},
                                     start_new_session=True)
         workers: list[int] = []
         web: list[int] = []
@@ -392,6 +393,7 @@ def test_serve_with_worker_signs_a_citizen_in_over_http_and_stops_the_worker(tmp
             assert "chave outbox --to" in banner
 
             browser = Browser(base)
+            browser.opener.addheaders.append(("X-Forwarded-For", "203.0.113.77"))  # as the proxy in front says
             status, _path, _headers, home = browser.get("/")
             assert status == 200 and 'href="/login/"' in home
             status, _path, _headers, login = browser.get("/login/")
@@ -419,6 +421,10 @@ def test_serve_with_worker_signs_a_citizen_in_over_http_and_stops_the_worker(tmp
             status, path, _headers, done_page = browser.post("/login/code/", page, {"code": code})
             assert (status, path) == (200, "/login/done/")
             assert seed_demo.DEMO_FULL_NAME in done_page
+            # The citizen's address, not the proxy's, in the audit (and so in the per-address throttles).
+            seen = run_chave(env, "shell", "-c", "from chave.audit.models import AuditEvent;"
+                             "print(AuditEvent.objects.filter(event='login').latest('pk').ip)", timeout=BOUND)
+            assert seen.stdout.strip().splitlines()[-1] == "203.0.113.77"
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

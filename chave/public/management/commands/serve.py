@@ -228,8 +228,13 @@ class Command(BaseCommand):
                     self._run_gunicorn(host, port, threads, processes, worker, portal, demo_portal_port, agent)
                 else:
                     try:
+                        # Behind proxies (CHAVE_TRUSTED_PROXIES > 0) Chave reads X-Forwarded-For itself,
+                        # counting the trusted hops (login.services.client_ip): waitress must pass the
+                        # header on rather than strip it as an untrusted proxy's, or every citizen would
+                        # share the proxy's address and its per-address throttles.
                         server = waitress.create_server(application, host=host, port=port, threads=threads,
-                                                        ident="chave")
+                                                        ident="chave",
+                                                        clear_untrusted_proxy_headers=not settings.CHAVE_TRUSTED_PROXIES)
                     except (OSError, ValueError) as exc:
                         raise self._cannot_listen(host, port, exc)
                     try:
@@ -296,13 +301,12 @@ class Command(BaseCommand):
     # --- the worker and the demo portal ------------------------------------------------------------
 
     def _start(self, child: Child, pass_fds: tuple[int, ...] = ()) -> Child:
-        kwargs = {"pass_fds": pass_fds, "env": child.env} if child.env else {"pass_fds": pass_fds}
+        # A child says nothing of Ctrl-C (SERVE_CHILD): the service says it once, for all of them.
+        kwargs = {"pass_fds": pass_fds, "env": {**(child.env or os.environ), SERVE_CHILD: "1"}}
         if sys.platform.startswith("linux"):
             kwargs["preexec_fn"] = _die_with_parent(os.getpid())
         try:
-            # A child says nothing of Ctrl-C: the service says it once, for all of them.
-            child.process = subprocess.Popen(child.command, process_group=0,
-                                             env={**os.environ, SERVE_CHILD: "1"}, **kwargs)
+            child.process = subprocess.Popen(child.command, process_group=0, **kwargs)
         except OSError as exc:
             raise CommandError(child.cannot_start % {"error": exc})
         self.children.append(child)
