@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
+import threading
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -20,7 +22,7 @@ from saml2.config import IdPConfig
 from saml2.metadata import entity_descriptor, sign_entity_descriptor
 from saml2.saml import NAME_FORMAT_URI, NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT
 from saml2.server import Server
-from saml2.sigver import security_context
+from saml2.sigver import RSACrypto, import_rsa_key_from_file, read_cert_from_file, security_context
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
 from chave import policy
@@ -116,22 +118,64 @@ class ChaveIdp(Server):
         return assertion
 
 
+_servers = threading.local()
+_SERVERS_PER_THREAD = 64
+
+
+def _server(sp_metadata: list[str]) -> ChaveIdp:
+    """This thread's pysaml2 IdP for these SPs, without a key: loading the configuration and the
+    SPs' metadata costs more than the signature checks it then does, so it is kept per thread
+    (each thread's own: the signing key is put in and taken out per message) and per metadata
+    content, policy and address."""
+    cache = getattr(_servers, "by_key", None)
+    if cache is None:
+        cache = _servers.by_key = {}
+    key = (entity_id(), policy.get("saml_assertion_seconds"), policy.get("saml_request_max_age_seconds"),
+           tuple(hashlib.sha256(m.encode()).hexdigest() for m in sp_metadata))
+    server = cache.get(key)
+    if server is None:
+        if len(cache) >= _SERVERS_PER_THREAD:
+            cache.clear()
+        server = cache[key] = ChaveIdp(config=_config(None, None, list(sp_metadata), []))
+        server.sec.sec_backend = RSACrypto(None)  # verifies Redirect-binding signatures with the SP's certificate
+    server.released, server.address = [], None
+    return server
+
+
 @contextlib.contextmanager
-def idp(sp_metadata: list[str] = ()):
-    """A pysaml2 IdP for one message: the active key (and the certificates in their grace period,
-    for the metadata) and the metadata of the SPs involved."""
+def idp(sp_metadata: list[str] = (), *, signing: bool = False):
+    """A pysaml2 IdP for one message, knowing the SPs involved; with ``signing``, holding the
+    active key (unsealed into a private temporary file for the message's duration)."""
+    server = _server(list(sp_metadata))
+    if not signing:
+        yield server
+        return
+    sec = server.sec
+    with keys.signing_files(keys.active_key()) as (key_path, cert_path):
+        sec.key_file, sec.cert_file = key_path, cert_path
+        sec.my_cert = read_cert_from_file(cert_path, "pem")
+        sec.sec_backend = RSACrypto(import_rsa_key_from_file(key_path))
+        try:
+            yield server
+        finally:
+            sec.key_file = sec.cert_file = sec.my_cert = None
+            sec.sec_backend = RSACrypto(None)
+
+
+@contextlib.contextmanager
+def _metadata_idp():
+    """A pysaml2 IdP configured with every published certificate, for the metadata."""
     published = keys.published()
-    active = published[0]
     with contextlib.ExitStack() as stack:
-        key_path, cert_path = stack.enter_context(keys.signing_files(active))
+        key_path, cert_path = stack.enter_context(keys.signing_files(published[0]))
         extra = [stack.enter_context(keys.signing_files(row))[1] for row in published[1:]]
-        yield ChaveIdp(config=_config(key_path, cert_path, list(sp_metadata), extra))
+        yield ChaveIdp(config=_config(key_path, cert_path, [], extra))
 
 
 def metadata() -> str:
     """The IdP's metadata (SSO and SLO for both bindings, NameID formats, signing certificates),
     signed with the active key."""
-    with idp() as server:
+    with _metadata_idp() as server:
         descriptor = entity_descriptor(server.config)
         descriptor.idpsso_descriptor.want_authn_requests_signed = "true"
         descriptor.extensions = None  # pysaml2's algorithm list names MD5 and SHA-1, which Chave never signs with

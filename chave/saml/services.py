@@ -542,7 +542,7 @@ def level_uri(parsed: ParsedRequest, level: int) -> str:
 def success_response(sp: ServiceProvider, parsed: ParsedRequest, *, key, level: int, auth_time: dt.datetime,
                      granted: list[str], address: str | None) -> str:
     """The signed Response (with a signed Assertion) for a completed sign-in, base64-encoded."""
-    with idp.idp([sp.metadata_xml]) as server:
+    with idp.idp([sp.metadata_xml], signing=True) as server:
         server.released = released(sp, parsed, key, granted)
         server.address = address
         response = server.create_authn_response(
@@ -557,7 +557,7 @@ def success_response(sp: ServiceProvider, parsed: ParsedRequest, *, key, level: 
 
 def error_response(sp: ServiceProvider, parsed: ParsedRequest, top: str, sub: str | None, message: str) -> str:
     """A signed Response carrying a SAML error status (no assertion), base64-encoded."""
-    with idp.idp([sp.metadata_xml]) as server:
+    with idp.idp([sp.metadata_xml], signing=True) as server:
         response = server._response(parsed.request_id, parsed.acs, idp.status(top, sub, message), None, True,
                                     sign_alg=idp.SIG_RSA_SHA256, digest_alg=idp.DIGEST_SHA256)
     return idp.encoded(str(response))
@@ -602,7 +602,7 @@ def logout_response(sp: ServiceProvider, message, relay_state: str | None) -> tu
     if not sp.slo:
         raise Refusal(_("This service provider has no logout service: you are signed out of Chave."))
     endpoint = next((e for e in sp.slo if e["binding"] == BINDING_HTTP_REDIRECT), sp.slo[0])
-    with idp.idp([sp.metadata_xml]) as server:
+    with idp.idp([sp.metadata_xml], signing=True) as server:
         response = server.create_logout_response(message, [endpoint["binding"]], sign=endpoint["binding"] != BINDING_HTTP_REDIRECT,
                                                  sign_alg=idp.SIG_RSA_SHA256, digest_alg=idp.DIGEST_SHA256)
         if endpoint["binding"] == BINDING_HTTP_REDIRECT:
