@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import threading
 from dataclasses import dataclass
@@ -22,7 +23,12 @@ from saml2.config import IdPConfig
 from saml2.metadata import entity_descriptor, sign_entity_descriptor
 from saml2.saml import NAME_FORMAT_URI, NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT
 from saml2.server import Server
-from saml2.sigver import RSACrypto, import_rsa_key_from_file, read_cert_from_file, security_context
+from saml2.sigver import (
+    CryptoBackendXmlSec1,
+    RSACrypto,
+    read_cert_from_file,
+    security_context,
+)
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
 from chave import policy
@@ -118,6 +124,29 @@ class ChaveIdp(Server):
         return assertion
 
 
+class XmlSec1(CryptoBackendXmlSec1):
+    """pysaml2's xmlsec1 backend, asking xmlsec1 its version once per process rather than before
+    every signature and check (a second process each time)."""
+
+    @property
+    def version(self):
+        return _xmlsec1_version()
+
+
+@functools.cache
+def _xmlsec1_version() -> str:
+    return CryptoBackendXmlSec1.version.fget(CryptoBackendXmlSec1(XMLSEC1))
+
+
+@functools.lru_cache(maxsize=4)
+def _rsa_key(kid: str, sealed: str, secret: str):
+    """The IdP's private key as pysaml2 signs Redirect-binding messages with it, unsealed and
+    imported once per key (importing checks the key, which costs more than the signature)."""
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    return load_pem_private_key(keys.unsealed_pem(sealed, secret).encode(), None)
+
+
 _servers = threading.local()
 _SERVERS_PER_THREAD = 64
 
@@ -138,6 +167,7 @@ def _server(sp_metadata: list[str]) -> ChaveIdp:
             cache.clear()
         server = cache[key] = ChaveIdp(config=_config(None, None, list(sp_metadata), []))
         server.sec.sec_backend = RSACrypto(None)  # verifies Redirect-binding signatures with the SP's certificate
+        server.sec.crypto = XmlSec1(XMLSEC1)
     server.released, server.address = [], None
     return server
 
@@ -151,10 +181,11 @@ def idp(sp_metadata: list[str] = (), *, signing: bool = False):
         yield server
         return
     sec = server.sec
-    with keys.signing_files(keys.active_key()) as (key_path, cert_path):
+    active = keys.active_key()
+    with keys.signing_files(active) as (key_path, cert_path):
         sec.key_file, sec.cert_file = key_path, cert_path
         sec.my_cert = read_cert_from_file(cert_path, "pem")
-        sec.sec_backend = RSACrypto(import_rsa_key_from_file(key_path))
+        sec.sec_backend = RSACrypto(_rsa_key(active.kid, active.private_key_sealed, settings.CHAVE_KEY_SEAL_SECRET))
         try:
             yield server
         finally:
