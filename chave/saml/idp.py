@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass
 
 from django.conf import settings
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, saml, samlp
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, SamlBase, saml, samlp
 from saml2.config import IdPConfig
 from saml2.metadata import entity_descriptor, sign_entity_descriptor
 from saml2.saml import NAME_FORMAT_URI, NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT
@@ -26,7 +26,6 @@ from saml2.server import Server
 from saml2.sigver import (
     CryptoBackendXmlSec1,
     RSACrypto,
-    read_cert_from_file,
     security_context,
 )
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
@@ -125,12 +124,37 @@ class ChaveIdp(Server):
 
 
 class XmlSec1(CryptoBackendXmlSec1):
-    """pysaml2's xmlsec1 backend, asking xmlsec1 its version once per process rather than before
-    every signature and check (a second process each time)."""
+    """pysaml2's xmlsec1 backend, for Chave's messages.
+
+    Checks (the SPs' requests) stay with the xmlsec1 program as pysaml2 drives it (its checks of
+    which element a signature covers). Signing (Chave's own responses) is done in this process by
+    the same library, libxmlsec1, through its Python bindings (``xmlsec``), with the key held in
+    memory for the message: no second process, and the unsealed key is never written to a file.
+    xmlsec1's version is asked once per process rather than before every operation.
+    """
+
+    signing_key_pem: bytes | None = None
 
     @property
     def version(self):
         return _xmlsec1_version()
+
+    def sign_statement(self, statement, node_name, key_file, node_id):
+        if self.signing_key_pem is None:
+            return super().sign_statement(statement, node_name, key_file, node_id)
+        import xmlsec
+        from lxml import etree
+
+        text = str(statement) if isinstance(statement, SamlBase) else statement
+        parser = etree.XMLParser(resolve_entities=False, no_network=True)  # our own message
+        root = etree.fromstring(text.encode() if isinstance(text, str) else text, parser)
+        xmlsec.tree.add_ids(root, ["ID"])
+        node = root.xpath("//*[@ID=$id]", id=node_id)[0] if node_id else root
+        signature = [child for child in node.findall(f"{{{xmlsec.constants.DSigNs}}}Signature")][0]
+        context = xmlsec.SignatureContext()
+        context.key = xmlsec.Key.from_memory(self.signing_key_pem, xmlsec.constants.KeyDataFormatPem)
+        context.sign(signature)
+        return etree.tostring(root, xml_declaration=True, encoding="UTF-8").decode()
 
 
 @functools.cache
@@ -175,22 +199,22 @@ def _server(sp_metadata: list[str]) -> ChaveIdp:
 @contextlib.contextmanager
 def idp(sp_metadata: list[str] = (), *, signing: bool = False):
     """A pysaml2 IdP for one message, knowing the SPs involved; with ``signing``, holding the
-    active key (unsealed into a private temporary file for the message's duration)."""
+    active key (unsealed, in memory, for the message's duration)."""
     server = _server(list(sp_metadata))
     if not signing:
         yield server
         return
     sec = server.sec
     active = keys.active_key()
-    with keys.signing_files(active) as (key_path, cert_path):
-        sec.key_file, sec.cert_file = key_path, cert_path
-        sec.my_cert = read_cert_from_file(cert_path, "pem")
-        sec.sec_backend = RSACrypto(_rsa_key(active.kid, active.private_key_sealed, settings.CHAVE_KEY_SEAL_SECRET))
-        try:
-            yield server
-        finally:
-            sec.key_file = sec.cert_file = sec.my_cert = None
-            sec.sec_backend = RSACrypto(None)
+    sec.key_file = "(in memory)"  # XmlSec1 signs with signing_key_pem
+    sec.my_cert = keys.certificate_base64(active)
+    sec.crypto.signing_key_pem = keys.unsealed_pem(active.private_key_sealed, settings.CHAVE_KEY_SEAL_SECRET).encode()
+    sec.sec_backend = RSACrypto(_rsa_key(active.kid, active.private_key_sealed, settings.CHAVE_KEY_SEAL_SECRET))
+    try:
+        yield server
+    finally:
+        sec.key_file = sec.my_cert = sec.crypto.signing_key_pem = None
+        sec.sec_backend = RSACrypto(None)
 
 
 @contextlib.contextmanager
