@@ -614,3 +614,29 @@ def logout_response(sp: ServiceProvider, message, relay_state: str | None) -> tu
     if relay_state is not None:
         fields.append(("RelayState", relay_state))
     return BINDING_HTTP_POST, endpoint["url"], fields
+
+
+def logout_request_urls(sso_session, *, exclude=None) -> list[str]:
+    """Signed LogoutRequests (HTTP-Redirect) to the SAML SPs an SSO session served (but
+    ``exclude``, the party that asked for the logout), for the signed-out page to load in frames
+    (as OpenID Connect's front-channel logout): the citizen's persistent NameID at each SP."""
+    from chave.federation.attributes import subject
+
+    urls = []
+    sps = (ServiceProvider.objects.select_related("relying_party")
+           .filter(relying_party__in=sso_session.relying_parties.all(), relying_party__state=RelyingParty.State.APPROVED)
+           .order_by("relying_party__name"))
+    for sp in sps:
+        if exclude is not None and sp.relying_party_id == exclude.pk:
+            continue
+        endpoint = next((e for e in sp.slo if e["binding"] == BINDING_HTTP_REDIRECT), None)
+        if endpoint is None:
+            continue
+        name_id = saml.NameID(format=saml.NAMEID_FORMAT_PERSISTENT, name_qualifier=idp.entity_id(),
+                              sp_name_qualifier=sp.entity_id, text=subject(sp.relying_party, sso_session.key.citizen))
+        with idp.idp([sp.metadata_xml], signing=True) as server:
+            _id, request = server.create_logout_request(endpoint["url"], sp.entity_id, name_id=name_id, sign=False)
+            info = server.apply_binding(BINDING_HTTP_REDIRECT, str(request), endpoint["url"], sign=True,
+                                        sigalg=idp.SIG_RSA_SHA256)
+        urls.append(dict(info["headers"])["Location"])
+    return urls
