@@ -115,10 +115,10 @@ class Pysaml2Portal:
 
 
 def pysaml2_portal(folder: Path, idp_metadata: str, *, host: str = "portal.example.pt",
-                   name: str = "portal") -> Pysaml2Portal:
+                   name: str = "portal", scheme: str = "https") -> Pysaml2Portal:
     key_file, cert_file = make_key_pair(folder, name)
-    entity_id = f"https://{host}/saml/metadata"
-    acs = f"https://{host}/saml/acs"
+    entity_id = f"{scheme}://{host}/saml/metadata"
+    acs = f"{scheme}://{host}/saml/acs"
     config = SPConfig()
     config.load({
         "entityid": entity_id,
@@ -131,7 +131,7 @@ def pysaml2_portal(folder: Path, idp_metadata: str, *, host: str = "portal.examp
         "service": {"sp": {
             "endpoints": {
                 "assertion_consumer_service": [(acs, BINDING_HTTP_POST)],
-                "single_logout_service": [(f"https://{host}/saml/slo", BINDING_HTTP_REDIRECT)],
+                "single_logout_service": [(f"{scheme}://{host}/saml/slo", BINDING_HTTP_REDIRECT)],
             },
             "authn_requests_signed": True,
             "want_response_signed": True,
