@@ -179,7 +179,7 @@ def sign_out_of_portals(request, *, initiator: RelyingParty | None = None) -> li
     sso_session = browser_sso_session(request, login_services.signed_in(request))
     frames = []
     if sso_session is not None:
-        frames = frontchannel_logout_urls(sso_session)
+        frames = frontchannel_logout_urls(sso_session, initiator=initiator)
         end_sso_session(sso_session, initiator=initiator, ip=login_services.client_ip(request))
     login_services.sign_out(request)
     return frames
@@ -375,9 +375,13 @@ def deliveries_for(relying_party: RelyingParty, *, limit: int = 20) -> list[Back
 # --- Front-channel logout ------------------------------------------------------------------------
 
 
-def frontchannel_logout_urls(sso_session: SsoSession) -> list[str]:
+def frontchannel_logout_urls(sso_session: SsoSession, initiator: RelyingParty | None = None) -> list[str]:
     """The front-channel logout URIs of the session's portals, each with ``iss`` and ``sid``
-    (Front-Channel Logout §2, §3), to load in frames once the session has ended."""
+    (Front-Channel Logout §2, §3), to load in frames once the session has ended; and a signed
+    SAML LogoutRequest for each SAML service provider it served but ``initiator``
+    (:func:`chave.saml.services.logout_request_urls`)."""
+    from chave.saml.services import logout_request_urls
+
     from urllib.parse import urlencode as _urlencode
 
     from .models import ClientSettings
@@ -388,7 +392,7 @@ def frontchannel_logout_urls(sso_session: SsoSession) -> list[str]:
     for row in rows:
         separator = "&" if "?" in row.frontchannel_logout_uri else "?"
         urls.append(row.frontchannel_logout_uri + separator + _urlencode({"iss": issuer(), "sid": sso_session.sid}))
-    return urls
+    return urls + logout_request_urls(sso_session, exclude=initiator)
 
 
 def _with_frames(response, urls: list[str]):

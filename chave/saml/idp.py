@@ -12,15 +12,22 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
+import hashlib
+import threading
 from dataclasses import dataclass
 
 from django.conf import settings
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, saml, samlp
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, SamlBase, saml, samlp
 from saml2.config import IdPConfig
 from saml2.metadata import entity_descriptor, sign_entity_descriptor
 from saml2.saml import NAME_FORMAT_URI, NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT
 from saml2.server import Server
-from saml2.sigver import security_context
+from saml2.sigver import (
+    CryptoBackendXmlSec1,
+    RSACrypto,
+    security_context,
+)
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
 from chave import policy
@@ -116,22 +123,114 @@ class ChaveIdp(Server):
         return assertion
 
 
+class XmlSec1(CryptoBackendXmlSec1):
+    """pysaml2's xmlsec1 backend, for Chave's messages.
+
+    Checks (the SPs' requests) stay with the xmlsec1 program as pysaml2 drives it (its checks of
+    which element a signature covers). Signing (Chave's own responses) is done in this process by
+    the same library, libxmlsec1, through its Python bindings (``xmlsec``), with the key held in
+    memory for the message: no second process, and the unsealed key is never written to a file.
+    xmlsec1's version is asked once per process rather than before every operation.
+    """
+
+    signing_key_pem: bytes | None = None
+
+    @property
+    def version(self):
+        return _xmlsec1_version()
+
+    def sign_statement(self, statement, node_name, key_file, node_id):
+        if self.signing_key_pem is None:
+            return super().sign_statement(statement, node_name, key_file, node_id)
+        import xmlsec
+        from lxml import etree
+
+        text = str(statement) if isinstance(statement, SamlBase) else statement
+        parser = etree.XMLParser(resolve_entities=False, no_network=True)  # our own message
+        root = etree.fromstring(text.encode() if isinstance(text, str) else text, parser)
+        xmlsec.tree.add_ids(root, ["ID"])
+        node = root.xpath("//*[@ID=$id]", id=node_id)[0] if node_id else root
+        signature = [child for child in node.findall(f"{{{xmlsec.constants.DSigNs}}}Signature")][0]
+        context = xmlsec.SignatureContext()
+        context.key = xmlsec.Key.from_memory(self.signing_key_pem, xmlsec.constants.KeyDataFormatPem)
+        context.sign(signature)
+        return etree.tostring(root, xml_declaration=True, encoding="UTF-8").decode()
+
+
+@functools.cache
+def _xmlsec1_version() -> str:
+    return CryptoBackendXmlSec1.version.fget(CryptoBackendXmlSec1(XMLSEC1))
+
+
+@functools.lru_cache(maxsize=4)
+def _rsa_key(kid: str, sealed: str, secret: str):
+    """The IdP's private key as pysaml2 signs Redirect-binding messages with it, unsealed and
+    imported once per key (importing checks the key, which costs more than the signature)."""
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    return load_pem_private_key(keys.unsealed_pem(sealed, secret).encode(), None)
+
+
+_servers = threading.local()
+_SERVERS_PER_THREAD = 64
+
+
+def _server(sp_metadata: list[str]) -> ChaveIdp:
+    """This thread's pysaml2 IdP for these SPs, without a key: loading the configuration and the
+    SPs' metadata costs more than the signature checks it then does, so it is kept per thread
+    (each thread's own: the signing key is put in and taken out per message) and per metadata
+    content, policy and address."""
+    cache = getattr(_servers, "by_key", None)
+    if cache is None:
+        cache = _servers.by_key = {}
+    key = (entity_id(), policy.get("saml_assertion_seconds"), policy.get("saml_request_max_age_seconds"),
+           tuple(hashlib.sha256(m.encode()).hexdigest() for m in sp_metadata))
+    server = cache.get(key)
+    if server is None:
+        if len(cache) >= _SERVERS_PER_THREAD:
+            cache.clear()
+        server = cache[key] = ChaveIdp(config=_config(None, None, list(sp_metadata), []))
+        server.sec.sec_backend = RSACrypto(None)  # verifies Redirect-binding signatures with the SP's certificate
+        server.sec.crypto = XmlSec1(XMLSEC1)
+    server.released, server.address = [], None
+    return server
+
+
 @contextlib.contextmanager
-def idp(sp_metadata: list[str] = ()):
-    """A pysaml2 IdP for one message: the active key (and the certificates in their grace period,
-    for the metadata) and the metadata of the SPs involved."""
+def idp(sp_metadata: list[str] = (), *, signing: bool = False):
+    """A pysaml2 IdP for one message, knowing the SPs involved; with ``signing``, holding the
+    active key (unsealed, in memory, for the message's duration)."""
+    server = _server(list(sp_metadata))
+    if not signing:
+        yield server
+        return
+    sec = server.sec
+    active = keys.active_key()
+    sec.key_file = "(in memory)"  # XmlSec1 signs with signing_key_pem
+    sec.my_cert = keys.certificate_base64(active)
+    sec.crypto.signing_key_pem = keys.unsealed_pem(active.private_key_sealed, settings.CHAVE_KEY_SEAL_SECRET).encode()
+    sec.sec_backend = RSACrypto(_rsa_key(active.kid, active.private_key_sealed, settings.CHAVE_KEY_SEAL_SECRET))
+    try:
+        yield server
+    finally:
+        sec.key_file = sec.my_cert = sec.crypto.signing_key_pem = None
+        sec.sec_backend = RSACrypto(None)
+
+
+@contextlib.contextmanager
+def _metadata_idp():
+    """A pysaml2 IdP configured with every published certificate, for the metadata."""
     published = keys.published()
-    active = published[0]
     with contextlib.ExitStack() as stack:
-        key_path, cert_path = stack.enter_context(keys.signing_files(active))
+        key_path, cert_path = stack.enter_context(keys.signing_files(published[0]))
         extra = [stack.enter_context(keys.signing_files(row))[1] for row in published[1:]]
-        yield ChaveIdp(config=_config(key_path, cert_path, list(sp_metadata), extra))
+        yield ChaveIdp(config=_config(key_path, cert_path, [], extra))
 
 
 def metadata() -> str:
     """The IdP's metadata (SSO and SLO for both bindings, NameID formats, signing certificates),
     signed with the active key."""
-    with idp() as server:
+    with _metadata_idp() as server:
         descriptor = entity_descriptor(server.config)
         descriptor.idpsso_descriptor.want_authn_requests_signed = "true"
         descriptor.extensions = None  # pysaml2's algorithm list names MD5 and SHA-1, which Chave never signs with

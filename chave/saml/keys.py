@@ -125,10 +125,15 @@ def all_keys() -> list[IdpKey]:
     return list(IdpKey.objects.order_by("-created_at", "-id"))
 
 
+def unsealed_pem(sealed: str, secret: str) -> str:
+    """A sealed private key in clear (PEM): for signing only, never stored or logged."""
+    return sealing.unseal(sealed, secret=secret, purpose=_PURPOSE)
+
+
 @contextlib.contextmanager
 def signing_files(row: IdpKey):
     """(key file, certificate file) for xmlsec1, removed when the block ends."""
-    private = sealing.unseal(row.private_key_sealed, secret=settings.CHAVE_KEY_SEAL_SECRET, purpose=_PURPOSE)
+    private = unsealed_pem(row.private_key_sealed, settings.CHAVE_KEY_SEAL_SECRET)
     with tempfile.TemporaryDirectory(prefix="chave-saml-") as folder:  # mode 0700
         key_path, cert_path = os.path.join(folder, "key.pem"), os.path.join(folder, "cert.pem")
         descriptor = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

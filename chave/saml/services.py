@@ -542,7 +542,7 @@ def level_uri(parsed: ParsedRequest, level: int) -> str:
 def success_response(sp: ServiceProvider, parsed: ParsedRequest, *, key, level: int, auth_time: dt.datetime,
                      granted: list[str], address: str | None) -> str:
     """The signed Response (with a signed Assertion) for a completed sign-in, base64-encoded."""
-    with idp.idp([sp.metadata_xml]) as server:
+    with idp.idp([sp.metadata_xml], signing=True) as server:
         server.released = released(sp, parsed, key, granted)
         server.address = address
         response = server.create_authn_response(
@@ -557,7 +557,7 @@ def success_response(sp: ServiceProvider, parsed: ParsedRequest, *, key, level: 
 
 def error_response(sp: ServiceProvider, parsed: ParsedRequest, top: str, sub: str | None, message: str) -> str:
     """A signed Response carrying a SAML error status (no assertion), base64-encoded."""
-    with idp.idp([sp.metadata_xml]) as server:
+    with idp.idp([sp.metadata_xml], signing=True) as server:
         response = server._response(parsed.request_id, parsed.acs, idp.status(top, sub, message), None, True,
                                     sign_alg=idp.SIG_RSA_SHA256, digest_alg=idp.DIGEST_SHA256)
     return idp.encoded(str(response))
@@ -602,7 +602,7 @@ def logout_response(sp: ServiceProvider, message, relay_state: str | None) -> tu
     if not sp.slo:
         raise Refusal(_("This service provider has no logout service: you are signed out of Chave."))
     endpoint = next((e for e in sp.slo if e["binding"] == BINDING_HTTP_REDIRECT), sp.slo[0])
-    with idp.idp([sp.metadata_xml]) as server:
+    with idp.idp([sp.metadata_xml], signing=True) as server:
         response = server.create_logout_response(message, [endpoint["binding"]], sign=endpoint["binding"] != BINDING_HTTP_REDIRECT,
                                                  sign_alg=idp.SIG_RSA_SHA256, digest_alg=idp.DIGEST_SHA256)
         if endpoint["binding"] == BINDING_HTTP_REDIRECT:
@@ -614,3 +614,29 @@ def logout_response(sp: ServiceProvider, message, relay_state: str | None) -> tu
     if relay_state is not None:
         fields.append(("RelayState", relay_state))
     return BINDING_HTTP_POST, endpoint["url"], fields
+
+
+def logout_request_urls(sso_session, *, exclude=None) -> list[str]:
+    """Signed LogoutRequests (HTTP-Redirect) to the SAML SPs an SSO session served (but
+    ``exclude``, the party that asked for the logout), for the signed-out page to load in frames
+    (as OpenID Connect's front-channel logout): the citizen's persistent NameID at each SP."""
+    from chave.federation.attributes import subject
+
+    urls = []
+    sps = (ServiceProvider.objects.select_related("relying_party")
+           .filter(relying_party__in=sso_session.relying_parties.all(), relying_party__state=RelyingParty.State.APPROVED)
+           .order_by("relying_party__name"))
+    for sp in sps:
+        if exclude is not None and sp.relying_party_id == exclude.pk:
+            continue
+        endpoint = next((e for e in sp.slo if e["binding"] == BINDING_HTTP_REDIRECT), None)
+        if endpoint is None:
+            continue
+        name_id = saml.NameID(format=saml.NAMEID_FORMAT_PERSISTENT, name_qualifier=idp.entity_id(),
+                              sp_name_qualifier=sp.entity_id, text=subject(sp.relying_party, sso_session.key.citizen))
+        with idp.idp([sp.metadata_xml], signing=True) as server:
+            _id, request = server.create_logout_request(endpoint["url"], sp.entity_id, name_id=name_id, sign=False)
+            info = server.apply_binding(BINDING_HTTP_REDIRECT, str(request), endpoint["url"], sign=True,
+                                        sigalg=idp.SIG_RSA_SHA256)
+        urls.append(dict(info["headers"])["Location"])
+    return urls

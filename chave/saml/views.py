@@ -235,7 +235,7 @@ def slo(request):
     Chave's session in this browser, which tells the session's OpenID Connect portals
     (back-channel logout tokens), then Chave answers with a signed LogoutResponse at the SP's
     logout service."""
-    from chave.oidc.logout import sign_out_of_portals
+    from chave.oidc.logout import _finish, sign_out_of_portals
 
     if request.method == "POST":
         binding, source = BINDING_HTTP_POST, request.POST
@@ -246,18 +246,24 @@ def slo(request):
     if any(len(source.getlist(name)) > 1 for name in source):
         return _error_page(request, _("A parameter is repeated."))
     relay_state = source.get("RelayState")
+    if source.get("SAMLResponse") and not source.get("SAMLRequest"):
+        # An SP's answer to the LogoutRequest Chave's signed-out page sent it (in a frame): nothing to do.
+        return render(request, "oidc/logout_done.html", {"was_signed_in": False})
     try:
         sp, message = services.receive_logout(binding=binding, raw=source.get("SAMLRequest"), relay_state=relay_state,
                                               sig_alg=source.get("SigAlg"), signature=source.get("Signature"))
     except services.Refusal as refusal:
         return _error_page(request, refusal.message)
     request.session.pop(PENDING, None)
-    sign_out_of_portals(request, initiator=sp.relying_party)
+    was_signed_in = login_services.signed_in(request) is not None
+    frames = sign_out_of_portals(request, initiator=sp.relying_party)
     federation_audit(sp, "logout")
     try:
         binding, address, payload = services.logout_response(sp, message, relay_state)
     except services.Refusal as refusal:
         return _error_page(request, refusal.message, status=200)
     if binding == BINDING_HTTP_REDIRECT:
-        return redirect(payload[0])
+        # The session's other portals are told first (front-channel frames on the signed-out page).
+        return _finish(request, redirect_to=payload[0], was_signed_in=was_signed_in, asked_redirect=False,
+                       frames=frames, portal=sp.relying_party.name)
     return _post_fields(request, sp, address, payload, succeeded=True)

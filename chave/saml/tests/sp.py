@@ -27,6 +27,10 @@ from saml2.metadata import entity_descriptor
 from saml2.saml import NAME_FORMAT_URI, NAMEID_FORMAT_PERSISTENT
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
+from onelogin.saml2.constants import OneLogin_Saml2_Constants as C
+from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
+from onelogin.saml2.settings import OneLogin_Saml2_Settings
+
 from chave.federation.attributes import PREFIX
 from chave.saml import idp
 
@@ -111,10 +115,10 @@ class Pysaml2Portal:
 
 
 def pysaml2_portal(folder: Path, idp_metadata: str, *, host: str = "portal.example.pt",
-                   name: str = "portal") -> Pysaml2Portal:
+                   name: str = "portal", scheme: str = "https") -> Pysaml2Portal:
     key_file, cert_file = make_key_pair(folder, name)
-    entity_id = f"https://{host}/saml/metadata"
-    acs = f"https://{host}/saml/acs"
+    entity_id = f"{scheme}://{host}/saml/metadata"
+    acs = f"{scheme}://{host}/saml/acs"
     config = SPConfig()
     config.load({
         "entityid": entity_id,
@@ -127,7 +131,7 @@ def pysaml2_portal(folder: Path, idp_metadata: str, *, host: str = "portal.examp
         "service": {"sp": {
             "endpoints": {
                 "assertion_consumer_service": [(acs, BINDING_HTTP_POST)],
-                "single_logout_service": [(f"https://{host}/saml/slo", BINDING_HTTP_REDIRECT)],
+                "single_logout_service": [(f"{scheme}://{host}/saml/slo", BINDING_HTTP_REDIRECT)],
             },
             "authn_requests_signed": True,
             "want_response_signed": True,
@@ -158,3 +162,43 @@ def form_action(page: str) -> str:
     import re
 
     return html.unescape(re.search(r'<form method="post" action="([^"]+)">', page).group(1))
+
+
+# --- A portal written from the autenticacao.gov manual, on python3-saml -----------------------------
+
+HOST = "servicos.example.gov.pt"
+ENTITY = f"https://{HOST}/sp"
+ACS = f"https://{HOST}/sp/acs"
+
+
+def onelogin_settings(tmp_path: Path, idp_metadata: str):
+    key_file, cert_file = make_key_pair(tmp_path, "onelogin")
+    key, cert = Path(key_file).read_text(), Path(cert_file).read_text()
+    data = OneLogin_Saml2_IdPMetadataParser.parse(idp_metadata)
+    data.update({
+        "strict": True,
+        "sp": {"entityId": ENTITY, "assertionConsumerService": {"url": ACS, "binding": C.BINDING_HTTP_POST},
+               "NameIDFormat": C.NAMEID_PERSISTENT, "x509cert": cert, "privateKey": key},
+        "security": {"authnRequestsSigned": True, "wantMessagesSigned": True, "wantAssertionsSigned": True,
+                     "rejectDeprecatedAlgorithm": True},
+    })
+    return OneLogin_Saml2_Settings(data), key, cert
+
+
+def manual_request(request_id: str, provider: str = "Portal de Serviços (teste)") -> str:
+    """The AuthnRequest as the integration manual writes it."""
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f'''<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" \
+xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{request_id}" Version="2.0" IssueInstant="{now}" \
+Destination="{idp.sso_url()}" Consent="urn:oasis:names:tc:SAML:2.0:consent:unspecified" \
+ProtocolBinding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" AssertionConsumerServiceURL="{ACS}" \
+ProviderName="{provider}"><saml:Issuer>{ENTITY}</saml:Issuer><samlp:Extensions>\
+<fa:RequestedAttributes xmlns:fa="http://autenticacao.cartaodecidadao.pt/atributos">\
+<fa:RequestedAttribute Name="http://interop.gov.pt/MDC/Cidadao/NIC" \
+NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:uri" isRequired="True" />\
+<fa:RequestedAttribute Name="http://interop.gov.pt/MDC/Cidadao/NomeProprio" \
+NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:uri" isRequired="False" />\
+<fa:RequestedAttribute Name="http://interop.gov.pt/MDC/Cidadao/NIF" \
+NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:uri" isRequired="False" />\
+</fa:RequestedAttributes><fa:FAAALevel xmlns:fa="http://autenticacao.cartaodecidadao.pt/atributos">3</fa:FAAALevel>\
+</samlp:Extensions></samlp:AuthnRequest>'''

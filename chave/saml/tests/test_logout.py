@@ -62,3 +62,46 @@ def test_an_unsigned_logout_request_changes_nothing(client, make_citizen, outbox
     assert response.status_code == 400
     _, response = start(client, portal, extensions=fa_extensions({"NIC": True}, level=3))
     assert follow(client, response).status_code == 200  # still signed in: the answer at once
+
+
+def test_the_sessions_other_saml_sp_is_sent_a_signed_logout_request(client, make_citizen, outbox, portal, tmp_path,
+                                                                    idp_metadata):
+    import html
+    import re
+
+    from .conftest import register
+    from .sp import pysaml2_portal
+
+    make_citizen()
+    other = pysaml2_portal(tmp_path, idp_metadata, host="outro.example.pt", name="outro")
+    register(other.metadata_xml, name="Outro portal")
+    extensions = fa_extensions({"NIC": True}, level=3)
+    request_id, response = start(client, portal, extensions=extensions)
+    follow(client, response)
+    follow(client, sign_in(client, outbox))
+    _, result = answer(portal, follow(client, client.post("/saml/consent", {"decision": "allow"})), request_id)
+    other_id, response = start(client, other, extensions=extensions)
+    response = follow(client, response)
+    if response.status_code == 302:
+        response = follow(client, client.post("/saml/consent", {"decision": "allow"}))
+    answer(other, response, other_id)
+
+    _, query = logout_query(portal, result.name_id)
+    page = client.get("/saml/slo", query)
+    assert page.status_code == 200  # the signed-out page: the other SP's frame, then the way back
+    text = page.content.decode()
+    frames = [html.unescape(u) for u in re.findall(r'<iframe class="frontchannel" src="([^"]+)"', text)]
+    assert len(frames) == 1 and frames[0].startswith("https://outro.example.pt/saml/slo?")
+    sent = {k: v[0] for k, v in parse_qs(urlsplit(frames[0]).query).items()}
+    request = other.client.parse_logout_request(sent["SAMLRequest"], BINDING_HTTP_REDIRECT,
+                                                sigalg=sent["SigAlg"], signature=sent["Signature"])
+    assert request.message.issuer.text == idp.entity_id()
+    from saml2.sigver import RSACrypto, verify_redirect_signature
+
+    from chave.saml import keys
+
+    assert verify_redirect_signature(sent, RSACrypto(None), keys.certificate_base64(keys.active_key()))
+    sent["SAMLRequest"] = sent["SAMLRequest"][:-8] + "AAAAAAA="
+    assert not verify_redirect_signature(sent, RSACrypto(None), keys.certificate_base64(keys.active_key()))
+    back = html.unescape(re.search(r'<a href="([^"]+)" id="continue">', text).group(1))
+    assert back.startswith("https://portal.example.pt/saml/slo?SAMLResponse=")

@@ -4,15 +4,11 @@ with SHA-1 as the old sample does, by python3-saml's xmlsec bindings; the answer
 python3-saml (OneLogin's toolkit) in strict mode."""
 
 import base64
-import datetime as dt
 import uuid
-from pathlib import Path
 
 import pytest
 from onelogin.saml2.constants import OneLogin_Saml2_Constants as C
-from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
 from onelogin.saml2.response import OneLogin_Saml2_Response
-from onelogin.saml2.settings import OneLogin_Saml2_Settings
 from onelogin.saml2.utils import OneLogin_Saml2_Utils
 
 from chave.federation.attributes import PREFIX
@@ -20,47 +16,9 @@ from chave.oidc.tests.signin import sign_in
 from chave.saml import idp
 
 from .conftest import register
-from .sp import form_action, form_fields, make_key_pair
+from .sp import ACS, HOST, form_action, form_fields, manual_request, onelogin_settings
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-HOST = "servicos.example.gov.pt"
-ENTITY = f"https://{HOST}/sp"
-ACS = f"https://{HOST}/sp/acs"
-
-
-def onelogin_settings(tmp_path: Path, idp_metadata: str) -> tuple[OneLogin_Saml2_Settings, str, str]:
-    key_file, cert_file = make_key_pair(tmp_path, "onelogin")
-    key, cert = Path(key_file).read_text(), Path(cert_file).read_text()
-    data = OneLogin_Saml2_IdPMetadataParser.parse(idp_metadata)
-    data.update({
-        "strict": True,
-        "sp": {"entityId": ENTITY, "assertionConsumerService": {"url": ACS, "binding": C.BINDING_HTTP_POST},
-               "NameIDFormat": C.NAMEID_PERSISTENT, "x509cert": cert, "privateKey": key},
-        "security": {"authnRequestsSigned": True, "wantMessagesSigned": True, "wantAssertionsSigned": True,
-                     "rejectDeprecatedAlgorithm": True},
-    })
-    return OneLogin_Saml2_Settings(data), key, cert
-
-
-def manual_request(request_id: str, provider: str = "Portal de Serviços (teste)") -> str:
-    """The AuthnRequest as the integration manual writes it."""
-    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return f'''<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" \
-xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{request_id}" Version="2.0" IssueInstant="{now}" \
-Destination="{idp.sso_url()}" Consent="urn:oasis:names:tc:SAML:2.0:consent:unspecified" \
-ProtocolBinding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" AssertionConsumerServiceURL="{ACS}" \
-ProviderName="{provider}"><saml:Issuer>{ENTITY}</saml:Issuer><samlp:Extensions>\
-<fa:RequestedAttributes xmlns:fa="http://autenticacao.cartaodecidadao.pt/atributos">\
-<fa:RequestedAttribute Name="http://interop.gov.pt/MDC/Cidadao/NIC" \
-NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:uri" isRequired="True" />\
-<fa:RequestedAttribute Name="http://interop.gov.pt/MDC/Cidadao/NomeProprio" \
-NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:uri" isRequired="False" />\
-<fa:RequestedAttribute Name="http://interop.gov.pt/MDC/Cidadao/NIF" \
-NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:uri" isRequired="False" />\
-</fa:RequestedAttributes><fa:FAAALevel xmlns:fa="http://autenticacao.cartaodecidadao.pt/atributos">3</fa:FAAALevel>\
-</samlp:Extensions></samlp:AuthnRequest>'''
-
 
 def test_a_portal_from_the_manual_signs_in_and_python3_saml_accepts_the_answer(client, tmp_path, make_citizen,
                                                                               outbox, idp_metadata):

@@ -152,3 +152,30 @@ def test_auth_tab_presentation_policies_arrange_the_login_page(client, portal):
     follow(client, response)
     page = client.get("/login/").content.decode()
     assert 'id="login-app"' not in page and page.index('id="login-pin"') < page.index('id="login-card"')
+
+
+def test_is_passive_with_a_session_answers_at_once(client, make_citizen, outbox, portal):
+    make_citizen()
+    extensions = fa_extensions({"NIC": True}, level=3)
+    _, response = start(client, portal, extensions=extensions)
+    follow(client, response)
+    follow(client, sign_in(client, outbox))
+    follow(client, client.post("/saml/consent", {"decision": "allow"}))
+    request_id, response = start(client, portal, extensions=extensions, is_passive="true")
+    _, result = answer(portal, follow(client, response), request_id)
+    assert result.ava[PREFIX + "NIC"]
+
+
+def test_the_acs_may_be_named_by_its_index(client, portal):
+    request_id, xml = portal.client.create_authn_request(
+        "http://127.0.0.1:8000/saml/sso", binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST", sign=True,
+        assertion_consumer_service_index="1")
+    import base64
+
+    response = client.post("/saml/sso", {"SAMLRequest": base64.b64encode(str(xml).encode()).decode()})
+    assert response.status_code == 302 and response["Location"].startswith("/saml/continue/")
+    request_id, xml = portal.client.create_authn_request(
+        "http://127.0.0.1:8000/saml/sso", binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST", sign=True,
+        assertion_consumer_service_index="7")
+    response = client.post("/saml/sso", {"SAMLRequest": base64.b64encode(str(xml).encode()).decode()})
+    assert response.status_code == 400
