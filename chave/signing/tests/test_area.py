@@ -100,6 +100,15 @@ def test_sign_two_pdfs_in_the_area_pades_b_t_valid_for_independent_validators(
     # The first carries a visible signature on page 1; the second an invisible one.
     first = PdfFileReader(io.BytesIO(signed[0])).embedded_signatures[0].sig_field
     assert [float(v) for v in first["/Rect"]] != [0, 0, 0, 0]
+    # Chave's own stamp, in the citizen's language (Portuguese here), not pyHanko's default look.
+    def drawn_by(stream) -> bytes:  # the appearance's content and that of every form it draws
+        resources = stream.get("/Resources")
+        forms = resources.get("/XObject", {}) if resources is not None else {}
+        return stream.data + b"".join(drawn_by(f.get_object()) for f in forms.values())
+
+    drawn = drawn_by(first["/AP"]["/N"].get_object())
+    assert b"Assinado digitalmente por" in drawn and b"Chave M" in drawn
+    assert b"Digitally signed by" not in drawn and b"Timestamp:" not in drawn
     second = PdfFileReader(io.BytesIO(signed[1])).embedded_signatures[0].sig_field
     assert [float(v) for v in second["/Rect"]] == [0, 0, 0, 0]
 
