@@ -235,6 +235,7 @@ CHANNELS = {
     "oidc": _("By a portal"),
     "csc": _("By a portal's signing service"),
     "scmd": _("By a portal's signing service"),
+    "cmd": _("By a portal's signing service"),
 }
 
 
@@ -246,28 +247,32 @@ def _http_outcome(outcome: str):
 
 
 def event_label(kind: str) -> str:
-    return str(EVENTS.get(kind) or _("Security event"))
+    return str(EVENTS.get(str(kind)) or _("Security event"))
 
 
 def outcome_label(outcome: str) -> str:
-    label = OUTCOMES.get(outcome) or _http_outcome(outcome or "")
+    outcome = str(outcome or "")
+    label = OUTCOMES.get(outcome) or _http_outcome(outcome)
     return str(label) if label else str(_("Not successful"))
 
 
 def channel_label(channel: str) -> str:
-    return str(CHANNELS.get(channel, "")) if channel else ""
+    return str(CHANNELS.get(str(channel), "")) if channel else ""
 
 
 def successful(outcome: str) -> bool:
+    outcome = str(outcome or "")
     return outcome in SUCCESSFUL or (outcome.isdigit() and outcome.startswith("2"))
 
 
 def shows_outcome(kind: str) -> bool:
-    return kind not in HAPPENED
+    return str(kind) not in HAPPENED
 
 
 def missing(kind: str, outcome: str, channel: str) -> list[str]:
-    """Which of an event's names have no label (empty: all have one)."""
+    """Which of an event's names have no label (empty: all have one). A model's choice (``Via.SCMD``)
+    counts as its value."""
+    kind, outcome, channel = str(kind or ""), str(outcome or ""), str(channel or "")
     gaps = []
     if kind not in EVENTS:
         gaps.append(f"event {kind!r}")

@@ -25,5 +25,5 @@ def test_a_second_seed_clears_the_demo_key_s_send_caps(settings):
     sent = [_send(key, n) for n in range(limit + 1)]
     assert all(s.sent for s in sent[:limit]) and sent[-1].reason == "rate_limited"
     notes = seed_demo.Command().seed()
-    assert "Its limits on codes sent are cleared." in notes
+    assert any("limit" in str(n) or "limites" in str(n) for n in notes)  # it says so, in the active language
     assert _send(key, limit + 1).sent
