@@ -21,6 +21,11 @@ EVENTS = {
     "oidc.consent": _("Data shared with a portal"),
     "saml.consent": _("Data shared with a portal"),
     "oidc.logout": _("Signed out of portals"),
+    "saml.authn": _("Sign-in answer to a portal (SAML)"),
+    "saml.replay": _("A portal's old SAML request was sent again"),
+    "saml.key_made": _("New SAML signing key made"),
+    "saml.key_rotated": _("SAML signing keys replaced"),
+    "saml.metadata_replaced": _("Portal's SAML details replaced"),
     "oidc.backchannel_logout": _("Portal told of a sign-out"),
     "oidc.token": _("Portal received its sign-in answer"),
     "oidc.refresh_reuse": _("A portal's old sign-in token was used again"),
@@ -36,7 +41,7 @@ EVENTS = {
     "pin.change": _("PIN changed"),
     "pin.temporary": _("Temporary PIN issued"),
     "pin.void": _("PIN cancelled"),
-    "pin.restore": _("Previous PIN working again"),
+    "pin.restore": _("Previous PIN in use again"),
     "code.send": _("Security code sent"),
     "code.verify": _("Security code typed"),
     # The key's life
@@ -48,7 +53,7 @@ EVENTS = {
     "key.cancel": _("Key cancelled"),
     "key.revoke": _("Key cancelled because it was not used"),
     "key.expire": _("Key expired"),
-    "key.renew": _("Key renewed with the new identity document"),
+    "key.renew": _("Key renewed with the identity document"),
     "key.reminder": _("Reminder sent about the key"),
     "contact.change": _("Contact changed"),
     "contact.verify": _("Contact confirmed"),
@@ -92,8 +97,8 @@ EVENTS = {
     "counter.contact": _("Contact changed at a counter"),
     "counter.letter_cancel": _("Letter cancelled at a counter"),
     "counter.app_remove": _("Chave app removed at a counter"),
-    "counter.renew": _("Renewed identity document recorded at a counter"),
     "counter.signing": _("Signing activated at a counter"),
+    "counter.renew": _("Renewed identity document recorded at a counter"),
     "counter.reverse": _("Counter action reversed"),
     "counter.find": _("Citizen looked up at a counter"),
     "counter.view": _("Citizen's page seen at a counter"),
@@ -128,8 +133,9 @@ EVENTS = {
 # Kinds that record something that happened to the key rather than an attempt: "Successful" would
 # be wrong there (a temporary lock is not a success for the citizen), so no outcome is shown.
 HAPPENED = {
-    "key.locked", "key.blocked", "key.expire", "key.revoke", "key.reminder", "key.cancel", "key.unlock",
-    "pin.temporary", "pin.void", "pin.restore", "key.renew", "area.not_me", "area.sessions_ended", "app.removed", "letter.produce",
+    "key.locked", "key.blocked", "key.expire", "key.renew", "key.revoke", "key.reminder", "key.cancel", "key.unlock",
+    "pin.restore",
+    "pin.temporary", "pin.void", "area.not_me", "area.sessions_ended", "app.removed", "letter.produce",
     "letter.posted", "letter.handed", "letter.cancel", "counter.reverse", "oidc.logout",
 }
 
@@ -143,6 +149,7 @@ OUTCOMES = {
     "granted": _("Allowed"),
     "refused": _("Not allowed"),
     "found": _("Found"),
+    "logout": _("Signed out"),
     "none": _("Nothing found"),
     "paired": _("Paired"),
     "started": _("Started"),
@@ -233,6 +240,7 @@ CHANNELS = {
     "oidc": _("By a portal"),
     "csc": _("By a portal's signing service"),
     "scmd": _("By a portal's signing service"),
+    "cmd": _("By a portal's signing service"),
 }
 
 
@@ -244,28 +252,32 @@ def _http_outcome(outcome: str):
 
 
 def event_label(kind: str) -> str:
-    return str(EVENTS.get(kind) or _("Security event"))
+    return str(EVENTS.get(str(kind)) or _("Security event"))
 
 
 def outcome_label(outcome: str) -> str:
-    label = OUTCOMES.get(outcome) or _http_outcome(outcome or "")
+    outcome = str(outcome or "")
+    label = OUTCOMES.get(outcome) or _http_outcome(outcome)
     return str(label) if label else str(_("Not successful"))
 
 
 def channel_label(channel: str) -> str:
-    return str(CHANNELS.get(channel, "")) if channel else ""
+    return str(CHANNELS.get(str(channel), "")) if channel else ""
 
 
 def successful(outcome: str) -> bool:
+    outcome = str(outcome or "")
     return outcome in SUCCESSFUL or (outcome.isdigit() and outcome.startswith("2"))
 
 
 def shows_outcome(kind: str) -> bool:
-    return kind not in HAPPENED
+    return str(kind) not in HAPPENED
 
 
 def missing(kind: str, outcome: str, channel: str) -> list[str]:
-    """Which of an event's names have no label (empty: all have one)."""
+    """Which of an event's names have no label (empty: all have one). A model's choice (``Via.SCMD``)
+    counts as its value."""
+    kind, outcome, channel = str(kind or ""), str(outcome or ""), str(channel or "")
     gaps = []
     if kind not in EVENTS:
         gaps.append(f"event {kind!r}")

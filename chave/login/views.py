@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.utils import translation
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_noop, ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -198,7 +198,9 @@ def _code_context(tx, form):
 
 
 CODE_REFUSALS = {
-    "wrong": lambda r: _("The code is not correct. You have %(n)d more attempt(s).") % {"n": r.attempts_left},
+    "wrong": lambda r: ngettext("The code is not correct. You can try %(n)d more time.",
+                                "The code is not correct. You can try %(n)d more times.", r.attempts_left) % {
+                                    "n": r.attempts_left},
     "spent": lambda r: _("Too many wrong codes: this code no longer works. Ask for a new code."),
     "expired": lambda r: _("This code has expired. Ask for a new code."),
     "used": lambda r: _("This code was already used. Ask for a new code."),

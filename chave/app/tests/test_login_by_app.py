@@ -169,7 +169,8 @@ def test_three_wrong_offline_codes_end_that_login(paired, clock):
     wrong = str((int(right) + 1) % 10**6).zfill(6)
     for left in (2, 1):
         response = browser.post("/login/code/", {"code": wrong})
-        assert says("The code is not correct. You have %(n)d more attempt(s).", n=left) in body(response)
+        times = "time" if left == 1 else "times"
+        assert f"The code is not correct. You can try {left} more {times}." in body(response)
     browser.post("/login/code/", {"code": wrong})
     response = browser.post("/login/code/", {"code": right})
     assert response.status_code == 400 and "/login/done/" not in response.get("Location", "")

@@ -112,3 +112,7 @@ def test_a_missing_label_is_named():
         assert labels.event_label("card.teleport") == "Security event"
         assert labels.outcome_label("zapped") == "Not successful"
         assert labels.outcome_label("403") == "Refused"
+    # A model's choice stands for its value (an enum member does not hash like its value).
+    from chave.signing.models import SigningRequest
+
+    assert all(labels.missing("signing.pin", "ok", via) == [] for via in SigningRequest.Via)

@@ -158,7 +158,7 @@ def test_code_page_shows_time_left_and_offers_a_resend_only_after_the_cooldown(e
         stale = en.post("/login/code/", {"code": first})
         assert stale.status_code == 400
         # (The codes service checks only the newest code, so an older one reads as a wrong code.)
-        assert field_error(stale, "code") == says("The code is not correct. You have %(n)d more attempt(s).", n=2)
+        assert field_error(stale, "code") == "The code is not correct. You can try 2 more times."
     assert ends_at(en.post("/login/code/", {"code": second}), "/login/done/")
 
 
@@ -196,7 +196,7 @@ def test_three_wrong_codes_spend_the_code(en, make_citizen, outbox):
     wrong = f"{(int(code) + 1) % 1000000:06d}"
     first = en.post("/login/code/", {"code": wrong})
     assert first.status_code == 400
-    assert field_error(first, "code") == says("The code is not correct. You have %(n)d more attempt(s).", n=2)
+    assert field_error(first, "code") == "The code is not correct. You can try 2 more times."
     en.post("/login/code/", {"code": wrong})
     third = en.post("/login/code/", {"code": wrong})
     assert field_error(third, "code") == says("Too many wrong codes: this code no longer works. Ask for a new code.")
@@ -261,7 +261,7 @@ def test_a_code_from_another_login_is_refused(make_citizen, outbox):
     if first_code != second_code:
         crossed = first.post("/login/code/", {"code": second_code})
         assert crossed.status_code == 400
-        assert field_error(crossed, "code") == says("The code is not correct. You have %(n)d more attempt(s).", n=2)
+        assert field_error(crossed, "code") == "The code is not correct. You can try 2 more times."
     assert ends_at(first.post("/login/code/", {"code": first_code}), "/login/done/")
     # The second browser's login is still its own, and its own code still works there.
     assert ends_at(second.post("/login/code/", {"code": second_code}), "/login/done/")

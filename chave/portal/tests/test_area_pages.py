@@ -158,7 +158,7 @@ def test_wrong_code_then_bad_new_pins_then_the_same_pin(area, key, outbox):
     code = outbox.last_code(PHONE)
     wrong = "000000" if code != "000000" else "111111"
     response = _pin_confirm(area, code=wrong)
-    assert response.status_code == 400 and "2 more attempt" in field_error(response, "code")
+    assert response.status_code == 400 and "You can try 2 more times." in field_error(response, "code")
     # A PIN the rules refuse is refused before the code is looked at (the code stays usable).
     response = _pin_confirm(area, code=code, new="1234")
     assert response.status_code == 400 and field_error(response, "new_pin")

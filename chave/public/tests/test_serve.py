@@ -551,6 +551,9 @@ def test_serve_with_the_demo_portal_logs_a_citizen_in_to_it_and_stops_it(tmp_pat
         assert proc.returncode == 0, log.read_text()
         assert leftovers == [], "the worker or the demo portal outlived chave serve"
         assert "Traceback" not in log.read_text()
+        said = log.read_text()
+        # How to stop is said once, by the service, not again by each child it runs.
+        assert said.count("Ctrl-C") == 1 and "Ctrl+C stops" not in said and "Ctrl+C para terminar" not in said
 
 
 def test_serve_stops_with_an_error_when_the_demo_portal_cannot_run(tmp_path):

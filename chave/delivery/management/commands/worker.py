@@ -177,6 +177,8 @@ class Command(BaseCommand):
                                  for channel in ("sms", "email", "x"))
             if batch:
                 mode = _("sending what is due, then exiting")
+            elif os.environ.get("CHAVE_SERVE_CHILD"):  # under `chave serve`, the service says how to stop
+                mode = _("looking for work every %(seconds)ss") % {"seconds": f"{interval:g}"}
             else:
                 mode = _("looking for work every %(seconds)ss; Ctrl+C stops") % {"seconds": f"{interval:g}"}
             self.stdout.write(_("Chave worker started (queues %(queues)s; %(channels)s): %(mode)s.") % {
