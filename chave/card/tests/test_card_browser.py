@@ -242,7 +242,7 @@ def test_a_clerk_signs_in_at_the_counter_with_their_own_card(new_page, live_serv
     start = page.locator("#staff-card-sign-in").get_attribute("href")
     assert start == "/counter/login/card?next=/counter/find/"
     through_the_agent(page, card, start=start, next_path="/counter/find/", lang="en")
-    assert f"Signed in: {card.full_name} (Counter clerk)" in page.locator("#staff-bar").inner_text()
+    assert f"{card.full_name} · Counter clerk" in page.locator("#staff-bar").inner_text()
     assert CARD_PIN not in page.content()
     page.get_by_label("NIC, mobile number, e-mail or name").fill("12345678")
     page.get_by_role("button", name="Find").click()

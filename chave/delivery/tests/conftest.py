@@ -419,7 +419,7 @@ class XApiServer:
                 except (ValueError, KeyError, TypeError):
                     return self._answer(400, {"title": "Invalid Request", "status": 400})
                 if failure is not None:  # a refusal that quotes what it refused, as some APIs do
-                    return self._answer(failure, {"detail": f"cannot deliver {text[-40:]!r}", "status": failure})
+                    return self._answer(failure, {"detail": f"cannot deliver {text[:100]!r}", "status": failure})
                 with server.lock:
                     server.delivered.append(DirectMessage(match.group(1), text, self.headers["Authorization"]))
                     event = str(1800000000000000000 + len(server.delivered))

@@ -44,7 +44,8 @@ PORTAL = "Portal das Finanças"
 def queue_code(channel: str, destination: str, code: str = "482913", *, expires_in=dt.timedelta(minutes=5)):
     from chave import clock
 
-    text = code_message(purpose="login", code=code, portal=PORTAL, lifetime=expires_in, language="en")
+    text = code_message(purpose="login", code=code, portal=PORTAL, lifetime=expires_in, language="en",
+                        channel=channel)
     return delivery.queue_message(channel=channel, destination=destination, subject=text.subject, body=text.body,
                                   redacted=text.redacted, kind="code", expires_at=clock.now() + expires_in)
 
@@ -207,14 +208,14 @@ def test_a_permanent_refusal_fails_the_message_without_retry(x_api, settings, ru
 
 
 def test_a_refusal_quoting_the_message_leaves_no_code_behind(x_api, run_worker):
-    x_api.fail_with = [400]  # X answers {"detail": "cannot deliver '...@127.0.0.1 #604172'"}
+    x_api.fail_with = [400]  # X answers {"detail": "cannot deliver 'Chave: your security code ... is 604172. ...'"}
     message = queue_code("x", X_USER, code="604172")
 
     run_worker()
 
     message = reload(message)
     assert message.status == "failed"
-    assert "400" in message.last_error and "#••••••" in message.last_error
+    assert "400" in message.last_error and "is ••••••." in message.last_error
     assert "604172" not in _all_rows_text()
 
 
@@ -364,7 +365,7 @@ def test_once_sent_the_code_is_nowhere_in_the_database_or_the_log(x_api, make_ci
     message = OutboundMessage.objects.get(channel="x")
     assert message.status == "sent"
     assert message.body_sealed == ""
-    assert PORTAL in message.body_redacted and "#••••••" in message.body_redacted
+    assert PORTAL in message.body_redacted and "••••••" in message.body_redacted
     for row in OutboundMessage.objects.values():
         assert code not in str(row)
     for row in DBTaskResult.objects.values():
