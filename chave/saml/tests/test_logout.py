@@ -105,3 +105,32 @@ def test_the_sessions_other_saml_sp_is_sent_a_signed_logout_request(client, make
     assert not verify_redirect_signature(sent, RSACrypto(None), keys.certificate_base64(keys.active_key()))
     back = html.unescape(re.search(r'<a href="([^"]+)" id="continue">', text).group(1))
     assert back.startswith("https://portal.example.pt/saml/slo?SAMLResponse=")
+
+
+def test_chaves_own_sign_out_sends_the_saml_sp_a_signed_logout_request(client, make_citizen, outbox, portal):
+    """Signing out of Chave (the menu's "Sign out") reaches the session's SAML service providers as
+    an SP-initiated logout does: a signed LogoutRequest loaded in a frame of the signed-out page."""
+    import html
+    import re
+
+    from saml2.sigver import RSACrypto, verify_redirect_signature
+
+    from chave.saml import keys
+
+    make_citizen()
+    request_id, response = start(client, portal, extensions=fa_extensions({"NIC": True}, level=3))
+    follow(client, response)
+    follow(client, sign_in(client, outbox))
+    _, result = answer(portal, follow(client, client.post("/saml/consent", {"decision": "allow"})), request_id)
+
+    page = client.post("/login/logout/", follow=True)
+    assert page.status_code == 200
+    frames = [html.unescape(u) for u in re.findall(r'<iframe class="frontchannel" src="([^"]+)"',
+                                                     page.content.decode())]
+    assert len(frames) == 1 and frames[0].startswith("https://portal.example.pt/saml/slo?")
+    sent = {k: v[0] for k, v in parse_qs(urlsplit(frames[0]).query).items()}
+    request = portal.client.parse_logout_request(sent["SAMLRequest"], BINDING_HTTP_REDIRECT,
+                                                 sigalg=sent["SigAlg"], signature=sent["Signature"])
+    assert request.message.name_id.text == result.name_id.text
+    assert verify_redirect_signature(sent, RSACrypto(None), keys.certificate_base64(keys.active_key()))
+    assert client.get("/area/").status_code == 302  # signed out of Chave too
