@@ -58,7 +58,7 @@ def _registration_form_data(form) -> dict:
     else:
         doc, record = DocumentRef(DocType.CITIZEN_CARD, "PT", d["nic"]), None
     return {"doc": doc, "record": record, "contacts_given": contacts, "pin_by": d["pin_by"],
-            "address": d["address"], "reason": d["reason"]}
+            "address": d["address"], "reason": d["reason"], "terms_accepted": d["terms"]}
 
 
 @staff_only("citizen.act")

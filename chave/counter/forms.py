@@ -288,6 +288,9 @@ class RegisterForm(AccessibleForm):
                               widget=forms.Textarea(attrs={"rows": 3}))
     reason = forms.CharField(label=_("Reason"), max_length=500, initial=_("New key requested at the counter"),
                              widget=forms.Textarea(attrs={"rows": 2}))
+    terms = forms.BooleanField(label=_("The citizen has read the terms of use and accepts them"),
+                               error_messages={"required": _("The citizen must accept the terms of use: give them "
+                                                             "the terms to read, and tick the box once they accept.")})
 
     def clean(self):
         from chave.identity.validation import (

@@ -37,19 +37,22 @@ REGISTRATION_REASON_DEFAULT = "registration at the counter"
 
 def start(staff: Staff, *, doc: DocumentRef, contacts_given: list[identity.ContactInput], pin_by: str,
           reason: str, record: IdentityRecord | None = None, address: str = "", language: str = "pt-pt",
-          ip: str | None = None) -> CounterRegistration:
+          terms_accepted: bool = False, ip: str | None = None) -> CounterRegistration:
     """Record the checked document and create the pending key (see the module's steps).
 
     ``record`` is the foreigner's identity as read from their document (stored in the local civil
     records); a Portuguese citizen's comes from the civil registry. Raises ``ValidationError`` as
     :func:`chave.identity.services.register_citizen` does, and for a missing NIF (foreigners), a
-    bad address (letter) or a short reason.
+    bad address (letter), a short reason, or terms of use the citizen has not accepted (their
+    acceptance is recorded with the key, as online).
     """
     from chave import policy
 
     reason = " ".join((reason or "").split())
     if len(reason) < policy.get("counter_reason_min_length"):
         raise ValidationError(_("Say why, in a few words."), code="reason_short")
+    if not terms_accepted:
+        raise ValidationError(_("The citizen must accept the terms of use."), code="terms_not_accepted")
     if pin_by not in CounterRegistration.PinBy.values:
         raise ValidationError(_("Choose how the citizen gets their PIN."), code="pin_by_invalid")
     if pin_by == CounterRegistration.PinBy.LETTER:
@@ -61,6 +64,9 @@ def start(staff: Staff, *, doc: DocumentRef, contacts_given: list[identity.Conta
             LocalRecords().store(record)
         key, unused_pin = identity.register_citizen(doc, contacts_given, language=language, ip=ip, channel=CHANNEL)
         del unused_pin  # never shown: the citizen chooses a PIN, or a letter brings a new one
+        from chave.public.terms import record_acceptance
+
+        record_acceptance(key.citizen, channel=CHANNEL, ip=ip)
         action = record_action(staff, ActionKind.REGISTER, key.citizen, key,
                                Presented(doc.doc_type, doc.doc_country, doc.doc_number, reason), ip=ip, delivery=pin_by)
         return CounterRegistration.objects.create(action=action, key=key, pin_by=pin_by, address=address)

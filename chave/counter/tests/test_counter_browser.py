@@ -57,6 +57,7 @@ def test_register_at_the_desk_with_codes_and_pin_on_the_citizen_screen(live_serv
     desk.get_by_label("Mobile number").fill("912 345 678")
     desk.get_by_label("E-mail address").fill(EMAIL)
     desk.get_by_label("The citizen chooses it on the citizen screen").check()
+    desk.get_by_label("The citizen has read the terms of use and accepts them").check()
     desk.get_by_role("button", name="Register").click()
     desk.wait_for_url(re.compile(r"/counter/registrations/\d+/$"))
 

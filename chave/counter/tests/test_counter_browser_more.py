@@ -76,6 +76,7 @@ def test_a_foreigner_registers_with_a_pin_by_letter_and_the_mail_room_posts_it(l
     desk.get_by_label("Mobile number").fill("912 345 678")
     desk.get_by_label("A temporary PIN by letter").check()
     desk.get_by_label("Postal address (PIN by letter)").fill("Rua do Sol 5\n4000-001 Porto")
+    desk.get_by_label("The citizen has read the terms of use and accepts them").check()
     desk.get_by_role("button", name="Register").click()
     # Without the NIF a foreigner is not registered; what was typed stays.
     assert desk.locator("#id_nif_error").is_visible()

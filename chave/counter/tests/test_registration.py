@@ -27,7 +27,7 @@ def portuguese(clock, nic="12345678"):
 
 def register(desk, **data):
     fields = {"nationality": "pt", "nic": "12345678", "mobile": "912 345 678", "email": EMAIL, "pin_by": "screen",
-              "reason": "New key requested at the counter"}
+              "reason": "New key requested at the counter", "terms": "on"}
     return desk.post("/counter/register", {**fields, **data})
 
 
@@ -42,6 +42,9 @@ def test_portuguese_citizen_registers_and_chooses_the_pin_on_the_citizen_screen(
     registration = CounterRegistration.objects.get()
     key = registration.key
     assert key.status == KeyStatus.PENDING
+    from chave.public.terms import accepted
+
+    assert accepted(key.citizen).channel == "counter"  # the citizen's acceptance, recorded with the key
 
     # Completing before the contacts and the PIN are done is refused.
     desk.post(url + "step", {"step": "complete"})
@@ -189,3 +192,12 @@ def test_a_turn_lapses_and_a_wrong_code_is_told_on_the_screen(staff_client, cloc
     clock.travel(dt.timedelta(seconds=policy.get("counter_turn_seconds") + 1))
     assert screen_task(device) == "screen-idle"  # the turn lapsed: nothing to type any more
     assert Contact.objects.get(kind="mobile").verified_at is None
+
+
+def test_without_the_citizens_acceptance_of_the_terms_nothing_is_registered(staff_client, clock):
+    portuguese(clock)
+    desk = staff_client("clerk")
+    response = register(desk, terms="")
+    assert response.status_code == 400
+    assert "must accept the terms of use" in response.content.decode()
+    assert not CounterRegistration.objects.exists() and not Citizen.objects.exists()
