@@ -237,6 +237,7 @@ CHANNELS = {
     "counter": _("At a counter"),
     "cli": _("By the service's administrators"),
     "housekeeping": _("Automatically, by the service"),
+    "registry": _("From the civil records"),
     "oidc": _("By a portal"),
     "csc": _("By a portal's signing service"),
     "scmd": _("By a portal's signing service"),
