@@ -115,7 +115,8 @@ class ChaveAuthorizationServer(AuthorizationServer):
         super().__init__(RelyingParty, Token)
 
     def query_client(self, client_id):
-        if not isinstance(client_id, str) or len(client_id) > 64:
+        # PostgreSQL text cannot hold NUL: such an id names no client (and must not reach the query).
+        if not isinstance(client_id, str) or len(client_id) > 64 or "\x00" in client_id:
             return None
         return RelyingParty.objects.filter(client_id=client_id, state=RelyingParty.State.APPROVED).first()
 

@@ -468,6 +468,8 @@ def remember(sp: ServiceProvider, parsed: ParsedRequest) -> str:
 
 def take(reference: str) -> tuple[ServiceProvider, ParsedRequest] | None:
     """The request kept under ``reference``, once (None when unknown, taken or expired)."""
+    if not reference or len(reference) > 64 or "\x00" in reference:  # not a reference we made (NUL: not in SQL)
+        return None
     now = clock.now()
     row = SeenRequest.objects.select_related("service_provider__relying_party").filter(
         reference=reference, taken_at__isnull=True, expires_at__gt=now).first()
