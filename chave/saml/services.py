@@ -380,18 +380,25 @@ def _check_time(message) -> None:
         raise _requester("The request is too old, or from the future (IssueInstant).")
 
 
-def _verify(sp: ServiceProvider, binding: str, raw: str, xml: bytes, relay_state, sig_alg, signature):
-    """pysaml2 verifies the signature with the SP's registered certificates: the enveloped XML
-    signature (HTTP-POST) or the query-string signature (HTTP-Redirect)."""
+def _signed_message(sp: ServiceProvider, parse: str, binding: str, raw: str, xml: bytes, relay_state, sig_alg,
+                    signature):
+    """The request as pysaml2's ``parse`` (``parse_authn_request``, ``parse_logout_request``) reads it
+    once the SP's registered certificates verify its signature (enveloped for HTTP-POST, on the
+    query string for HTTP-Redirect); None when they do not or the XML is not what it should be."""
     with idp.idp([sp.metadata_xml]) as server:
         try:
             if binding == BINDING_HTTP_POST:
-                request = server.parse_authn_request(base64.b64encode(xml).decode(), BINDING_HTTP_POST)
-            else:
-                request = server.parse_authn_request(raw, BINDING_HTTP_REDIRECT, relay_state=relay_state,
-                                                     sigalg=sig_alg, signature=signature)
+                return getattr(server, parse)(base64.b64encode(xml).decode(), BINDING_HTTP_POST)
+            return getattr(server, parse)(raw, BINDING_HTTP_REDIRECT, relay_state=relay_state, sigalg=sig_alg,
+                                          signature=signature)
         except Exception:  # IncorrectlySigned, schema errors, xmlsec1 failures of untrusted input
-            request = None
+            return None
+
+
+def _verify(sp: ServiceProvider, binding: str, raw: str, xml: bytes, relay_state, sig_alg, signature):
+    """pysaml2 verifies the signature with the SP's registered certificates: the enveloped XML
+    signature (HTTP-POST) or the query-string signature (HTTP-Redirect)."""
+    request = _signed_message(sp, "parse_authn_request", binding, raw, xml, relay_state, sig_alg, signature)
     if request is None or request.message is None:
         raise Refusal(_("The SAML request is not signed with the service provider's registered certificate."))
     message = request.message
@@ -580,15 +587,7 @@ def receive_logout(*, binding: str, raw: str | None, relay_state: str | None, si
             "max": policy.get("saml_relay_state_max_bytes")})
     xml = decode(raw, binding)
     sp = _service_provider(_safe_root(xml), "LogoutRequest")
-    with idp.idp([sp.metadata_xml]) as server:
-        try:
-            if binding == BINDING_HTTP_POST:
-                request = server.parse_logout_request(base64.b64encode(xml).decode(), BINDING_HTTP_POST)
-            else:
-                request = server.parse_logout_request(raw, BINDING_HTTP_REDIRECT, relay_state=relay_state,
-                                                      sigalg=sig_alg, signature=signature)
-        except Exception:  # IncorrectlySigned, schema errors, xmlsec1 failures of untrusted input
-            request = None
+    request = _signed_message(sp, "parse_logout_request", binding, raw, xml, relay_state, sig_alg, signature)
     message = request.message if request is not None else None
     if message is None or message.issuer is None or (message.issuer.text or "").strip() != sp.entity_id:
         raise Refusal(_("The SAML request is not signed with the service provider's registered certificate."))
