@@ -297,17 +297,19 @@ def check_login_pin(key: Key | None, pin: str, *, ip: str | None = None, channel
             # Another request locked the key while we were hashing: this attempt does not count.
             audit.record("pin.attempt", outcome=refusal, citizen=key.citizen, channel=channel, ip=ip)
             return PinDecision(False, refusal, key=key, until=key.locked_until)
-        if key.lock_has_lapsed(now):
+        lapsed = key.lock_has_lapsed(now)
+        if lapsed:
             key.transition(KeyStatus.ACTIVE, at=now)
         if correct:
             if key.pin_is_temporary and key.pin_expires_at and key.pin_expires_at <= now:
                 key.save()
                 audit.record("pin.attempt", outcome="temporary_pin_expired", citizen=key.citizen, channel=channel, ip=ip)
                 return PinDecision(False, "temporary_pin_expired", key=key)
-            key.pin_failures = 0
-            if needs_rehash:
-                key.pin_hash = pins.hash_pin(pin)
-            key.save()
+            if lapsed or key.pin_failures or needs_rehash:  # else the row already says all this
+                key.pin_failures = 0
+                if needs_rehash:
+                    key.pin_hash = pins.hash_pin(pin)
+                key.save()
             audit.record("pin.attempt", outcome="ok", citizen=key.citizen, channel=channel, ip=ip,
                          rehashed=needs_rehash or None)
             return PinDecision(True, "ok", key=key, must_change_pin=key.pin_is_temporary)
