@@ -82,6 +82,7 @@ EVENTS = {
     # Signing
     "signing.activate": _("Signing activated"),
     "signing.revoke": _("Signing cancelled"),
+    "signing.reissue": _("Signing certificate renewed with the identity document"),
     "signing.pin": _("Signing PIN typed"),
     "signing.pin_change": _("Signing PIN changed"),
     "signing.request": _("Signature requested"),

@@ -230,7 +230,7 @@ def prepare(batch: Batch, credential: SigningCredential, *, pin: str, ip: str | 
         document.prepared = {
             "document_digest": prepared.document_digest.hex(), "start": prepared.reserved_region_start,
             "end": prepared.reserved_region_end, "signed_attrs": prepared.signed_attrs.hex(),
-            "to_sign": prepared.to_sign.hex(),
+            "to_sign": prepared.to_sign.hex(), "certificate": credential.serial_number,
         }
         digests.append(prepared.to_sign)
     hashes = [base64.b64encode(d).decode() for d in digests]
@@ -254,9 +254,11 @@ def sign(batch: Batch, credential: SigningCredential, code: str, *, ip: str | No
     signed = services.sign_hashes(credential, result.sad, request.hashes, ip=ip)
     if not signed.ok:
         return services.Authorised(False, signed.reason)
-    cert = services.certificate(credential)
     for index, (document, signature) in enumerate(zip(batch.documents, signed.signatures, strict=True)):
         p = document.prepared
+        # The certificate the signed attributes name: the one current when the document was
+        # prepared, though a renewal may have re-issued it since (the same key).
+        cert = services.certificate_by_serial(credential, p.get("certificate", "")) or services.certificate(credential)
         prepared = pades.Prepared(
             document=batch.path(index, "prepared").read_bytes(), document_digest=bytes.fromhex(p["document_digest"]),
             reserved_region_start=p["start"], reserved_region_end=p["end"],

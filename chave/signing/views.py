@@ -93,7 +93,7 @@ def _refusal_text(reason: str, attempts_left: int = 0) -> str:
 def home(request, who, key):
     credential = services.active_credential(key.citizen)
     return render(request, "signing/home.html", {
-        "credential": credential, "upload_form": UploadForm(),
+        "credential": credential, "renewed_on": services.renewed_on(credential), "upload_form": UploadForm(),
         "max_documents": policy.get("signing_area_max_documents"),
     })
 
