@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
+from django.core.management import call_command
 
 from chave.audit.models import AuditEvent
 from chave.identity import services as identity
@@ -35,7 +37,7 @@ def _history(credential) -> list[tuple[str, str]]:
 
 
 def test_a_renewed_card_reissues_the_certificate_for_the_same_key_and_both_serials_answer(
-        signing_pki, signer, client, clock, django_capture_on_commit_callbacks):
+        signing_pki, signer, client, clock, capsys, django_capture_on_commit_callbacks):
     ca, responder = _cert(signing_pki, "ca.crt"), _cert(signing_pki, "ocsp.crt")
     key, credential = signer(document_expiry=clock.today() + dt.timedelta(days=20))
     old = services.certificate(credential)
@@ -67,6 +69,13 @@ def test_a_renewed_card_reissues_the_certificate_for_the_same_key_and_both_seria
         assert answer.certificate_status == ocsp.OCSPCertStatus.GOOD and answer.serial_number == cert.serial_number
         assert signed_by_the_responder(answer, responder)
     assert not {old.serial_number, new.serial_number} & set(_crl(client))
+
+    # The operator sees the history, newest first.
+    call_command("signing", "show", key.citizen.doc_number, "--json")
+    shown = json.loads(capsys.readouterr().out)
+    assert [(c["serial"], c["status"]) for c in shown["certificates"]] == [
+        (f"{new.serial_number:x}", "current"), (f"{old.serial_number:x}", "superseded")]
+    assert shown["certificate_serial"] == f"{new.serial_number:x}"
 
     # Deactivating signing revokes every certificate of the key: OCSP and the CRL say so for both.
     with django_capture_on_commit_callbacks(execute=True):
