@@ -223,9 +223,8 @@ def prepare(batch: Batch, credential: SigningCredential, *, pin: str, ip: str | 
     digests = []
     for index, document in enumerate(batch.documents):
         placement = document.placement()
-        prepared = pades.prepare(batch.path(index, "original").read_bytes(), cert, placement=placement,
-                                 signer_name=credential.citizen.full_name)
-        batch.path(index, "prepared").write_bytes(prepared.document)
+        prepared = pades.prepare_file(batch.path(index, "original"), batch.path(index, "prepared"), cert,
+                                      placement=placement, signer_name=credential.citizen.full_name)
         document.page, document.x, document.y = placement.page, placement.x, placement.y
         document.prepared = {
             "document_digest": prepared.document_digest.hex(), "start": prepared.reserved_region_start,
@@ -258,11 +257,11 @@ def sign(batch: Batch, credential: SigningCredential, code: str, *, ip: str | No
     for index, (document, signature) in enumerate(zip(batch.documents, signed.signatures, strict=True)):
         p = document.prepared
         prepared = pades.Prepared(
-            document=batch.path(index, "prepared").read_bytes(), document_digest=bytes.fromhex(p["document_digest"]),
-            reserved_region_start=p["start"], reserved_region_end=p["end"],
-            signed_attrs=bytes.fromhex(p["signed_attrs"]), to_sign=bytes.fromhex(p["to_sign"]))
-        output = pades.extend(pades.finish(prepared, cert, signature), batch.level)
-        batch.path(index, "signed").write_bytes(output)
+            document_digest=bytes.fromhex(p["document_digest"]), reserved_region_start=p["start"],
+            reserved_region_end=p["end"], signed_attrs=bytes.fromhex(p["signed_attrs"]),
+            to_sign=bytes.fromhex(p["to_sign"]))
+        pades.finish_file(batch.path(index, "prepared"), batch.path(index, "signed"), prepared, cert, signature,
+                          batch.level)
         document.signed = True
     batch.save()
     return result
