@@ -21,6 +21,7 @@ import shutil
 import subprocess
 from dataclasses import asdict, astuple, dataclass, field, replace
 from pathlib import Path
+from typing import BinaryIO
 
 from django.conf import settings
 
@@ -158,15 +159,17 @@ def load(batch_id, citizen_id: int) -> Batch | None:
     return Batch(**data)
 
 
-def upload(citizen_id: int, files: list[tuple[str, bytes]], level: str) -> Batch:
-    """Start a batch with ``files`` (name, content); raises :class:`pades.PdfError` naming the
-    file that is not a readable, unencrypted PDF."""
+def upload(citizen_id: int, files: list[tuple[str, BinaryIO]], level: str) -> Batch:
+    """Start a batch with ``files`` (name, a seekable binary file: read where needed and copied in
+    chunks, never loaded whole); raises :class:`pades.PdfError` naming the file that is not a
+    readable, unencrypted PDF."""
     _clean_old()
     batch = Batch(id=secrets.token_hex(16), citizen_id=citizen_id, created_at=clock.now().timestamp(),
                   level=level if level in pades.LEVELS else "B-T")
     documents = []
     for name, content in files:
         try:
+            content.seek(0)
             boxes = pades.page_boxes(content)
         except pades.PdfError as e:
             raise pades.PdfError(Path(name).name) from e
@@ -174,7 +177,9 @@ def upload(citizen_id: int, files: list[tuple[str, bytes]], level: str) -> Batch
                                   boxes=[list(astuple(b)) for b in boxes]))
     batch.directory.mkdir(parents=True, mode=0o700)
     for index, (_name, content) in enumerate(files):
-        batch.path(index, "original").write_bytes(content)
+        content.seek(0)
+        with open(batch.path(index, "original"), "wb") as original:
+            shutil.copyfileobj(content, original, pades.CHUNK)
     batch.documents = documents
     batch.save()
     return batch
