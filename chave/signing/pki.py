@@ -288,6 +288,7 @@ class ChaveTimeStamper(DummyTimeStamper):
             certs_to_embed=[asn1_x509.Certificate.load(der(c)) for c in m.chain],
             fixed_dt=clock.now(),
         )
+        self._embedded = tuple(der(c) for c in m.chain)
         self._cert_req = True
 
     def _refusal(self, failure: str, text: str) -> TimeStampResponse:
@@ -321,7 +322,7 @@ class ChaveTimeStamper(DummyTimeStamper):
         signed_attrs = cms.CMSAttributes([
             simple_cms_attribute("content_type", "tst_info"),
             simple_cms_attribute("signing_time", cms.Time({"utc_time": core.UTCTime(dt_)})),
-            simple_cms_attribute("signing_certificate", as_signing_certificate(self.tsa_cert)),
+            cms.CMSAttribute.load(_tsa_encoded(self.tsa_cert.dump(), self._embedded)[0]),
             simple_cms_attribute("message_digest", digest.finalize()),
         ])
         to_sign = hashes.Hash(algorithm)
@@ -333,9 +334,23 @@ class ChaveTimeStamper(DummyTimeStamper):
         signed_data = super()._build_signed_data(tst_info_data, md_algorithm, signature, signed_attrs)
         signed_data["signer_infos"][0]["signature_algorithm"] = algos.SignedDigestAlgorithm(
             {"algorithm": f"{md_algorithm}_ecdsa"})
-        if not self._cert_req:
+        if self._cert_req:
+            signed_data["certificates"] = cms.CertificateSet.load(_tsa_encoded(self.tsa_cert.dump(), self._embedded)[1])
+        else:
             del signed_data["certificates"]
         return signed_data
+
+
+@functools.lru_cache(maxsize=4)
+def _tsa_encoded(tsa_der: bytes, chain: tuple[bytes, ...]) -> tuple[bytes, bytes]:
+    """DER of the TSA's signing-certificate attribute and of the certificates its tokens embed
+    (the TSA's and the chain's): the same in every token, so encoded once. asn1crypto takes
+    milliseconds to encode structures built of certificates' names each time, more than the rest
+    of a token (issue 17, goal 6)."""
+    tsa = asn1_x509.Certificate.load(tsa_der)
+    attribute = simple_cms_attribute("signing_certificate", as_signing_certificate(tsa))
+    certificates = cms.CertificateSet([asn1_x509.Certificate.load(c) for c in {*chain, tsa_der}])
+    return attribute.dump(), certificates.dump()
 
 
 def timestamp_response_der(request_der: bytes) -> bytes:
