@@ -185,7 +185,8 @@ def _decide(request, pending, sp, parsed):
     federation.record_authorization(party, key, who, request, protocol="saml")
     response = services.success_response(sp, parsed, key=key, level=who.assurance_level,
                                          auth_time=dt.datetime.fromisoformat(who.auth_time), granted=granted,
-                                         address=login_services.client_ip(request))
+                                         address=login_services.client_ip(request),
+                                         session_index=services.session_index(sso, sp))
     return _post_to_acs(request, sp, parsed.acs, response, parsed.relay_state, succeeded=True)
 
 
@@ -232,10 +233,12 @@ def consent(request):
 @never_cache
 def slo(request):
     """The single logout service (SP-initiated): a LogoutRequest signed by an approved SP ends
-    Chave's session in this browser, which tells the session's OpenID Connect portals
-    (back-channel logout tokens), then Chave answers with a signed LogoutResponse at the SP's
-    logout service."""
-    from chave.oidc.logout import _finish, sign_out_of_portals
+    Chave's session in this browser, which tells the session's other portals: by back-channel
+    (OpenID Connect logout tokens; SAML LogoutRequests over SOAP, sent by the worker) and, for
+    those without, by front-channel frames on the signed-out page. Then Chave answers with a signed
+    LogoutResponse at the SP's logout service: a redirect (after the page, when it has frames) or
+    the page's button posting it (HTTP-POST binding)."""
+    from chave.oidc.logout import _finish, _signed_out_page, sign_out_of_portals
 
     if request.method == "POST":
         binding, source = BINDING_HTTP_POST, request.POST
@@ -266,4 +269,7 @@ def slo(request):
         # The session's other portals are told first (front-channel frames on the signed-out page).
         return _finish(request, redirect_to=payload[0], was_signed_in=was_signed_in, asked_redirect=False,
                        frames=frames, portal=sp.relying_party.name)
-    return _post_fields(request, sp, address, payload, succeeded=True)
+    # HTTP-POST: the signed-out page loads the other portals' frames (the response is not one of
+    # them) and its one button posts the signed LogoutResponse to the SP, at the top level.
+    return _signed_out_page(request, was_signed_in=was_signed_in, not_returned=False, frames=frames,
+                            portal=sp.relying_party.name, continue_form={"action": address, "fields": payload})
