@@ -287,8 +287,8 @@ def _backoff(attempts: int) -> dt.timedelta:
 
 
 def _audit_attempt(row: BackchannelLogout, outcome: str) -> None:
-    kind = "oidc.backchannel_logout" if _service_provider(row.relying_party) is None else "saml.backchannel_logout"
-    audit.record(kind, outcome=outcome, citizen=row.sso_session.key.citizen,
+    saml = _service_provider(row.relying_party) is not None
+    audit.record("saml.backchannel_logout" if saml else "oidc.backchannel_logout", outcome=outcome, citizen=row.sso_session.key.citizen,
                  client_id=row.relying_party.client_id, session=row.sso_session_id, attempt=row.attempts,
                  http_status=row.last_status, error=row.last_error or None)
 
