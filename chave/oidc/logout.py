@@ -10,7 +10,10 @@ unreachable or answering 5xx, 429 or 400 (a portal that has not fetched Chave's 
 yet answers 400 to a token it cannot verify) is tried again with backoff
 (``oidc_backchannel_backoff_seconds``) for at most ``oidc_backchannel_max_attempts`` attempts; 2xx
 is delivered, any other answer a permanent failure. Every attempt is audited; no token ever is;
-each portal's page at the counter shows the outcomes (:func:`deliveries_for`).
+each portal's page at the counter shows the outcomes (:func:`deliveries_for`). A SAML service
+provider with a SOAP logout service is queued and retried the same way; the worker sends it a
+signed ``LogoutRequest`` over SOAP instead (:func:`chave.saml.services.soap_logout`), delivered
+when it answers ``Success``.
 
 Front-channel logout (OpenID Connect Front-Channel Logout 1.0): a portal that registered a
 ``frontchannel_logout_uri`` is loaded in an invisible frame of the page the citizen sees once
@@ -101,8 +104,8 @@ def end_sso_session(sso_session: SsoSession, *, initiator: RelyingParty | None =
     In one transaction: ``ended_at`` is set (a conditional update: of two concurrent callers one
     ends it), the session's unused codes expire, its tokens (access and refresh) are revoked,
     and a back-channel logout is queued (row and task) for every portal of the session with a
-    ``backchannel_logout_uri``, except ``initiator`` (the portal that asked for the logout and
-    knows already). Audited as ``oidc.logout``. Never raises for a portal's problem: sending is
+    ``backchannel_logout_uri`` and every SAML SP with a SOAP logout service, except ``initiator``
+    (the portal that asked for the logout and knows already). Audited as ``oidc.logout``. Never raises for a portal's problem: sending is
     the worker's job.
     """
     from chave.saml.services import soap_logout_parties

@@ -145,6 +145,23 @@ def test_a_portal_without_back_channel_logout_says_so(staff_client):
     assert "registered no back-channel logout URI" in html
 
 
+def test_a_saml_sp_page_says_whether_it_is_told_by_soap(staff_client, client, tmp_path):
+    from saml2 import BINDING_HTTP_REDIRECT, BINDING_SOAP
+
+    from chave.saml.tests.conftest import register
+    from chave.saml.tests.sp import pysaml2_portal
+
+    idp_metadata = client.get("/saml/metadata").content.decode()
+    front = register(pysaml2_portal(tmp_path, idp_metadata, host="front.example.pt", name="front").metadata_xml)
+    soap = register(pysaml2_portal(tmp_path, idp_metadata, host="soap.example.pt", name="soap",
+                                   slo_bindings=(BINDING_HTTP_REDIRECT, BINDING_SOAP)).metadata_xml, name="SOAP")
+    clerk = staff_client("rp-admin", counter="")
+    front_page = clerk.get(f"/counter/rp/{front.relying_party.client_id}/").content.decode()
+    soap_page = clerk.get(f"/counter/rp/{soap.relying_party.client_id}/").content.decode()
+    assert "registered no SOAP logout service" in front_page
+    assert "No citizen has signed out of this portal yet." in soap_page and "SOAP logout service" not in soap_page
+
+
 # --- OpenID Connect settings (issue 14): the newer client settings and the sector identifier URI --------
 
 
