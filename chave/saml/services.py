@@ -457,36 +457,54 @@ def receive(*, binding: str, raw: str | None, relay_state: str | None, sig_alg: 
     return sp, parsed
 
 
-def remember(sp: ServiceProvider, parsed: ParsedRequest) -> str:
-    """Keep a checked request for the browser to carry to the login; returns its one-use reference.
-    Raises :class:`Answer` (``Requester``) when its ID was answered before (a replay)."""
+def _keep(sp: ServiceProvider, request_id: str, parsed: dict) -> str | None:
+    """Keep a checked request under a new one-use reference (returned), for the browser to carry
+    to a top-level GET; None when the SP's request ID was received before (a replay)."""
     now = clock.now()
     window = dt.timedelta(seconds=policy.get("saml_request_max_age_seconds"))
     SeenRequest.objects.filter(expires_at__lt=now).delete()
     reference = secrets.token_urlsafe(32)
     try:
         with transaction.atomic():
-            SeenRequest.objects.create(service_provider=sp, request_id=parsed.request_id, reference=reference,
-                                       parsed=parsed.__dict__, received_at=now, expires_at=now + 2 * window)
+            SeenRequest.objects.create(service_provider=sp, request_id=request_id, reference=reference,
+                                       parsed=parsed, received_at=now, expires_at=now + 2 * window)
     except IntegrityError:
+        audit.record("saml.replay", outcome="refused", client_id=sp.relying_party.client_id)
+        return None
+    return reference
+
+
+def _take(reference: str, *, logout: bool) -> SeenRequest | None:
+    """The row kept under ``reference``, once (None when unknown, taken, expired, or of the other
+    kind: an AuthnRequest, or a LogoutRequest when ``logout``)."""
+    if not reference or len(reference) > 64 or "\x00" in reference:  # not a reference we made (NUL: not in SQL)
+        return None
+    now = clock.now()
+    row = SeenRequest.objects.select_related("service_provider__relying_party").filter(
+        reference=reference, taken_at__isnull=True, expires_at__gt=now).first()
+    if row is None or (LOGOUT_REQUEST in row.parsed) != logout:
+        return None
+    if not SeenRequest.objects.filter(pk=row.pk, taken_at__isnull=True).update(taken_at=now):
+        return None
+    return row
+
+
+def remember(sp: ServiceProvider, parsed: ParsedRequest) -> str:
+    """Keep a checked request for the browser to carry to the login; returns its one-use reference.
+    Raises :class:`Answer` (``Requester``) when its ID was answered before (a replay)."""
+    reference = _keep(sp, parsed.request_id, parsed.__dict__)
+    if reference is None:
         answer = _requester("This request was already received (its ID is answered once).",
                             samlp.STATUS_REQUEST_DENIED)
         answer.sp, answer.parsed = sp, parsed
-        audit.record("saml.replay", outcome="refused", client_id=sp.relying_party.client_id)
         raise answer
     return reference
 
 
 def take(reference: str) -> tuple[ServiceProvider, ParsedRequest] | None:
     """The request kept under ``reference``, once (None when unknown, taken or expired)."""
-    if not reference or len(reference) > 64 or "\x00" in reference:  # not a reference we made (NUL: not in SQL)
-        return None
-    now = clock.now()
-    row = SeenRequest.objects.select_related("service_provider__relying_party").filter(
-        reference=reference, taken_at__isnull=True, expires_at__gt=now).first()
-    if row is None or not SeenRequest.objects.filter(pk=row.pk, taken_at__isnull=True).update(taken_at=now):
-        return None
-    return row.service_provider, ParsedRequest(**row.parsed)
+    row = _take(reference, logout=False)
+    return None if row is None else (row.service_provider, ParsedRequest(**row.parsed))
 
 
 # --- Answers --------------------------------------------------------------------------------
@@ -598,7 +616,32 @@ def receive_logout(*, binding: str, raw: str | None, relay_state: str | None, si
         raise Refusal(_("The SAML request is not signed with the service provider's registered certificate."))
     if (message.destination or "") != idp.slo_url():
         raise Refusal(_("The request's Destination is not Chave's logout service."))
+    if not message.id or len(str(message.id)) > 256:
+        raise Refusal(_("The logout request has no usable ID."))
     return sp, message
+
+
+LOGOUT_REQUEST = "logout_request"  # what marks a kept LogoutRequest among the kept requests
+
+
+def remember_logout(sp: ServiceProvider, message, relay_state: str | None) -> str:
+    """Keep a checked LogoutRequest (:func:`receive_logout`) that came by HTTP-POST: a cross-site
+    POST carries no ``SameSite=Lax`` session cookie, so the browser is sent on to a top-level GET
+    with the returned one-use reference (:func:`take_logout`). Raises :class:`Refusal` when the
+    SP's request ID was received before (a replay)."""
+    reference = _keep(sp, str(message.id or ""), {LOGOUT_REQUEST: str(message), "relay_state": relay_state})
+    if reference is None:
+        raise Refusal(_("This logout request was already received."))
+    return reference
+
+
+def take_logout(reference: str):
+    """The LogoutRequest kept under ``reference``, once: (SP, pysaml2's request, RelayState), or
+    None when unknown, taken or expired."""
+    row = _take(reference, logout=True)
+    if row is None:
+        return None
+    return row.service_provider, samlp.logout_request_from_string(row.parsed[LOGOUT_REQUEST]), row.parsed["relay_state"]
 
 
 def logout_response(sp: ServiceProvider, message, relay_state: str | None) -> tuple[str, str, list]:

@@ -237,9 +237,8 @@ def slo(request):
     (OpenID Connect logout tokens; SAML LogoutRequests over SOAP, sent by the worker) and, for
     those without, by front-channel frames on the signed-out page. Then Chave answers with a signed
     LogoutResponse at the SP's logout service: a redirect (after the page, when it has frames) or
-    the page's button posting it (HTTP-POST binding)."""
-    from chave.oidc.logout import _finish, _signed_out_page, sign_out_of_portals
-
+    the page's button posting it (HTTP-POST binding). A request by HTTP-POST is checked, kept
+    (its ID once) and continued as a top-level GET (:func:`continue_logout`)."""
     if request.method == "POST":
         binding, source = BINDING_HTTP_POST, request.POST
     elif request.method == "GET":
@@ -255,8 +254,36 @@ def slo(request):
     try:
         sp, message = services.receive_logout(binding=binding, raw=source.get("SAMLRequest"), relay_state=relay_state,
                                               sig_alg=source.get("SigAlg"), signature=source.get("Signature"))
+        if binding == BINDING_HTTP_POST:
+            # A cross-site POST carries no SameSite=Lax session cookie: on to a top-level GET that does.
+            reference = services.remember_logout(sp, message, relay_state)
     except services.Refusal as refusal:
         return _error_page(request, refusal.message)
+    if binding == BINDING_HTTP_POST:
+        response = redirect("saml:slo_continue", reference=reference)
+        response.status_code = 303
+        return response
+    return _log_out(request, sp, message, relay_state)
+
+
+@never_cache
+def continue_logout(request, reference: str):
+    """Where a LogoutRequest that came by HTTP-POST is carried (``reference``, once) as a top-level
+    GET, which brings Chave's session cookie: the logout goes on as :func:`slo`'s."""
+    if request.method != "GET":
+        return _error_page(request, _("Use GET."), status=405)
+    taken = services.take_logout(reference)
+    if taken is None:
+        return _error_page(request, _("This logout request was already used or has expired. Go back to the "
+                                      "portal and sign out again."))
+    return _log_out(request, *taken)
+
+
+def _log_out(request, sp: ServiceProvider, message, relay_state: str | None):
+    """End this browser's Chave session for the SP's checked LogoutRequest, tell the session's
+    other portals, and answer the SP with a signed LogoutResponse."""
+    from chave.oidc.logout import _finish, _signed_out_page, sign_out_of_portals
+
     request.session.pop(PENDING, None)
     was_signed_in = login_services.signed_in(request) is not None
     frames = sign_out_of_portals(request, initiator=sp.relying_party)

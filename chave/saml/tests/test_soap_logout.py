@@ -7,20 +7,20 @@ LogoutResponse. The SOAP SP is pysaml2 on a real HTTP server on loopback."""
 import datetime as dt
 import html
 import re
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.conf import settings
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, BINDING_SOAP
+from saml2.saml import NameID
 from saml2.samlp import STATUS_SUCCESS, STATUS_UNKNOWN_PRINCIPAL
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
 from chave.audit.models import AuditEvent
 from chave.oidc.logout import end_lapsed_sso_sessions
 from chave.oidc.models import BackchannelLogout
-from chave.oidc.tests.portal import query_of, register_portal
+from chave.oidc.tests.portal import register_portal
 from chave.oidc.tests.signin import sign_in, tokens
 from chave.saml import idp
 
@@ -144,7 +144,7 @@ def test_a_lapsed_session_reaches_the_soap_sp(client, make_citizen, outbox, soap
     assert AuditEvent.objects.get(event="oidc.logout").detail["by"] == "timeout"
 
 
-def test_a_key_cancelled_at_the_counter_or_reported_reaches_the_soap_sp(client, make_citizen, outbox, soap_sp,
+def test_a_key_cancelled_reaches_the_soap_sp(client, make_citizen, outbox, soap_sp,
                                                                         run_worker):
     from chave.portal.services import cancel_key
 
@@ -204,8 +204,12 @@ def test_the_logout_response_by_http_post_comes_after_the_other_sps_frames(clien
                                                              sign=True, sign_alg=SIG_RSA_SHA256,
                                                              digest_alg=DIGEST_SHA256)
     info = post_sp.client.apply_binding(BINDING_HTTP_POST, str(signed), idp.slo_url(), relay_state="fim")
-    page = client.post("/saml/slo", {"SAMLRequest": _form_value(info, "SAMLRequest"), "RelayState": "fim"})
+    form = {"SAMLRequest": _form_value(info, "SAMLRequest"), "RelayState": "fim"}
+    response = client.post("/saml/slo", form)
 
+    # The cross-site POST carries no session cookie: the logout goes on as a top-level GET, once.
+    assert response.status_code == 303 and response["Location"].startswith("/saml/slo/continue/")
+    page = client.get(response["Location"])
     assert page.status_code == 200
     text = page.content.decode()
     [frame] = frames_of(page)
@@ -225,6 +229,27 @@ def test_the_logout_response_by_http_post_comes_after_the_other_sps_frames(clien
     assert_told(soap_sp, at_soap)
     _, response = start(client, post_sp, extensions=EXTENSIONS)
     assert follow(client, response)["Location"].endswith("/login/")  # Chave's session is over
+    # The reference is used once; the request's ID too (a replay gets a page, nothing signed).
+    assert client.get(page.request["PATH_INFO"]).status_code == 400
+    replayed = client.post("/saml/slo", form)
+    assert replayed.status_code == 400 and "SAMLResponse" not in replayed.content.decode()
+
+
+def test_a_reference_of_one_kind_does_not_continue_the_other(client, portal, db):
+    from chave.saml import services
+
+    [sp] = [portal.registration]
+    sso = services.remember(sp, services.ParsedRequest(request_id="id-a", acs=portal.acs, relay_state=None,
+                                                       levels=[3]))
+    _, message = logout_query(portal, NameID(text="someone"))  # any signed LogoutRequest of the SP
+    parsed = services.receive_logout(binding=BINDING_HTTP_REDIRECT, raw=message["SAMLRequest"],
+                                     relay_state=message["RelayState"], sig_alg=message["SigAlg"],
+                                     signature=message["Signature"])
+    logout = services.remember_logout(*parsed, "fim")
+    assert client.get(f"/saml/slo/continue/{sso}").status_code == 400
+    assert client.get(f"/saml/continue/{logout}").status_code == 400
+    assert client.get(f"/saml/continue/{sso}").status_code == 302  # each still works for its own kind
+    assert client.get(f"/saml/slo/continue/{logout}").status_code in (200, 302)
 
 
 def test_the_logout_response_by_http_post_without_other_sps(client, make_citizen, outbox, tmp_path, idp_metadata):
@@ -240,6 +265,7 @@ def test_the_logout_response_by_http_post_without_other_sps(client, make_citizen
     assert form_action(text) == "https://post.example.pt/saml/slo"
     verdict = post_sp.client.parse_logout_request_response(form_fields(text)["SAMLResponse"], BINDING_HTTP_POST)
     assert verdict.response.in_response_to == logout_id
+    assert "form-action https://post.example.pt/saml/slo" in page["Content-Security-Policy"]
 
 
 def _form_value(info, name: str) -> str:
