@@ -260,19 +260,19 @@ def slo(request):
     except services.Refusal as refusal:
         return _error_page(request, refusal.message)
     if binding == BINDING_HTTP_POST:
-        response = redirect("saml:slo_continue", reference=reference)
+        response = redirect("saml:slo_continue", logout_reference=reference)
         response.status_code = 303
         return response
     return _log_out(request, sp, message, relay_state)
 
 
 @never_cache
-def continue_logout(request, reference: str):
-    """Where a LogoutRequest that came by HTTP-POST is carried (``reference``, once) as a top-level
+def continue_logout(request, logout_reference: str):
+    """Where a LogoutRequest that came by HTTP-POST is carried (``logout_reference``, once) as a top-level
     GET, which brings Chave's session cookie: the logout goes on as :func:`slo`'s."""
     if request.method != "GET":
         return _error_page(request, _("Use GET."), status=405)
-    taken = services.take_logout(reference)
+    taken = services.take_logout(logout_reference)
     if taken is None:
         return _error_page(request, _("This logout request was already used or has expired. Go back to the "
                                       "portal and sign out again."))
