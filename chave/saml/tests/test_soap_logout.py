@@ -252,15 +252,21 @@ def test_a_reference_of_one_kind_does_not_continue_the_other(client, portal, db)
     assert client.get(f"/saml/slo/continue/{logout}").status_code in (200, 302)
 
 
-def test_the_logout_response_by_http_post_without_other_sps(client, make_citizen, outbox, tmp_path, idp_metadata):
+@pytest.mark.parametrize("lang", ["pt-pt", "en"])
+def test_the_logout_response_by_http_post_without_other_sps(client, make_citizen, outbox, tmp_path, idp_metadata,
+                                                            lang):
+    from chave.testing.accessibility import assert_accessible
+
     make_citizen()
     post_sp = pysaml2_portal(tmp_path, idp_metadata, host="post.example.pt", name="post",
                              slo_bindings=(BINDING_HTTP_POST,))
     register(post_sp.metadata_xml, name="Portal POST")
     at_post = saml_sign_in(client, outbox, post_sp, first=True)
     logout_id, query = logout_query(post_sp, at_post.name_id)  # the request by Redirect, the answer by POST
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = lang
     page = client.get("/saml/slo", query)
-    assert page.status_code == 200 and frames_of(page) == []
+    assert_accessible(page, lang, "signed out, the LogoutResponse to post")
+    assert frames_of(page) == []
     text = page.content.decode()
     assert form_action(text) == "https://post.example.pt/saml/slo"
     verdict = post_sp.client.parse_logout_request_response(form_fields(text)["SAMLResponse"], BINDING_HTTP_POST)
