@@ -105,8 +105,8 @@ def end_sso_session(sso_session: SsoSession, *, initiator: RelyingParty | None =
     ends it), the session's unused codes expire, its tokens (access and refresh) are revoked,
     and a back-channel logout is queued (row and task) for every portal of the session with a
     ``backchannel_logout_uri`` and every SAML SP with a SOAP logout service, except ``initiator``
-    (the portal that asked for the logout and knows already). Audited as ``oidc.logout``. Never raises for a portal's problem: sending is
-    the worker's job.
+    (the portal that asked for the logout and knows already). Audited as ``oidc.logout``. Never
+    raises for a portal's problem: sending is the worker's job.
     """
     from chave.saml.services import soap_logout_parties
 
@@ -276,7 +276,7 @@ def _send(row: BackchannelLogout, uri: str) -> tuple[str, int | None, str]:
             "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"})
         return outcome, status, error
     sent = saml.soap_logout(row.sso_session, sp)
-    outcome, status, error, body = _post(sent.url, sent.envelope, saml.SOAP_HEADERS,
+    outcome, status, error, body = _post(uri, sent.envelope, saml.SOAP_HEADERS,
                                          keep=policy.get("saml_request_max_bytes"))
     if outcome == "delivered":
         error = saml.read_soap_logout_answer(sp, sent, body)
@@ -291,9 +291,10 @@ def _backoff(attempts: int) -> dt.timedelta:
 
 def _audit_attempt(row: BackchannelLogout, outcome: str) -> None:
     saml = _service_provider(row.relying_party) is not None
-    audit.record("saml.backchannel_logout" if saml else "oidc.backchannel_logout", outcome=outcome, citizen=row.sso_session.key.citizen,
-                 client_id=row.relying_party.client_id, session=row.sso_session_id, attempt=row.attempts,
-                 http_status=row.last_status, error=row.last_error or None)
+    audit.record("saml.backchannel_logout" if saml else "oidc.backchannel_logout", outcome=outcome,
+                 citizen=row.sso_session.key.citizen, client_id=row.relying_party.client_id,
+                 session=row.sso_session_id, attempt=row.attempts, http_status=row.last_status,
+                 error=row.last_error or None)
 
 
 def send_backchannel_logout(delivery_id: str) -> str:

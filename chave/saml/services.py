@@ -670,8 +670,8 @@ def logout_response(sp: ServiceProvider, message, relay_state: str | None) -> tu
 def session_index(sso_session, sp: ServiceProvider) -> str:
     """The SessionIndex of the SSO session at this SP: stable (the logout names it again, with
     nothing stored) and different at each SP (SPs cannot link their citizens by it)."""
-    digest = hmac.new(settings.CHAVE_PAIRWISE_SALT.encode(), f"saml-session\x00{sso_session.sid}\x00{sp.entity_id}".encode(),
-                      hashlib.sha256)
+    message = f"saml-session\x00{sso_session.sid}\x00{sp.entity_id}".encode()
+    digest = hmac.new(settings.CHAVE_PAIRWISE_SALT.encode(), message, hashlib.sha256)
     return "_" + digest.hexdigest()
 
 
@@ -689,7 +689,8 @@ def soap_logout_url(sp: ServiceProvider) -> str | None:
 
 def _session_service_providers(sso_session):
     return (ServiceProvider.objects.select_related("relying_party")
-            .filter(relying_party__in=sso_session.relying_parties.all(), relying_party__state=RelyingParty.State.APPROVED)
+            .filter(relying_party__in=sso_session.relying_parties.all(),
+                    relying_party__state=RelyingParty.State.APPROVED)
             .order_by("relying_party__name"))
 
 
@@ -723,7 +724,8 @@ def logout_request_urls(sso_session, *, exclude=None) -> list[str]:
 
 SOAP_ENV_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 # The SAML SOAP binding (saml-bindings-2.0 §3.2.2): SOAP 1.1, and this SOAPAction.
-SOAP_HEADERS = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": "http://www.oasis-open.org/committees/security"}
+SOAP_HEADERS = {"Content-Type": "text/xml; charset=utf-8",
+                "SOAPAction": "http://www.oasis-open.org/committees/security"}
 
 
 @dataclass(frozen=True)

@@ -268,8 +268,8 @@ def slo(request):
 
 @never_cache
 def continue_logout(request, logout_reference: str):
-    """Where a LogoutRequest that came by HTTP-POST is carried (``logout_reference``, once) as a top-level
-    GET, which brings Chave's session cookie: the logout goes on as :func:`slo`'s."""
+    """Where a LogoutRequest that came by HTTP-POST is carried (``logout_reference``, once) as a
+    top-level GET, which brings Chave's session cookie: the logout goes on as :func:`slo`'s."""
     if request.method != "GET":
         return _error_page(request, _("Use GET."), status=405)
     taken = services.take_logout(logout_reference)

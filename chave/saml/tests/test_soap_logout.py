@@ -114,7 +114,8 @@ def test_another_sps_logout_reaches_the_soap_sp_by_back_channel(client, make_cit
 def test_an_oidc_portals_logout_and_chaves_sign_out_reach_the_soap_sp(client, make_citizen, outbox, soap_sp,
                                                                       run_worker):
     make_citizen()
-    oidc_portal = register_portal(mandatory=(), min_level=3, post_logout_redirect_uris=["https://portal.example.gov.pt/adeus"])
+    oidc_portal = register_portal(mandatory=(), min_level=3,
+                                  post_logout_redirect_uris=["https://portal.example.gov.pt/adeus"])
     at_oidc = tokens(client, outbox, oidc_portal)
     at_soap = saml_sign_in(client, outbox, soap_sp.portal)  # single sign-on from OIDC to SAML
 
@@ -223,7 +224,8 @@ def test_the_logout_response_by_http_post_comes_after_the_other_sps_frames(clien
     assert verdict.response.status.status_code.value == STATUS_SUCCESS
     assert verdict.response.signature is not None  # enveloped: the POST binding carries it in the XML
     policy = page["Content-Security-Policy"]
-    assert "frame-src https://redirect.example.pt" in policy and "form-action https://post.example.pt/saml/slo" in policy
+    assert "frame-src https://redirect.example.pt" in policy
+    assert "form-action https://post.example.pt/saml/slo" in policy
     assert 'action="/i18n/setlang/"' not in text  # nothing else to post to
     run_worker()
     assert_told(soap_sp, at_soap)
