@@ -15,6 +15,7 @@ from django_tasks_db.models import DBTaskResult
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, BINDING_SOAP
 from saml2.saml import NameID
 from saml2.samlp import STATUS_SUCCESS, STATUS_UNKNOWN_PRINCIPAL
+from saml2.sigver import SignatureError
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
 from chave.audit.models import AuditEvent
@@ -107,7 +108,7 @@ def test_another_sps_logout_reaches_the_soap_sp_by_back_channel(client, make_cit
     # The signature is what pysaml2 checks: a byte changed in the signed request fails it.
     tampered = soap_sp.received[0].envelope.replace(soap_sp.portal.entity_id, "http://127.0.0.1:1/other", 1)
     xml = soap_sp.portal.client.unravel(tampered, BINDING_SOAP, "logout_request")
-    with pytest.raises(Exception):
+    with pytest.raises(SignatureError):
         soap_sp.portal.client.sec.correctly_signed_logout_request(xml, must=True)
 
 
@@ -288,3 +289,16 @@ def test_metadata_with_a_soap_logout_service_is_read(tmp_path, idp_metadata, db)
     assert read_metadata(sp.metadata_xml).slo == [
         {"url": "http://127.0.0.1:8123/saml/slo", "binding": BINDING_HTTP_REDIRECT},
         {"url": "http://127.0.0.1:8123/saml/soap-slo", "binding": BINDING_SOAP}]
+
+
+def test_a_soap_sp_answering_200_without_a_logout_response_is_not_counted_as_told(client, make_citizen, outbox,
+                                                                                    soap_sp, run_worker):
+    make_citizen()
+    saml_sign_in(client, outbox, soap_sp.portal, first=True)
+    soap_sp.http_statuses = [200]  # an empty 200: a proxy's page, say, not the SP's answer
+    client.post("/login/logout/")
+    run_worker()
+    row = BackchannelLogout.objects.get()
+    assert (row.status, row.attempts, row.last_status) == ("failed", 1, 200)
+    assert row.last_error == "the service provider did not answer with a LogoutResponse"
+    assert len(soap_sp.received) == 1 and soap_sp.received[0].error == ""  # it was sent, and valid
