@@ -120,7 +120,8 @@ def test_the_portal_page_shows_each_logout_notification_and_its_outcome(staff_cl
     now = clock.now()
     for n, (status, attempts, http, error, later) in enumerate([
             ("delivered", 1, 200, "", None), ("queued", 2, 400, "the portal answered 400", 30),
-            ("failed", 6, None, "the portal is unreachable: refused", None)]):
+            ("failed", 6, None, "the portal is unreachable: refused", None),
+            ("failed", 1, 200, "the service provider did not answer with a LogoutResponse", None)]):
         session = SsoSession.objects.create(sid=f"s{n}", key=key, auth_time=now, assurance_level=3, method="sms",
                                             created_at=now)
         BackchannelLogout.objects.create(
@@ -133,6 +134,7 @@ def test_the_portal_page_shows_each_logout_notification_and_its_outcome(staff_cl
     assert "Delivered" in table and "HTTP 200" in table
     assert "Will try again at" in table and "HTTP 400" in table
     assert "Not delivered: gave up" in table and "No answer (unreachable)" in table
+    assert "HTTP 200, without confirming the sign-out" in table  # a SAML SP's answer that was not Success
     assert "queued" not in table and "failed" not in table  # labels, never the internal codes
 
 
