@@ -611,9 +611,14 @@ def inbox(device: Device) -> dict:
     """What the app shows: the codes waiting for this device (newest first, unexpired) and the
     approvals waiting for its key. Expired items are wiped as they are found."""
     now = clock.now()
-    InboxItem.objects.filter(device=device, expires_at__lte=now).delete()
+    found = list(InboxItem.objects.filter(device=device).order_by("-created_at"))
+    expired = [item.pk for item in found if item.expires_at <= now]
+    if expired:
+        InboxItem.objects.filter(pk__in=expired).delete()
     items = []
-    for item in InboxItem.objects.filter(device=device).order_by("-created_at"):
+    for item in found:
+        if item.expires_at <= now:
+            continue
         try:
             data = json.loads(message_sealing.unseal(item.payload_sealed))
         except (InvalidToken, ValueError):

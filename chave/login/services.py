@@ -252,43 +252,48 @@ def send_code(tx: LoginTransaction, channel: str, *, ip: str | None, language: s
             ip=ip, portal=tx.portal or "Chave", language=language,
         )
         if result.sent:
-            sent = dict(status=LoginTransaction.Status.CODE_SENT, channel=channel, destination=destination,
-                        assurance_level=policy.assurance_level(channel))
-            LoginTransaction.objects.filter(pk=tx.pk).update(**sent)
-            for name, value in sent.items():
-                setattr(tx, name, value)
+            _moved(tx, status=LoginTransaction.Status.CODE_SENT, channel=channel, destination=destination,
+                   assurance_level=policy.assurance_level(channel))
     return result
 
 
-def use_offline_codes(tx: LoginTransaction) -> bool:
+def use_offline_codes(tx: LoginTransaction, options: list[ChannelOption] | None = None) -> bool:
     """The citizen will type an offline code from the Chave app: the code step, with no code
     sent (the app makes it). False when the key has no active device."""
     from chave.app import services as app
 
-    if app.APP_OFFLINE not in {o.channel for o in login_options(tx.key, tx.required_level)}:
+    if options is None:
+        options = login_options(tx.key, tx.required_level)
+    if app.APP_OFFLINE not in {o.channel for o in options}:
         return False
-    LoginTransaction.objects.filter(pk=tx.pk).update(
-        status=LoginTransaction.Status.CODE_SENT, channel=app.APP_OFFLINE, destination="",
-        assurance_level=policy.assurance_level("app"))
-    tx.refresh_from_db()
+    _moved(tx, status=LoginTransaction.Status.CODE_SENT, channel=app.APP_OFFLINE, destination="",
+           assurance_level=policy.assurance_level("app"))
     return True
 
 
-def ask_approval(tx: LoginTransaction, *, ip: str | None):
+def ask_approval(tx: LoginTransaction, *, ip: str | None, options: list[ChannelOption] | None = None):
     """Ask the key's devices to approve this login (number matching; ``chave.app``). The login
-    then waits (``APP_WAIT``) for :func:`approved`. Returns the app's ``ApprovalStarted``."""
+    then waits (``APP_WAIT``) for :func:`approved`. Returns the app's ``ApprovalStarted``.
+    ``options``: :func:`login_options` of the transaction, when the caller has just read them."""
     from chave.app import services as app
 
-    if app.APP_APPROVE not in {o.channel for o in login_options(tx.key, tx.required_level)}:
+    if options is None:
+        options = login_options(tx.key, tx.required_level)
+    if app.APP_APPROVE not in {o.channel for o in options}:
         return app.ApprovalStarted(False, "no_device")
     started = app.request_approval(tx.key, login_transaction=str(tx.pk), portal=tx.portal, ip=ip,
                                    required_level=tx.required_level)
     if started.ok:
-        LoginTransaction.objects.filter(pk=tx.pk).update(
-            status=LoginTransaction.Status.APP_WAIT, channel=app.APP_APPROVE, destination="",
-            assurance_level=policy.assurance_level("app"))
-        tx.refresh_from_db()
+        _moved(tx, status=LoginTransaction.Status.APP_WAIT, channel=app.APP_APPROVE, destination="",
+               assurance_level=policy.assurance_level("app"))
     return started
+
+
+def _moved(tx: LoginTransaction, **fields) -> None:
+    """Write ``fields`` to the transaction's row and to ``tx``."""
+    LoginTransaction.objects.filter(pk=tx.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(tx, name, value)
 
 
 def abandon(request, tx: LoginTransaction) -> None:

@@ -157,16 +157,16 @@ def channel(request):
         if form.is_valid():
             chosen = form.cleaned_data["channel"]
             if chosen == "app_approve":
-                started = services.ask_approval(tx, ip=services.client_ip(request))
+                started = services.ask_approval(tx, ip=services.client_ip(request), options=options)
                 if started.ok:
                     return redirect("login:approve")
                 messages.error(request, _refusal_text(started) if started.reason == "throttled"
                                else _("Choose one of the options shown."))
                 return redirect("login:channel")
             if chosen == "app_offline":
-                services.use_offline_codes(tx)
+                services.use_offline_codes(tx, options)
                 return redirect("login:code")
-            return _send_and_continue(request, tx, chosen)
+            return _send_and_continue(request, tx, chosen, options=options)
         return render(request, "login/channel.html", {"form": form}, status=400)
     return render(request, "login/channel.html", {"form": form})
 
