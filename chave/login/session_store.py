@@ -6,7 +6,11 @@ store's per-rotation work is paid by every login:
 - a new key is drawn without first asking the database whether it exists: it is 32 characters
   of 36 (about 165 bits), and Django's ``create()`` inserts it with ``must_create``, so the
   primary key refuses a duplicate and ``create()`` draws again;
-- the old session is deleted with one ``DELETE`` instead of a read and then a delete.
+- the old session is deleted with one ``DELETE`` instead of a read and then a delete;
+- a session never stored (a browser's first sign-in step) has nothing to rotate away from: its
+  key is drawn, and the row written once, when the response saves it, instead of being
+  inserted empty at the rotation and updated at the end (there is no old key an attacker
+  could have planted).
 
 ``SESSION_ENGINE = "chave.login.session_store"``; the table and the data are Django's own.
 """
@@ -21,6 +25,12 @@ from django.utils.crypto import get_random_string
 class SessionStore(DatabaseStore):
     def _get_new_session_key(self) -> str:
         return get_random_string(32, VALID_KEY_CHARS)
+
+    def cycle_key(self) -> None:
+        if self.session_key is None:
+            self.modified = True
+            return
+        super().cycle_key()
 
     def delete(self, session_key=None) -> None:
         if session_key is None:

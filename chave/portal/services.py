@@ -119,6 +119,8 @@ def record_session(sender, request, who, **kwargs) -> None:
         lapsed = [pk for pk, session_key in open_rows.items() if session_key not in live]
         if lapsed:
             KeySession.objects.filter(pk__in=lapsed).update(ended_at=now)
+    if request.session.session_key is None:  # a session never stored before this sign-in: store it now
+        request.session.save()
     KeySession.objects.create(key_id=who.key_id, session_key=request.session.session_key, method=who.method,
                               assurance_level=who.assurance_level, signed_in_at=now)
 
