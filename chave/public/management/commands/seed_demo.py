@@ -142,23 +142,28 @@ def demo_saml_portal(url: str = DEMO_SAML_PORTAL_URL):
     return ServiceProvider.objects.select_related("relying_party").filter(entity_id=entity_id).first()
 
 
-def demo_saml_portal_metadata(url: str) -> str:
+def demo_saml_portal_dir():
+    return settings.DATA_DIR / DEMO_SAML_PORTAL_DIR
+
+
+def demo_saml_portal_metadata(url: str, data_dir=None) -> str:
     """The SAML demo portal's metadata, as it publishes it at ``/saml/metadata`` (its key and
-    certificate made in ``CHAVE_DATA_DIR/demo_saml_portal`` the first time, as it does on start)."""
+    certificate made in ``data_dir``, by default ``CHAVE_DATA_DIR/demo_saml_portal``, the first
+    time, as it does on start)."""
     from chave.oidc.management.commands.demo_portal import portal_module
 
     saml = portal_module("saml")
-    return saml.sp_metadata(url, saml.SpKey.load_or_create(settings.DATA_DIR / DEMO_SAML_PORTAL_DIR))
+    return saml.sp_metadata(url, saml.SpKey.load_or_create(data_dir or demo_saml_portal_dir()))
 
 
-def seed_demo_saml_portal(url: str = DEMO_SAML_PORTAL_URL):
+def seed_demo_saml_portal(url: str = DEMO_SAML_PORTAL_URL, data_dir=None):
     """Register the SAML demo portal at ``url`` from its metadata and approve it, unless that is
     done; its metadata again when its certificate changed (its key file was deleted). Returns the
     service provider and what was done. Raises ``ValidationError`` as the registry does."""
     from chave.saml import services as saml_services
 
     notes = []
-    metadata = saml_services.read_metadata(demo_saml_portal_metadata(url))
+    metadata = saml_services.read_metadata(demo_saml_portal_metadata(url, data_dir))
     sp = demo_saml_portal(url)
     if sp is None:
         sp = saml_services.register_service_provider(

@@ -11,8 +11,6 @@ then serves it with waitress in the foreground until SIGINT or SIGTERM, pointed 
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
@@ -31,7 +29,7 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
 
     def handle(self, *args, host, port, **options):
-        from chave.public.management.commands.seed_demo import DEMO_SAML_PORTAL_DIR
+        from chave.public.management.commands.seed_demo import demo_saml_portal_dir
 
         if settings.CHAVE_ENV == "production":
             raise CommandError(_("The demo portal is for development only."))
@@ -42,7 +40,7 @@ class Command(BaseCommand):
         sp = self._registration(base_url)
         issuer = settings.CHAVE_PUBLIC_URL.rstrip("/")
         config = portal_module("saml_app").SamlConfig(issuer=issuer, base_url=base_url,
-                                                      data_dir=Path(settings.DATA_DIR / DEMO_SAML_PORTAL_DIR))
+                                                      data_dir=demo_saml_portal_dir())
 
         def ready(bound_port):
             self.stdout.write(_("SAML demo portal (%(name)s) at %(url)s — it signs citizens in with Chave at "
