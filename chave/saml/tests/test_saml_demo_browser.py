@@ -6,7 +6,9 @@ demo portal against Chave, in a real browser (Debian's chromium, Playwright):
   then the SAML portal's "Log out": a signed LogoutRequest ends Chave's session and the OIDC
   portal receives its back-channel logout token (its session ends);
 - level 4 (the test Citizen Card through the real card agent and SoftHSM) at the SAML portal,
-  then the OIDC portal without signing in again.
+  then the OIDC portal without signing in again; then Chave's own "Sign out": its signed-out
+  page loads Chave's signed LogoutRequest in a frame, the SAML portal checks it, ends its
+  session and answers with a signed LogoutResponse in that frame (no page's policy blocks it).
 
 Both portals run in this process on ports of their own, registered as ``chave seed_demo`` does
 (the SAML one from its metadata); Chave is ``live_server``. The portals' words are their own
@@ -148,7 +150,7 @@ def test_oidc_then_saml_at_level_2_without_a_second_pin_then_saml_logout_reaches
     page.wait_for_url(re.compile(r"/area/enter/"))  # and Chave's
 
 
-def test_saml_at_level_4_with_the_citizen_card_then_oidc_without_signing_in_again(
+def test_saml_at_level_4_with_the_citizen_card_then_oidc_without_signing_in_again_then_chaves_sign_out(
         new_page, portals, make_citizen, agent, service, cards):
     oidc_portal, saml_url = portals
     card = cards["good"]
@@ -182,3 +184,12 @@ def test_saml_at_level_4_with_the_citizen_card_then_oidc_without_signing_in_agai
     assert logins == []
     assert page.locator("#who").inner_text() == card.full_name
     assert "urn:chave:loa:4" in page.locator("#level").inner_text()
+
+    # Signing out of Chave reaches the SAML portal (a frame of the signed-out page).
+    page.goto(service + "/area/")
+    page.get_by_role("button", name=says("Sign out", chave_lang)).first.click()
+    page.wait_for_load_state("load")  # the frames' too
+    answered = [frame.url for frame in page.frames if "/saml/slo?SAMLResponse=" in frame.url]
+    assert len(answered) == 1 and answered[0].startswith(service)
+    page.goto(saml_url + "/")
+    assert page.get_by_role("button", name=say(lang, "login")).is_visible()  # signed out there too
