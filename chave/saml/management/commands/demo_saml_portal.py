@@ -67,14 +67,14 @@ class Command(BaseCommand):
             detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise CommandError(_("The database cannot be used (%(error)s). Is it running, and was `chave migrate` "
                                  "run?") % {"error": detail})
-        again = _("run `chave seed_demo --demo-saml-portal-url %(url)s`") % {"url": base_url}
         if sp is None:
-            raise CommandError(_("The SAML demo portal is not registered for %(url)s: %(again)s first.")
-                               % {"url": base_url, "again": again})
+            raise CommandError(_("The SAML demo portal is not registered for %(url)s: run `chave seed_demo "
+                                 "--demo-saml-portal-url %(url)s` first.") % {"url": base_url})
         if sp.relying_party.state != RelyingParty.State.APPROVED:
-            raise CommandError(_("The SAML demo portal's registration is %(state)s: %(again)s to approve it.")
-                               % {"state": sp.relying_party.get_state_display(), "again": again})
+            raise CommandError(_("The SAML demo portal's registration is %(state)s: run `chave seed_demo "
+                                 "--demo-saml-portal-url %(url)s` to approve it.")
+                               % {"state": sp.relying_party.get_state_display(), "url": base_url})
         if read_metadata(demo_saml_portal_metadata(base_url)).certificates != sp.certificates:
-            raise CommandError(_("The SAML demo portal has a new certificate: %(again)s to register it.")
-                               % {"again": again})
+            raise CommandError(_("The SAML demo portal has a new certificate: run `chave seed_demo "
+                                 "--demo-saml-portal-url %(url)s` to register it.") % {"url": base_url})
         return sp
