@@ -81,10 +81,16 @@ class Outstandings:
                 del self._by_key[min(self._by_key, key=lambda k: self._by_key[k].started)]
             self._by_key[key] = item
 
-    def pop(self, key: str) -> Outstanding | None:
+    def pop(self, key: str, *, session_id: str | None = None) -> Outstanding | None:
+        """The item, taken out; with ``session_id``, only when it belongs to that browser session
+        (another browser's attempt leaves it for its own)."""
         with self._lock:
             self._expire()
-            return self._by_key.pop(key, None)
+            item = self._by_key.get(key)
+            if item is None or (session_id is not None
+                                and not secrets.compare_digest(item.session_id, session_id)):
+                return None
+            return self._by_key.pop(key)
 
     def keys(self) -> list[str]:
         with self._lock:
@@ -257,8 +263,8 @@ class DemoSamlPortal(PortalApp):
     def finish(self, request: Request) -> Response:
         lang = request.lang
         session_id, session = self._session(request)
-        ticket = self.tickets.pop(request.query.get("ticket", ""))
-        if ticket is None or session is None or not secrets.compare_digest(ticket.session_id, session_id or ""):
+        ticket = self.tickets.pop(request.query.get("ticket", ""), session_id=session_id) if session else None
+        if ticket is None:
             return self.problem(request, say(lang, "not_started_title"), say(lang, "not_started"), "400 Bad Request")
         # Signed in: a new session id (no fixation).
         self.sessions.drop(session_id)

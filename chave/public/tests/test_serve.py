@@ -153,7 +153,7 @@ def test_seed_demo_gives_the_demo_clerk_a_citizen_card_of_their_own_once():
 @override_settings(CHAVE_ENV="dev")
 def test_seed_demo_registers_and_approves_the_demo_portal_once_and_says_where_it_is():
     first = seed()
-    party = RelyingParty.objects.get()
+    party = RelyingParty.objects.get(name=seed_demo.DEMO_PORTAL_NAME)
     assert party.name == "Portal de Demonstração" and party.state == RelyingParty.State.APPROVED
     assert party.redirect_uris == ["http://127.0.0.1:8001/callback"]
     assert party.post_logout_redirect_uris == ["http://127.0.0.1:8001/signed-out"]
@@ -167,9 +167,11 @@ def test_seed_demo_registers_and_approves_the_demo_portal_once_and_says_where_it
     assert f"Demo portal: Portal de Demonstração at http://127.0.0.1:8001/ (client_id {party.client_id}, approved)" \
         in first
     assert "chave serve --with-demo-portal" in first and "chave demo_portal" in first
+    assert ("SAML demo portal: Portal SAML de Demonstração at http://127.0.0.1:8002/ (entity ID "
+            "http://127.0.0.1:8002/saml/metadata, approved)") in first
 
     second = seed()
-    assert RelyingParty.objects.count() == 1
+    assert RelyingParty.objects.filter(name=seed_demo.DEMO_PORTAL_NAME).count() == 1
     assert "Registered the demo portal" not in second
     assert f"client_id {party.client_id}, approved" in second
 
@@ -178,10 +180,10 @@ def test_seed_demo_registers_and_approves_the_demo_portal_once_and_says_where_it
 @override_settings(CHAVE_ENV="dev")
 def test_seed_demo_approves_a_suspended_demo_portal_again():
     seed()
-    federation.decide(RelyingParty.objects.get(), "suspend", by="test", reason="misbehaving")
+    federation.decide(RelyingParty.objects.get(name=seed_demo.DEMO_PORTAL_NAME), "suspend", by="test", reason="misbehaving")
     out = seed()
     assert "The demo portal was suspended: it is approved again." in out
-    assert RelyingParty.objects.get().state == RelyingParty.State.APPROVED
+    assert RelyingParty.objects.get(name=seed_demo.DEMO_PORTAL_NAME).state == RelyingParty.State.APPROVED
 
 
 @pytest.mark.django_db
@@ -221,7 +223,7 @@ def test_demo_portal_says_to_run_seed_demo_when_it_is_not_registered():
 @override_settings(CHAVE_ENV="dev")
 def test_demo_portal_refuses_a_suspended_registration():
     seed()
-    federation.decide(RelyingParty.objects.get(), "suspend", by="test")
+    federation.decide(RelyingParty.objects.get(name=seed_demo.DEMO_PORTAL_NAME), "suspend", by="test")
     with translation.override("en"), pytest.raises(CommandError, match=r"registration is suspended: run `chave "
                                                                       r"seed_demo` again"):
         call_command("demo_portal", stdout=io.StringIO())

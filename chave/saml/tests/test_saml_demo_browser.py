@@ -15,7 +15,6 @@ Both portals run in this process on ports of their own, registered as ``chave se
 (``text.say``), Chave's come from its catalogue (``says``).
 """
 
-import contextlib
 import os
 import re
 
@@ -26,34 +25,17 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 from chave.card.tests.conftest import agent, agent_server, card_citizen, card_dir, cards, service  # noqa: E402,F401
 from chave.card.tests.test_card_browser import through_the_agent  # noqa: E402
 from chave.login.tests.pages import says  # noqa: E402
-from chave.oidc.management.commands.demo_portal import portal_module  # noqa: E402
 from chave.oidc.models import BackchannelLogout  # noqa: E402
-from chave.oidc.tests.test_demo_portal import BOUND, demo, portal_key_dir, running_portal, serving  # noqa: E402
-from chave.public.management.commands.seed_demo import (  # noqa: E402
-    DEMO_PORTAL_NAME,
-    DEMO_SAML_PORTAL_NAME,
-    seed_demo_saml_portal,
-)
-from chave.testing.browser import fits_the_screen, sign_in_with_the_key  # noqa: E402
+from chave.oidc.tests.test_demo_portal import demo, portal_key_dir, running_portal  # noqa: E402
+from chave.public.management.commands.seed_demo import DEMO_PORTAL_NAME, DEMO_SAML_PORTAL_NAME  # noqa: E402
+from chave.testing.browser import fits_the_screen  # noqa: E402
+
+from .test_demo_saml_portal import running_saml_portal  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PHONE, EMAIL, PIN = "+351912345678", "maria@example.pt", "4719"
 say = demo.text.say
-saml_app = portal_module("saml_app")
-
-
-@contextlib.contextmanager
-def running_saml_portal(issuer: str, data_dir):
-    """The SAML demo portal on a free port, registered from its metadata and approved as
-    ``seed_demo`` does it; stopped on exit."""
-    def make_app(url):
-        seed_demo_saml_portal(url, data_dir)
-        return saml_app.DemoSamlPortal(saml_app.SamlConfig(issuer=issuer, base_url=url, data_dir=data_dir,
-                                                           timeout=BOUND))
-
-    with serving(make_app) as (url, app):
-        yield url, app
 
 
 @pytest.fixture
