@@ -11,7 +11,8 @@ demo portal against Chave, in a real browser (Debian's chromium, Playwright):
   session and answers with a signed LogoutResponse in that frame (no page's policy blocks it).
 
 Both portals run in this process on ports of their own, registered as ``chave seed_demo`` does
-(the SAML one from its metadata); Chave is ``live_server``. The portals' words are their own
+(the SAML one from its metadata); Chave is ``live_server``. The file lives beside the card tests
+to share their session's test cards and card agent process. The portals' words are their own
 (``text.say``), Chave's come from its catalogue (``says``).
 """
 
@@ -22,15 +23,15 @@ import pytest
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-from chave.card.tests.conftest import agent, agent_server, card_citizen, card_dir, cards, service  # noqa: E402,F401
-from chave.card.tests.test_card_browser import through_the_agent  # noqa: E402
 from chave.login.tests.pages import says  # noqa: E402
 from chave.oidc.models import BackchannelLogout  # noqa: E402
 from chave.oidc.tests.test_demo_portal import demo, portal_key_dir, running_portal  # noqa: E402
 from chave.public.management.commands.seed_demo import DEMO_PORTAL_NAME, DEMO_SAML_PORTAL_NAME  # noqa: E402
+from chave.saml.tests.test_demo_saml_portal import running_saml_portal  # noqa: E402
 from chave.testing.browser import fits_the_screen  # noqa: E402
 
-from .test_demo_saml_portal import running_saml_portal  # noqa: E402
+from .conftest import card_citizen  # noqa: E402
+from .test_card_browser import through_the_agent  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
