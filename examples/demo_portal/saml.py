@@ -18,14 +18,13 @@ pysaml2 (its XML signatures: Debian's ``xmlsec1``).
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 import threading
 import time
-import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, ExtensionElement, samlp
 from saml2.client import Saml2Client
@@ -322,11 +321,10 @@ def _redirect_signature_ok(client: Saml2Client, idp: str, query: dict[str, str],
 
 
 def _status_of(exc: Exception) -> str | None:
-    """The SAML status an error response carried (pysaml2 raises it as an exception)."""
-    args = getattr(exc, "args", ())
-    text = str(args[0]) if args else ""
-    return text.rsplit(":", 1)[-1] if text.startswith("urn:oasis:names:tc:SAML:2.0:status:") else None
+    """The SAML status an error response carried: pysaml2 raises it as ``Status<Code>``
+    (``StatusRequestDenied``, ``StatusAuthnFailed``, ``StatusNoPassive``; ``StatusError`` else)."""
+    from saml2.response import StatusError
 
-
-def query_of(location: str) -> dict[str, str]:
-    return {name: values[0] for name, values in parse_qs(urlsplit(location).query).items()}
+    if isinstance(exc, StatusError):
+        return type(exc).__name__.removeprefix("Status")
+    return None

@@ -247,7 +247,7 @@ class DemoSamlPortal(PortalApp):
         except saml.InvalidMessage as exc:
             if exc.reason == "RequestDenied":
                 return self.problem(request, say(lang, "denied_title"), say(lang, "saml_denied"), "200 OK")
-            if exc.reason in ("AuthnFailed", "NoPassive", "Responder", "Requester"):
+            if exc.reason in ("AuthnFailed", "NoPassive", "Error"):  # Chave said no, for a reason of its own
                 return self.problem(request, say(lang, "failed_title"),
                                     say(lang, "failed", detail=html.escape(exc.reason)), "400 Bad Request")
             return self.problem(request, say(lang, "failed_title"),

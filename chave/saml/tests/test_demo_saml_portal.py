@@ -97,7 +97,7 @@ def portal(live_server, settings, tmp_path):
         yield url
 
 
-def to_the_acs(browser: Browser, portal: str, outbox, *, level: int = 3):
+def to_the_acs(browser: Browser, portal: str, outbox, *, level: int = 3, decision: str = "allow"):
     """From the portal's button through Chave (PIN, code, consent) to Chave's page whose button
     posts the signed Response to the portal's ACS: (the ACS address, the fields)."""
     page = browser.post(portal + "/login", {"level": str(level)})
@@ -105,7 +105,7 @@ def to_the_acs(browser: Browser, portal: str, outbox, *, level: int = 3):
     page = browser.submit(page, {"identifier": PHONE, "pin": PIN})
     page = browser.submit(page, {"code": outbox.last_code(PHONE)})
     assert urlsplit(page.url).path == "/saml/consent", text(page)[:1000]
-    page = browser.submit(page, {"decision": "allow"})
+    page = browser.submit(page, {"decision": decision})
     return form_action(page.text), form_fields(page.text)
 
 
@@ -127,6 +127,17 @@ def test_a_login_ticket_serves_only_the_browser_that_started_the_login(portal, m
     assert "Signed in to the SAML Demo Portal" in text(signed_in) and "Maria Teste Silva" in text(signed_in)
     assert "level 3 (urn:chave:loa:3)" in text(signed_in)
     assert citizen.get(finish).status_code == 400  # once
+
+
+def test_refused_consent_comes_back_as_request_denied_and_signs_nobody_in(portal, make_citizen, outbox):
+    make_citizen(phone=PHONE, pin=PIN)
+    citizen = Browser("pt-PT")
+    acs, fields = to_the_acs(citizen, portal, outbox, decision="refuse")
+    page = citizen.post(acs, fields)
+    assert page.status_code == 200 and page.url == acs
+    assert "Escolheu não entrar no Portal SAML de Demonstração com a Chave." in text(page)
+    home = citizen.get(portal + "/")
+    assert "Entrar com a Chave" in home.text and "Terminar sessão" not in home.text
 
 
 @pytest.mark.parametrize(("method", "path", "data", "status"), [
