@@ -50,6 +50,13 @@ def endpoints(base_url: str) -> dict[str, str]:
     return saml.endpoints(base_url)
 
 
+def level_of(uri: str) -> int:
+    """The level an AuthnContextClassRef names (Chave's ``urn:chave:loa:N``), 0 for another."""
+    prefix = "urn:chave:loa:"
+    number = uri[len(prefix):] if uri.startswith(prefix) else ""
+    return int(number) if number in ("2", "3", "4") else 0
+
+
 @dataclass(frozen=True)
 class SamlConfig:
     issuer: str  # Chave's public URL (its metadata is at issuer + "/saml/metadata")
@@ -63,6 +70,7 @@ class Outstanding:
     """A request this portal sent and has not seen answered: which browser session sent it."""
 
     session_id: str
+    level: int = 0  # the level asked for (fa:FAAALevel)
     started: float = field(default_factory=time.time)
     login: saml.Login | None = None  # once the ACS accepted the answer
 
@@ -168,7 +176,7 @@ class DemoSamlPortal(PortalApp):
         name = values.get(saml.ATTRIBUTE_PREFIX + "NomeCompleto")
         hello = (say(lang, "hello", name=f'<strong id="who">{esc(name)}</strong>') if name
                  else say(lang, "hello_anonymous"))
-        level = login.level_uri.rsplit(":", 1)[-1] if login.level_uri.startswith("urn:chave:loa:") else None
+        level = str(level_of(login.level_uri) or "") or None
         facts = [
             ("level", say(lang, "saml_level"),
              f"{say(lang, 'level_value', level=esc(level))} ({esc(login.level_uri)})" if level else esc(login.level_uri)),
@@ -229,7 +237,7 @@ class DemoSamlPortal(PortalApp):
             request_id, location = self.sp.login_url(attributes=REQUESTED, level=level, relay_state="")
         except ProviderUnreachable:
             return self.unreachable(request)
-        self.requests.put(request_id, Outstanding(session_id))
+        self.requests.put(request_id, Outstanding(session_id, level))
         response = redirect(location)
         if fresh:
             response.cookie(SESSION_COOKIE, session_id, secure=self.secure_cookies)
@@ -255,6 +263,9 @@ class DemoSamlPortal(PortalApp):
         outstanding = self.requests.pop(request_id)
         if outstanding is None:  # answered twice, or forgotten meanwhile
             return self.problem(request, say(lang, "not_started_title"), say(lang, "not_started"), "400 Bad Request")
+        if level_of(login.level_uri) < outstanding.level:  # a careful portal checks it got what it asked for
+            return self.problem(request, say(lang, "failed_title"),
+                                say(lang, "invalid", detail="AuthnContextClassRef"), "400 Bad Request")
         ticket = secrets.token_urlsafe(32)
         outstanding.login = login
         self.tickets.put(ticket, outstanding)
