@@ -100,6 +100,7 @@ def main() -> int:
 
     os.environ["CHAVE_DATA_DIR"] = tempfile.mkdtemp(prefix="chave-bench-")
     os.environ.setdefault("CHAVE_ENV", "dev")
+    os.environ.setdefault("CHAVE_DEBUG", "0")  # as in production (and bench --http): no query log
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chave.settings")
     import django
 

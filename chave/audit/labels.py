@@ -27,6 +27,7 @@ EVENTS = {
     "saml.key_rotated": _("SAML signing keys replaced"),
     "saml.metadata_replaced": _("Portal's SAML details replaced"),
     "oidc.backchannel_logout": _("Portal told of a sign-out"),
+    "saml.backchannel_logout": _("Portal told of a sign-out (SAML)"),
     "oidc.token": _("Portal received its sign-in answer"),
     "oidc.refresh_reuse": _("A portal's old sign-in token was used again"),
     "oidc.revoke": _("A portal gave up its access"),
@@ -82,6 +83,7 @@ EVENTS = {
     # Signing
     "signing.activate": _("Signing activated"),
     "signing.revoke": _("Signing cancelled"),
+    "signing.reissue": _("Signing certificate renewed with the identity document"),
     "signing.pin": _("Signing PIN typed"),
     "signing.pin_change": _("Signing PIN changed"),
     "signing.request": _("Signature requested"),

@@ -57,9 +57,10 @@ def record(
     fields = dict(at=clock.now(), event=event, outcome=outcome, channel=channel or "", ip=_client_ip(ip),
                   detail={k: v for k, v in detail.items() if v is not None})
     citizen_id = citizen.pk if citizen is not None else None
-    # In the caller's transaction (a savepoint) or one of its own: the stream stays this
-    # transaction's until it ends, so its head cannot move between reading it and appending.
-    with transaction.atomic():
+    # In the caller's transaction or one of its own: the stream stays this transaction's until it
+    # ends, so its head cannot move between reading it and appending. No savepoint: a failed
+    # append is never caught and retried, it fails the whole transaction.
+    with transaction.atomic(savepoint=False):
         stream = chain.claim_stream()
         seq, prev_hash = chain.head(stream)
         link = dict(stream=stream, seq=seq + 1, prev_hash=prev_hash)

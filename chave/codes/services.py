@@ -98,7 +98,7 @@ def issue_code(
     now = clock.now()
     max_sends = policy.get("code_max_sends_per_transaction")
     cooldown = dt.timedelta(seconds=policy.get("code_resend_cooldown_seconds"))
-    with db_transaction.atomic():
+    with db_transaction.atomic(savepoint=False):  # a refusal returns, it never raises to be caught
         # Serialise issues for one key (PostgreSQL; SQLite's IMMEDIATE transactions already do).
         key = Key.objects.select_for_update().select_related("citizen").get(pk=key.pk)
         earlier = list(
@@ -127,9 +127,10 @@ def issue_code(
 
         code = _new_code()
         expires_at = now + policy.code_lifetime(purpose)
-        OneTimeCode.objects.filter(
-            purpose=purpose, transaction=transaction, used_at__isnull=True, invalidated_at__isnull=True
-        ).update(invalidated_at=now)
+        if any(c.used_at is None and c.invalidated_at is None for c in earlier):  # the new code replaces it
+            OneTimeCode.objects.filter(
+                purpose=purpose, transaction=transaction, used_at__isnull=True, invalidated_at__isnull=True
+            ).update(invalidated_at=now)
         OneTimeCode.objects.create(
             key=key,
             purpose=purpose,

@@ -13,6 +13,8 @@
    back-channel logout (:func:`chave.oidc.logout.end_lapsed_sso_sessions`).
 6. Close deliveries (messages, back-channel logouts) that dead workers left half-done
    (:func:`chave.ops.recovery.recover_stalled`).
+7. Forget rows that no longer count: throttle events and the OpenID Connect replay caches
+   (:func:`chave.ops.expiry.forget_expired`; the delivery worker's sweep does it too).
 
 Idempotent and safe on several instances at once: keys change state under their row lock after
 re-reading it, and a reminder is sent in the transaction that inserts its
@@ -35,7 +37,7 @@ from chave.app import services as app
 from chave.identity import services as identity
 from chave.identity.models import LIVE_STATUSES, Key, KeyStatus
 from chave.oidc.logout import end_lapsed_sso_sessions
-from chave.ops import recovery
+from chave.ops import expiry as lapsed_rows, recovery
 
 from .models import KeyReminder
 
@@ -50,6 +52,7 @@ class HousekeepingResult:
     sso_sessions_ended: int
     app_records_forgotten: int  # the Chave app's expired inbox items, nonces, unconfirmed devices
     stalled_deliveries_closed: int  # messages interrupted or requeued, back-channel logouts resent or failed
+    expired_records_forgotten: int  # throttle events, replay caches (chave.ops.expiry)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -102,4 +105,5 @@ def run() -> HousekeepingResult:
                               abandoned_registrations=identity.cancel_abandoned_registrations(),
                               sso_sessions_ended=end_lapsed_sso_sessions(),
                               app_records_forgotten=sum(app.housekeeping().values()),
-                              stalled_deliveries_closed=sum(recovery.recover_stalled().values()))
+                              stalled_deliveries_closed=sum(recovery.recover_stalled().values()),
+                              expired_records_forgotten=lapsed_rows.forget_expired())

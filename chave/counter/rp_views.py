@@ -67,11 +67,14 @@ def _rp_page(request, party, *, status=200, client_secret=None, decision_form=No
     from chave.oidc.models import client_settings
     from chave.saml.models import ServiceProvider
 
+    from chave.saml.services import soap_logout_url
+
     oidc_settings = client_settings(party)
+    saml = ServiceProvider.objects.filter(relying_party=party).first()
     return render(request, "counter/rp_detail.html", {
         "oidc_settings": oidc_settings,
         "settings_form": settings_form or ClientSettingsForm.for_party(oidc_settings, prefix="settings"),
-        "saml": ServiceProvider.objects.filter(relying_party=party).first(),
+        "saml": saml, "saml_soap_logout": soap_logout_url(saml) if saml else None,
         "metadata_form": metadata_form or SamlMetadataForm(prefix="metadata"),
         "staff": request.staff, "party": party, "events": party.events.all(), "client_secret": client_secret,
         "may_decide": "rp.decide" in request.staff.capabilities,

@@ -149,6 +149,11 @@ def notice_message(event: str, *, language: str, until: dt.datetime | None = Non
                 "Chave: your identity document was renewed, so your Digital Mobile Key is now valid until "
                 "%(when)s. Nothing else changes. If this was not you, contact %(help)s."
             ),
+            "signing_certificate_renewed": _(
+                "Chave: with your renewed identity document, your signing certificate was renewed and is now "
+                "valid until %(when)s. Your signing PIN stays the same and documents you signed before stay "
+                "signed. If this was not you, contact %(help)s."
+            ),
             "pin_letter_reversed_previous": _(
                 "Chave: the new PIN sent to you by letter was cancelled at a counter; your previous PIN works "
                 "again. If the letter arrives, do not use it. If you did not expect this, contact %(help)s."

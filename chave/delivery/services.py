@@ -48,15 +48,15 @@ def queue_message(
 ) -> OutboundMessage:
     """Queue one message for the worker, inside the caller's transaction.
 
-    The message row and its task row are written together (in a savepoint when the caller has a
-    transaction, in a transaction of their own otherwise): if the caller's transaction rolls back,
+    The message row and its task row are written together (in the caller's transaction when it has
+    one, in a transaction of their own otherwise): if the caller's transaction rolls back,
     neither exists and nothing is ever sent. Raises ``ValueError`` for an unknown channel.
     """
     from .tasks import deliver
 
     if channel not in Channel.values:
         raise ValueError(f"unknown delivery channel: {channel!r}")
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         message = OutboundMessage.objects.create(
             channel=channel,
             destination=destination,

@@ -24,7 +24,7 @@ from chave.throttle import services as throttle
 from . import pins
 from .models import LIVE_STATUSES, Citizen, Contact, ContactKind, DocType, IllegalTransition, Key, KeyStatus
 from .registry import DocumentRef, IdentityRecord, civil_registry
-from .signals import key_blocked, key_cancelled
+from .signals import key_blocked, key_cancelled, key_renewed
 from .validation import check_pin_rules, parse_email, parse_mobile, parse_x_user_id
 
 
@@ -297,17 +297,19 @@ def check_login_pin(key: Key | None, pin: str, *, ip: str | None = None, channel
             # Another request locked the key while we were hashing: this attempt does not count.
             audit.record("pin.attempt", outcome=refusal, citizen=key.citizen, channel=channel, ip=ip)
             return PinDecision(False, refusal, key=key, until=key.locked_until)
-        if key.lock_has_lapsed(now):
+        lapsed = key.lock_has_lapsed(now)
+        if lapsed:
             key.transition(KeyStatus.ACTIVE, at=now)
         if correct:
             if key.pin_is_temporary and key.pin_expires_at and key.pin_expires_at <= now:
                 key.save()
                 audit.record("pin.attempt", outcome="temporary_pin_expired", citizen=key.citizen, channel=channel, ip=ip)
                 return PinDecision(False, "temporary_pin_expired", key=key)
-            key.pin_failures = 0
-            if needs_rehash:
-                key.pin_hash = pins.hash_pin(pin)
-            key.save()
+            if lapsed or key.pin_failures or needs_rehash:  # else the row already says all this
+                key.pin_failures = 0
+                if needs_rehash:
+                    key.pin_hash = pins.hash_pin(pin)
+                key.save()
             audit.record("pin.attempt", outcome="ok", citizen=key.citizen, channel=channel, ip=ip,
                          rehashed=needs_rehash or None)
             return PinDecision(True, "ok", key=key, must_change_pin=key.pin_is_temporary)
@@ -478,13 +480,16 @@ def void_temporary_pin(key: Key, *, digest: str, by: str, ip: str | None = None,
     return True
 
 
-def renew_document(key: Key, document_expiry: dt.date, *, by: str, ip: str | None = None, channel: str = "") -> bool:
+def renew_document(key: Key, document_expiry: dt.date, *, by: str, ip: str | None = None, channel: str = "",
+                   record: IdentityRecord | None = None) -> bool:
     """The citizen's identity document was renewed (the civil records say so, or a clerk saw the
     new one): the document's expiry and the key's validity follow it (Citizen Card + 30 days, a
-    foreign document's own expiry), and the citizen is told (``key_renewed``). A signing
-    certificate is kept as it is (it keeps its own dates). Returns False, changing nothing, when
-    the date is not later than the one on record. Raises ``ValidationError`` for a key that is
-    not live or a date already past. Audited as ``key.renew``."""
+    foreign document's own expiry), and the citizen is told (``key_renewed``). ``record``, the
+    civil records' entry for the renewed document, brings names that changed with it. Receivers
+    of ``key_renewed`` follow (a signing certificate is re-issued for the same key when the key
+    outlives it or the names changed). Returns False, changing nothing, when the date is not
+    later than the one on record. Raises ``ValidationError`` for a key that is not live or a
+    date already past. Audited as ``key.renew``."""
     from chave.delivery import services as delivery
 
     if document_expiry < clock.today():
@@ -497,14 +502,21 @@ def renew_document(key: Key, document_expiry: dt.date, *, by: str, ip: str | Non
         if document_expiry <= citizen.document_expiry:
             return False
         before = key.valid_until
+        names = {"full_name": record.full_name, "given_name": record.given_name,
+                 "family_name": record.family_name} if record else {}
+        names = {name: value for name, value in names.items() if value and value != getattr(citizen, name)}
+        for name, value in names.items():
+            setattr(citizen, name, value)
         citizen.document_expiry = document_expiry
-        citizen.save(update_fields=["document_expiry"])
+        citizen.save(update_fields=["document_expiry", *names])
         key.valid_until = key_valid_until(citizen.doc_type, document_expiry)
         key.save(update_fields=["valid_until"])
         audit.record("key.renew", outcome="ok", citizen=citizen, channel=channel, ip=ip, by=by,
-                     valid_until=key.valid_until.isoformat(), previous_valid_until=before.isoformat())
+                     valid_until=key.valid_until.isoformat(), previous_valid_until=before.isoformat(),
+                     **({"names_changed": sorted(names)} if names else {}))
         delivery.notify(citizen, "key_renewed",
                         until=timezone.make_aware(dt.datetime.combine(key.valid_until, dt.time(12))))
+        key_renewed.send(sender=Key, key=key, by=by, ip=ip, channel=channel)
     return True
 
 
@@ -524,7 +536,7 @@ def renew_from_registry(*, by: str = "civil-registry") -> int:
         if record is None or record.document_expiry <= citizen.document_expiry or record.document_expiry < clock.today():
             continue
         try:
-            renewed += renew_document(key, record.document_expiry, by=by, channel="registry")
+            renewed += renew_document(key, record.document_expiry, by=by, channel="registry", record=record)
         except ValidationError:
             continue  # cancelled or expired meanwhile
     return renewed

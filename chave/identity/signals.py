@@ -13,6 +13,11 @@ revokes the signing certificate when the mobile number changes.
 ``key_blocked`` is sent when a key becomes blocked (the last wrong PIN, or
 :func:`chave.identity.services.block_key`), inside that transaction, with ``key`` and ``by``; the
 Chave app removes the key's devices (chave/app), so that unblocking starts from a new pairing.
+
+``key_renewed`` is sent by :func:`chave.identity.services.renew_document` inside the transaction
+that renews the key (its new validity and the citizen's data already saved), with ``key``, ``by``,
+``ip`` and ``channel``; PDF signing re-issues the signing certificate for the same key when the
+key now outlives it or the certified identity changed.
 """
 
 from django.dispatch import Signal
@@ -20,3 +25,4 @@ from django.dispatch import Signal
 key_cancelled = Signal()
 contact_changed = Signal()
 key_blocked = Signal()
+key_renewed = Signal()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from django.db import transaction
 from django.db.models import F
@@ -50,6 +50,7 @@ class ChannelOption:
     channel: str
     masked: str
     assurance_level: int
+    destination: str = field(default="", repr=False, compare=False)  # where a code goes; never shown
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ def channel_options(key: Key, min_level: int = 0) -> list[ChannelOption]:
         channel = CHANNEL_OF_KIND[contact.kind]
         level = policy.assurance_level(channel)
         if channel in enabled and level >= min_level:
-            options.append(ChannelOption(channel, mask(contact.kind, contact.value), level))
+            options.append(ChannelOption(channel, mask(contact.kind, contact.value), level, contact.value))
     return sorted(options, key=lambda o: (-o.assurance_level, o.channel))
 
 
@@ -187,12 +188,6 @@ def login_options(key: Key, min_level: int = 0) -> list[ChannelOption]:
     extra += [ChannelOption(app.APP_APPROVE, "", level), ChannelOption(app.APP_OFFLINE, "", level)]
     ranked = sorted([*extra, *options], key=lambda o: (-o.assurance_level, not o.channel.startswith("app")))
     return ranked
-
-
-def _destination(key: Key, channel: str) -> str | None:
-    kind = KIND_OF_CHANNEL[channel]
-    contact = key.contacts.filter(kind=kind, verified_at__isnull=False, live=True).first()
-    return contact.value if contact else None
 
 
 def start(request, *, key: Key, must_change_pin: bool, portal: str = "", required_level: int = 0) -> LoginTransaction:
@@ -231,19 +226,24 @@ def current(request, *statuses: str) -> LoginTransaction | None:
     return tx
 
 
-def send_code(tx: LoginTransaction, channel: str, *, ip: str | None, language: str) -> codes.IssueResult | None:
+def send_code(tx: LoginTransaction, channel: str, *, ip: str | None, language: str,
+              options: list[ChannelOption] | None = None) -> codes.IssueResult | None:
     """Send (or resend) the login code by ``channel``; None when the key has no such channel.
+    ``options``: :func:`login_options` of the transaction, when the caller has just read them.
 
     The code and the transaction's channel, destination and assurance level are written in one
     database transaction: a code can never be verified against the level of another channel.
     Refusals (cooldown, send caps, country) come back as the ``IssueResult`` and change nothing.
     """
-    if channel not in {o.channel for o in login_options(tx.key, tx.required_level)}:
+    if options is None:
+        options = login_options(tx.key, tx.required_level)
+    chosen = next((o for o in options if o.channel == channel), None)
+    if chosen is None:
         return None
     if channel.startswith("app:"):  # a code to one device of the Chave app: its id is the destination
         channel, destination = channel.split(":", 1)
     elif channel in KIND_OF_CHANNEL:
-        destination = _destination(tx.key, channel)
+        destination = chosen.destination
     else:
         return None
     with transaction.atomic():
@@ -252,11 +252,11 @@ def send_code(tx: LoginTransaction, channel: str, *, ip: str | None, language: s
             ip=ip, portal=tx.portal or "Chave", language=language,
         )
         if result.sent:
-            LoginTransaction.objects.filter(pk=tx.pk).update(
-                status=LoginTransaction.Status.CODE_SENT, channel=channel, destination=destination,
-                assurance_level=policy.assurance_level(channel),
-            )
-    tx.refresh_from_db()
+            sent = dict(status=LoginTransaction.Status.CODE_SENT, channel=channel, destination=destination,
+                        assurance_level=policy.assurance_level(channel))
+            LoginTransaction.objects.filter(pk=tx.pk).update(**sent)
+            for name, value in sent.items():
+                setattr(tx, name, value)
     return result
 
 

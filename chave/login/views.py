@@ -96,7 +96,7 @@ def start(request):
                 elif not options:
                     form.add_error(None, _("No contact of this key can receive codes now. Contact the help line."))
                 elif len(options) == 1:
-                    return _send_and_continue(request, tx, options[0].channel)
+                    return _send_and_continue(request, tx, options[0].channel, options=options)
                 else:
                     return redirect("login:channel")
             elif decision.reason == "throttled":
@@ -113,8 +113,8 @@ def start(request):
                                                 "methods": services.login_methods(target)}, status=status)
 
 
-def _send_and_continue(request, tx, channel, *, sent_message: str = ""):
-    result = services.send_code(tx, channel, ip=services.client_ip(request), language=_language())
+def _send_and_continue(request, tx, channel, *, sent_message: str = "", options=None):
+    result = services.send_code(tx, channel, ip=services.client_ip(request), language=_language(), options=options)
     if result is None:
         messages.error(request, _("Choose one of the options shown."))
         return redirect("login:channel")

@@ -153,13 +153,16 @@ def verify(request, *, url: str, access_token: str | None = None, algorithms: li
 
 
 def _remember(jkt: str, jti: str, expires: int) -> None:
-    now = clock.now()
-    DpopProof.objects.filter(expires_at__lt=now).delete()
     try:
         with transaction.atomic():
             DpopProof.objects.create(jkt=jkt, jti=jti, expires_at=dt.datetime.fromtimestamp(expires, tz=dt.timezone.utc))
     except IntegrityError:
         raise DpopError("invalid_dpop_proof", "This DPoP proof was already used.") from None
+
+
+def forget_expired(now: dt.datetime) -> int:
+    """Forget the proofs past their expiry (:func:`chave.ops.expiry.forget_expired`)."""
+    return DpopProof.objects.filter(expires_at__lt=now).delete()[0]
 
 
 def error_headers(error: DpopError, *, resource: bool) -> dict[str, str]:

@@ -10,7 +10,10 @@ unreachable or answering 5xx, 429 or 400 (a portal that has not fetched Chave's 
 yet answers 400 to a token it cannot verify) is tried again with backoff
 (``oidc_backchannel_backoff_seconds``) for at most ``oidc_backchannel_max_attempts`` attempts; 2xx
 is delivered, any other answer a permanent failure. Every attempt is audited; no token ever is;
-each portal's page at the counter shows the outcomes (:func:`deliveries_for`).
+each portal's page at the counter shows the outcomes (:func:`deliveries_for`). A SAML service
+provider with a SOAP logout service is queued and retried the same way; the worker sends it a
+signed ``LogoutRequest`` over SOAP instead (:func:`chave.saml.services.soap_logout`), delivered
+when it answers ``Success``.
 
 Front-channel logout (OpenID Connect Front-Channel Logout 1.0): a portal that registered a
 ``frontchannel_logout_uri`` is loaded in an invisible frame of the page the citizen sees once
@@ -101,10 +104,12 @@ def end_sso_session(sso_session: SsoSession, *, initiator: RelyingParty | None =
     In one transaction: ``ended_at`` is set (a conditional update: of two concurrent callers one
     ends it), the session's unused codes expire, its tokens (access and refresh) are revoked,
     and a back-channel logout is queued (row and task) for every portal of the session with a
-    ``backchannel_logout_uri``, except ``initiator`` (the portal that asked for the logout and
-    knows already). Audited as ``oidc.logout``. Never raises for a portal's problem: sending is
-    the worker's job.
+    ``backchannel_logout_uri`` and every SAML SP with a SOAP logout service, except ``initiator``
+    (the portal that asked for the logout and knows already). Audited as ``oidc.logout``. Never
+    raises for a portal's problem: sending is the worker's job.
     """
+    from chave.saml.services import soap_logout_parties
+
     from .tasks import send_logout_token
 
     now = clock.now()
@@ -114,9 +119,10 @@ def end_sso_session(sso_session: SsoSession, *, initiator: RelyingParty | None =
         AuthorizationCode.objects.filter(sso_session=sso_session, used_at__isnull=True,
                                          expires_at__gt=now).update(expires_at=now)
         revoked = Token.objects.filter(sso_session=sso_session, revoked_at__isnull=True).update(revoked_at=now)
-        parties = sso_session.relying_parties.exclude(backchannel_logout_uri="").order_by("pk")
+        parties = list(sso_session.relying_parties.exclude(backchannel_logout_uri="").order_by("pk"))
+        parties += [p for p in soap_logout_parties(sso_session) if p not in parties]
         if initiator is not None:
-            parties = parties.exclude(pk=initiator.pk)
+            parties = [p for p in parties if p.pk != initiator.pk]
         notified = []
         for relying_party in parties:
             row = BackchannelLogout.objects.create(sso_session=sso_session, relying_party=relying_party,
@@ -220,29 +226,62 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_NoRedirects)
 
 
-def _post(uri: str, logout_token: str) -> tuple[str, int | None, str]:
-    """POST the token; returns (``delivered`` | ``retry`` | ``failed``, HTTP status, error)."""
-    request = urllib.request.Request(
-        uri, data=urlencode({"logout_token": logout_token}).encode(), method="POST",
-        headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
-    )
+def _post(uri: str, data: bytes, headers: dict[str, str], *, keep: int = 0) -> tuple[str, int | None, str, bytes]:
+    """POST ``data``; returns (``delivered`` | ``retry`` | ``failed``, HTTP status, error, the first
+    ``keep`` bytes of a 2xx answer)."""
+    request = urllib.request.Request(uri, data=data, method="POST", headers=headers)
     try:
         with _opener.open(request, timeout=settings.CHAVE_HTTP_TIMEOUT) as response:
-            response.read(4096)
+            body = response.read(max(keep, 4096))[:keep]
             status = response.status
     except urllib.error.HTTPError as exc:
         status = exc.code
         exc.close()
         if status in (400, 429) or status >= 500:
-            return "retry", status, f"the portal answered {status}"
-        return "failed", status, f"the portal refused with {status}"
+            return "retry", status, f"the portal answered {status}", b""
+        return "failed", status, f"the portal refused with {status}", b""
     except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-        return "retry", None, f"the portal is unreachable: {getattr(exc, 'reason', exc)}"[:300]
+        return "retry", None, f"the portal is unreachable: {getattr(exc, 'reason', exc)}"[:300], b""
     except http.client.HTTPException as exc:
-        return "retry", None, f"the portal answered badly: {exc.__class__.__name__}"
+        return "retry", None, f"the portal answered badly: {exc.__class__.__name__}", b""
     if 200 <= status < 300:
-        return "delivered", status, ""
-    return "failed", status, f"the portal answered {status}"
+        return "delivered", status, "", body
+    return "failed", status, f"the portal answered {status}", b""
+
+
+def _service_provider(relying_party: RelyingParty):
+    """The party's SAML registration, or None for an OpenID Connect portal."""
+    from chave.saml.models import ServiceProvider
+
+    return ServiceProvider.objects.filter(relying_party=relying_party).first()
+
+
+def _logout_uri(row: BackchannelLogout) -> str:
+    """Where the row's party is told: its ``backchannel_logout_uri`` (OpenID Connect), or its SOAP
+    logout service (SAML); empty when it has none any more."""
+    from chave.saml.services import soap_logout_url
+
+    sp = _service_provider(row.relying_party)
+    return (soap_logout_url(sp) or "") if sp is not None else row.relying_party.backchannel_logout_uri
+
+
+def _send(row: BackchannelLogout, uri: str) -> tuple[str, int | None, str]:
+    """One attempt: a logout token POSTed to an OpenID Connect portal, or a signed SAML
+    LogoutRequest over SOAP to a service provider (delivered only when it answers ``Success``)."""
+    from chave.saml import services as saml
+
+    sp = _service_provider(row.relying_party)
+    if sp is None:
+        outcome, status, error, _body = _post(uri, urlencode({"logout_token": _logout_token(row)}).encode(), {
+            "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"})
+        return outcome, status, error
+    sent = saml.soap_logout(row.sso_session, sp)
+    outcome, status, error, body = _post(uri, sent.envelope, saml.SOAP_HEADERS,
+                                         keep=policy.get("saml_request_max_bytes"))
+    if outcome == "delivered":
+        error = saml.read_soap_logout_answer(sp, sent, body)
+        outcome = "failed" if error else outcome
+    return outcome, status, error
 
 
 def _backoff(attempts: int) -> dt.timedelta:
@@ -251,9 +290,11 @@ def _backoff(attempts: int) -> dt.timedelta:
 
 
 def _audit_attempt(row: BackchannelLogout, outcome: str) -> None:
-    audit.record("oidc.backchannel_logout", outcome=outcome, citizen=row.sso_session.key.citizen,
-                 client_id=row.relying_party.client_id, session=row.sso_session_id, attempt=row.attempts,
-                 http_status=row.last_status, error=row.last_error or None)
+    saml = _service_provider(row.relying_party) is not None
+    audit.record("saml.backchannel_logout" if saml else "oidc.backchannel_logout", outcome=outcome,
+                 citizen=row.sso_session.key.citizen, client_id=row.relying_party.client_id,
+                 session=row.sso_session_id, attempt=row.attempts, http_status=row.last_status,
+                 error=row.last_error or None)
 
 
 def send_backchannel_logout(delivery_id: str) -> str:
@@ -274,7 +315,7 @@ def send_backchannel_logout(delivery_id: str) -> str:
                .select_related("relying_party", "sso_session__key__citizen").filter(pk=delivery_id).first())
         if row is None or row.status != BackchannelLogout.Status.QUEUED:
             return row.status if row else "missing"
-        uri = row.relying_party.backchannel_logout_uri
+        uri = _logout_uri(row)
         if not uri:
             row.status, row.finished_at, row.last_error = (BackchannelLogout.Status.FAILED, clock.now(),
                                                            "the portal has no back-channel logout URI any more")
@@ -286,7 +327,7 @@ def send_backchannel_logout(delivery_id: str) -> str:
 
     # Outside any transaction: a slow portal must not hold database locks.
     try:
-        outcome, status, error = _post(uri, _logout_token(row))
+        outcome, status, error = _send(row, uri)
     except Exception as exc:  # noqa: BLE001 - a key that cannot be read, say: close the row, keep the worker going
         outcome, status, error = "failed", None, f"unexpected {exc.__class__.__name__}"
 
@@ -511,10 +552,18 @@ def _without_hint(parameters, untrusted: LogoutRequest) -> LogoutRequest:
 
 
 def _signed_out_page(request, *, was_signed_in: bool, not_returned: bool, status: int = 200,
-                     frames: list[str] = (), continue_to: str | None = None, portal: str | None = None):
-    return _with_frames(render(request, "oidc/logout_done.html", {
+                     frames: list[str] = (), continue_to: str | None = None, portal: str | None = None,
+                     continue_form: dict | None = None):
+    """The signed-out page: its front-channel frames, and the way back to the portal, a link
+    (``continue_to``) or a button posting ``continue_form`` (``action``, ``fields``: a SAML
+    LogoutResponse by HTTP-POST; then the page may post only there)."""
+    page = _with_frames(render(request, "oidc/logout_done.html", {
         "was_signed_in": was_signed_in, "not_returned": not_returned, "frames": frames,
-        "continue_to": continue_to, "portal": portal}, status=status), list(frames))
+        "continue_to": continue_to, "portal": portal, "continue_form": continue_form}, status=status), list(frames))
+    if continue_form and settings.CHAVE_CONTENT_SECURITY_POLICY:
+        policy_ = page.get("Content-Security-Policy") or settings.CHAVE_CONTENT_SECURITY_POLICY
+        page["Content-Security-Policy"] = f"{policy_}; form-action {continue_form['action']}"
+    return page
 
 
 def _finish(request, *, redirect_to: str | None, was_signed_in: bool, asked_redirect: bool, frames: list[str] = (),

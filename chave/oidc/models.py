@@ -144,7 +144,8 @@ class SigningKey(models.Model):
 
 
 class BackchannelLogout(models.Model):
-    """One logout token to send to one portal when an SSO session ends (Back-Channel Logout 1.0).
+    """One logout token to send to one portal when an SSO session ends (Back-Channel Logout 1.0),
+    or one SOAP ``LogoutRequest`` to a SAML service provider.
 
     Written with its task in the transaction that ends the session; the worker claims it
     (``queued → sending``) before each POST, so it is delivered at most once per claim, and

@@ -118,7 +118,8 @@ class ChaveAuthorizationServer(AuthorizationServer):
         # PostgreSQL text cannot hold NUL: such an id names no client (and must not reach the query).
         if not isinstance(client_id, str) or len(client_id) > 64 or "\x00" in client_id:
             return None
-        return RelyingParty.objects.filter(client_id=client_id, state=RelyingParty.State.APPROVED).first()
+        return RelyingParty.objects.select_related("oidc_settings").filter(
+            client_id=client_id, state=RelyingParty.State.APPROVED).first()
 
     def authenticate_client(self, request, methods, endpoint="token"):
         """As registered (see :class:`PrivateKeyJwt`), and a ``client_id`` sent beside the
@@ -376,8 +377,6 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
         client = RelyingParty.objects.filter(client_id=claims.get("sub")).first()
         if client is None:
             return False
-        now = clock.now()
-        ClientAssertion.objects.filter(expires_at__lt=now - dt.timedelta(seconds=self.leeway)).delete()
         expires_at = dt.datetime.fromtimestamp(claims["exp"], tz=dt.timezone.utc) + dt.timedelta(seconds=self.leeway)
         try:
             with transaction.atomic():
@@ -385,6 +384,12 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
         except IntegrityError:
             return False
         return True
+
+
+def forget_expired_assertions(now: dt.datetime) -> int:
+    """Forget the ``jti`` of assertions past their expiry (kept with the leeway added;
+    :func:`chave.ops.expiry.forget_expired`)."""
+    return ClientAssertion.objects.filter(expires_at__lt=now).delete()[0]
 
 
 @functools.lru_cache(maxsize=64)

@@ -96,17 +96,29 @@ def _session_store():
     return import_module(settings.SESSION_ENGINE).SessionStore
 
 
+def _existing_sessions(session_keys) -> set[str]:
+    """Which of ``session_keys`` the session store still holds (one query with a database store)."""
+    store = _session_store()
+    if hasattr(store, "get_model_class"):
+        return set(store.get_model_class().objects.filter(session_key__in=list(session_keys))
+                   .values_list("session_key", flat=True))
+    return {session_key for session_key in session_keys if store().exists(session_key)}
+
+
 def record_session(sender, request, who, **kwargs) -> None:
     """Receiver of :data:`chave.login.signals.signed_in`: remember this session for its key.
 
     Rows of the key's sessions that have lapsed meanwhile are marked ended, so the table holds
     about as many open rows per key as the key has browsers.
     """
-    store = _session_store()
     now = clock.now()
-    for row in KeySession.objects.filter(key_id=who.key_id, ended_at__isnull=True):
-        if not store().exists(row.session_key):
-            KeySession.objects.filter(pk=row.pk).update(ended_at=now)
+    open_rows = dict(KeySession.objects.filter(key_id=who.key_id, ended_at__isnull=True)
+                     .values_list("pk", "session_key"))
+    if open_rows:
+        live = _existing_sessions(open_rows.values())
+        lapsed = [pk for pk, session_key in open_rows.items() if session_key not in live]
+        if lapsed:
+            KeySession.objects.filter(pk__in=lapsed).update(ended_at=now)
     KeySession.objects.create(key_id=who.key_id, session_key=request.session.session_key, method=who.method,
                               assurance_level=who.assurance_level, signed_in_at=now)
 

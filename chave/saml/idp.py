@@ -101,6 +101,9 @@ class ChaveIdp(Server):
 
     released: list[Released] = []
     address: str | None = None
+    # The AuthnStatement's SessionIndex: the one Chave names again when it logs the SP out
+    # (pysaml2 would make a random one per assertion).
+    session_index: str | None = None
 
     def setup_assertion(self, *args, **kwargs):
         assertion = super().setup_assertion(*args, **kwargs)
@@ -117,6 +120,9 @@ class ChaveIdp(Server):
         assertion.attribute_statement = [saml.AttributeStatement(attribute=attributes)] if attributes else []
         assertion.conditions.condition = list(assertion.conditions.condition or [])
         assertion.conditions.one_time_use = [saml.OneTimeUse()]
+        if self.session_index:
+            for statement in assertion.authn_statement:
+                statement.session_index = self.session_index
         if self.address:
             for confirmation in assertion.subject.subject_confirmation:
                 confirmation.subject_confirmation_data.address = self.address
@@ -192,7 +198,7 @@ def _server(sp_metadata: list[str]) -> ChaveIdp:
         server = cache[key] = ChaveIdp(config=_config(None, None, list(sp_metadata), []))
         server.sec.sec_backend = RSACrypto(None)  # verifies Redirect-binding signatures with the SP's certificate
         server.sec.crypto = XmlSec1(XMLSEC1)
-    server.released, server.address = [], None
+    server.released, server.address, server.session_index = [], None, None
     return server
 
 

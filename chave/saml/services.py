@@ -17,15 +17,18 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
+import hmac
 import secrets
 import zlib
 from dataclasses import dataclass, field
 
 import defusedxml.ElementTree as SafeET
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext_lazy as _
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, saml, samlp
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, BINDING_SOAP, saml, samlp
 from saml2.mdstore import MetadataStore
 from saml2.time_util import str_to_time
 
@@ -46,6 +49,9 @@ METADATA_MAX_BYTES = 512 * 1024
 # Citizen Card, CMD the key (PIN + code), QRCODE the app's QR sign-in. UPP and RSS are other
 # services' methods: ignored.
 PRESENTATION_TABS = ("CC", "CMD", "QRCODE")
+# The logout bindings that go through the citizen's browser; an SP's SOAP logout service is called
+# by Chave's worker instead (:func:`soap_logout`).
+FRONT_CHANNEL = (BINDING_HTTP_REDIRECT, BINDING_HTTP_POST)
 
 # --- Service providers in the registry ------------------------------------------------------
 
@@ -94,7 +100,7 @@ def read_metadata(xml: bytes | str) -> SpMetadata:
             "default": str(e.get("is_default") or "").lower() == "true"}
            for e in _endpoints(store, entity_id, "assertion_consumer_service", (BINDING_HTTP_POST,))]
     slo = [{"url": e["location"], "binding": e["binding"]}
-           for e in _endpoints(store, entity_id, "single_logout_service", (BINDING_HTTP_REDIRECT, BINDING_HTTP_POST))]
+           for e in _endpoints(store, entity_id, "single_logout_service", (*FRONT_CHANNEL, BINDING_SOAP))]
     certificates = [_pem(cert) for _name, cert in store.certs(entity_id, "spsso", "signing")]
     if not acs:
         raise refuse(_("The service provider has no HTTP-POST assertion consumer service."), "metadata_no_acs")
@@ -114,8 +120,6 @@ def load_metadata(source: str) -> tuple[SpMetadata, str]:
     ``ValidationError`` (field ``saml_metadata``) when it cannot be read or is not SP metadata."""
     import urllib.request
     from pathlib import Path
-
-    from django.conf import settings
 
     def unreadable(error):
         return ValidationError({"saml_metadata": [ValidationError(
@@ -453,36 +457,54 @@ def receive(*, binding: str, raw: str | None, relay_state: str | None, sig_alg: 
     return sp, parsed
 
 
-def remember(sp: ServiceProvider, parsed: ParsedRequest) -> str:
-    """Keep a checked request for the browser to carry to the login; returns its one-use reference.
-    Raises :class:`Answer` (``Requester``) when its ID was answered before (a replay)."""
+def _keep(sp: ServiceProvider, request_id: str, parsed: dict) -> str | None:
+    """Keep a checked request under a new one-use reference (returned), for the browser to carry
+    to a top-level GET; None when the SP's request ID was received before (a replay)."""
     now = clock.now()
     window = dt.timedelta(seconds=policy.get("saml_request_max_age_seconds"))
     SeenRequest.objects.filter(expires_at__lt=now).delete()
     reference = secrets.token_urlsafe(32)
     try:
         with transaction.atomic():
-            SeenRequest.objects.create(service_provider=sp, request_id=parsed.request_id, reference=reference,
-                                       parsed=parsed.__dict__, received_at=now, expires_at=now + 2 * window)
+            SeenRequest.objects.create(service_provider=sp, request_id=request_id, reference=reference,
+                                       parsed=parsed, received_at=now, expires_at=now + 2 * window)
     except IntegrityError:
+        audit.record("saml.replay", outcome="refused", client_id=sp.relying_party.client_id)
+        return None
+    return reference
+
+
+def _take(reference: str, *, logout: bool) -> SeenRequest | None:
+    """The row kept under ``reference``, once (None when unknown, taken, expired, or of the other
+    kind: an AuthnRequest, or a LogoutRequest when ``logout``)."""
+    if not reference or len(reference) > 64 or "\x00" in reference:  # not a reference we made (NUL: not in SQL)
+        return None
+    now = clock.now()
+    row = SeenRequest.objects.select_related("service_provider__relying_party").filter(
+        reference=reference, taken_at__isnull=True, expires_at__gt=now).first()
+    if row is None or (LOGOUT_REQUEST in row.parsed) != logout:
+        return None
+    if not SeenRequest.objects.filter(pk=row.pk, taken_at__isnull=True).update(taken_at=now):
+        return None
+    return row
+
+
+def remember(sp: ServiceProvider, parsed: ParsedRequest) -> str:
+    """Keep a checked request for the browser to carry to the login; returns its one-use reference.
+    Raises :class:`Answer` (``Requester``) when its ID was answered before (a replay)."""
+    reference = _keep(sp, parsed.request_id, parsed.__dict__)
+    if reference is None:
         answer = _requester("This request was already received (its ID is answered once).",
                             samlp.STATUS_REQUEST_DENIED)
         answer.sp, answer.parsed = sp, parsed
-        audit.record("saml.replay", outcome="refused", client_id=sp.relying_party.client_id)
         raise answer
     return reference
 
 
 def take(reference: str) -> tuple[ServiceProvider, ParsedRequest] | None:
     """The request kept under ``reference``, once (None when unknown, taken or expired)."""
-    if not reference or len(reference) > 64 or "\x00" in reference:  # not a reference we made (NUL: not in SQL)
-        return None
-    now = clock.now()
-    row = SeenRequest.objects.select_related("service_provider__relying_party").filter(
-        reference=reference, taken_at__isnull=True, expires_at__gt=now).first()
-    if row is None or not SeenRequest.objects.filter(pk=row.pk, taken_at__isnull=True).update(taken_at=now):
-        return None
-    return row.service_provider, ParsedRequest(**row.parsed)
+    row = _take(reference, logout=False)
+    return None if row is None else (row.service_provider, ParsedRequest(**row.parsed))
 
 
 # --- Answers --------------------------------------------------------------------------------
@@ -549,11 +571,12 @@ def level_uri(parsed: ParsedRequest, level: int) -> str:
 
 
 def success_response(sp: ServiceProvider, parsed: ParsedRequest, *, key, level: int, auth_time: dt.datetime,
-                     granted: list[str], address: str | None) -> str:
-    """The signed Response (with a signed Assertion) for a completed sign-in, base64-encoded."""
+                     granted: list[str], address: str | None, session_index: str | None = None) -> str:
+    """The signed Response (with a signed Assertion) for a completed sign-in, base64-encoded;
+    ``session_index`` (:func:`session_index`) names the SSO session in the AuthnStatement."""
     with idp.idp([sp.metadata_xml], signing=True) as server:
         server.released = released(sp, parsed, key, granted)
-        server.address = address
+        server.address, server.session_index = address, session_index
         response = server.create_authn_response(
             {}, parsed.request_id, parsed.acs, sp.entity_id, name_id=name_id(sp, parsed, key.citizen),
             authn={"class_ref": level_uri(parsed, level),
@@ -593,16 +616,43 @@ def receive_logout(*, binding: str, raw: str | None, relay_state: str | None, si
         raise Refusal(_("The SAML request is not signed with the service provider's registered certificate."))
     if (message.destination or "") != idp.slo_url():
         raise Refusal(_("The request's Destination is not Chave's logout service."))
+    if not message.id or len(str(message.id)) > 256:
+        raise Refusal(_("The logout request has no usable ID."))
     return sp, message
 
 
+LOGOUT_REQUEST = "logout_request"  # what marks a kept LogoutRequest among the kept requests
+
+
+def remember_logout(sp: ServiceProvider, message, relay_state: str | None) -> str:
+    """Keep a checked LogoutRequest (:func:`receive_logout`) that came by HTTP-POST: a cross-site
+    POST carries no ``SameSite=Lax`` session cookie, so the browser is sent on to a top-level GET
+    with the returned one-use reference (:func:`take_logout`). Raises :class:`Refusal` when the
+    SP's request ID was received before (a replay)."""
+    reference = _keep(sp, str(message.id or ""), {LOGOUT_REQUEST: str(message), "relay_state": relay_state})
+    if reference is None:
+        raise Refusal(_("This logout request was already received."))
+    return reference
+
+
+def take_logout(reference: str):
+    """The LogoutRequest kept under ``reference``, once: (SP, pysaml2's request, RelayState), or
+    None when unknown, taken or expired."""
+    row = _take(reference, logout=True)
+    if row is None:
+        return None
+    return row.service_provider, samlp.logout_request_from_string(row.parsed[LOGOUT_REQUEST]), row.parsed["relay_state"]
+
+
 def logout_response(sp: ServiceProvider, message, relay_state: str | None) -> tuple[str, str, list]:
-    """Chave's signed LogoutResponse for the SP's logout service: (binding, address, and for the
-    Redirect binding the signed query's Location, for HTTP-POST the form's fields). Raises
-    :class:`Refusal` when the SP registered no logout service."""
-    if not sp.slo:
+    """Chave's signed LogoutResponse for the SP's front-channel logout service (Redirect preferred):
+    (binding, address, and for the Redirect binding the signed query's Location, for HTTP-POST the
+    form's fields, the response carrying its enveloped signature). Raises :class:`Refusal` when
+    the SP registered no logout service the browser can be sent to."""
+    endpoints = [e for e in sp.slo if e["binding"] in FRONT_CHANNEL]
+    if not endpoints:
         raise Refusal(_("This service provider has no logout service: you are signed out of Chave."))
-    endpoint = next((e for e in sp.slo if e["binding"] == BINDING_HTTP_REDIRECT), sp.slo[0])
+    endpoint = next((e for e in endpoints if e["binding"] == BINDING_HTTP_REDIRECT), endpoints[0])
     with idp.idp([sp.metadata_xml], signing=True) as server:
         response = server.create_logout_response(message, [endpoint["binding"]], sign=endpoint["binding"] != BINDING_HTTP_REDIRECT,
                                                  sign_alg=idp.SIG_RSA_SHA256, digest_alg=idp.DIGEST_SHA256)
@@ -617,27 +667,122 @@ def logout_response(sp: ServiceProvider, message, relay_state: str | None) -> tu
     return BINDING_HTTP_POST, endpoint["url"], fields
 
 
-def logout_request_urls(sso_session, *, exclude=None) -> list[str]:
-    """Signed LogoutRequests (HTTP-Redirect) to the SAML SPs an SSO session served (but
-    ``exclude``, the party that asked for the logout), for the signed-out page to load in frames
-    (as OpenID Connect's front-channel logout): the citizen's persistent NameID at each SP."""
+def session_index(sso_session, sp: ServiceProvider) -> str:
+    """The SessionIndex of the SSO session at this SP: stable (the logout names it again, with
+    nothing stored) and different at each SP (SPs cannot link their citizens by it)."""
+    message = f"saml-session\x00{sso_session.sid}\x00{sp.entity_id}".encode()
+    digest = hmac.new(settings.CHAVE_PAIRWISE_SALT.encode(), message, hashlib.sha256)
+    return "_" + digest.hexdigest()
+
+
+def _persistent_name_id(sso_session, sp: ServiceProvider) -> saml.NameID:
     from chave.federation.attributes import subject
 
+    return saml.NameID(format=saml.NAMEID_FORMAT_PERSISTENT, name_qualifier=idp.entity_id(),
+                       sp_name_qualifier=sp.entity_id, text=subject(sp.relying_party, sso_session.key.citizen))
+
+
+def soap_logout_url(sp: ServiceProvider) -> str | None:
+    """The SP's logout service with the SOAP binding (Chave's worker calls it), or None."""
+    return next((e["url"] for e in sp.slo if e["binding"] == BINDING_SOAP), None)
+
+
+def _session_service_providers(sso_session):
+    return (ServiceProvider.objects.select_related("relying_party")
+            .filter(relying_party__in=sso_session.relying_parties.all(),
+                    relying_party__state=RelyingParty.State.APPROVED)
+            .order_by("relying_party__name"))
+
+
+def soap_logout_parties(sso_session) -> list[RelyingParty]:
+    """The session's SAML SPs that are told by SOAP back-channel (they registered a SOAP logout
+    service); the others get a front-channel LogoutRequest (:func:`logout_request_urls`)."""
+    return [sp.relying_party for sp in _session_service_providers(sso_session) if soap_logout_url(sp)]
+
+
+def logout_request_urls(sso_session, *, exclude=None) -> list[str]:
+    """Signed LogoutRequests (HTTP-Redirect) to the SAML SPs an SSO session served (but
+    ``exclude``, the party that asked for the logout, and those told by SOAP back-channel), for the
+    signed-out page to load in frames (as OpenID Connect's front-channel logout): the citizen's
+    persistent NameID at each SP and the session's SessionIndex there."""
     urls = []
-    sps = (ServiceProvider.objects.select_related("relying_party")
-           .filter(relying_party__in=sso_session.relying_parties.all(), relying_party__state=RelyingParty.State.APPROVED)
-           .order_by("relying_party__name"))
-    for sp in sps:
-        if exclude is not None and sp.relying_party_id == exclude.pk:
+    for sp in _session_service_providers(sso_session):
+        if (exclude is not None and sp.relying_party_id == exclude.pk) or soap_logout_url(sp):
             continue
         endpoint = next((e for e in sp.slo if e["binding"] == BINDING_HTTP_REDIRECT), None)
         if endpoint is None:
             continue
-        name_id = saml.NameID(format=saml.NAMEID_FORMAT_PERSISTENT, name_qualifier=idp.entity_id(),
-                              sp_name_qualifier=sp.entity_id, text=subject(sp.relying_party, sso_session.key.citizen))
         with idp.idp([sp.metadata_xml], signing=True) as server:
-            _id, request = server.create_logout_request(endpoint["url"], sp.entity_id, name_id=name_id, sign=False)
+            _id, request = server.create_logout_request(endpoint["url"], sp.entity_id,
+                                                        name_id=_persistent_name_id(sso_session, sp),
+                                                        session_indexes=[session_index(sso_session, sp)], sign=False)
             info = server.apply_binding(BINDING_HTTP_REDIRECT, str(request), endpoint["url"], sign=True,
                                         sigalg=idp.SIG_RSA_SHA256)
         urls.append(dict(info["headers"])["Location"])
     return urls
+
+
+SOAP_ENV_NS = "http://schemas.xmlsoap.org/soap/envelope/"
+# The SAML SOAP binding (saml-bindings-2.0 §3.2.2): SOAP 1.1, and this SOAPAction.
+SOAP_HEADERS = {"Content-Type": "text/xml; charset=utf-8",
+                "SOAPAction": "http://www.oasis-open.org/committees/security"}
+
+
+@dataclass(frozen=True)
+class SoapLogout:
+    """A LogoutRequest ready for the SP's SOAP logout service (made anew at each attempt)."""
+
+    url: str
+    request_id: str
+    envelope: bytes
+
+
+def soap_logout(sso_session, sp: ServiceProvider) -> SoapLogout:
+    """A LogoutRequest for the SP's SOAP logout service, in a SOAP 1.1 envelope: Chave's
+    enveloped XML signature (RSA-SHA256), the citizen's persistent NameID at the SP and the
+    session's SessionIndex there. Raises ``ValueError`` when the SP has no SOAP logout service."""
+    from lxml import etree
+
+    url = soap_logout_url(sp)
+    if url is None:
+        raise ValueError("the service provider has no SOAP logout service")
+    with idp.idp([sp.metadata_xml], signing=True) as server:
+        request_id, signed = server.create_logout_request(
+            url, sp.entity_id, name_id=_persistent_name_id(sso_session, sp),
+            session_indexes=[session_index(sso_session, sp)], sign=True, sign_alg=idp.SIG_RSA_SHA256,
+            digest_alg=idp.DIGEST_SHA256)
+    # The signed message goes into the envelope as it is (an exclusive-c14n signature stays valid).
+    message = etree.fromstring(str(signed).encode(), etree.XMLParser(resolve_entities=False, no_network=True))
+    envelope = etree.Element(f"{{{SOAP_ENV_NS}}}Envelope", nsmap={"SOAP-ENV": SOAP_ENV_NS})
+    etree.SubElement(envelope, f"{{{SOAP_ENV_NS}}}Body").append(message)
+    return SoapLogout(url, str(request_id), etree.tostring(envelope, xml_declaration=True, encoding="UTF-8"))
+
+
+def read_soap_logout_answer(sp: ServiceProvider, sent: SoapLogout, body: bytes) -> str:
+    """What the SP's SOAP logout service answered: "" when it is a LogoutResponse to ``sent``
+    with status ``Success`` (a signature on it, if any, must be the SP's), else why not (for the
+    audit: the SAML status, never the message)."""
+    from saml2.response import LogoutResponse
+
+    with idp.idp([sp.metadata_xml]) as server:
+        try:
+            _safe_root(body)
+            xml = server.unravel(body.decode(), BINDING_SOAP, LogoutResponse.msgtype)
+            # pysaml2 reads it and checks a signature when there is one; the status is read below
+            # (its own check raises on any status but Success).
+            response = LogoutResponse(server.sec, asynchop=False).loads(xml, False).response
+        except Exception:  # a SOAP fault, not XML, a DTD, a signature that does not verify: untrusted input
+            response = None
+    if response is None or not isinstance(response, samlp.LogoutResponse):
+        return "the service provider did not answer with a LogoutResponse"
+    issuer = (response.issuer.text or "").strip() if response.issuer is not None else ""
+    if response.in_response_to != sent.request_id or issuer not in ("", sp.entity_id):
+        return "the service provider answered another request"
+    code = response.status.status_code if response.status is not None else None
+    if code is None or code.value != samlp.STATUS_SUCCESS:
+        values = []
+        while code is not None:
+            values.append(str(code.value).rsplit(":", 1)[-1])
+            code = code.status_code
+        return "the service provider answered " + ("/".join(values) or "without a status")
+    return ""

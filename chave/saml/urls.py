@@ -10,4 +10,5 @@ urlpatterns = [
     path("continue/<str:reference>", views.continue_request, name="continue"),
     path("consent", views.consent, name="consent"),
     path("slo", views.slo, name="slo"),
+    path("slo/continue/<str:logout_reference>", views.continue_logout, name="slo_continue"),
 ]

@@ -185,7 +185,8 @@ def _decide(request, pending, sp, parsed):
     federation.record_authorization(party, key, who, request, protocol="saml")
     response = services.success_response(sp, parsed, key=key, level=who.assurance_level,
                                          auth_time=dt.datetime.fromisoformat(who.auth_time), granted=granted,
-                                         address=login_services.client_ip(request))
+                                         address=login_services.client_ip(request),
+                                         session_index=services.session_index(sso, sp))
     return _post_to_acs(request, sp, parsed.acs, response, parsed.relay_state, succeeded=True)
 
 
@@ -232,11 +233,12 @@ def consent(request):
 @never_cache
 def slo(request):
     """The single logout service (SP-initiated): a LogoutRequest signed by an approved SP ends
-    Chave's session in this browser, which tells the session's OpenID Connect portals
-    (back-channel logout tokens), then Chave answers with a signed LogoutResponse at the SP's
-    logout service."""
-    from chave.oidc.logout import _finish, sign_out_of_portals
-
+    Chave's session in this browser, which tells the session's other portals: by back-channel
+    (OpenID Connect logout tokens; SAML LogoutRequests over SOAP, sent by the worker) and, for
+    those without, by front-channel frames on the signed-out page. Then Chave answers with a signed
+    LogoutResponse at the SP's logout service: a redirect (after the page, when it has frames) or
+    the page's button posting it (HTTP-POST binding). A request by HTTP-POST is checked, kept
+    (its ID once) and continued as a top-level GET (:func:`continue_logout`)."""
     if request.method == "POST":
         binding, source = BINDING_HTTP_POST, request.POST
     elif request.method == "GET":
@@ -258,8 +260,36 @@ def slo(request):
     try:
         sp, message = services.receive_logout(binding=binding, raw=source.get("SAMLRequest"), relay_state=relay_state,
                                               sig_alg=source.get("SigAlg"), signature=source.get("Signature"))
+        if binding == BINDING_HTTP_POST:
+            # A cross-site POST carries no SameSite=Lax session cookie: on to a top-level GET that does.
+            reference = services.remember_logout(sp, message, relay_state)
     except services.Refusal as refusal:
         return _error_page(request, refusal.message)
+    if binding == BINDING_HTTP_POST:
+        response = redirect("saml:slo_continue", logout_reference=reference)
+        response.status_code = 303
+        return response
+    return _log_out(request, sp, message, relay_state)
+
+
+@never_cache
+def continue_logout(request, logout_reference: str):
+    """Where a LogoutRequest that came by HTTP-POST is carried (``logout_reference``, once) as a
+    top-level GET, which brings Chave's session cookie: the logout goes on as :func:`slo`'s."""
+    if request.method != "GET":
+        return _error_page(request, _("Use GET."), status=405)
+    taken = services.take_logout(logout_reference)
+    if taken is None:
+        return _error_page(request, _("This logout request was already used or has expired. Go back to the "
+                                      "portal and sign out again."))
+    return _log_out(request, *taken)
+
+
+def _log_out(request, sp: ServiceProvider, message, relay_state: str | None):
+    """End this browser's Chave session for the SP's checked LogoutRequest, tell the session's
+    other portals, and answer the SP with a signed LogoutResponse."""
+    from chave.oidc.logout import _finish, _signed_out_page, sign_out_of_portals
+
     request.session.pop(PENDING, None)
     was_signed_in = login_services.signed_in(request) is not None
     frames = sign_out_of_portals(request, initiator=sp.relying_party)
@@ -272,4 +302,7 @@ def slo(request):
         # The session's other portals are told first (front-channel frames on the signed-out page).
         return _finish(request, redirect_to=payload[0], was_signed_in=was_signed_in, asked_redirect=False,
                        frames=frames, portal=sp.relying_party.name)
-    return _post_fields(request, sp, address, payload, succeeded=True)
+    # HTTP-POST: the signed-out page loads the other portals' frames (the response is not one of
+    # them) and its one button posts the signed LogoutResponse to the SP, at the top level.
+    return _signed_out_page(request, was_signed_in=was_signed_in, not_returned=False, frames=frames,
+                            portal=sp.relying_party.name, continue_form={"action": address, "fields": payload})

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 from dataclasses import asdict, astuple, dataclass, field, replace
 from pathlib import Path
+from typing import BinaryIO
 
 from django.conf import settings
 
@@ -158,15 +159,17 @@ def load(batch_id, citizen_id: int) -> Batch | None:
     return Batch(**data)
 
 
-def upload(citizen_id: int, files: list[tuple[str, bytes]], level: str) -> Batch:
-    """Start a batch with ``files`` (name, content); raises :class:`pades.PdfError` naming the
-    file that is not a readable, unencrypted PDF."""
+def upload(citizen_id: int, files: list[tuple[str, BinaryIO]], level: str) -> Batch:
+    """Start a batch with ``files`` (name, a seekable binary file: read where needed and copied in
+    chunks, never loaded whole); raises :class:`pades.PdfError` naming the file that is not a
+    readable, unencrypted PDF."""
     _clean_old()
     batch = Batch(id=secrets.token_hex(16), citizen_id=citizen_id, created_at=clock.now().timestamp(),
                   level=level if level in pades.LEVELS else "B-T")
     documents = []
     for name, content in files:
         try:
+            content.seek(0)
             boxes = pades.page_boxes(content)
         except pades.PdfError as e:
             raise pades.PdfError(Path(name).name) from e
@@ -174,7 +177,9 @@ def upload(citizen_id: int, files: list[tuple[str, bytes]], level: str) -> Batch
                                   boxes=[list(astuple(b)) for b in boxes]))
     batch.directory.mkdir(parents=True, mode=0o700)
     for index, (_name, content) in enumerate(files):
-        batch.path(index, "original").write_bytes(content)
+        content.seek(0)
+        with open(batch.path(index, "original"), "wb") as original:
+            shutil.copyfileobj(content, original, pades.CHUNK)
     batch.documents = documents
     batch.save()
     return batch
@@ -223,14 +228,13 @@ def prepare(batch: Batch, credential: SigningCredential, *, pin: str, ip: str | 
     digests = []
     for index, document in enumerate(batch.documents):
         placement = document.placement()
-        prepared = pades.prepare(batch.path(index, "original").read_bytes(), cert, placement=placement,
-                                 signer_name=credential.citizen.full_name)
-        batch.path(index, "prepared").write_bytes(prepared.document)
+        prepared = pades.prepare_file(batch.path(index, "original"), batch.path(index, "prepared"), cert,
+                                      placement=placement, signer_name=credential.citizen.full_name)
         document.page, document.x, document.y = placement.page, placement.x, placement.y
         document.prepared = {
             "document_digest": prepared.document_digest.hex(), "start": prepared.reserved_region_start,
             "end": prepared.reserved_region_end, "signed_attrs": prepared.signed_attrs.hex(),
-            "to_sign": prepared.to_sign.hex(),
+            "to_sign": prepared.to_sign.hex(), "certificate": credential.serial_number,
         }
         digests.append(prepared.to_sign)
     hashes = [base64.b64encode(d).decode() for d in digests]
@@ -254,15 +258,17 @@ def sign(batch: Batch, credential: SigningCredential, code: str, *, ip: str | No
     signed = services.sign_hashes(credential, result.sad, request.hashes, ip=ip)
     if not signed.ok:
         return services.Authorised(False, signed.reason)
-    cert = services.certificate(credential)
     for index, (document, signature) in enumerate(zip(batch.documents, signed.signatures, strict=True)):
         p = document.prepared
+        # The certificate the signed attributes name: the one current when the document was
+        # prepared, though a renewal may have re-issued it since (the same key).
+        cert = services.certificate_by_serial(credential, p.get("certificate", "")) or services.certificate(credential)
         prepared = pades.Prepared(
-            document=batch.path(index, "prepared").read_bytes(), document_digest=bytes.fromhex(p["document_digest"]),
-            reserved_region_start=p["start"], reserved_region_end=p["end"],
-            signed_attrs=bytes.fromhex(p["signed_attrs"]), to_sign=bytes.fromhex(p["to_sign"]))
-        output = pades.extend(pades.finish(prepared, cert, signature), batch.level)
-        batch.path(index, "signed").write_bytes(output)
+            document_digest=bytes.fromhex(p["document_digest"]), reserved_region_start=p["start"],
+            reserved_region_end=p["end"], signed_attrs=bytes.fromhex(p["signed_attrs"]),
+            to_sign=bytes.fromhex(p["to_sign"]))
+        pades.finish_file(batch.path(index, "prepared"), batch.path(index, "signed"), prepared, cert, signature,
+                          batch.level)
         document.signed = True
     batch.save()
     return result

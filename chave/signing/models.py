@@ -5,6 +5,12 @@ a key pair in the HSM (found by ``hsm_label``) and the certificate the signing C
 At most one credential per citizen is active; a revoked one stays for the record and for the CRL
 and OCSP answers.
 
+A :class:`SigningCertificate` is one certificate the CA issued for a credential's key: the first at
+activation, then a re-issue for the same key when the citizen's identity document is renewed
+(the key's validity grows past the certificate's, or the certified identity data changed). The
+credential's own certificate fields are its current certificate; the history is what the CRL
+and OCSP answer from, so an earlier certificate is still known by its serial.
+
 A :class:`SigningRequest` is one authorisation: which documents (names) and hashes, for which
 integrator (or the personal area), the one-time code sent for it, and, once PIN and code were
 right, the signature activation token (stored as a hash only) that signs exactly those hashes
@@ -66,6 +72,40 @@ class SigningCredential(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status == self.Status.ACTIVE
+
+
+class SigningCertificate(models.Model):
+    """One certificate of a credential's key. ``current`` is the one the credential signs with;
+    ``superseded`` was replaced by a re-issue and stays valid (OCSP "good") until its own
+    notAfter, as the identity it certifies is still true; ``revoked`` is on the CRL (the
+    credential was revoked, or a re-issue changed the certified identity data: ``superseded``)."""
+
+    class Status(models.TextChoices):
+        CURRENT = "current", _("current")
+        SUPERSEDED = "superseded", _("replaced, still valid")
+        REVOKED = "revoked", _("revoked")
+
+    credential = models.ForeignKey(SigningCredential, on_delete=models.PROTECT, related_name="certificates")
+    serial_number = models.CharField(max_length=64, unique=True)  # hex
+    certificate_der = models.BinaryField()
+    not_before = models.DateTimeField()
+    not_after = models.DateTimeField()
+    issued_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.CURRENT)
+    superseded_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    # An RFC 5280 CRLReason name (cryptography's ReasonFlags value).
+    revocation_reason = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["credential"], condition=Q(status="current"),
+                                    name="signing_one_current_certificate_per_credential"),
+        ]
+        indexes = [models.Index(fields=["status", "revoked_at"])]
+
+    def __str__(self) -> str:
+        return f"signing certificate {self.serial_number} ({self.status})"
 
 
 def new_id() -> str:

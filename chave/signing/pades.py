@@ -4,7 +4,10 @@
 reserves the signature, and returns the hash the citizen's HSM key must sign (that of the CMS
 signed attributes) with the state to finish from; :func:`finish` embeds the CMS with that
 signature and a signature time-stamp (PAdES baseline B-T); :func:`extend` adds validation data
-(B-LT) and a document time-stamp (B-LTA). :func:`report` validates any signed PDF with pyHanko
+(B-LT) and a document time-stamp (B-LTA). All three work on the document in place, in a file
+opened for reading and writing (or a ``BytesIO``): each increment is appended to it, the
+signature written into its reserved place, and the byte range read and hashed once, in
+``CHUNK`` pieces — a large PDF is neither held in memory nor copied by Python. :func:`report` validates any signed PDF with pyHanko
 against the signing PKI's trust roots. :func:`page_boxes` reads each page's size and rotation,
 so that a visible signature box lands where the citizen put it and stays inside the page. No PDF,
 CMS or ASN.1 is written by hand here.
@@ -13,10 +16,14 @@ CMS or ASN.1 is written by hand here.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import io
 import math
-from dataclasses import dataclass, field
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
 from asn1crypto import algos, cms
@@ -29,6 +36,8 @@ from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
+from pyhanko.sign.attributes import SigningCertificateV2Provider
+from pyhanko.sign.general import as_signing_certificate_v2, simple_cms_attribute
 from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
 from pyhanko.sign.signers.pdf_signer import PdfTBSDocument
 from pyhanko.sign.validation import async_validate_pdf_signature, async_validate_pdf_timestamp
@@ -181,9 +190,9 @@ class UprightStampStyle(TextStampStyle):
 
 @dataclass
 class Prepared:
-    """What signing must keep between the hash and the signature (no secrets)."""
+    """What signing must keep between the hash and the signature (no secrets), besides the
+    document itself (with the reserved, still empty signature), which stays where it was written."""
 
-    document: bytes = field(repr=False)  # the PDF with the reserved, still empty signature
     document_digest: bytes
     reserved_region_start: int
     reserved_region_end: int
@@ -206,13 +215,39 @@ def _asn1(cert) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(pki.der(cert))
 
 
+@functools.lru_cache(maxsize=256)
+def _signing_certificate_v2(certificate_der: bytes) -> bytes:
+    """DER of the ESS signing-certificate-v2 attribute (RFC 5035) for the certificate, as pyHanko
+    makes it."""
+    value = as_signing_certificate_v2(asn1_x509.Certificate.load(certificate_der))
+    return simple_cms_attribute("signing_certificate_v2", value).dump()
+
+
+class _EncodedSigningCertificate(SigningCertificateV2Provider):
+    """pyHanko's signing-certificate-v2 attribute, encoded once per certificate and given parsed
+    from its DER: asn1crypto takes milliseconds each time to encode the structure it builds around
+    the issuer's name, more than the whole rest of a signature's fixed cost (issue 17, goal 6).
+    The bytes are the same (tests compare the signed attributes with pyHanko's own)."""
+
+    async def get_attribute(self, dry_run=False) -> cms.CMSAttribute:
+        return cms.CMSAttribute.load(_signing_certificate_v2(self.signing_cert.dump()))
+
+
+class _Signer(signers.ExternalSigner):
+    def _signed_attr_providers(self, *args, **kwargs):
+        for provider in super()._signed_attr_providers(*args, **kwargs):
+            if type(provider) is SigningCertificateV2Provider:
+                provider = _EncodedSigningCertificate(provider.signing_cert)
+            yield provider
+
+
 def _external_signer(certificate, signature: bytes | None = None) -> signers.ExternalSigner:
     """pyHanko's signer for the citizen's key in the HSM: RSA (PKCS#1 v1.5) or ECDSA, as the
     certificate's key is; until the HSM has signed, a placeholder of the signature's size."""
     m = pki.material()
     key = certificate.public_key()
     rsa_key = isinstance(key, rsa.RSAPublicKey)
-    return signers.ExternalSigner(
+    return _Signer(
         signing_cert=_asn1(certificate),
         cert_registry=SimpleCertificateStore.from_certs([_asn1(c) for c in m.chain]),
         signature_value=signature if signature is not None else bytes(key.key_size // 8 if rsa_key else 80),
@@ -220,8 +255,10 @@ def _external_signer(certificate, signature: bytes | None = None) -> signers.Ext
     )
 
 
-def _reader(pdf: bytes) -> PdfFileReader:
-    reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+def _reader(pdf: bytes | BinaryIO) -> PdfFileReader:
+    """pyHanko's reader over ``pdf``: the bytes, or a seekable binary file, which it reads where
+    needed rather than whole."""
+    reader = PdfFileReader(io.BytesIO(pdf) if isinstance(pdf, bytes | bytearray) else pdf, strict=False)
     if reader.encrypted:
         raise PdfError("encrypted")
     return reader
@@ -255,11 +292,12 @@ def _page_box(attributes: dict) -> PageBox:
     return PageBox(left, bottom, right - left, top - bottom, rotate if rotate in (0, 90, 180, 270) else 0)
 
 
-def page_boxes(pdf: bytes) -> list[PageBox]:
+def page_boxes(pdf: bytes | BinaryIO | PdfFileReader) -> list[PageBox]:
     """Every page's :class:`PageBox`, in order (media box, crop box and rotation inherited down the
-    page tree as the PDF specification says). Raises :class:`PdfError`."""
+    page tree as the PDF specification says); ``pdf`` is the bytes, a seekable binary file or a
+    reader already open on it. Raises :class:`PdfError`."""
     try:
-        reader = _reader(pdf)
+        reader = pdf if isinstance(pdf, PdfFileReader) else _reader(pdf)
         boxes: list[PageBox] = []
         seen: set = set()
         # Depth first, kids in order; each entry carries the attributes its ancestors pass down.
@@ -293,14 +331,17 @@ def _field_name(reader: PdfFileReader) -> str:
     return f"Chave{n}"
 
 
-def prepare(pdf: bytes, certificate, *, placement: Placement = Placement(), signer_name: str = "") -> Prepared:
-    """Reserve a PAdES signature in ``pdf`` for ``certificate``'s key. Raises :class:`PdfError`."""
+def prepare(document: BinaryIO, certificate, *, placement: Placement = Placement(),
+            signer_name: str = "") -> Prepared:
+    """Reserve a PAdES signature for ``certificate``'s key in the PDF ``document`` (a seekable
+    binary file opened for reading and writing, e.g. ``open(path, "r+b")``, or a ``BytesIO``): the
+    incremental update with the field and the empty signature is appended to it in place. Raises
+    :class:`PdfError`."""
     try:
-        # In place: the incremental update is appended to this buffer (one copy of the document,
-        # when the first byte is written), rather than the document copied to a new output in
-        # pyHanko's 4 KiB chunks; the byte range is then hashed once, in 1 MiB chunks.
-        buffer = io.BytesIO(pdf)
-        writer = IncrementalPdfFileWriter(buffer, strict=False)
+        # In place: pyHanko parses the document from the file (reading what it needs), appends the
+        # update at its end, then hashes the byte range reading the file in CHUNK pieces: the
+        # document is read once, never copied to a new output nor held whole in memory.
+        writer = IncrementalPdfFileWriter(document, strict=False)
         if writer.prev.encrypted:
             raise PdfError("encrypted")
         name = _field_name(writer.prev)
@@ -309,7 +350,7 @@ def prepare(pdf: bytes, certificate, *, placement: Placement = Placement(), sign
             x, y = float(placement.x), float(placement.y)
             spec = fields.SigFieldSpec(name, on_page=placement.page - 1,
                                        box=(x, y, x + float(placement.width), y + float(placement.height)))
-            style = UprightStampStyle.for_page(page_boxes(pdf)[placement.page - 1].rotate)
+            style = UprightStampStyle.for_page(page_boxes(writer.prev)[placement.page - 1].rotate)
         signer = _external_signer(certificate)
         pdf_signer = signers.PdfSigner(
             signers.PdfSignatureMetadata(field_name=name, md_algorithm=MD, subfilter=fields.SigSeedSubFilter.PADES,
@@ -319,41 +360,59 @@ def prepare(pdf: bytes, certificate, *, placement: Placement = Placement(), sign
         text = {"when": formats.moment(clock.now())} if style else None
 
         async def run():
-            prep_digest, _tbs, output = await pdf_signer.async_digest_doc_for_signing(
+            prep_digest, _tbs, _output = await pdf_signer.async_digest_doc_for_signing(
                 writer, bytes_reserved=16384, in_place=True, chunk_size=CHUNK, appearance_text_params=text)
             attrs = await signer.signed_attrs(prep_digest.document_digest, MD, use_pades=True)
-            return prep_digest, attrs, output
+            return prep_digest, attrs
 
-        prep_digest, attrs, output = _run(run())
+        prep_digest, attrs = _run(run())
     except PdfError:
         raise
     except Exception as e:
         raise PdfError(str(e)) from e
     encoded = attrs.dump()
     return Prepared(
-        document=output.getvalue(), document_digest=prep_digest.document_digest,
+        document_digest=prep_digest.document_digest,
         reserved_region_start=prep_digest.reserved_region_start, reserved_region_end=prep_digest.reserved_region_end,
         signed_attrs=encoded, to_sign=hashlib.sha256(encoded).digest(),
     )
 
 
-def finish(prepared: Prepared, certificate, signature: bytes) -> bytes:
-    """Embed the CMS with the HSM's ``signature`` and a signature time-stamp: PAdES B-T."""
+def finish(document: BinaryIO, prepared: Prepared, certificate, signature: bytes) -> None:
+    """Embed the CMS with the HSM's ``signature`` and a signature time-stamp (PAdES B-T) in
+    ``document``, the file :func:`prepare` wrote (opened for reading and writing), in place: only
+    the reserved region is written, nothing is read or hashed again."""
     signer = _external_signer(certificate, signature)
     attrs = cms.CMSAttributes.load(prepared.signed_attrs)
-
-    output = io.BytesIO(prepared.document)
 
     async def run() -> None:
         sig_cms = await signer.async_sign_prescribed_attributes(MD, signed_attrs=attrs, timestamper=pki.timestamper())
         await PdfTBSDocument.async_finish_signing(
-            output, prepared_digest=PreparedByteRangeDigest(
+            document, prepared_digest=PreparedByteRangeDigest(
                 document_digest=prepared.document_digest, reserved_region_start=prepared.reserved_region_start,
                 reserved_region_end=prepared.reserved_region_end),
-            signature_cms=sig_cms)
+            signature_cms=sig_cms, chunk_size=CHUNK)
 
     _run(run())
-    return output.getvalue()
+
+
+def prepare_file(source: Path, target: Path, certificate, *, placement: Placement = Placement(),
+                 signer_name: str = "") -> Prepared:
+    """:func:`prepare` on a copy of the PDF at ``source`` written at ``target``; the copy is the
+    kernel's (``copy_file_range`` or ``sendfile``), not read into Python."""
+    shutil.copyfile(source, target)
+    with open(target, "r+b") as document:
+        return prepare(document, certificate, placement=placement, signer_name=signer_name)
+
+
+def finish_file(path: Path, target: Path, prepared: Prepared, certificate, signature: bytes,
+                level: str = "B-T") -> None:
+    """:func:`finish` (then :func:`extend` to ``level``) the file :func:`prepare_file` wrote at
+    ``path``, in place, then rename it ``target``: a file at ``target`` is never half-written."""
+    with open(path, "r+b") as document:
+        finish(document, prepared, certificate, signature)
+        extend(document, level)
+    os.replace(path, target)
 
 
 def validation_context(*, fetch: bool = True) -> ValidationContext:
@@ -362,27 +421,28 @@ def validation_context(*, fetch: bool = True) -> ValidationContext:
                              revocation_mode="soft-fail")
 
 
-def extend(pdf: bytes, level: str) -> bytes:
-    """B-T → ``B-LT`` (certificates, OCSP responses and CRLs of the signature and its time-stamp in
-    the DSS) or ``B-LTA`` (that, then a document time-stamp)."""
+def extend(document: BinaryIO, level: str) -> None:
+    """A B-T ``document`` (a file opened for reading and writing) → ``B-LT`` (certificates, OCSP
+    responses and CRLs of the signature and its time-stamp in the DSS) or ``B-LTA`` (that, then a
+    document time-stamp), each an increment appended in place."""
     if level == "B-T":
-        return pdf
+        return
     context = validation_context()
 
-    async def run():
+    async def run() -> None:
         try:
-            reader = PdfFileReader(io.BytesIO(pdf))
-            signature = reader.embedded_signatures[-1]
-            output = await async_add_validation_info(signature, context, in_place=False)
+            document.seek(0)
+            signature = PdfFileReader(document).embedded_signatures[-1]
+            await async_add_validation_info(signature, context, in_place=True, chunk_size=CHUNK)
             if level == "B-LTA":
-                writer = IncrementalPdfFileWriter(output)
-                output = await signers.PdfTimeStamper(pki.timestamper()).async_timestamp_pdf(
-                    writer, MD, validation_context=context)
-            return output.getvalue()
+                document.seek(0)
+                await signers.PdfTimeStamper(pki.timestamper()).async_timestamp_pdf(
+                    IncrementalPdfFileWriter(document), MD, validation_context=context, in_place=True,
+                    chunk_size=CHUNK)
         finally:  # the context's HTTP session (OCSP, CRLs) is closed in the loop that opened it
             await context.aclose()
 
-    return _run(run())
+    _run(run())
 
 
 # --- Validation reports ------------------------------------------------------------------------

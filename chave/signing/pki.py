@@ -36,7 +36,7 @@ from chave import clock, policy
 from . import ca_keys
 from .devpki import _issued_by_sub_ca, pki_url
 from .hsm import hsm
-from .models import SigningCredential
+from .models import SigningCertificate
 
 log = logging.getLogger("chave.signing")
 
@@ -104,24 +104,36 @@ def _qc_statements() -> bytes:
     ]).dump()
 
 
-def issue_certificate(citizen, public_key_der: bytes, *, valid_until: dt.date) -> x509.Certificate:
-    """A qualified-style signing certificate for ``citizen``'s HSM key (nonRepudiation only,
-    QCStatements, policy QCP-n-qscd, AIA OCSP + caIssuers, CRL distribution point)."""
-    m = material()
-    public_key = serialization.load_der_public_key(public_key_der)
-    now = clock.now()
-    not_after = min(
-        now + dt.timedelta(days=policy.get("signing_certificate_days")),
+def certificate_not_after(valid_until: dt.date) -> dt.datetime:
+    """When a certificate issued now for a key valid until ``valid_until`` ends: at most
+    ``signing_certificate_days`` from now, the key's last day, and the sub-CA's own end."""
+    return min(
+        clock.now() + dt.timedelta(days=policy.get("signing_certificate_days")),
         dt.datetime.combine(valid_until, dt.time(23, 59, 59), tzinfo=dt.timezone.utc),
-        m.ca.not_valid_after_utc,
+        material().ca.not_valid_after_utc,
     )
-    subject = x509.Name([
+
+
+def subject_name(citizen) -> x509.Name:
+    """The identity a citizen's signing certificate certifies (a re-issue compares it)."""
+    return x509.Name([
         x509.NameAttribute(NameOID.COUNTRY_NAME, citizen.doc_country if citizen.doc_type != "cc" else "PT"),
         x509.NameAttribute(NameOID.GIVEN_NAME, citizen.given_name),
         x509.NameAttribute(NameOID.SURNAME, citizen.family_name),
         x509.NameAttribute(NameOID.SERIAL_NUMBER, subject_serial(citizen)),
         x509.NameAttribute(NameOID.COMMON_NAME, citizen.full_name),
     ])
+
+
+def issue_certificate(citizen, public_key_der: bytes, *, valid_until: dt.date) -> x509.Certificate:
+    """A qualified-style signing certificate for ``citizen``'s HSM key (nonRepudiation only,
+    QCStatements, policy QCP-n-qscd, AIA OCSP + caIssuers, CRL distribution point), at
+    activation and for a re-issue for the same key."""
+    m = material()
+    public_key = serialization.load_der_public_key(public_key_der)
+    now = clock.now()
+    not_after = certificate_not_after(valid_until)
+    subject = subject_name(citizen)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -151,13 +163,13 @@ def _reason(name: str) -> x509.ReasonFlags:
 
 
 def crl_der() -> bytes:
-    """The sub-CA's current CRL (every revoked signing certificate), DER.
+    """The sub-CA's current CRL (every revoked signing certificate, current or earlier), DER.
 
     Signing it costs an HSM signature and a read of every revocation, so it is kept in the cache
     under the revocations it lists (how many, and the latest): a revocation makes a new one at
     once, on every instance; otherwise one is reissued after ``CRL_REISSUE``, well before its
     ``nextUpdate``."""
-    revoked = SigningCredential.objects.filter(status=SigningCredential.Status.REVOKED)
+    revoked = SigningCertificate.objects.filter(status=SigningCertificate.Status.REVOKED)
     state = revoked.aggregate(n=Count("id"), latest=Max("revoked_at"))
     key = "chave:signing:crl:{}:{}:{}".format(material().ca.serial_number, state["n"],
                                                state["latest"].timestamp() if state["latest"] else 0)
@@ -196,7 +208,7 @@ def _signed_crl() -> bytes:
         .add_extension(x509.CRLNumber(int(now.timestamp())), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(m.ca.public_key()), critical=False)
     )
-    for serial, at, reason in SigningCredential.objects.filter(status=SigningCredential.Status.REVOKED).values_list(
+    for serial, at, reason in SigningCertificate.objects.filter(status=SigningCertificate.Status.REVOKED).values_list(
         "serial_number", "revoked_at", "revocation_reason"
     ):
         builder = builder.add_revoked_certificate(
@@ -220,7 +232,8 @@ def ocsp_response_der(request_der: bytes) -> bytes:
     now = clock.now()
     issuer_key_hash = _key_hash(m.ca, request.hash_algorithm)
     ours = request.issuer_key_hash == issuer_key_hash
-    row = SigningCredential.objects.filter(serial_number=f"{serial:x}").first() if ours else None
+    # Every certificate the sub-CA issued is in the history: an earlier one of a re-issued key too.
+    row = SigningCertificate.objects.filter(serial_number=f"{serial:x}").first() if ours else None
     if row is None:
         # Unknown serial or another issuer: "unknown" (RFC 6960 §2.2), answered about the request's certificate id.
         builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
@@ -230,7 +243,7 @@ def ocsp_response_der(request_der: bytes) -> bytes:
         )
     else:
         cert = x509.load_der_x509_certificate(bytes(row.certificate_der))
-        revoked = row.status == SigningCredential.Status.REVOKED
+        revoked = row.status == SigningCertificate.Status.REVOKED
         builder = ocsp.OCSPResponseBuilder().add_response(
             cert=cert, issuer=m.ca, algorithm=request.hash_algorithm,
             cert_status=ocsp.OCSPCertStatus.REVOKED if revoked else ocsp.OCSPCertStatus.GOOD,
@@ -275,6 +288,7 @@ class ChaveTimeStamper(DummyTimeStamper):
             certs_to_embed=[asn1_x509.Certificate.load(der(c)) for c in m.chain],
             fixed_dt=clock.now(),
         )
+        self._embedded = tuple(der(c) for c in m.chain)
         self._cert_req = True
 
     def _refusal(self, failure: str, text: str) -> TimeStampResponse:
@@ -308,7 +322,7 @@ class ChaveTimeStamper(DummyTimeStamper):
         signed_attrs = cms.CMSAttributes([
             simple_cms_attribute("content_type", "tst_info"),
             simple_cms_attribute("signing_time", cms.Time({"utc_time": core.UTCTime(dt_)})),
-            simple_cms_attribute("signing_certificate", as_signing_certificate(self.tsa_cert)),
+            cms.CMSAttribute.load(_tsa_encoded(self.tsa_cert.dump(), self._embedded)[0]),
             simple_cms_attribute("message_digest", digest.finalize()),
         ])
         to_sign = hashes.Hash(algorithm)
@@ -320,9 +334,23 @@ class ChaveTimeStamper(DummyTimeStamper):
         signed_data = super()._build_signed_data(tst_info_data, md_algorithm, signature, signed_attrs)
         signed_data["signer_infos"][0]["signature_algorithm"] = algos.SignedDigestAlgorithm(
             {"algorithm": f"{md_algorithm}_ecdsa"})
-        if not self._cert_req:
+        if self._cert_req:
+            signed_data["certificates"] = cms.CertificateSet.load(_tsa_encoded(self.tsa_cert.dump(), self._embedded)[1])
+        else:
             del signed_data["certificates"]
         return signed_data
+
+
+@functools.lru_cache(maxsize=4)
+def _tsa_encoded(tsa_der: bytes, chain: tuple[bytes, ...]) -> tuple[bytes, bytes]:
+    """DER of the TSA's signing-certificate attribute and of the certificates its tokens embed
+    (the TSA's and the chain's): the same in every token, so encoded once. asn1crypto takes
+    milliseconds to encode structures built of certificates' names each time, more than the rest
+    of a token (issue 17, goal 6)."""
+    tsa = asn1_x509.Certificate.load(tsa_der)
+    attribute = simple_cms_attribute("signing_certificate", as_signing_certificate(tsa))
+    certificates = cms.CertificateSet([asn1_x509.Certificate.load(c) for c in {*chain, tsa_der}])
+    return attribute.dump(), certificates.dump()
 
 
 def timestamp_response_der(request_der: bytes) -> bytes:
@@ -340,5 +368,5 @@ def timestamper():
     return ChaveTimeStamper()
 
 
-__all__ = ["pki_url", "material", "issue_certificate", "crl_der", "ocsp_response_der", "timestamp_response_der",
+__all__ = ["pki_url", "material", "issue_certificate", "certificate_not_after", "subject_name", "crl_der", "ocsp_response_der", "timestamp_response_der",
            "timestamper", "subject_serial", "PkiNotReady"]

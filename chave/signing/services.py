@@ -43,8 +43,8 @@ from chave.identity.validation import check_pin_rules
 from chave.throttle import services as throttle
 
 from . import pki
-from .hsm import hsm
-from .models import KeyAlgorithm, SigningCredential, SigningRequest, new_id
+from .hsm import HsmError, hsm
+from .models import KeyAlgorithm, SigningCertificate, SigningCredential, SigningRequest, new_id
 
 logger = logging.getLogger(__name__)
 
@@ -99,8 +99,23 @@ def certificate(credential: SigningCredential) -> x509.Certificate:
     return x509.load_der_x509_certificate(bytes(credential.certificate_der))
 
 
+def certificate_by_serial(credential: SigningCredential, serial: str) -> x509.Certificate | None:
+    """One of the credential's certificates (current or earlier), by its hex serial."""
+    row = credential.certificates.filter(serial_number=serial).first()
+    return x509.load_der_x509_certificate(bytes(row.certificate_der)) if row else None
+
+
+def renewed_on(credential: SigningCredential | None) -> dt.datetime | None:
+    """When the credential's current certificate was re-issued (a renewed identity document), or
+    None when it is the one issued at activation."""
+    if credential is None:
+        return None
+    current = credential.certificates.filter(status=SigningCertificate.Status.CURRENT).first()
+    return current.issued_at if current and current.issued_at > credential.created_at else None
+
+
 def chain_pem(credential: SigningCredential) -> list[str]:
-    """The credential's certificate and the CA chain, PEM, signer first."""
+    """The credential's current certificate and the CA chain, PEM, signer first."""
     certs = [certificate(credential), *pki.material().chain]
     return [c.public_bytes(serialization.Encoding.PEM).decode() for c in certs]
 
@@ -157,10 +172,11 @@ def activate_signing(key: Key, signing_pin: str | None = None, *, by: str, ip: s
                 raise ValidationError(_("Signing is already active for this person."), code="signing_already_active")
             credential = SigningCredential.objects.create(
                 credential_id=credential_id, citizen=key.citizen, key=key, pin_hash=pin_hash,
-                pin_must_change=temporary, hsm_label=label, key_algorithm=algorithm, certificate_der=pki.der(cert),
-                serial_number=f"{cert.serial_number:x}", not_before=cert.not_valid_before_utc,
-                not_after=cert.not_valid_after_utc, created_at=clock.now(),
+                pin_must_change=temporary, hsm_label=label, key_algorithm=algorithm, created_at=clock.now(),
+                **_certificate_fields(cert),
             )
+            SigningCertificate.objects.create(credential=credential, issued_at=credential.created_at,
+                                              **_certificate_fields(cert))
             audit.record("signing.activate", outcome="ok", citizen=key.citizen, channel=channel, ip=ip, by=by,
                          credential=credential_id, certificate_serial=credential.serial_number)
             delivery.notify(key.citizen, "signing_activated")
@@ -172,20 +188,96 @@ def activate_signing(key: Key, signing_pin: str | None = None, *, by: str, ip: s
 
 def revoke_credential(credential: SigningCredential, *, reason: str, by: str, ip: str | None = None,
                       channel: str = "") -> bool:
-    """Revoke the certificate (the CRL and OCSP say so from now on) and destroy the HSM key once
+    """Revoke the certificates (the CRL and OCSP say so from now on) and destroy the HSM key once
     the revocation commits. ``reason`` is an RFC 5280 CRLReason name. Returns False when the
     credential was revoked already. Audited as ``signing.revoke``."""
+    now = clock.now()
     with transaction.atomic():
         updated = SigningCredential.objects.filter(pk=credential.pk, status=SigningCredential.Status.ACTIVE).update(
-            status=SigningCredential.Status.REVOKED, revoked_at=clock.now(), revocation_reason=reason)
+            status=SigningCredential.Status.REVOKED, revoked_at=now, revocation_reason=reason)
         if not updated:
             return False
+        # Its key is destroyed: every certificate of it that is not revoked yet goes on the CRL,
+        # an earlier one (superseded by a re-issue, still valid) as well as the current one.
+        credential.certificates.exclude(status=SigningCertificate.Status.REVOKED).update(
+            status=SigningCertificate.Status.REVOKED, revoked_at=now, revocation_reason=reason)
         audit.record("signing.revoke", outcome="ok", citizen=credential.citizen, channel=channel, ip=ip, by=by,
                      credential=credential.credential_id, reason=reason)
         delivery.notify(credential.citizen, "signing_deactivated")
         label = credential.hsm_label
         transaction.on_commit(lambda: hsm().destroy_key(label))
     return True
+
+
+def _certificate_fields(cert: x509.Certificate) -> dict:
+    """What a credential and its certificate history keep of a certificate."""
+    return {"certificate_der": pki.der(cert), "serial_number": f"{cert.serial_number:x}",
+            "not_before": cert.not_valid_before_utc, "not_after": cert.not_valid_after_utc}
+
+
+# A re-issue gives at least this much more validity, or the certificate is kept as it is.
+REISSUE_MIN_GAIN = dt.timedelta(days=1)
+
+
+def reissue_certificate(credential: SigningCredential, *, by: str, ip: str | None = None,
+                        channel: str = "") -> SigningCertificate | None:
+    """The citizen's identity document was renewed: re-issue the credential's certificate for the
+    same key in the HSM (no new activation; the signing PIN and its state stay as they are) when
+    the key now outlives it (a certificate issued now ends at least :data:`REISSUE_MIN_GAIN`
+    later) or the identity it certifies changed. The earlier certificate stays valid until its
+    own notAfter (``superseded``) when the identity is the same, as a QTSP keeps a true
+    certificate; when the identity changed it is revoked with reason ``superseded``. Returns the
+    new certificate, or None when the current one is kept (or signing is not active). Raises
+    :class:`~chave.signing.hsm.HsmError` when the HSM does not hold the certified key or fails,
+    ``PkiNotReady`` without the CA's material. Audited as ``signing.reissue``; the citizen is told
+    (``signing_certificate_renewed``)."""
+    with transaction.atomic():
+        row = SigningCredential.objects.select_for_update().select_related("citizen", "key").get(pk=credential.pk)
+        if not row.is_active:
+            return None
+        citizen, key = row.citizen, row.key
+        current = certificate(row)
+        identity_changed = current.subject != pki.subject_name(citizen)
+        if not identity_changed and pki.certificate_not_after(key.valid_until) < row.not_after + REISSUE_MIN_GAIN:
+            return None
+        public_key = hsm().public_key(row.hsm_label)
+        if serialization.load_der_public_key(public_key).public_numbers() != current.public_key().public_numbers():
+            raise HsmError(f"the key {row.hsm_label!r} in the HSM is not the certified one")
+        cert = pki.issue_certificate(citizen, public_key, valid_until=key.valid_until)
+        now = clock.now()
+        previous = row.serial_number
+        earlier = row.certificates.filter(status=SigningCertificate.Status.CURRENT)
+        if identity_changed:
+            earlier.update(status=SigningCertificate.Status.REVOKED, revoked_at=now,
+                           revocation_reason=x509.ReasonFlags.superseded.value)
+        else:
+            earlier.update(status=SigningCertificate.Status.SUPERSEDED, superseded_at=now)
+        fields = _certificate_fields(cert)
+        issued = SigningCertificate.objects.create(credential=row, issued_at=now, **fields)
+        SigningCredential.objects.filter(pk=row.pk).update(**fields)
+        audit.record("signing.reissue", outcome="ok", citizen=citizen, channel=channel, ip=ip, by=by,
+                     credential=row.credential_id, certificate_serial=issued.serial_number,
+                     previous_serial=previous, previous_revoked=identity_changed,
+                     not_after=issued.not_after.isoformat())
+        delivery.notify(citizen, "signing_certificate_renewed", until=issued.not_after)
+    for name, value in fields.items():
+        setattr(credential, name, value)
+    return issued
+
+
+def on_key_renewed(sender, *, key: Key, by: str, ip: str | None = None, channel: str = "", **kwargs) -> None:
+    """The key's document was renewed: its signing certificate follows (:func:`reissue_certificate`).
+    An HSM or CA failure leaves the renewal done and the earlier certificate in use until its
+    end: it is logged and audited (``failed``), and the next renewal tries again."""
+    for credential in SigningCredential.objects.filter(key=key, status=SigningCredential.Status.ACTIVE):
+        try:
+            with transaction.atomic():
+                reissue_certificate(credential, by=by, ip=ip, channel=channel)
+        except (HsmError, pki.PkiNotReady) as exc:
+            logger.warning("signing certificate of %s not re-issued: %s", credential.credential_id,
+                           exc.__class__.__name__)
+            audit.record("signing.reissue", outcome="failed", citizen=key.citizen, channel=channel, ip=ip, by=by,
+                         credential=credential.credential_id, error=exc.__class__.__name__)
 
 
 def deactivate_signing(citizen: Citizen, *, by: str, ip: str | None = None, channel: str = "") -> bool:

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -93,7 +93,7 @@ def _refusal_text(reason: str, attempts_left: int = 0) -> str:
 def home(request, who, key):
     credential = services.active_credential(key.citizen)
     return render(request, "signing/home.html", {
-        "credential": credential, "upload_form": UploadForm(),
+        "credential": credential, "renewed_on": services.renewed_on(credential), "upload_form": UploadForm(),
         "max_documents": policy.get("signing_area_max_documents"),
     })
 
@@ -155,7 +155,7 @@ def upload(request, who, key):
         problem = _("The files are too large.")
     if not problem:
         try:
-            batch = area.upload(who.citizen_id, [(f.name, f.read()) for f in files], form.cleaned_data["level"])
+            batch = area.upload(who.citizen_id, [(f.name, f.file) for f in files], form.cleaned_data["level"])
         except pades.PdfError as e:
             problem = _("%(name)s is not a PDF that can be signed (damaged or protected).") % {"name": str(e)}
     if problem:
@@ -326,7 +326,8 @@ def download(request, who, key, index: int):
     if batch is None or not (0 <= index < len(batch.documents)) or not batch.documents[index].signed:
         raise Http404
     name = batch.documents[index].name.rsplit(".", 1)[0] + "-signed.pdf"
-    response = HttpResponse(batch.path(index, "signed").read_bytes(), content_type="application/pdf")
+    # Streamed from the file in chunks: a large signed PDF is not loaded whole.
+    response = FileResponse(open(batch.path(index, "signed"), "rb"), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="{name.replace(chr(34), "")}"'
     return response
 

@@ -616,6 +616,8 @@ def sweep_path(send, route: Route, path: str, world: dict, *, posts: bool = True
         sweep_soap(send, path, world)
     if path == SAML_SSO:
         sweep_saml(send, path, world)
+    if path == SAML_SLO:
+        sweep_saml_logout(send, path, world)
     if posts:
         sweep_forms(send, path, forms_for(send, path, page, shown))
     else:
@@ -659,6 +661,57 @@ def sweep_saml(send, path: str, world: dict):
     _, xml = signed_xml(portal)
     for attempt in ("signed", "signed, replayed"):
         send("POST", path, f"SAML: {attempt}", data=urlencode({"SAMLRequest": b64(xml)}), content_type=form_ct)
+
+
+SAML_SLO = "/saml/slo"
+
+
+def sweep_saml_logout(send, path: str, world: dict):
+    """LogoutRequests of the registered pysaml2 portal gone wrong, by both bindings: unsigned,
+    tampered, an overlong ID, another Destination; a signed one by HTTP-POST sent twice (the
+    replay gets a page), and its reference continued twice and with the other kind's reference."""
+    from urllib.parse import urlsplit
+
+    from saml2 import BINDING_HTTP_REDIRECT
+    from saml2.saml import NameID
+    from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
+
+    from chave.saml import idp as saml_idp
+    from chave.saml.tests.bad_requests import b64
+
+    client = world["saml_portal"].client
+    form_ct = "application/x-www-form-urlencoded"
+    name_id = NameID(text="sweep")
+
+    def signed(destination=None, **kwargs):
+        _id, xml = client.create_logout_request(destination or saml_idp.slo_url(), saml_idp.entity_id(),
+                                                name_id=name_id, sign=True, sign_alg=SIG_RSA_SHA256,
+                                                digest_alg=DIGEST_SHA256, **kwargs)
+        return str(xml)
+
+    good = signed()
+    cases = [("signed", good), ("signed, replayed", good), ("unsigned", str(client.create_logout_request(
+        saml_idp.slo_url(), saml_idp.entity_id(), name_id=name_id, sign=False)[1])),
+        ("tampered", good.replace("sweep", "other")), ("ID of 300 characters", signed(message_id="_" + "a" * 299)),
+        ("another Destination", signed("https://elsewhere.example/slo"))]
+    for what, xml in cases:
+        response = send("POST", path, f"SAML logout: {what}", data=urlencode({"SAMLRequest": b64(xml),
+                                                                                "RelayState": "fim"}),
+                        content_type=form_ct)
+        if response.status_code == 303:
+            send("GET", response["Location"], f"SAML logout: {what}, continued")
+            send("GET", response["Location"], f"SAML logout: {what}, continued twice")
+    _id, unsigned = client.create_logout_request(saml_idp.slo_url(), saml_idp.entity_id(), name_id=name_id, sign=False)
+    info = client.apply_binding(BINDING_HTTP_REDIRECT, str(unsigned), saml_idp.slo_url(), relay_state="fim",
+                                sign=True, sigalg=SIG_RSA_SHA256)
+    query = urlsplit(dict(info["headers"])["Location"]).query
+    send("GET", path, "SAML logout: signed (Redirect binding)", query=query)
+    send("GET", path, "SAML logout: signature of another query (Redirect binding)",
+         query=query.replace("RelayState=fim", "RelayState=outro"))
+    send("POST", path, "SAML logout: a LogoutResponse alone", data=urlencode({"SAMLResponse": "%%%"}),
+         content_type=form_ct)
+    send("GET", f"/saml/slo/continue/{world['reference']}", "SAML logout: a sign-in request's reference")
+    send("GET", f"/saml/continue/{world['logout_reference']}", "SAML sign-in: a logout request's reference")
 
 
 def _soap(operation: str, inner: str) -> bytes:
@@ -898,8 +951,14 @@ def world(signing_pki, make_citizen, clock):
     saml_sp = register_saml(saml_portal.metadata_xml)
     reference = saml.remember(saml_sp, saml.ParsedRequest(request_id="id-sweep", acs=saml_portal.acs,
                                                           relay_state=None, levels=[3]))
+    # And a LogoutRequest of it that came by HTTP-POST (``/saml/slo/continue/<logout_reference>``).
+    from saml2.saml import NameID
+
+    _logout_id, logout = saml_portal.client.create_logout_request(saml_idp.slo_url(), saml_idp.entity_id(),
+                                                                  name_id=NameID(text="sweep"), sign=False)
+    logout_reference = saml.remember_logout(saml_sp, logout, "fim")
     return {
-        "saml_portal": saml_portal, "reference": reference,
+        "saml_portal": saml_portal, "reference": reference, "logout_reference": logout_reference,
         "key": key, "party": party, "secret": registration.client_secret, "credential_id": "x",
         "pk": key.citizen.pk, "event_id": event.pk if event else 1, "client_id": party.client_id,
         "kind": "mobile", "index": 0, "page": 1, "token": "x" * 32, "action_id": 1, "batch_id": 1,

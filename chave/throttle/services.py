@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Count, Min, Q
 
 from chave import clock, policy
 
@@ -89,36 +90,57 @@ def hit(*pairs: tuple[str, str]) -> ThrottleDecision:
 
 def _db_hit(pairs) -> ThrottleDecision:
     now = clock.now()
-    with transaction.atomic():
-        hashed = [(name, _subject(name, s)) for name, s in pairs]
+    hashed = [(name, _subject(name, s)) for name, s in pairs]
+    # No savepoint of its own inside a caller's transaction: nothing here is caught and retried.
+    with transaction.atomic(savepoint=False):
         if connection.vendor == "postgresql":
             # Serialise concurrent hits on the same subjects (SQLite's IMMEDIATE transactions
             # already serialise every writer).
             with connection.cursor() as cur:
                 for _, h in sorted(hashed, key=lambda p: p[1]):
                     cur.execute("SELECT pg_advisory_xact_lock(%s)", [int(h[:15], 16)])
-        for name, h in hashed:
-            # An event counts for exactly one window: at ``at + window`` it no longer does, which
-            # is the ``retry_at`` a refusal names (and what the Redis store does).
-            ThrottleEvent.objects.filter(name=name, subject=h, at__lte=now - policy.throttle(name).window).delete()
-            refusal = _db_refusal(name, h, now)
-            if refusal:
-                return refusal
+        refusal = _db_refusal(hashed, now)
+        if refusal:
+            return refusal
         ThrottleEvent.objects.bulk_create([ThrottleEvent(name=name, subject=h, at=now) for name, h in hashed])
     return ALLOW
 
 
-def _db_refusal(name: str, hashed_subject: str, now: dt.datetime) -> ThrottleDecision | None:
-    rule = policy.throttle(name)
-    times = list(
-        ThrottleEvent.objects.filter(name=name, subject=hashed_subject, at__gt=now - rule.window)
-        .order_by("at")
-        .values_list("at", flat=True)[: rule.limit]
-    )
-    if len(times) < rule.limit:
-        return None
-    # A limit of 0 refuses everything; with nothing counted, a window from now.
-    return ThrottleDecision(False, name, (times[0] if times else now) + rule.window)
+def _db_window_counts(hashed, now: dt.datetime) -> dict[tuple[str, str], tuple[int, dt.datetime]]:
+    """(events, oldest) within its window for each ``(name, hashed subject)`` that has any, in one
+    query. An event counts for exactly one window: at ``at + window`` it no longer does, which is
+    the ``retry_at`` a refusal names (and what the Redis store does). Events older than their
+    window are left for :func:`purge`."""
+    within = Q()
+    for name, h in hashed:
+        within |= Q(name=name, subject=h, at__gt=now - policy.throttle(name).window)
+    rows = (ThrottleEvent.objects.filter(within).order_by().values_list("name", "subject")
+            .annotate(events=Count("id"), oldest=Min("at")))
+    return {(name, h): (events, oldest) for name, h, events, oldest in rows}
+
+
+def _db_refusal(hashed, now: dt.datetime) -> ThrottleDecision | None:
+    """The first of ``(name, hashed subject)`` at its limit, as a refusal; None when all are under."""
+    counts = _db_window_counts(hashed, now)
+    for name, h in hashed:
+        rule = policy.throttle(name)
+        events, oldest = counts.get((name, h), (0, None))
+        if events >= rule.limit:
+            # A limit of 0 refuses everything; with nothing counted, a window from now.
+            return ThrottleDecision(False, name, (oldest or now) + rule.window)
+    return None
+
+
+def purge(now: dt.datetime | None = None) -> int:
+    """Forget the database store's events that no longer count (older than their throttle's
+    window, or of a throttle no longer configured). Run by the delivery worker's sweep and by
+    ``chave housekeeping``; how many were removed."""
+    now = now or clock.now()
+    names = list(policy.get("throttles"))
+    stale = ~Q(name__in=names)
+    for name in names:
+        stale |= Q(name=name, at__lte=now - policy.throttle(name).window)
+    return ThrottleEvent.objects.filter(stale).delete()[0]
 
 
 def check(*pairs: tuple[str, str]) -> ThrottleDecision:
@@ -130,11 +152,10 @@ def check(*pairs: tuple[str, str]) -> ThrottleDecision:
     """
     pairs = _pairs(pairs)
     now = clock.now()
+    if settings.CHAVE_THROTTLE_STORE != "redis":
+        return _db_refusal([(name, _subject(name, s)) for name, s in pairs], now) or ALLOW
     for name, s in pairs:
-        if settings.CHAVE_THROTTLE_STORE == "redis":
-            refusal = _redis_refusal(name, s, now)
-        else:
-            refusal = _db_refusal(name, _subject(name, s), now)
+        refusal = _redis_refusal(name, s, now)
         if refusal:
             return refusal
     return ALLOW
@@ -181,12 +202,9 @@ def _recovering(client) -> bool:
 
 def _db_counts(pairs, now: dt.datetime) -> list[tuple[int, dt.datetime | None]]:
     """(events, oldest) in the database store within each pair's window."""
-    counts = []
-    for name, s in pairs:
-        rule = policy.throttle(name)
-        times = ThrottleEvent.objects.filter(name=name, subject=_subject(name, s), at__gt=now - rule.window)
-        counts.append((times.count(), times.order_by("at").values_list("at", flat=True).first()))
-    return counts
+    hashed = [(name, _subject(name, s)) for name, s in pairs]
+    counts = _db_window_counts(hashed, now)
+    return [counts.get(pair, (0, None)) for pair in hashed]
 
 
 # Sliding-window log in sorted sets, checked and counted in one script so that it is atomic.
@@ -279,7 +297,7 @@ def _redis_refusal(name: str, subject: str, now: dt.datetime) -> ThrottleDecisio
                                     start=0, num=max(rule.limit, 1), withscores=True)
     except _redis_errors() as exc:
         _fell_back(exc)
-        return _db_refusal(name, _subject(name, subject), now)
+        return _db_refusal([(name, _subject(name, subject))], now)
     if len(live) + already < rule.limit:
         return None
     times = [dt.datetime.fromtimestamp(score, tz=dt.timezone.utc) for _, score in live[:1]] + \

@@ -33,7 +33,8 @@ def test_a_key_is_reminded_once_then_expires_after_its_validity(make_citizen, cl
     lead = policy.get("key_reminder_days")
     assert housekeeping.run().as_dict() == {"expiry_reminders": 0, "inactivity_reminders": 0, "expired": 0,
                                             "revoked": 0, "abandoned_registrations": 0, "sso_sessions_ended": 0,
-                                            "app_records_forgotten": 0, "stalled_deliveries_closed": 0}
+                                            "app_records_forgotten": 0, "stalled_deliveries_closed": 0,
+                                            "expired_records_forgotten": 0}
     clock.travel(days(70 - lead))
     assert housekeeping.run().expiry_reminders == 1
     assert outbox.last("+351912345678").body == notice("key_expiring", key.valid_until)
@@ -70,7 +71,8 @@ def test_inactivity_rule_switched_off(make_citizen, clock, settings):
     clock.travel(days(5000 // 2))  # document valid 10 years; nothing expires yet
     assert housekeeping.run().as_dict() == {"expiry_reminders": 0, "inactivity_reminders": 0, "expired": 0,
                                             "revoked": 0, "abandoned_registrations": 0, "sso_sessions_ended": 0,
-                                            "app_records_forgotten": 0, "stalled_deliveries_closed": 0}
+                                            "app_records_forgotten": 0, "stalled_deliveries_closed": 0,
+                                            "expired_records_forgotten": 0}
     assert Key.objects.get(pk=key.pk).status == KeyStatus.ACTIVE
 
 

@@ -1,5 +1,6 @@
 """Renewing the identity document renews the key: from the civil records (housekeeping) or at the
-counter with the renewed document in hand; the citizen is told; a signing certificate is kept."""
+counter with the renewed document in hand; the citizen is told; a signing certificate is re-issued
+for the same key, without a new activation."""
 
 import dataclasses
 import datetime as dt
@@ -46,7 +47,7 @@ def test_a_card_renewed_in_the_civil_records_renews_the_key_before_any_reminder(
     assert AuditEvent.objects.filter(event="key.renew").count() == 1
 
 
-def test_a_clerk_records_a_renewed_foreign_document_and_signing_is_kept(signing_pki, staff_client, clock,
+def test_a_clerk_records_a_renewed_foreign_document_and_signing_follows(signing_pki, staff_client, clock,
                                                                         outbox):
     from chave.identity import services as identity
     from chave.signing import services as signing
@@ -74,6 +75,14 @@ def test_a_clerk_records_a_renewed_foreign_document_and_signing_is_kept(signing_
     assert CivilRecord.objects.get(doc_number="AB123456").document_expiry == new_expiry
     action = CounterAction.objects.get()
     assert (action.kind, action.detail) == ("renew", {"document_expiry": new_expiry.isoformat()})
-    assert outbox.last(PHONE).body == renewed_notice(new_expiry, "en")
-    # Signing goes on with the same credential: no new activation.
+    outbox.last(PHONE)  # the messages go out
+    # Newest first: the key's renewal, then its signing certificate's.
+    credential.refresh_from_db()
+    assert [m.body for m in outbox.messages(PHONE)[:2]] == [
+        notice_message("signing_certificate_renewed", language="en", until=credential.not_after).body,
+        renewed_notice(new_expiry, "en")]
+    # Signing goes on with the same credential and key, its certificate re-issued: no new activation.
     assert signing.active_credential(key.citizen) == credential and signing.check_signing_pin(credential, "5820").ok
+    assert credential.not_after.date() == new_expiry
+    event = AuditEvent.objects.get(event="signing.reissue")
+    assert event.channel == "counter" and event.detail["by"].startswith("staff:")

@@ -120,7 +120,8 @@ def test_the_portal_page_shows_each_logout_notification_and_its_outcome(staff_cl
     now = clock.now()
     for n, (status, attempts, http, error, later) in enumerate([
             ("delivered", 1, 200, "", None), ("queued", 2, 400, "the portal answered 400", 30),
-            ("failed", 6, None, "the portal is unreachable: refused", None)]):
+            ("failed", 6, None, "the portal is unreachable: refused", None),
+            ("failed", 1, 200, "the service provider did not answer with a LogoutResponse", None)]):
         session = SsoSession.objects.create(sid=f"s{n}", key=key, auth_time=now, assurance_level=3, method="sms",
                                             created_at=now)
         BackchannelLogout.objects.create(
@@ -133,6 +134,7 @@ def test_the_portal_page_shows_each_logout_notification_and_its_outcome(staff_cl
     assert "Delivered" in table and "HTTP 200" in table
     assert "Will try again at" in table and "HTTP 400" in table
     assert "Not delivered: gave up" in table and "No answer (unreachable)" in table
+    assert "HTTP 200, without confirming the sign-out" in table  # a SAML SP's answer that was not Success
     assert "queued" not in table and "failed" not in table  # labels, never the internal codes
 
 
@@ -143,6 +145,23 @@ def test_a_portal_without_back_channel_logout_says_so(staff_client):
                                    redirect_uris=["https://x.gov.pt/cb"], jwks=jwks()).relying_party
     html = staff_client("rp-admin", counter="").get(f"/counter/rp/{party.client_id}/").content.decode()
     assert "registered no back-channel logout URI" in html
+
+
+def test_a_saml_sp_page_says_whether_it_is_told_by_soap(staff_client, client, tmp_path):
+    from saml2 import BINDING_HTTP_REDIRECT, BINDING_SOAP
+
+    from chave.saml.tests.conftest import register
+    from chave.saml.tests.sp import pysaml2_portal
+
+    idp_metadata = client.get("/saml/metadata").content.decode()
+    front = register(pysaml2_portal(tmp_path, idp_metadata, host="front.example.pt", name="front").metadata_xml)
+    soap = register(pysaml2_portal(tmp_path, idp_metadata, host="soap.example.pt", name="soap",
+                                   slo_bindings=(BINDING_HTTP_REDIRECT, BINDING_SOAP)).metadata_xml, name="SOAP")
+    clerk = staff_client("rp-admin", counter="")
+    front_page = clerk.get(f"/counter/rp/{front.relying_party.client_id}/").content.decode()
+    soap_page = clerk.get(f"/counter/rp/{soap.relying_party.client_id}/").content.decode()
+    assert "registered no SOAP logout service" in front_page
+    assert "No citizen has signed out of this portal yet." in soap_page and "SOAP logout service" not in soap_page
 
 
 # --- OpenID Connect settings (issue 14): the newer client settings and the sector identifier URI --------

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 import pytest
 from django.conf import settings
 
+from chave.counter import housekeeping
 from chave.oidc.models import ClientAssertion
 
 from .portal import query_of, register_portal
@@ -73,8 +74,11 @@ def test_a_jti_is_kept_until_its_assertion_expires_so_a_replay_is_refused(client
     assert replay.status_code == 400
     assert replay.json()["error_description"] == "The client assertion was already used."
     assert ClientAssertion.objects.count() == 1
-    clock.travel(dt.timedelta(minutes=10))  # expired now: refused as expired, and forgotten
+    clock.travel(dt.timedelta(minutes=10))  # expired now: refused as expired, and forgotten by housekeeping
+    assert service_token(client, portal, assertion).status_code == 400
     assert service_token(client, portal, portal.assertion()).status_code == 200
+    assert ClientAssertion.objects.count() == 2
+    assert housekeeping.run().expired_records_forgotten >= 1
     assert ClientAssertion.objects.count() == 1
 
 

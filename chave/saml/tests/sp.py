@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, BINDING_SOAP, samlp
 from saml2.client import Saml2Client
 from saml2.config import SPConfig
 from saml2.metadata import entity_descriptor
@@ -101,7 +101,10 @@ class Pysaml2Portal:
 
 
 def pysaml2_portal(folder: Path, idp_metadata: str, *, host: str = "portal.example.pt",
-                   name: str = "portal", scheme: str = "https") -> Pysaml2Portal:
+                   name: str = "portal", scheme: str = "https",
+                   slo_bindings: tuple[str, ...] = (BINDING_HTTP_REDIRECT,)) -> Pysaml2Portal:
+    """A pysaml2 SP; its logout service at ``/saml/slo`` for each of ``slo_bindings`` (SOAP at
+    ``/saml/soap-slo``)."""
     key_file, cert_file = make_key_pair(folder, name)
     entity_id = f"{scheme}://{host}/saml/metadata"
     acs = f"{scheme}://{host}/saml/acs"
@@ -117,7 +120,9 @@ def pysaml2_portal(folder: Path, idp_metadata: str, *, host: str = "portal.examp
         "service": {"sp": {
             "endpoints": {
                 "assertion_consumer_service": [(acs, BINDING_HTTP_POST)],
-                "single_logout_service": [(f"{scheme}://{host}/saml/slo", BINDING_HTTP_REDIRECT)],
+                "single_logout_service": [
+                    (f"{scheme}://{host}/saml/{'soap-slo' if binding == BINDING_SOAP else 'slo'}", binding)
+                    for binding in slo_bindings],
             },
             "authn_requests_signed": True,
             "want_response_signed": True,
@@ -188,3 +193,92 @@ NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:uri" isRequired="False" 
 NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:uri" isRequired="False" />\
 </fa:RequestedAttributes><fa:FAAALevel xmlns:fa="http://autenticacao.cartaodecidadao.pt/atributos">3</fa:FAAALevel>\
 </samlp:Extensions></samlp:AuthnRequest>'''
+
+
+# --- A pysaml2 SP's SOAP logout service, on a real HTTP server on loopback ---------------------------
+
+
+@dataclass
+class SoapReceived:
+    """What the SP's SOAP logout service was sent: the headers, and the LogoutRequest as pysaml2
+    read it after checking Chave's signature (``must``: an unsigned one is refused)."""
+
+    content_type: str
+    soap_action: str
+    envelope: str
+    message: samlp.LogoutRequest | None
+    error: str = ""
+
+
+class SoapLogoutService:
+    """A pysaml2 portal whose only logout service is SOAP, served on 127.0.0.1: it verifies each
+    LogoutRequest with pysaml2 against Chave's metadata and answers a LogoutResponse signed with
+    its own key (``Success``, or ``saml_status``). ``http_statuses`` are answered first, one per
+    request, without a SAML answer (a portal down for a moment)."""
+
+    def __init__(self, folder: Path, idp_metadata: str, *, name: str = "soap"):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.received: list[SoapReceived] = []
+        self.http_statuses: list[int] = []
+        self.saml_status: str | None = None
+        self.lock = threading.Lock()
+        service = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+                status, answer = service.answer(self.path, body, self.headers)
+                self.send_response(status)
+                self.send_header("Content-Type", "text/xml; charset=utf-8")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.portal = pysaml2_portal(folder, idp_metadata, host=f"127.0.0.1:{self.server.server_port}", name=name,
+                                     scheme="http", slo_bindings=(BINDING_SOAP,))
+        self.url = f"http://127.0.0.1:{self.server.server_port}/saml/soap-slo"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def answer(self, path: str, body: str, headers) -> tuple[int, bytes]:
+        from saml2.samlp import STATUS_REQUESTER, STATUS_SUCCESS
+
+        client = self.portal.client
+        with self.lock:
+            scripted = self.http_statuses.pop(0) if self.http_statuses else None
+        if path != "/saml/soap-slo":
+            return 404, b""
+        message, error = None, ""
+        try:
+            xml = client.unravel(body, BINDING_SOAP, "logout_request")
+            client.sec.correctly_signed_logout_request(xml, must=True)  # raises unless Chave's signature holds
+            message = client.parse_logout_request(body, BINDING_SOAP).message
+        except Exception as exc:  # noqa: BLE001 - recorded for the test to see
+            error = f"{exc.__class__.__name__}: {exc}"
+        with self.lock:
+            self.received.append(SoapReceived(headers.get("Content-Type", ""), headers.get("SOAPAction", ""), body,
+                                              message, error))
+        if scripted is not None:
+            return scripted, b""
+        if message is None:
+            return 403, b""
+        status = samlp.Status(status_code=samlp.StatusCode(
+            value=STATUS_SUCCESS if self.saml_status is None else STATUS_REQUESTER,
+            status_code=samlp.StatusCode(value=self.saml_status) if self.saml_status else None))
+        response = client.create_logout_response(message, [BINDING_SOAP], status=status, sign=True,
+                                                 sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256)
+        info = client.apply_binding(BINDING_SOAP, response, "", sign=False)  # signed already (enveloped)
+        return 200, info["data"].encode() if isinstance(info["data"], str) else info["data"]
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()

@@ -3,6 +3,7 @@ signed AuthnRequest with the fa: extensions; the citizen signs in with the key, 
 page, and the one button posts Chave's signed Response to the portal's ACS, whose pysaml2 accepts
 it. No script runs on Chave's pages (its Content-Security-Policy's form-action names the ACS)."""
 
+import base64
 import html
 import os
 import re
@@ -92,3 +93,51 @@ def test_a_saml_login_with_consent_in_a_browser(live_server, settings, make_citi
     result = portal.read_response(portal_server.posted[0]["SAMLResponse"], request_id)
     assert result.ava[PREFIX + "NIC"] and result.ava[PREFIX + "DataNascimento"]
     assert portal_server.posted[0]["RelayState"] == "volta=/inicio"
+
+
+def test_an_sp_logout_answered_by_http_post_in_a_browser(live_server, settings, make_citizen, outbox, portal_server,
+                                                         new_page, tmp_path):
+    """An SP whose logout service is HTTP-POST only: its signed LogoutRequest, posted by the
+    browser, signs the citizen out of Chave, and the signed-out page's one button posts Chave's
+    signed LogoutResponse back (the page's form-action allows that address), which pysaml2 accepts."""
+    settings.CHAVE_PUBLIC_URL = live_server.url
+    from django.test import Client
+    from saml2 import BINDING_HTTP_POST
+    from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
+
+    from chave.saml import idp
+
+    make_citizen(phone=PHONE, pin=PIN)
+    portal = pysaml2_portal(tmp_path, Client().get("/saml/metadata").content.decode(), host=portal_server.host,
+                            scheme="http", slo_bindings=(BINDING_HTTP_POST,))
+    register(portal.metadata_xml, name="Portal SAML (teste)")
+    request_id, form = portal.authn_request(extensions=fa_extensions({"NIC": True}, level=3))
+    fields = "".join(f'<input type="hidden" name="{k}" value="{html.escape(v)}">' for k, v in form.items())
+    portal_server.start_page = (f'<!doctype html><title>Portal</title><form method="post" action="{live_server.url}'
+                                f'/saml/sso">{fields}<button>Entrar com a Chave</button></form>').encode()
+    page = new_page(locale="pt-PT")
+    page.goto(f"http://{portal_server.host}/start")
+    page.get_by_role("button", name="Entrar com a Chave").click()
+    sign_in_with_the_key(page, outbox, lang="pt-pt", phone=PHONE, pin=PIN)
+    page.wait_for_url(re.compile(r"/saml/consent$"))
+    page.get_by_role("button", name=says("Share and continue", "pt-pt")).click()
+    page.get_by_role("button", name=says("Continue to %(portal)s", "pt-pt", portal="Portal SAML (teste)")).click()
+    page.wait_for_url(re.compile(r"/saml/acs$"))
+    name_id = portal.read_response(portal_server.posted[0]["SAMLResponse"], request_id).name_id
+
+    logout_id, signed = portal.client.create_logout_request(idp.slo_url(), idp.entity_id(), name_id=name_id, sign=True,
+                                                            sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256)
+    saml_request = base64.b64encode(str(signed).encode()).decode()  # the HTTP-POST binding's field
+    portal_server.start_page = (f'<!doctype html><title>Portal</title><form method="post" action="{live_server.url}'
+                                f'/saml/slo"><input type="hidden" name="SAMLRequest" value="{saml_request}">'
+                                f'<input type="hidden" name="RelayState" value="sair"><button>Sair</button>'
+                                f'</form>').encode()
+    page.goto(f"http://{portal_server.host}/start")
+    page.get_by_role("button", name="Sair").click()
+    page.get_by_role("heading", name=says("You have signed out", "pt-pt")).wait_for()
+    page.get_by_role("button", name=says("Return to %(portal)s", "pt-pt", portal="Portal SAML (teste)")).click()
+    page.wait_for_url(re.compile(r"/saml/slo$"))
+    posted = portal_server.posted[1]
+    verdict = portal.client.parse_logout_request_response(posted["SAMLResponse"], BINDING_HTTP_POST)
+    assert verdict.response.in_response_to == logout_id and posted["RelayState"] == "sair"
+    assert verdict.response.status.status_code.value == "urn:oasis:names:tc:SAML:2.0:status:Success"

@@ -84,3 +84,19 @@ def test_certificate_sign_multiple_sign_validate(signer, integrator_client, outb
                                                       "scmd.ValidateOtp", "scmd.GetCertificateWithPin"}
     assert all(e.detail["result"] == 200 for e in calls)
     assert PIN not in str(list(AuditEvent.objects.values_list("detail", flat=True)))
+
+
+def test_get_certificate_gives_the_renewed_certificate_after_a_document_renewal(signer, integrator_client, clock):
+    """A renewed identity document re-issues the citizen's certificate for the same key: the
+    integrator's next GetCertificate gets it, with the same CA chain."""
+    from chave.identity import services as identity
+
+    c = integrator_client
+    key, credential = signer(phone=PHONE, document_expiry=clock.today() + dt.timedelta(days=20))
+    before = _chain(c.service.GetCertificate(applicationId=c.app, userId=c.encrypt("+351 912000701")))
+    assert identity.renew_document(key, clock.today() + dt.timedelta(days=3650), by="civil-registry")
+    after = _chain(c.service.GetCertificate(applicationId=c.app, userId=c.encrypt("+351 912000701")))
+    credential.refresh_from_db()
+    assert f"{after[0].serial_number:x}" == credential.serial_number != f"{before[0].serial_number:x}"
+    assert after[0].public_key().public_numbers() == before[0].public_key().public_numbers()
+    assert after[0].not_valid_after_utc > before[0].not_valid_after_utc and after[1:] == before[1:]

@@ -96,7 +96,7 @@ def sign_placed(client, outbox, phone: str, form: dict) -> list[bytes]:
     response = client.post("/area/sign/code/", {"code": outbox.last_code(phone)})
     assert response.status_code == 302 and response["Location"] == "/area/sign/done/"
     links = re.findall(r'href="(/area/sign/download/\d+/)"', client.get("/area/sign/done/").content.decode())
-    return [client.get(link).content for link in links]
+    return [client.get(link).getvalue() for link in links]
 
 
 def widget(pdf: bytes, index: int = 0) -> tuple[int, list[float]]:

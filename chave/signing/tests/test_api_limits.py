@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import io
 import json
 
 import pytest
@@ -118,7 +119,8 @@ def _signed_through_the_csc_api(client, outbox, clock, credential, pdf: bytes) -
     outbox.last(PHONE)  # the activation notice goes first (the clock is frozen: order by sending)
     clock.travel(dt.timedelta(seconds=1))
     certificate = services.certificate(credential)
-    prepared = pades.prepare(pdf, certificate)
+    document = io.BytesIO(pdf)
+    prepared = pades.prepare(document, certificate)
     hashes = [base64.b64encode(prepared.to_sign).decode()]
     cid = credential.credential_id
     assert call(client, "/csc/v2/credentials/sendOTP", bearer, {"credentialID": cid}).status_code == 204
@@ -129,7 +131,8 @@ def _signed_through_the_csc_api(client, outbox, clock, credential, pdf: bytes) -
         "credentialID": cid, "SAD": sad, "hashes": hashes, "hashAlgorithmOID": "2.16.840.1.101.3.4.2.1",
         "signAlgo": services.sign_algorithm_oids(credential)["sha256"]})
     assert done.status_code == 200, done.content
-    return pades.finish(prepared, certificate, base64.b64decode(done.json()["signatures"][0]))
+    pades.finish(document, prepared, certificate, base64.b64decode(done.json()["signatures"][0]))
+    return document.getvalue()
 
 
 def test_the_validation_api_takes_a_signed_pdf_above_the_old_2_5_mb_cap(

@@ -66,7 +66,7 @@ def sign_through_pages(client, outbox, clock, *, level="B-T", placements=(("1", 
     done = client.get("/area/sign/done/")
     links = re.findall(r'href="(/area/sign/download/\d+/)"', done.content.decode())
     assert len(links) == 2
-    return [client.get(link).content for link in links]
+    return [client.get(link).getvalue() for link in links]
 
 
 def _status(pdf: bytes, index: int = 0):

@@ -93,6 +93,9 @@ def test_the_crl_lists_revoked_certificates_and_is_signed_by_the_ca(signing_pki,
 
 
 def test_a_label_that_names_another_key_is_refused_before_anything_is_published(signing_pki, settings):
+    from django.core.cache import cache
+
+    cache.clear()  # a CRL an earlier test had signed would be served from the cache, without the HSM
     ca = _cert(signing_pki, "ca.crt")
     settings.CHAVE_SIGNING_CA_KEY_LABEL = settings.CHAVE_SIGNING_TSA_KEY_LABEL  # a key, but not the CA's
     with pytest.raises(HsmError, match="not the key of the issuing certificate"):

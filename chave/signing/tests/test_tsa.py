@@ -11,6 +11,7 @@ import secrets
 import pytest
 from asn1crypto import algos, tsp
 
+from chave.signing import pki
 from chave.signing.pki import TimeStampResponse
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,7 +40,12 @@ def test_a_granted_token_carries_the_policy_accuracy_nonce_and_imprint(client, s
     assert info["accuracy"]["seconds"].native == 1
     assert info["nonce"].native == nonce
     assert info["message_imprint"]["hashed_message"].native == hashlib.sha384(b"a document").digest()
-    assert len(signed["certificates"]) >= 1
+    # The TSA's certificate and its chain, and the signed attribute naming the TSA's certificate
+    # (both encoded once per process and reused: each token must still carry the right ones).
+    m = pki.material()
+    assert {c.chosen.dump() for c in signed["certificates"]} == {pki.der(c) for c in (m.tsa, *m.chain)}
+    attributes = {a["type"].native: a["values"][0] for a in signed["signer_infos"][0]["signed_attrs"]}
+    assert attributes["signing_certificate"]["certs"][0]["cert_hash"].native == hashlib.sha1(pki.der(m.tsa)).digest()
     # Serial numbers never repeat.
     serials = {ask(client)["time_stamp_token"]["content"]["encap_content_info"]["content"].parsed[
         "serial_number"].native for _ in range(5)}

@@ -139,12 +139,23 @@ def test_the_database_keeps_no_subject_in_clear(rules, clock):
 
 
 @pytest.mark.django_db
-def test_old_events_are_pruned(rules, clock):
+def test_events_that_no_longer_count_are_purged_by_housekeeping(rules, clock, settings):
+    from chave.counter import housekeeping
+
     for _ in range(3):
         throttle.hit(("three_a_minute", "ana"))
+    throttle.hit(("ten_an_hour", "ana"))
     clock.travel(dt.timedelta(minutes=5))
-    throttle.hit(("three_a_minute", "ana"))
-    assert ThrottleEvent.objects.count() == 1
+    # Old events no longer count, whether purged yet or not.
+    assert throttle.hit(("three_a_minute", "ana")).allowed
+    assert ThrottleEvent.objects.count() == 5
+    # A throttle no longer configured leaves nothing behind either.
+    settings.CHAVE_POLICY = {**settings.CHAVE_POLICY, "throttles": {
+        k: v for k, v in settings.CHAVE_POLICY["throttles"].items() if k != "ten_an_hour"}}
+    assert housekeeping.run().expired_records_forgotten == 4
+    assert list(ThrottleEvent.objects.values_list("name", flat=True)) == ["three_a_minute"]
+    assert throttle.hit(("three_a_minute", "ana"), ("three_a_minute", "ana")).allowed
+    assert not throttle.hit(("three_a_minute", "ana")).allowed
 
 
 def test_redis_keeps_no_subject_in_clear(rules, redis_store, clock):

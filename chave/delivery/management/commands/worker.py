@@ -49,8 +49,11 @@ class _EveryRun(logging.Filter):
 
 
 def _sweep() -> None:
+    from chave.ops import expiry
+
     try:
         services.recover_stalled()
+        expiry.forget_expired()  # throttle events and replay caches that no longer count
     except (OperationalError, InterfaceError) as exc:
         log.warning("delivery sweep skipped: database unavailable (%s)", exc.__class__.__name__)
     finally:

@@ -155,8 +155,14 @@ class Command(BaseCommand):
             "certificate_serial": credential.serial_number, "subject": services.certificate(credential).subject.rfc4514_string(),
             "not_after": credential.not_after.isoformat(), "signing_pin_must_change": credential.pin_must_change,
         }
+        # The certificate history, newest first: re-issues at document renewals, and their state.
+        history = [{"serial": row.serial_number, "status": row.status, "not_before": row.not_before.isoformat(),
+                    "not_after": row.not_after.isoformat()}
+                   for row in credential.certificates.order_by("-issued_at", "-id")]
         if as_json:
-            self.stdout.write(json.dumps(data))
+            self.stdout.write(json.dumps({**data, "certificates": history}))
         else:
             for name, value in data.items():
                 self.stdout.write(f"{name}: {value}")
+            for row in history:
+                self.stdout.write(f"certificate: {row['serial']} {row['status']} {row['not_before']} – {row['not_after']}")
