@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
 DEMO_PORT ?= 8001
+DEMO_SAML_PORT ?= 8002
 PYTEST_ARGS ?=
 # Hashed lock files (make lock): what `make run` (LOCK), `make test` and CI (TEST_LOCK) install.
 LOCK       := requirements.lock
@@ -84,16 +85,17 @@ system-deps:
 demo-deps:
 	@scripts/system-deps.sh demo
 
-## make run: install, migrate the embedded database, seed the demo citizen and demo portal, start web + worker
-## on :$(PORT) and the demo portal on :$(DEMO_PORT)
+## make run: install, migrate the embedded database, seed the demo citizen and demo portals, start web + worker
+## on :$(PORT), the demo portal on :$(DEMO_PORT) and the SAML demo portal on :$(DEMO_SAML_PORT)
 ## (CHAVE_ENV=dev unless set: development defaults and Django's debug pages)
 run: export CHAVE_ENV := $(or $(CHAVE_ENV),dev)
 run: install demo-deps
 	$(BIN)/chave migrate --noinput -v0
 	CHAVE_PUBLIC_URL=$${CHAVE_PUBLIC_URL:-http://127.0.0.1:$(PORT)} $(BIN)/chave seed_demo \
-		--demo-portal-url http://127.0.0.1:$(DEMO_PORT)
+		--demo-portal-url http://127.0.0.1:$(DEMO_PORT) --demo-saml-portal-url http://127.0.0.1:$(DEMO_SAML_PORT)
 	CHAVE_PUBLIC_URL=$${CHAVE_PUBLIC_URL:-http://127.0.0.1:$(PORT)} $(BIN)/chave serve --port $(PORT) --with-worker \
-		--with-demo-portal --demo-portal-port $(DEMO_PORT) --with-card-agent
+		--with-demo-portal --demo-portal-port $(DEMO_PORT) --with-demo-saml-portal \
+		--demo-saml-portal-port $(DEMO_SAML_PORT) --with-card-agent
 
 ## make test: install what tests need (Debian packages included) and run the whole suite
 test: install-test

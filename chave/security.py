@@ -29,11 +29,15 @@ class ContentSecurityPolicyMiddleware:
 
 def allow_frames(response, urls):
     """The policy admits no frame: a page that must load ``urls`` in frames (front-channel logout)
-    gets the policy with ``frame-src`` naming their origins, and only those."""
+    gets the policy with ``frame-src`` naming their origins, and only those; and Chave's own when
+    a frame carries a SAML ``LogoutRequest`` (the SP answers it in that frame, with a
+    ``LogoutResponse`` sent back to Chave's logout service)."""
     if urls and settings.CHAVE_CONTENT_SECURITY_POLICY:
         from urllib.parse import urlsplit
 
         origins = sorted({f"{urlsplit(u).scheme}://{urlsplit(u).netloc}" for u in urls})
+        if any("SAMLRequest=" in urlsplit(u).query for u in urls):
+            origins.insert(0, "'self'")
         response["Content-Security-Policy"] = f"{settings.CHAVE_CONTENT_SECURITY_POLICY}; frame-src {' '.join(origins)}"
     return response
 

@@ -249,8 +249,14 @@ def slo(request):
         return _error_page(request, _("A parameter is repeated."))
     relay_state = source.get("RelayState")
     if source.get("SAMLResponse") and not source.get("SAMLRequest"):
-        # An SP's answer to the LogoutRequest Chave's signed-out page sent it (in a frame): nothing to do.
-        return render(request, "oidc/logout_done.html", {"was_signed_in": False})
+        # An SP's answer to the LogoutRequest Chave's signed-out page sent it (in a frame): nothing to
+        # do, and Chave's own page may show the answer in that frame.
+        done = render(request, "oidc/logout_done.html", {"was_signed_in": False})
+        done["X-Frame-Options"] = "SAMEORIGIN"
+        if settings.CHAVE_CONTENT_SECURITY_POLICY:
+            done["Content-Security-Policy"] = settings.CHAVE_CONTENT_SECURITY_POLICY.replace(
+                "frame-ancestors 'none'", "frame-ancestors 'self'")
+        return done
     try:
         sp, message = services.receive_logout(binding=binding, raw=source.get("SAMLRequest"), relay_state=relay_state,
                                               sig_alg=source.get("SigAlg"), signature=source.get("Signature"))

@@ -113,13 +113,16 @@ class Sessions:
     def sign_out(self, *, sid: str | None, sub: str | None) -> int:
         """Forget the signed-in user of every session of Chave session ``sid`` (or, without a
         ``sid``, of subject ``sub``); returns how many sessions that was."""
+        return self.sign_out_where(lambda user: bool((sid and user.get("sid") == sid)
+                                                     or (not sid and sub and user["id_token_claims"]["sub"] == sub)))
+
+    def sign_out_where(self, signed_out) -> int:
+        """Forget the signed-in user of every session whose user ``signed_out(user)`` names;
+        returns how many sessions that was."""
         ended = 0
         with self._lock:
             for session in self._by_id.values():
-                user = session.user
-                if user is None:
-                    continue
-                if (sid and user.get("sid") == sid) or (not sid and sub and user["id_token_claims"]["sub"] == sub):
+                if session.user is not None and signed_out(session.user):
                     session.user = None
                     ended += 1
         return ended
@@ -178,26 +181,17 @@ def redirect(location: str) -> Response:
 # --- the application ----------------------------------------------------------------------------
 
 
-class DemoPortal:
-    """The WSGI application. ``DemoPortal(Config(...))`` makes (or reads) the portal's key."""
+class PortalApp:
+    """What both demo portals' WSGI applications do: routing, languages, headers, the page frame.
+    A subclass sets ``self.config`` (``issuer``, ``base_url``), ``self.sessions``, ``self.routes``
+    and ``NAME`` (the word of its name in ``text.WORDS``)."""
 
-    def __init__(self, config: Config):
-        self.config = config
-        self.urls = endpoints(config.base_url)
-        self.key = oidc.PortalKey.load_or_create(config.data_dir)
-        self.provider = oidc.Provider(config.issuer, timeout=config.timeout)
-        self.sessions = Sessions()
-        self.secure_cookies = config.base_url.startswith("https://")
-        self.routes = {
-            "/": {"GET": self.home},
-            "/login": {"POST": self.login},
-            "/callback": {"GET": self.callback},
-            "/logout": {"POST": self.logout},
-            "/signed-out": {"GET": self.signed_out},
-            "/backchannel-logout": {"POST": self.backchannel_logout},
-            "/jwks.json": {"GET": self.jwks},
-            "/style.css": {"GET": self.style},
-        }
+    NAME = "portal"
+    secure_cookies = False
+
+    def frame_ancestors(self, request: Request) -> str:
+        """Who may show a page in a frame (CSP ``frame-ancestors``): nobody."""
+        return "'none'"
 
     def __call__(self, environ, start_response):
         request = Request(environ)
@@ -219,16 +213,18 @@ class DemoPortal:
                                      f"<p>{say(request.lang, 'bad_method')}</p>", status="413 Content Too Large")
         if request.query.get("lang") in LANGUAGES:
             response.cookie(LANGUAGE_COOKIE, request.lang, max_age=365 * 24 * 3600, secure=self.secure_cookies)
+        ancestors = self.frame_ancestors(request)
         headers = [("Content-Type", response.content_type), ("Content-Length", str(len(response.body))),
-                   ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"),
-                   ("X-Frame-Options", "DENY"), *response.headers]
+                   ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"), *response.headers]
+        if ancestors == "'none'":
+            headers.append(("X-Frame-Options", "DENY"))
         if not any(name == "Cache-Control" for name, _value in headers):
             headers.append(("Cache-Control", "no-store"))
         if response.content_type.startswith("text/html"):
             # Forms post here, and the redirects that follow them go to Chave.
             origin = "{0.scheme}://{0.netloc}".format(urllib.parse.urlsplit(self.config.issuer))
             headers.append(("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; "
-                            f"form-action 'self' {origin}; frame-ancestors 'none'; base-uri 'none'"))
+                            f"form-action 'self' {origin}; frame-ancestors {ancestors}; base-uri 'none'"))
         start_response(response.status, headers)
         return [response.body]
 
@@ -241,7 +237,7 @@ class DemoPortal:
             f'hreflang="{HTML_LANG[code]}">{NAMES[code]}</a></li>'
             for code in LANGUAGES if code != lang
         )
-        portal = say(lang, "portal")
+        portal = say(lang, self.NAME)
         document = f"""<!doctype html>
 <html lang="{HTML_LANG[lang]}">
 <head>
@@ -268,6 +264,31 @@ class DemoPortal:
     def _session(self, request: Request) -> tuple[str | None, Session | None]:
         session_id = request.cookies.get(SESSION_COOKIE)
         return session_id, self.sessions.get(session_id)
+
+    def style(self, request: Request) -> Response:
+        return Response("200 OK", STYLE, "text/css; charset=utf-8", [("Cache-Control", "public, max-age=3600")])
+
+
+class DemoPortal(PortalApp):
+    """The WSGI application. ``DemoPortal(Config(...))`` makes (or reads) the portal's key."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.urls = endpoints(config.base_url)
+        self.key = oidc.PortalKey.load_or_create(config.data_dir)
+        self.provider = oidc.Provider(config.issuer, timeout=config.timeout)
+        self.sessions = Sessions()
+        self.secure_cookies = config.base_url.startswith("https://")
+        self.routes = {
+            "/": {"GET": self.home},
+            "/login": {"POST": self.login},
+            "/callback": {"GET": self.callback},
+            "/logout": {"POST": self.logout},
+            "/signed-out": {"GET": self.signed_out},
+            "/backchannel-logout": {"POST": self.backchannel_logout},
+            "/jwks.json": {"GET": self.jwks},
+            "/style.css": {"GET": self.style},
+        }
 
     def home(self, request: Request) -> Response:
         _session_id, session = self._session(request)
@@ -460,9 +481,6 @@ class DemoPortal:
     def jwks(self, request: Request) -> Response:
         return Response("200 OK", json.dumps(self.key.public_jwks()).encode(), "application/json",
                         [("Cache-Control", "public, max-age=300")])
-
-    def style(self, request: Request) -> Response:
-        return Response("200 OK", STYLE, "text/css; charset=utf-8", [("Cache-Control", "public, max-age=3600")])
 
 
 def _json_response(status: str, body: dict) -> Response:

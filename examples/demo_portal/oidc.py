@@ -112,6 +112,22 @@ def http_json(url: str, *, data: dict | None = None, headers: dict | None = None
         raise ProviderUnreachable(str(getattr(exc, "reason", exc))) from exc
 
 
+def http_bytes(url: str, *, timeout: float = 10, limit: int = MAX_RESPONSE_BYTES) -> tuple[int, bytes]:
+    """GET a document of at most ``limit`` bytes: ``(status, body)``; raises
+    :class:`ProviderUnreachable` when it cannot be had."""
+    request = urllib.request.Request(url)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - the configured provider
+            body = response.read(limit + 1)
+            if len(body) > limit:
+                raise ProviderUnreachable("the answer is too large")
+            return response.status, body
+    except urllib.error.HTTPError as exc:
+        return exc.code, b""
+    except (urllib.error.URLError, OSError) as exc:
+        raise ProviderUnreachable(str(getattr(exc, "reason", exc))) from exc
+
+
 # --- the portal's own key ---------------------------------------------------------------------
 
 

@@ -54,9 +54,9 @@ class RunningPortal:
 
 
 @contextlib.contextmanager
-def running_portal(issuer: str, data_dir):
-    """The Demo Portal on a free port of 127.0.0.1, registered and approved at Chave as
-    ``seed_demo`` does it, pointed at ``issuer``; stopped on exit."""
+def serving(make_app):
+    """An application served by waitress on a free port of 127.0.0.1 (in a thread): yields
+    ``(url, app)``, where ``make_app(url)`` made the application; stopped on exit."""
     import waitress
     from waitress import wasyncore
 
@@ -66,11 +66,9 @@ def running_portal(issuer: str, data_dir):
     thread = threading.Thread(target=server.run, name="demo-portal", daemon=True)
     try:
         url = f"http://127.0.0.1:{server.effective_port}"
-        party, _notes = seed_demo_portal(url)
-        holder["app"] = demo.DemoPortal(demo.Config(issuer=issuer, client_id=party.client_id, base_url=url,
-                                                    data_dir=data_dir, timeout=BOUND))
+        holder["app"] = make_app(url)
         thread.start()
-        yield RunningPortal(url, party.client_id, holder["app"])
+        yield url, holder["app"]
     finally:
         # Close every socket from the server's own loop (kept-alive connections too), which then ends.
         try:
@@ -83,6 +81,21 @@ def running_portal(issuer: str, data_dir):
             thread.join(BOUND)
         server.task_dispatcher.shutdown()
         assert not thread.is_alive(), "the demo portal did not stop"
+
+
+@contextlib.contextmanager
+def running_portal(issuer: str, data_dir):
+    """The Demo Portal on a free port of 127.0.0.1, registered and approved at Chave as
+    ``seed_demo`` does it, pointed at ``issuer``; stopped on exit."""
+    registered = {}
+
+    def make_app(url):
+        registered["party"], _notes = seed_demo_portal(url)
+        return demo.DemoPortal(demo.Config(issuer=issuer, client_id=registered["party"].client_id, base_url=url,
+                                           data_dir=data_dir, timeout=BOUND))
+
+    with serving(make_app) as (url, app):
+        yield RunningPortal(url, registered["party"].client_id, app)
 
 
 def portal_key_dir(tmp_path_factory):

@@ -153,7 +153,7 @@ def test_seed_demo_gives_the_demo_clerk_a_citizen_card_of_their_own_once():
 @override_settings(CHAVE_ENV="dev")
 def test_seed_demo_registers_and_approves_the_demo_portal_once_and_says_where_it_is():
     first = seed()
-    party = RelyingParty.objects.get()
+    party = RelyingParty.objects.get(name=seed_demo.DEMO_PORTAL_NAME)
     assert party.name == "Portal de Demonstração" and party.state == RelyingParty.State.APPROVED
     assert party.redirect_uris == ["http://127.0.0.1:8001/callback"]
     assert party.post_logout_redirect_uris == ["http://127.0.0.1:8001/signed-out"]
@@ -167,9 +167,11 @@ def test_seed_demo_registers_and_approves_the_demo_portal_once_and_says_where_it
     assert f"Demo portal: Portal de Demonstração at http://127.0.0.1:8001/ (client_id {party.client_id}, approved)" \
         in first
     assert "chave serve --with-demo-portal" in first and "chave demo_portal" in first
+    assert ("SAML demo portal: Portal SAML de Demonstração at http://127.0.0.1:8002/ (entity ID "
+            "http://127.0.0.1:8002/saml/metadata, approved)") in first
 
     second = seed()
-    assert RelyingParty.objects.count() == 1
+    assert RelyingParty.objects.filter(name=seed_demo.DEMO_PORTAL_NAME).count() == 1
     assert "Registered the demo portal" not in second
     assert f"client_id {party.client_id}, approved" in second
 
@@ -178,10 +180,10 @@ def test_seed_demo_registers_and_approves_the_demo_portal_once_and_says_where_it
 @override_settings(CHAVE_ENV="dev")
 def test_seed_demo_approves_a_suspended_demo_portal_again():
     seed()
-    federation.decide(RelyingParty.objects.get(), "suspend", by="test", reason="misbehaving")
+    federation.decide(RelyingParty.objects.get(name=seed_demo.DEMO_PORTAL_NAME), "suspend", by="test", reason="misbehaving")
     out = seed()
     assert "The demo portal was suspended: it is approved again." in out
-    assert RelyingParty.objects.get().state == RelyingParty.State.APPROVED
+    assert RelyingParty.objects.get(name=seed_demo.DEMO_PORTAL_NAME).state == RelyingParty.State.APPROVED
 
 
 @pytest.mark.django_db
@@ -221,7 +223,7 @@ def test_demo_portal_says_to_run_seed_demo_when_it_is_not_registered():
 @override_settings(CHAVE_ENV="dev")
 def test_demo_portal_refuses_a_suspended_registration():
     seed()
-    federation.decide(RelyingParty.objects.get(), "suspend", by="test")
+    federation.decide(RelyingParty.objects.get(name=seed_demo.DEMO_PORTAL_NAME), "suspend", by="test")
     with translation.override("en"), pytest.raises(CommandError, match=r"registration is suspended: run `chave "
                                                                       r"seed_demo` again"):
         call_command("demo_portal", stdout=io.StringIO())
@@ -463,17 +465,24 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
 def _started_with(pid: int, word: bytes) -> list[int]:
     return [child for child in _children(pid) if word in Path(f"/proc/{child}/cmdline").read_bytes()]
 
 
 def test_serve_with_the_demo_portal_logs_a_citizen_in_to_it_and_stops_it(tmp_path):
-    port, portal_port, agent_port = _free_port(), _free_port(), _free_port()
+    port, portal_port, agent_port, saml_port = _free_port(), _free_port(), _free_port(), _free_port()
     base, portal = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{portal_port}"
+    saml_portal = f"http://127.0.0.1:{saml_port}"
     with chave_environment(tmp_path) as env:
         env["CHAVE_PUBLIC_URL"] = base  # as `make run` sets it
         env["CHAVE_CARD_AGENT_PORT"] = str(agent_port)
-        for args in (["migrate", "--noinput", "-v0"], ["seed_demo", "--demo-portal-url", portal]):
+        for args in (["migrate", "--noinput", "-v0"],
+                     ["seed_demo", "--demo-portal-url", portal, "--demo-saml-portal-url", saml_portal]):
             done = run_chave(env, *args)
             assert done.returncode == 0, done.stderr
         assert f"{portal}/" in done.stdout  # seed_demo says where the demo portal is
@@ -481,7 +490,8 @@ def test_serve_with_the_demo_portal_logs_a_citizen_in_to_it_and_stops_it(tmp_pat
         log = tmp_path / "serve.log"
         with log.open("w") as out:
             proc = subprocess.Popen([str(CHAVE), "serve", "--port", str(port), "--with-worker", "--with-demo-portal",
-                                     "--demo-portal-port", str(portal_port), "--with-card-agent"],
+                                     "--demo-portal-port", str(portal_port), "--with-card-agent",
+                                     "--with-demo-saml-portal", "--demo-saml-portal-port", str(saml_port)],
                                     stdout=out, stderr=subprocess.STDOUT, env={**env, "CHAVE_DEBUG": "0"},
                                     start_new_session=True)
         children: list[int] = []
@@ -500,13 +510,26 @@ def test_serve_with_the_demo_portal_logs_a_citizen_in_to_it_and_stops_it(tmp_pat
                 except OSError:
                     return False
 
+            def saml_portal_sends_to_chave():
+                # Its login button: a signed AuthnRequest to Chave's SSO service (its metadata read).
+                request = urllib.request.Request(saml_portal + "/login", data=b"level=3", method="POST")
+                try:
+                    urllib.request.build_opener(_NoRedirect).open(request, timeout=BOUND).close()
+                except urllib.error.HTTPError as answer:  # the 303, not followed
+                    return answer.headers.get("Location", "").startswith(f"{base}/saml/sso?SAMLRequest=")
+                except OSError:
+                    pass
+                return False
+
             _wait_for("the demo portal", portal_answers, proc, log)
+            _wait_for("the SAML demo portal", saml_portal_sends_to_chave, proc, log)
             _wait_for("the card agent", agent_answers, proc, log)
             assert log.read_text().count(f"{portal}/") >= 2  # in serve's banner and in the portal's own line
             assert f"http://127.0.0.1:{agent_port}/" in log.read_text()
+            assert f"{saml_portal}/" in log.read_text()
             children = (_started_with(proc.pid, b"worker") + _started_with(proc.pid, b"demo_portal")
-                        + _started_with(proc.pid, b"card-agent"))
-            assert len(children) == 3, f"expected the worker, the demo portal and the card agent: {children}"
+                        + _started_with(proc.pid, b"card-agent") + _started_with(proc.pid, b"demo_saml_portal"))
+            assert len(children) == 4, f"expected the worker, the demo portals and the card agent: {children}"
 
             browser = Browser(portal)
             status, _path, _headers, home = browser.get("/")

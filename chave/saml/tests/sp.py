@@ -20,18 +20,18 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, BINDING_SOAP, ExtensionElement, samlp
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, BINDING_SOAP, samlp
 from saml2.client import Saml2Client
 from saml2.config import SPConfig
 from saml2.metadata import entity_descriptor
-from saml2.saml import NAME_FORMAT_URI, NAMEID_FORMAT_PERSISTENT
+from saml2.saml import NAMEID_FORMAT_PERSISTENT
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
 from onelogin.saml2.constants import OneLogin_Saml2_Constants as C
 from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
 
-from chave.federation.attributes import PREFIX
+from chave.oidc.management.commands.demo_portal import portal_module
 from chave.saml import idp
 
 FA = idp.FA_NS
@@ -53,23 +53,9 @@ def make_key_pair(folder: Path, name: str) -> tuple[str, str]:
     return str(key_path), str(cert_path)
 
 
-def fa_extensions(attributes: dict[str, bool] | None = None, level: int | None = None,
-                  hide: list[str] = (), default_tab: str | None = None) -> samlp.Extensions:
-    """The autenticacao.gov extensions as the manual writes them (``isRequired="True"``)."""
-    elements = []
-    if attributes:
-        children = [ExtensionElement("RequestedAttribute", namespace=FA, attributes={
-            "Name": PREFIX + name, "NameFormat": NAME_FORMAT_URI, "isRequired": "True" if required else "False"})
-            for name, required in attributes.items()]
-        elements.append(ExtensionElement("RequestedAttributes", namespace=FA, children=children))
-    if level is not None:
-        elements.append(ExtensionElement("FAAALevel", namespace=FA, text=str(level)))
-    if hide or default_tab:
-        children = [ExtensionElement("hideAuthTab", namespace=PP, attributes={"TabId": tab}) for tab in hide]
-        if default_tab:
-            children.append(ExtensionElement("defaultSelectedAuthTab", namespace=PP, attributes={"TabId": default_tab}))
-        elements.append(ExtensionElement("AuthTabPresentationPolicies", namespace=PP, children=children))
-    return samlp.Extensions(extension_elements=elements)
+# The autenticacao.gov extensions as the manual writes them (``isRequired="True"``), built as the
+# SAML demo portal builds them: fa_extensions(attributes={short name: required}, level, hide, default_tab).
+fa_extensions = portal_module("saml").fa_extensions
 
 
 @dataclass

@@ -92,6 +92,8 @@ def test_the_sessions_other_saml_sp_is_sent_a_signed_logout_request(client, make
     text = page.content.decode()
     frames = [html.unescape(u) for u in re.findall(r'<iframe class="frontchannel" src="([^"]+)"', text)]
     assert len(frames) == 1 and frames[0].startswith("https://outro.example.pt/saml/slo?")
+    # The SP answers in its frame, sending its LogoutResponse back to Chave: Chave's own pages may load there.
+    assert page["Content-Security-Policy"].endswith("; frame-src 'self' https://outro.example.pt")
     sent = {k: v[0] for k, v in parse_qs(urlsplit(frames[0]).query).items()}
     request = other.client.parse_logout_request(sent["SAMLRequest"], BINDING_HTTP_REDIRECT,
                                                 sigalg=sent["SigAlg"], signature=sent["Signature"])
@@ -134,3 +136,13 @@ def test_chaves_own_sign_out_sends_the_saml_sp_a_signed_logout_request(client, m
     assert request.message.name_id.text == result.name_id.text
     assert verify_redirect_signature(sent, RSACrypto(None), keys.certificate_base64(keys.active_key()))
     assert client.get("/area/").status_code == 302  # signed out of Chave too
+
+
+def test_an_sps_logout_response_gets_a_page_only_chave_may_frame(client):
+    """What an SP sends back in the frame of Chave's signed-out page: nothing to do, and a page
+    that Chave's own signed-out page (and nobody else) may show in that frame."""
+    response = client.get("/saml/slo", {"SAMLResponse": "answer"})
+    assert response.status_code == 200
+    assert response["X-Frame-Options"] == "SAMEORIGIN"
+    assert "frame-ancestors 'self'" in response["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" not in response["Content-Security-Policy"]

@@ -225,7 +225,7 @@ def test_the_logout_response_by_http_post_comes_after_the_other_sps_frames(clien
     assert verdict.response.status.status_code.value == STATUS_SUCCESS
     assert verdict.response.signature is not None  # enveloped: the POST binding carries it in the XML
     policy = page["Content-Security-Policy"]
-    assert "frame-src https://redirect.example.pt" in policy
+    assert "frame-src 'self' https://redirect.example.pt" in policy  # the SP answers in its frame, to Chave
     assert "form-action https://post.example.pt/saml/slo" in policy
     assert 'action="/i18n/setlang/"' not in text  # nothing else to post to
     run_worker()

@@ -45,6 +45,13 @@ def portal_package():
     return module
 
 
+def portal_module(name: str):
+    """A module of the Demo Portal's package (``saml``, ``saml_app``), loaded with it."""
+    import importlib
+
+    return importlib.import_module(f"{portal_package().__name__}.{name}")
+
+
 def portal_url(host: str, port: int) -> str:
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}"

@@ -70,6 +70,11 @@ DEMO_PORTAL_EMAIL = "demo-portal@chave.localhost"
 DEMO_PORTAL_ATTRIBUTES = ["NomeCompleto", "NomeProprio", "NomeApelido", "DataNascimento", "NIC", "DocType",
                           "DocNationality", "DocNumber", "CorreioElectronico", "NumeroTelemovel", "DataValidade"]
 DEMO_PORTAL_MANDATORY = ["NomeCompleto"]
+# The SAML demo portal (examples/demo_portal/saml_app.py): registered from its metadata, the same
+# attributes, its own name; it asks for the level the citizen picks on its page (2, 3 or 4).
+DEMO_SAML_PORTAL_NAME = "Portal SAML de Demonstração"
+DEMO_SAML_PORTAL_URL = "http://127.0.0.1:8002"
+DEMO_SAML_PORTAL_DIR = "demo_saml_portal"  # under CHAVE_DATA_DIR: the portal's key and certificate
 
 
 def demo_citizen() -> Citizen | None:
@@ -128,6 +133,57 @@ def seed_demo_portal(url: str = DEMO_PORTAL_URL) -> tuple[RelyingParty, list[str
     return relying_party, notes
 
 
+def demo_saml_portal(url: str = DEMO_SAML_PORTAL_URL):
+    """The SAML demo portal's registration for the portal at ``url`` (its entity ID), or None."""
+    from chave.oidc.management.commands.demo_portal import portal_module
+    from chave.saml.models import ServiceProvider
+
+    entity_id = portal_module("saml").endpoints(url)["entity_id"]
+    return ServiceProvider.objects.select_related("relying_party").filter(entity_id=entity_id).first()
+
+
+def demo_saml_portal_dir():
+    return settings.DATA_DIR / DEMO_SAML_PORTAL_DIR
+
+
+def demo_saml_portal_metadata(url: str, data_dir=None) -> str:
+    """The SAML demo portal's metadata, as it publishes it at ``/saml/metadata`` (its key and
+    certificate made in ``data_dir``, by default ``CHAVE_DATA_DIR/demo_saml_portal``, the first
+    time, as it does on start)."""
+    from chave.oidc.management.commands.demo_portal import portal_module
+
+    saml = portal_module("saml")
+    return saml.sp_metadata(url, saml.SpKey.load_or_create(data_dir or demo_saml_portal_dir()))
+
+
+def seed_demo_saml_portal(url: str = DEMO_SAML_PORTAL_URL, data_dir=None):
+    """Register the SAML demo portal at ``url`` from its metadata and approve it, unless that is
+    done; its metadata again when its certificate changed (its key file was deleted). Returns the
+    service provider and what was done. Raises ``ValidationError`` as the registry does."""
+    from chave.saml import services as saml_services
+
+    notes = []
+    metadata = saml_services.read_metadata(demo_saml_portal_metadata(url, data_dir))
+    sp = demo_saml_portal(url)
+    if sp is None:
+        sp = saml_services.register_service_provider(
+            metadata=metadata, name=DEMO_SAML_PORTAL_NAME, entity_nif=DEMO_PORTAL_NIF, contact_email=DEMO_PORTAL_EMAIL,
+            allowed_attributes=DEMO_PORTAL_ATTRIBUTES, mandatory_attributes=DEMO_PORTAL_MANDATORY,
+            min_level=min(LEVEL_URIS), by=SEEDED_BY)
+        notes.append(_("Registered the SAML demo portal as a service provider, approved."))
+    elif sp.certificates != metadata.certificates:
+        sp = saml_services.replace_metadata(sp, metadata, by=SEEDED_BY, reason="demo portal's new certificate")
+        notes.append(_("The SAML demo portal has a new certificate: its metadata is registered again."))
+    party = sp.relying_party
+    if party.state != RelyingParty.State.APPROVED:
+        was = party.state
+        federation.decide(party, "approve", by=SEEDED_BY, reason="demo portal")
+        sp.refresh_from_db()
+        if was == RelyingParty.State.SUSPENDED:
+            notes.append(_("The SAML demo portal was suspended: it is approved again."))
+    return sp, notes
+
+
 class Command(BaseCommand):
     help = ("Create the demo citizen and register the demo portal (development only) and print how to sign in "
             "and where the portal is.")
@@ -136,18 +192,25 @@ class Command(BaseCommand):
         parser.add_argument("--demo-portal-url", default=DEMO_PORTAL_URL,
                             help=f"where the demo portal runs (default {DEMO_PORTAL_URL}; "
                                  f"`chave demo_portal --port` must match)")
+        parser.add_argument("--demo-saml-portal-url", default=DEMO_SAML_PORTAL_URL,
+                            help=f"where the SAML demo portal runs (default {DEMO_SAML_PORTAL_URL}; "
+                                 f"`chave demo_saml_portal --port` must match)")
 
-    def handle(self, *args, demo_portal_url, **options):
+    def handle(self, *args, demo_portal_url, demo_saml_portal_url=DEMO_SAML_PORTAL_URL, **options):
         if settings.CHAVE_ENV != "dev":
             raise CommandError(_("seed_demo runs only in development (CHAVE_ENV=dev): the demo PIN is public."))
         demo_portal_url = demo_portal_url.rstrip("/")
-        if urlsplit(demo_portal_url).path or urlsplit(demo_portal_url).query:
-            raise CommandError(_("--demo-portal-url is where the demo portal runs, without a path: for example "
-                                 "%(url)s.") % {"url": DEMO_PORTAL_URL})
+        demo_saml_portal_url = demo_saml_portal_url.rstrip("/")
+        for option, url, example in (("--demo-portal-url", demo_portal_url, DEMO_PORTAL_URL),
+                                     ("--demo-saml-portal-url", demo_saml_portal_url, DEMO_SAML_PORTAL_URL)):
+            if urlsplit(url).path or urlsplit(url).query:
+                raise CommandError(_("%(option)s is where the demo portal runs, without a path: for example "
+                                     "%(url)s.") % {"option": option, "url": example})
         try:
             notes = self.seed()
             try:
                 portal, portal_notes = seed_demo_portal(demo_portal_url)
+                saml_portal, saml_notes = seed_demo_saml_portal(demo_saml_portal_url)
             except ValidationError as exc:
                 raise CommandError(_("The demo portal could not be registered: %(reason)s")
                                    % {"reason": " ".join(str(m) for m in exc.messages)})
@@ -158,11 +221,12 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError(_("The demo citizen could not be set up: %(reason)s")
                                % {"reason": " ".join(str(m) for m in exc.messages)})
-        for note in notes + portal_notes:
+        for note in notes + portal_notes + saml_notes:
             self.stdout.write(note)
         self.print_credentials()
         self.print_app()
         self.print_portal(portal, demo_portal_url)
+        self.print_saml_portal(saml_portal, demo_saml_portal_url)
         self.seed_card()
         self.seed_signing()
         self.seed_staff()
@@ -322,6 +386,17 @@ class Command(BaseCommand):
         self.stdout.write(_("  It runs beside Chave with `chave serve --with-demo-portal` (make run does), or alone "
                             "with `chave demo_portal`."))
         self.stdout.write(_("  Open it and choose \"Log in with Chave\" to go through PIN, code and consent."))
+
+    def print_saml_portal(self, sp, url: str) -> None:
+        self.stdout.write("")
+        self.stdout.write(_("SAML demo portal: %(name)s at %(url)s (entity ID %(entity_id)s, %(state)s)") % {
+            "name": sp.relying_party.name, "url": f"{url}/", "entity_id": sp.entity_id,
+            "state": sp.relying_party.get_state_display()})
+        self.stdout.write(_("  It runs beside Chave with `chave serve --with-demo-saml-portal` (make run does), or "
+                            "alone with `chave demo_saml_portal`."))
+        self.stdout.write(_("  Open it, pick the assurance level (2 e-mail code, 3 SMS code, 4 Citizen Card) and "
+                            "choose \"Log in with Chave\": a signed SAML request with the autenticacao.gov "
+                            "extensions; then \"Log out\" (SAML single logout)."))
 
 
 def _issued_by_current_ca(cert) -> bool:

@@ -25,6 +25,7 @@ logins whose codes would never be sent.
 ``--with-demo-portal`` starts the Demo Portal (``chave demo_portal --port N``, a separate portal
 that logs citizens in with Chave; ``chave seed_demo`` registers it) the same way: a child process
 in its own process group, stopped with the service, and the service stops if it dies on its own.
+``--with-demo-saml-portal`` does the same for the SAML demo portal (``chave demo_saml_portal``).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from django.utils.translation import gettext as _
 
 WORKER_COMMAND = [sys.executable, "-m", "chave.cli", "worker"]
 DEMO_PORTAL_COMMAND = [sys.executable, "-m", "chave.cli", "demo_portal"]
+DEMO_SAML_PORTAL_COMMAND = [sys.executable, "-m", "chave.cli", "demo_saml_portal"]
 CARD_AGENT_COMMAND = [sys.executable, "-m", "chave.cli", "card-agent"]
 # How long the worker may take to finish the message it is sending before it is killed.
 WORKER_STOP_SECONDS = 15
@@ -87,6 +89,16 @@ def demo_portal_child(port: int) -> Child:
         _("The demo portal stopped (exit code %(code)s): stopping the service."),
         _("The demo portal did not stop in %(n)d seconds: killing it."),
         _("The demo portal stopped on its own (exit code %(code)s), so the service stopped too."),
+    )
+
+
+def demo_saml_portal_child(port: int) -> Child:
+    return Child(
+        [*DEMO_SAML_PORTAL_COMMAND, "--port", str(port)],
+        _("Cannot start the SAML demo portal: %(error)s"),
+        _("The SAML demo portal stopped (exit code %(code)s): stopping the service."),
+        _("The SAML demo portal did not stop in %(n)d seconds: killing it."),
+        _("The SAML demo portal stopped on its own (exit code %(code)s), so the service stopped too."),
     )
 
 
@@ -190,6 +202,11 @@ class Command(BaseCommand):
         parser.add_argument("--demo-portal-port", type=int, default=8001,
                             help="the demo portal's port (default 8001; `chave seed_demo --demo-portal-url` "
                                  "registers it)")
+        parser.add_argument("--with-demo-saml-portal", action="store_true",
+                            help="also run the SAML demo portal (`chave demo_saml_portal`) and stop it on exit")
+        parser.add_argument("--demo-saml-portal-port", type=int, default=8002,
+                            help="the SAML demo portal's port (default 8002; `chave seed_demo "
+                                 "--demo-saml-portal-url` registers it)")
 
     def check_migrations(self):
         try:
@@ -199,7 +216,8 @@ class Command(BaseCommand):
                               % {"error": (str(exc).strip().splitlines() or [type(exc).__name__])[0]})
 
     def handle(self, *args, host, port, threads, with_worker, with_demo_portal, demo_portal_port,
-               with_card_agent=False, processes=None, **options):
+               with_card_agent=False, processes=None, with_demo_saml_portal=False, demo_saml_portal_port=8002,
+               **options):
         if not 0 <= port <= 65535:
             raise CommandError(_("--port must be a number from 0 to 65535."))
         if threads < 1:
@@ -209,6 +227,9 @@ class Command(BaseCommand):
             raise CommandError(_("--processes must be at least 1."))
         if with_demo_portal and not 1 <= demo_portal_port <= 65535:
             raise CommandError(_("--demo-portal-port must be a number from 1 to 65535."))
+        if with_demo_saml_portal and not 1 <= demo_saml_portal_port <= 65535:
+            raise CommandError(_("--demo-saml-portal-port must be a number from 1 to 65535."))
+        self.saml_portal, self.saml_portal_port = None, demo_saml_portal_port
         import waitress
 
         application = StaticFiles(WSGIHandler())  # Django is already set up
@@ -223,6 +244,8 @@ class Command(BaseCommand):
                 # process is what preexec_fn must avoid.
                 worker = self._start(worker_child()) if with_worker else None
                 portal = self._start(demo_portal_child(demo_portal_port)) if with_demo_portal else None
+                if with_demo_saml_portal:
+                    self.saml_portal = self._start(demo_saml_portal_child(demo_saml_portal_port))
                 agent = self._start(card_agent_child()) if with_card_agent else None
                 if processes > 1:
                     self._run_gunicorn(host, port, threads, processes, worker, portal, demo_portal_port, agent)
@@ -360,6 +383,12 @@ class Command(BaseCommand):
 
             w(_("  Demo portal:      %(url)s (process %(pid)s): choose \"Log in with Chave\"")
               % {"url": portal_url("127.0.0.1", demo_portal_port) + "/", "pid": portal.process.pid})
+        saml_portal = getattr(self, "saml_portal", None)
+        if saml_portal is not None:
+            from chave.oidc.management.commands.demo_portal import portal_url
+
+            w(_("  SAML demo portal: %(url)s (process %(pid)s): pick a level, then \"Log in with Chave\"")
+              % {"url": portal_url("127.0.0.1", self.saml_portal_port) + "/", "pid": saml_portal.process.pid})
         if agent is not None:
             w(_("  Card agent:       http://127.0.0.1:%(port)s/ (process %(pid)s): choose \"Sign in with the "
                 "Citizen Card\"") % {"port": settings.CHAVE_CARD_AGENT_PORT, "pid": agent.process.pid})
