@@ -148,6 +148,7 @@ OUTCOMES = {
     "sent": _("Sent"),
     "granted": _("Allowed"),
     "refused": _("Not allowed"),
+    "abandoned": _("Cancelled: back to the portal"),
     "found": _("Found"),
     "logout": _("Signed out"),
     "none": _("Nothing found"),
