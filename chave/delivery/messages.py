@@ -149,6 +149,10 @@ def notice_message(event: str, *, language: str, until: dt.datetime | None = Non
                 "Chave: your identity document was renewed, so your Digital Mobile Key is now valid until "
                 "%(when)s. Nothing else changes. If this was not you, contact %(help)s."
             ),
+            "key_new_document": _(
+                "Chave: your new identity document was recorded at a counter, so your Digital Mobile Key is now "
+                "valid until %(when)s. Your PIN and contacts stay the same. If this was not you, contact %(help)s."
+            ),
             "pin_letter_reversed_previous": _(
                 "Chave: the new PIN sent to you by letter was cancelled at a counter; your previous PIN works "
                 "again. If the letter arrives, do not use it. If you did not expect this, contact %(help)s."
