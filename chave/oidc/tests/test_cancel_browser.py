@@ -81,12 +81,23 @@ def test_cancel_brings_the_citizen_back_to_the_portal(live_server, settings, mak
         fits_the_screen(page)
         if SHOTS:
             page.screenshot(path=str(Path(SHOTS) / f"cancel-{lang}-{size}.png"), full_page=True)
+        second_tab = None
+        if size == "phone":  # the same sign-in open in a second tab of the same browser
+            second_tab = page.context.new_page()
+            second_tab.goto(live_server.url + "/login/")
         button.click()
         page.wait_for_url(re.compile(re.escape(callback.url) + r"\?"))
         assert page.get_by_role("heading", name="Back at the portal").is_visible()
         answer = callback.received[-1]
         assert answer["error"] == "access_denied" and answer["state"] == portal.state, answer
         assert answer["iss"] == live_server.url and "code" not in answer
+        if second_tab is not None:  # cancelled already: the second tab's button says so, sends nothing
+            second_tab.get_by_role("button", name=says("Cancel and go back to %(portal)s", lang, portal=PORTAL)).click()
+            second_tab.get_by_role("heading", name=says("This sign-in has already ended", lang)).wait_for()
+            fits_the_screen(second_tab)
+            if SHOTS:
+                second_tab.screenshot(path=str(Path(SHOTS) / f"cancel-gone-{lang}.png"), full_page=True)
+            assert len(callback.received) == 1
 
 
 @pytest.mark.parametrize("lang", ["pt-pt", "en"])
