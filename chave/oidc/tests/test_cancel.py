@@ -46,6 +46,8 @@ def test_cancel_on_the_login_page_sends_access_denied_with_state_and_iss(citizen
     assert cancel_form(page) == "/oidc/cancel"
     assert "Cancelar e voltar a Portal das Finanças" in page
 
+    for other in ("/card/", "/login/app/"):  # the other ways to sign in offer it too
+        assert cancel_form(browser.get(other).content.decode()) == "/oidc/cancel", other
     assert browser.post("/oidc/cancel").status_code == 403  # CSRF: no token, nothing happens
     response = browser.post("/oidc/cancel", {"csrfmiddlewaretoken": token_of(page)})
     assert response.status_code == 302 and response["Location"].startswith(portal.redirect_uri)
