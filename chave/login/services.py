@@ -102,6 +102,9 @@ class LoginFor:
     # Where "Cancel and go back to the portal" posts (the protocol's own answer to the portal: an
     # OpenID Connect ``access_denied``, a SAML ``AuthnFailed``); empty: no such button.
     cancel_to: str = ""
+    # Names this request in the cancel form, so that a page left open in another tab cannot
+    # cancel a newer request (of another portal) made since.
+    reference: str = ""
 
 
 LOGIN_METHODS = ("pin", "app", "card")
@@ -128,7 +131,8 @@ def request_login(request, *, portal: str, min_level: int, return_to: str, login
         hide = ()
     first = first if first in LOGIN_METHODS and first not in hide else ""
     request.session[SESSION_FOR] = {
-        **asdict(LoginFor(portal, int(min_level), return_to, login_hint, hide, first, cancel_to)),
+        **asdict(LoginFor(portal, int(min_level), return_to, login_hint, hide, first, cancel_to,
+                          uuid.uuid4().hex if cancel_to else "")),
         "at": clock.now().isoformat()}
 
 
@@ -165,6 +169,15 @@ def after_login_url(request) -> str | None:
     target = login_for(request)
     request.session.pop(SESSION_FOR, None)
     return target.return_to if target else None
+
+
+def may_cancel(request, reference: str) -> bool:
+    """Whether a cancel form names the portal's request this session is signing in for now
+    (``LoginFor.reference``): not one answered, expired or replaced by a newer request since."""
+    import hmac
+
+    target = login_for(request)
+    return bool(target and target.reference and hmac.compare_digest(target.reference, str(reference or "")))
 
 
 def cancel_login(request) -> Citizen | None:

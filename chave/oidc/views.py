@@ -531,9 +531,12 @@ def _access_denied(request, pending: dict, relying_party: RelyingParty,
 def cancel(request):
     """"Cancel and go back to the portal" on a sign-in page (a CSRF-protected POST): the login of
     the request in ``PENDING`` ends and the portal gets ``access_denied``. Without such a request
-    (answered, cancelled in another tab, expired) a page says the sign-in has already ended."""
+    (answered, cancelled in another tab, expired, or a newer one made since the form was shown) a
+    page says the sign-in has already ended."""
     if request.method != "POST":
         return render(request, "login/cancel_gone.html", status=405)
+    if not login_services.may_cancel(request, request.POST.get("request")):
+        return render(request, "login/cancel_gone.html", status=400)
     pending = request.session.get(PENDING) or {}
     relying_party = RelyingParty.objects.filter(client_id=pending.get("client_id") or "",
                                                 state=RelyingParty.State.APPROVED).first()

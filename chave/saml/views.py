@@ -236,6 +236,8 @@ def cancel(request):
     ``AuthnFailed``). Without such a request, a page says the sign-in has already ended."""
     if request.method != "POST":
         return render(request, "login/cancel_gone.html", status=405)
+    if not login_services.may_cancel(request, request.POST.get("request")):
+        return render(request, "login/cancel_gone.html", status=400)
     pending, sp, parsed = _pending_request(request)
     if pending is None:
         login_services.cancel_login(request)

@@ -106,8 +106,10 @@ def test_the_pages_with_the_button_are_accessible(client, lang):
     client.cookies[settings_language_cookie()] = lang
     client.get(renew(portal).authorize_url())
     assert_accessible(client.get("/login/"), lang, "login page with the cancel button")
-    assert client.post("/oidc/cancel").status_code == 302  # to the portal
-    assert_accessible(client.post("/oidc/cancel"), lang, "a cancel with nothing waiting", status=400)
+    page = client.get("/login/").content.decode()
+    named = {"request": re.search(r'name="request" value="([0-9a-f]+)"', page).group(1)}
+    assert client.post("/oidc/cancel", named).status_code == 302  # to the portal
+    assert_accessible(client.post("/oidc/cancel", named), lang, "a cancel with nothing waiting", status=400)
 
 
 def settings_language_cookie() -> str:

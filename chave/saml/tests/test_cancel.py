@@ -44,7 +44,7 @@ def test_cancel_on_the_login_page_answers_a_signed_authn_failed(make_citizen, po
                                         "csrfmiddlewaretoken": token_of(page)})
     page = browser.get(response["Location"], follow=True).content.decode()
     assert 'action="/saml/cancel"' in page
-    answered = browser.post("/saml/cancel", {"csrfmiddlewaretoken": token_of(page)})
+    answered = browser.post("/saml/cancel", {"csrfmiddlewaretoken": token_of(page), "request": reference(page)})
     assert answered.status_code == 200
     page = answered.content.decode()
     assert form_action(page) == portal.acs
@@ -66,6 +66,10 @@ def test_cancel_on_the_login_page_answers_a_signed_authn_failed(make_citizen, po
     assert "cancel-to-portal" not in browser.get("/login/").content.decode()
 
 
+def reference(page: str) -> str:
+    return re.search(r'<input type="hidden" name="request" value="([0-9a-f]+)">', page).group(1)
+
+
 def token_of(page: str) -> str:
     return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
 
@@ -75,8 +79,9 @@ def test_a_cancel_after_the_request_is_gone_is_a_clear_page(client, portal, lang
     speak(client, lang)
     _request_id, response = start(client, portal, extensions=fa_extensions({"NIC": True}, level=3))
     follow(client, response)
-    assert client.post("/saml/cancel").status_code == 200  # answered once
-    again = client.post("/saml/cancel")
+    named = {"request": reference(client.get("/login/").content.decode())}
+    assert client.post("/saml/cancel", named).status_code == 200  # answered once
+    again = client.post("/saml/cancel", named)
     assert again.status_code == 400
     assert says("This sign-in has already ended", lang) in again.content.decode()
     assert client.get("/saml/cancel").status_code == 405
