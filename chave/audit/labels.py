@@ -55,6 +55,7 @@ EVENTS = {
     "key.revoke": _("Key cancelled because it was not used"),
     "key.expire": _("Key expired"),
     "key.renew": _("Key renewed with the identity document"),
+    "key.new_document": _("Key renewed with a new identity document (new number)"),
     "key.reminder": _("Reminder sent about the key"),
     "contact.change": _("Contact changed"),
     "contact.verify": _("Contact confirmed"),
@@ -135,7 +136,7 @@ EVENTS = {
 # Kinds that record something that happened to the key rather than an attempt: "Successful" would
 # be wrong there (a temporary lock is not a success for the citizen), so no outcome is shown.
 HAPPENED = {
-    "key.locked", "key.blocked", "key.expire", "key.renew", "key.revoke", "key.reminder", "key.cancel", "key.unlock",
+    "key.locked", "key.blocked", "key.expire", "key.renew", "key.new_document", "key.revoke", "key.reminder", "key.cancel", "key.unlock",
     "pin.restore",
     "pin.temporary", "pin.void", "area.not_me", "area.sessions_ended", "app.removed", "letter.produce",
     "letter.posted", "letter.handed", "letter.cancel", "counter.reverse", "oidc.logout",
@@ -150,6 +151,7 @@ OUTCOMES = {
     "sent": _("Sent"),
     "granted": _("Allowed"),
     "refused": _("Not allowed"),
+    "abandoned": _("Cancelled: back to the portal"),
     "found": _("Found"),
     "logout": _("Signed out"),
     "none": _("Nothing found"),

@@ -55,6 +55,9 @@ class FindForm(AccessibleForm):
 class PresentedForm(AccessibleForm):
     """The document the citizen presented and the reason: asked for by every action."""
 
+    legend = _("Document presented by the citizen")
+    new_number = False  # the document presented is the citizen's renewed one, with a new number
+
     presented_type = forms.ChoiceField(label=_("Document presented"), choices=DocType.choices,
                                        error_messages={"required": _("Choose the document presented.")})
     presented_country = forms.CharField(label=_("Issuing country (2 letters)"), max_length=2, initial="PT",
@@ -77,7 +80,8 @@ class PresentedForm(AccessibleForm):
         data = super().clean()
         if self.citizen is not None:
             try:
-                check_presented(self.citizen, Presented(*(data.get(name, "") for name in PRESENTED_FIELDS)))
+                check_presented(self.citizen, Presented(*(data.get(name, "") for name in PRESENTED_FIELDS)),
+                                new_number=self.new_number)
             except forms.ValidationError as error:
                 for name, problems in error.error_dict.items():
                     if name not in self.errors:
@@ -119,6 +123,28 @@ class RenewalForm(PresentedForm):
         help_text=_("As printed on the renewed document."),
         error_messages={"required": _("Give the date the renewed document is valid until."),
                         "invalid": _("Give the date as on the document, for example 14/03/2031.")})
+
+
+class NewDocumentForm(RenewalForm):
+    """A foreign resident's renewed document with a new number: the document presented is the new
+    one; the clerk confirms it is the same person's."""
+
+    legend = _("The renewed document presented by the citizen")
+    new_number = True
+    same_person = forms.BooleanField(
+        error_messages={"required": _("Check the name and date of birth on the renewed document, then tick the "
+                                      "box.")})
+
+    def __init__(self, *args, citizen=None, **kwargs):
+        from chave import formats
+
+        super().__init__(*args, citizen=citizen, **kwargs)
+        self.fields["presented_type"].choices = [c for c in DocType.choices if c[0] != DocType.CITIZEN_CARD]
+        self.fields["presented_number"].label = _("New document number")
+        if citizen is not None:
+            self.fields["same_person"].label = _(
+                "The renewed document is of %(name)s, born on %(birth)s, as on the document on record") % {
+                    "name": citizen.full_name, "birth": formats.day(citizen.birth_date)}
 
 
 class ReasonForm(AccessibleForm):

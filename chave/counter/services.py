@@ -32,6 +32,7 @@ from chave.audit import services as audit
 from chave.delivery import services as delivery
 from chave.identity import services as identity
 from chave.identity.models import Citizen, DocType, IllegalTransition, Key, KeyStatus, fold_name
+from chave.identity.registry import DocumentRef
 from chave.identity.validation import parse_doc_number, parse_identifier, parse_name, parse_nic
 from chave.throttle import services as throttle
 
@@ -277,9 +278,11 @@ class Presented:
     reason: str
 
 
-def check_presented(citizen: Citizen, presented: Presented) -> Presented:
+def check_presented(citizen: Citizen, presented: Presented, *, new_number: bool = False) -> Presented:
     """The document must be a known type; when it is of the citizen's registered type and country,
     its number must be the registered one (a Citizen Card's full number starts with the NIC).
+    With ``new_number`` (a foreign resident's renewed document with a new number) it is a foreign
+    document instead, and its number is not the one on record.
     The reason must say something (``counter_reason_min_length`` characters). Returns it
     normalised; raises one ``ValidationError`` naming every problem by its form field
     (``presented_type``, ``presented_country``, ``presented_number``, ``reason``)."""
@@ -302,6 +305,19 @@ def check_presented(citizen: Citizen, presented: Presented) -> Presented:
     if not number:
         problems["presented_number"] = [ValidationError(_("Give the number of the document presented."),
                                                         code="document_number")]
+    elif new_number:
+        try:
+            number = parse_doc_number(number)  # a number that is recorded, so as the registration reads it
+        except ValidationError as error:
+            problems["presented_number"] = [error]
+        if presented.doc_type == DocType.CITIZEN_CARD:
+            problems["presented_type"] = [ValidationError(
+                _("Choose the renewed passport or residence document: a Citizen Card keeps its number."),
+                code="document_type")]
+        elif (presented.doc_type, country, number) == (citizen.doc_type, citizen.doc_country, citizen.doc_number):
+            problems["presented_number"] = [ValidationError(
+                _("This is the number on record. Give the renewed document's new number, or record a renewal "
+                  "with the same number instead."), code="same_document")]
     elif presented.doc_type == citizen.doc_type and country == citizen.doc_country:
         registered = citizen.doc_number.upper()
         same = number[: len(registered)] == registered if citizen.doc_type == DocType.CITIZEN_CARD else number == registered
@@ -442,6 +458,28 @@ def renew_document(staff: Staff, key: Key, presented: Presented, document_expiry
                                    doc_number=citizen.doc_number).update(document_expiry=document_expiry)
         return record_action(staff, ActionKind.RENEW, citizen, key, presented, ip=ip,
                              document_expiry=document_expiry.isoformat())
+
+
+def record_new_document(staff: Staff, key: Key, presented: Presented, document_expiry: dt.date, *,
+                        ip: str | None = None) -> CounterAction:
+    """A foreign resident shows their renewed passport or residence document, which has a new
+    number (``presented``): it becomes the citizen's document and the key's validity follows its
+    expiry (``identity.replace_document``: the citizen is told), and the action is recorded (kind
+    ``renew``, with the previous document). Raises ``ValidationError`` naming the form field: a
+    Citizen Card, the number on record, another person's document (``presented_number``), a
+    short reason, a date already past (``document_expiry``), a key that is not live."""
+    presented = check_presented(key.citizen, presented, new_number=True)
+    fields = {"document_taken": "presented_number", "same_document": "presented_number",
+              "not_foreign": "presented_type", "document_expired": "document_expiry"}
+    with transaction.atomic():
+        try:
+            previous = identity.replace_document(
+                key, DocumentRef(presented.doc_type, presented.doc_country, presented.doc_number), document_expiry,
+                by=by(staff), ip=ip, channel=CHANNEL)
+        except ValidationError as error:
+            raise ValidationError({fields[error.code]: [error]}) if error.code in fields else error
+        return record_action(staff, ActionKind.RENEW, key.citizen, key, presented, ip=ip,
+                             document_expiry=document_expiry.isoformat(), previous_document=previous)
 
 
 def after_contact_confirmed(turn, *, ip: str | None = None) -> None:

@@ -17,6 +17,7 @@ urlpatterns = [
     path("citizen/<int:pk>/cancel", views.cancel, name="cancel"),
     path("citizen/<int:pk>/signing", views.activate_signing, name="activate_signing"),
     path("citizen/<int:pk>/renew", views.renew, name="renew"),
+    path("citizen/<int:pk>/new-document", views.new_document, name="new_document"),
     path("citizen/<int:pk>/letters/<uuid:letter_id>/cancel", views.cancel_letter, name="cancel_letter"),
     path("citizen/<int:pk>/letters/<uuid:letter_id>/handed-over", views.hand_over, name="hand_over"),
     path("citizen/<int:pk>/letters/<uuid:letter_id>/print-again", views.print_again, name="print_again"),

@@ -27,11 +27,20 @@ from chave import clock, policy
 from chave.audit import services as audit
 from chave.card import services as cards
 from chave.card.verification import CardRefused
-from chave.identity.models import Citizen, KeyStatus
+from chave.identity.models import Citizen, DocType, KeyStatus
 from chave.login.services import client_ip
 
 from . import letters, services
-from .forms import ContactChangeForm, FindForm, NewPinForm, PresentedForm, ReasonForm, RenewalForm, StaffSignInForm
+from .forms import (
+    ContactChangeForm,
+    FindForm,
+    NewDocumentForm,
+    NewPinForm,
+    PresentedForm,
+    ReasonForm,
+    RenewalForm,
+    StaffSignInForm,
+)
 from .models import CounterAction, CounterRegistration, Letter, LetterStatus, PrintBatch, Staff
 from .roles import can
 
@@ -356,6 +365,15 @@ def _renew(request, citizen, form, subject):
                             ip=client_ip(request))
 
 
+def _new_document(request, citizen, form, subject):
+    services.record_new_document(request.staff, _live_key(citizen), form.presented(),
+                                 form.cleaned_data["document_expiry"], ip=client_ip(request))
+
+
+def _foreign_resident(citizen, key, now) -> bool:
+    return key.is_live and citizen.doc_type != DocType.CITIZEN_CARD
+
+
 def _cancel(request, citizen, form, subject):
     services.cancel(request.staff, _live_key(citizen), form.presented(), ip=client_ip(request))
 
@@ -397,6 +415,15 @@ TASKS: dict[str, Task] = {t.name: t for t in [
          gettext_lazy("Record the renewed document"),
          gettext_lazy("The renewed document is recorded: the key's validity follows it."), RenewalForm, "renew",
          _renew, fields=("document_expiry",)),
+    Task("new_document", gettext_lazy("Record a renewed document with a new number"),
+         gettext_lazy("For a foreign resident whose renewed passport or residence document has a new number: give "
+                      "the renewed document's details, as in your hands. It replaces the document on record, the "
+                      "key's validity follows its expiry, and the citizen is told on their contacts. The PIN, the "
+                      "contacts and the portals' sign-ins stay as they are."),
+         gettext_lazy("Record the new document"),
+         gettext_lazy("The renewed document is recorded with its new number: the key's validity follows it."),
+         NewDocumentForm, "newdoc", _new_document, applies=_foreign_resident,
+         fields=("document_expiry", "same_person")),
     Task("cancel", gettext_lazy("Cancel the key"),
          gettext_lazy("The key can no longer be used and its contacts are released."),
          gettext_lazy("Cancel the key"), gettext_lazy("The key is cancelled."), PresentedForm, "cancel", _cancel,
@@ -421,6 +448,7 @@ change_contact = _task_view(TASKS["change_contact"])
 cancel = _task_view(TASKS["cancel"])
 activate_signing = _task_view(TASKS["activate_signing"])
 renew = _task_view(TASKS["renew"])
+new_document = _task_view(TASKS["new_document"])
 
 
 def _letter_of(pk: int, letter_id) -> Letter:

@@ -154,6 +154,10 @@ def notice_message(event: str, *, language: str, until: dt.datetime | None = Non
                 "valid until %(when)s. Your signing PIN stays the same and documents you signed before stay "
                 "signed. If this was not you, contact %(help)s."
             ),
+            "key_new_document": _(
+                "Chave: your new identity document was recorded at a counter, so your Digital Mobile Key is now "
+                "valid until %(when)s. Your PIN and contacts stay the same. If this was not you, contact %(help)s."
+            ),
             "pin_letter_reversed_previous": _(
                 "Chave: the new PIN sent to you by letter was cancelled at a counter; your previous PIN works "
                 "again. If the letter arrives, do not use it. If you did not expect this, contact %(help)s."

@@ -520,6 +520,63 @@ def renew_document(key: Key, document_expiry: dt.date, *, by: str, ip: str | Non
     return True
 
 
+def replace_document(key: Key, doc, document_expiry: dt.date, *, by: str, ip: str | None = None,
+                     channel: str = "") -> str:
+    """A foreign resident's renewed passport or residence document has a new number (a clerk saw
+    it): the citizen's document becomes ``doc`` (a :class:`~.registry.DocumentRef`), the local
+    civil records gain it, the key's validity follows its expiry (even an earlier one: the old
+    document no longer counts), and the citizen is told (``key_new_document``). The citizen, their
+    portal identifiers and a signing certificate stay as they are. Returns the previous
+    document ("type country number"). Raises ``ValidationError``: ``document_expired`` (a past date),
+    ``not_foreign`` (a Citizen Card keeps its NIC: :func:`renew_document`), ``same_document``
+    (the number on record), ``document_taken`` (another person's document, in the citizens or
+    the civil records), ``key_not_live``. Audited as ``key.new_document``."""
+    from .models import CivilRecord
+    from .registry import LocalRecords
+
+    if document_expiry < clock.today():
+        raise ValidationError(_("This document has expired: it cannot renew the key."), code="document_expired")
+    taken = ValidationError(_("Another person is registered with this document: check the type, country and "
+                              "number against the document in your hands."), code="document_taken")
+    with transaction.atomic():
+        key = Key.objects.select_for_update().select_related("citizen").get(pk=key.pk)
+        citizen = key.citizen
+        if not key.is_live:
+            raise ValidationError(_("This Digital Mobile Key is cancelled or expired."), code="key_not_live")
+        if DocType.CITIZEN_CARD in (citizen.doc_type, doc.doc_type):
+            raise ValidationError(_("A Citizen Card keeps its number (the NIC): record its renewal with the same "
+                                    "number."), code="not_foreign")
+        if (citizen.doc_type, citizen.doc_country, citizen.doc_number) == (doc.doc_type, doc.doc_country,
+                                                                            doc.doc_number):
+            raise ValidationError(_("This is the document on record: a renewal with the same number is recorded "
+                                    "with “Record a renewed document”."), code="same_document")
+        same_doc = {"doc_type": doc.doc_type, "doc_country": doc.doc_country, "doc_number": doc.doc_number}
+        if Citizen.objects.filter(**same_doc).exists():
+            raise taken
+        record = CivilRecord.objects.filter(**same_doc).first()
+        if record is not None and (record.full_name, record.birth_date) != (citizen.full_name, citizen.birth_date):
+            raise taken
+        previous, before = " ".join((citizen.doc_type, citizen.doc_country, citizen.doc_number)), key.valid_until
+        LocalRecords().store(IdentityRecord(
+            doc=doc, full_name=citizen.full_name, given_name=citizen.given_name, family_name=citizen.family_name,
+            birth_date=citizen.birth_date, document_expiry=document_expiry, nif=citizen.nif))
+        citizen.doc_type, citizen.doc_country, citizen.doc_number = doc.doc_type, doc.doc_country, doc.doc_number
+        citizen.document_expiry = document_expiry
+        try:
+            with transaction.atomic():  # two clerks at once: the database's unique document decides
+                citizen.save(update_fields=["doc_type", "doc_country", "doc_number", "document_expiry"])
+        except IntegrityError:
+            raise taken from None
+        key.valid_until = key_valid_until(citizen.doc_type, document_expiry)
+        key.save(update_fields=["valid_until"])
+        audit.record("key.new_document", outcome="ok", citizen=citizen, channel=channel, ip=ip, by=by,
+                     previous_document=previous, document=" ".join((doc.doc_type, doc.doc_country, doc.doc_number)),
+                     valid_until=key.valid_until.isoformat(), previous_valid_until=before.isoformat())
+        delivery.notify(citizen, "key_new_document",
+                        until=timezone.make_aware(dt.datetime.combine(key.valid_until, dt.time(12))))
+    return previous
+
+
 def renew_from_registry(*, by: str = "civil-registry") -> int:
     """Renew every live key whose document expires within ``key_reminder_days`` (or has expired)
     and which the civil registry now shows renewed. Returns how many were renewed. Safe to run

@@ -100,28 +100,41 @@ class LoginFor:
     # and which to show first. Presentation only: a method left out is not refused.
     hide: tuple = ()
     first: str = ""
+    # Where "Cancel and go back to the portal" posts (the protocol's own answer to the portal: an
+    # OpenID Connect ``access_denied``, a SAML ``AuthnFailed``); empty: no such button.
+    cancel_to: str = ""
+    # Names this request in the cancel form, so that a page left open in another tab cannot
+    # cancel a newer request (of another portal) made since.
+    reference: str = ""
 
 
 LOGIN_METHODS = ("pin", "app", "card")
 
 
+def _local_path(path: str) -> bool:
+    return path.startswith("/") and not path.startswith("//")
+
+
 def request_login(request, *, portal: str, min_level: int, return_to: str, login_hint: str = "",
-                  hide=(), first: str = "") -> None:
+                  hide=(), first: str = "", cancel_to: str = "") -> None:
     """Ask for a login on behalf of a portal (the OIDC provider calls this before redirecting).
 
     ``return_to`` must be a path on this service; the login returns there once complete.
     ``login_hint`` pre-fills the identifier field. ``hide`` and ``first`` (of
     :data:`LOGIN_METHODS`) arrange the sign-in page as the portal asks; hiding every method hides
-    none.
+    none. ``cancel_to``, a path on this service, is where the login pages' "Cancel and go back to
+    the portal" button posts (the protocol answers the portal there, after :func:`cancel_login`).
     """
-    if not return_to.startswith("/") or return_to.startswith("//"):
-        raise ValueError("return_to must be a local path")
+    if not _local_path(return_to) or (cancel_to and not _local_path(cancel_to)):
+        raise ValueError("return_to and cancel_to must be local paths")
     hide = tuple(m for m in LOGIN_METHODS if m in hide)
     if len(hide) == len(LOGIN_METHODS):
         hide = ()
     first = first if first in LOGIN_METHODS and first not in hide else ""
-    request.session[SESSION_FOR] = {**asdict(LoginFor(portal, int(min_level), return_to, login_hint, hide, first)),
-                                    "at": clock.now().isoformat()}
+    request.session[SESSION_FOR] = {
+        **asdict(LoginFor(portal, int(min_level), return_to, login_hint, hide, first, cancel_to,
+                          uuid.uuid4().hex if cancel_to else "")),
+        "at": clock.now().isoformat()}
 
 
 def login_methods(target: LoginFor | None) -> list[str]:
@@ -157,6 +170,29 @@ def after_login_url(request) -> str | None:
     target = login_for(request)
     request.session.pop(SESSION_FOR, None)
     return target.return_to if target else None
+
+
+def may_cancel(request, reference: str) -> bool:
+    """Whether a cancel form names the portal's request this session is signing in for now
+    (``LoginFor.reference``): not one answered, expired or replaced by a newer request since."""
+    import hmac
+
+    target = login_for(request)
+    return bool(target and target.reference and hmac.compare_digest(target.reference, str(reference or "")))
+
+
+def cancel_login(request) -> Citizen | None:
+    """The citizen gave up the portal's login ("Cancel and go back to the portal"): the portal's
+    request and any open login transaction of this session end (a Chave session already signed in
+    stays). Returns the citizen the login had identified (after the PIN), or the one signed in,
+    for the audit; None when nobody was identified."""
+    tx = current(request)
+    request.session.pop(SESSION_FOR, None)
+    if tx is not None:
+        abandon(request, tx)
+        return tx.key.citizen
+    who = signed_in(request)
+    return Citizen.objects.filter(pk=who.citizen_id).first() if who else None
 
 
 def channel_options(key: Key, min_level: int = 0) -> list[ChannelOption]:

@@ -6,6 +6,7 @@ app_name = "oidc"
 urlpatterns = [
     path("authorize", views.authorize, name="authorize"),
     path("consent", views.consent, name="consent"),
+    path("cancel", views.cancel, name="cancel"),
     path("token", views.token, name="token"),
     path("userinfo", views.userinfo, name="userinfo"),
     path("jwks", views.jwks, name="jwks"),

@@ -36,6 +36,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
 from chave import clock, policy
+from chave.audit import services as audit
 from chave.federation import attributes
 from chave.federation import services as federation
 from chave.federation.levels import LEVEL_URIS, supported_uris
@@ -391,10 +392,14 @@ def _authorize(request, parameters, query: str, state: str | None, response_mode
                 "query": query,
                 "client_id": relying_party.client_id,
                 "requested_at": clock.now().isoformat(),
+                # Where a cancelled login is answered (``access_denied``, :func:`cancel`).
+                "redirect_uri": grant.redirect_uri,
+                "state": data.get("state"),
+                "response_mode": response_mode,
             }
             login_services.request_login(request, portal=relying_party.name, min_level=decision.required_level,
                                          return_to="/oidc/authorize?" + query,
-                                         login_hint=_login_hint(data.get("login_hint")))
+                                         login_hint=_login_hint(data.get("login_hint")), cancel_to="/oidc/cancel")
             return redirect("login:start")
         requested = claims_module.requested_attributes(relying_party, data.get("scope"), claims_request,
                                                        key.citizen)
@@ -499,10 +504,7 @@ def consent(request):
             request.session.pop(PENDING, None)
             federation.record_consent(key.citizen, relying_party, granted=[],
                                     refused=[r["name"] for r in rows if not r["mandatory"]], remember=False)
-            error = AccessDeniedError(description="The citizen did not sign in to this portal.",
-                                      redirect_uri=pending["redirect_uri"])
-            error.state = pending.get("state")
-            return to_portal(request, server().handle_response(*error()), pending.get("response_mode"), relying_party)
+            return _access_denied(request, pending, relying_party)
         if decision != "allow":
             return render(request, "oidc/consent.html", {"portal": relying_party, "rows": rows}, status=400)
         chosen = set(request.POST.getlist("attribute"))
@@ -514,6 +516,38 @@ def consent(request):
         request.session[PENDING] = pending
         return redirect(f"/oidc/authorize?{pending['query']}")
     return render(request, "oidc/consent.html", {"portal": relying_party, "rows": rows})
+
+
+def _access_denied(request, pending: dict, relying_party: RelyingParty,
+                   description: str = "The citizen did not sign in to this portal."):
+    """``access_denied`` to the pending request's validated redirect URI, with its ``state`` and
+    the issuer (RFC 9207), in its response mode: the citizen refused, or cancelled."""
+    error = AccessDeniedError(description=description, redirect_uri=pending["redirect_uri"])
+    error.state = pending.get("state")
+    return to_portal(request, server().handle_response(*error()), pending.get("response_mode"), relying_party)
+
+
+@never_cache
+def cancel(request):
+    """"Cancel and go back to the portal" on a sign-in page (a CSRF-protected POST): the login of
+    the request in ``PENDING`` ends and the portal gets ``access_denied``. Without such a request
+    (answered, cancelled in another tab, expired, or a newer one made since the form was shown) a
+    page says the sign-in has already ended."""
+    if request.method != "POST":
+        return render(request, "login/cancel_gone.html", status=405)
+    if not login_services.may_cancel(request, request.POST.get("request")):
+        return render(request, "login/cancel_gone.html", status=400)
+    pending = request.session.get(PENDING) or {}
+    relying_party = RelyingParty.objects.filter(client_id=pending.get("client_id") or "",
+                                                state=RelyingParty.State.APPROVED).first()
+    if not pending.get("redirect_uri") or relying_party is None:
+        login_services.cancel_login(request)
+        return render(request, "login/cancel_gone.html", status=400)
+    request.session.pop(PENDING, None)
+    citizen = login_services.cancel_login(request)
+    audit.record("oidc.authorize", outcome="abandoned", citizen=citizen, ip=login_services.client_ip(request),
+                 client_id=relying_party.client_id, portal=relying_party.name)
+    return _access_denied(request, pending, relying_party, "The citizen cancelled the sign-in.")
 
 
 def _json_error(status: int, error: str, description: str, **headers):

@@ -9,6 +9,7 @@ urlpatterns = [
     path("continue", views.continue_request, name="resume"),
     path("continue/<str:reference>", views.continue_request, name="continue"),
     path("consent", views.consent, name="consent"),
+    path("cancel", views.cancel, name="cancel"),
     path("slo", views.slo, name="slo"),
     path("slo/continue/<str:logout_reference>", views.continue_logout, name="slo_continue"),
 ]

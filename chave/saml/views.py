@@ -68,16 +68,16 @@ def _post_fields(request, sp: ServiceProvider, acs: str, fields: list, succeeded
     return page
 
 
-def _answer_error(request, sp, parsed, top, sub, message):
-    federation_audit(sp, "refused", reason=message)
+def _answer_error(request, sp, parsed, top, sub, message, *, outcome="refused", citizen=None):
+    federation_audit(sp, outcome, citizen=citizen, reason=message)
     return _post_to_acs(request, sp, parsed.acs, services.error_response(sp, parsed, top, sub, message),
                         parsed.relay_state, succeeded=False)
 
 
-def federation_audit(sp, outcome, **details):
+def federation_audit(sp, outcome, citizen=None, **details):
     from chave.audit import services as audit
 
-    audit.record("saml.authn", outcome=outcome, client_id=sp.relying_party.client_id, **details)
+    audit.record("saml.authn", outcome=outcome, citizen=citizen, client_id=sp.relying_party.client_id, **details)
 
 
 @csrf_exempt  # portals POST here cross-site (HTTP-POST binding); the request is signed, nothing acts on a session
@@ -165,7 +165,7 @@ def _decide(request, pending, sp, parsed):
         request.session[PENDING] = {**pending, "requested_at": clock.now().isoformat()}
         login_services.request_login(request, portal=party.name, min_level=decision.required_level,
                                      return_to="/saml/continue", hide=[TABS[t] for t in parsed.hide],
-                                     first=TABS.get(parsed.default_tab or "", ""))
+                                     first=TABS.get(parsed.default_tab or "", ""), cancel_to="/saml/cancel")
         return redirect("login:start")
     asked, required_attributes = services.requested_attributes(sp, parsed, key.citizen)
     consent = federation.consent_state(key.citizen, party, asked)
@@ -227,6 +227,26 @@ def consent(request):
         request.session[PENDING] = pending
         return redirect("saml:resume")
     return render(request, "oidc/consent.html", {"portal": party, "rows": rows})
+
+
+@never_cache
+def cancel(request):
+    """"Cancel and go back to the portal" on a sign-in page (a CSRF-protected POST): the login of
+    the request in ``PENDING`` ends and the SP gets a signed Response with the status the
+    autenticacao.gov manual gives for a sign-in that was not done (``Responder`` /
+    ``AuthnFailed``). Without such a request, a page says the sign-in has already ended."""
+    if request.method != "POST":
+        return render(request, "login/cancel_gone.html", status=405)
+    if not login_services.may_cancel(request, request.POST.get("request")):
+        return render(request, "login/cancel_gone.html", status=400)
+    pending, sp, parsed = _pending_request(request)
+    if pending is None:
+        login_services.cancel_login(request)
+        return render(request, "login/cancel_gone.html", status=400)
+    request.session.pop(PENDING, None)
+    citizen = login_services.cancel_login(request)
+    return _answer_error(request, sp, parsed, samlp.STATUS_RESPONDER, samlp.STATUS_AUTHN_FAILED,
+                         "The citizen cancelled the sign-in.", outcome="abandoned", citizen=citizen)
 
 
 @csrf_exempt  # SPs send logout requests cross-site; the request is signed by the SP

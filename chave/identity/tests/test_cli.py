@@ -128,10 +128,11 @@ BASE = {
 }
 
 
-def add_args(changes: dict | None = None, *flags: str) -> list[str]:
-    """``add`` with the base arguments, some replaced (value None removes one), plus ``flags``."""
+def add_args(changes: dict | None = None, *flags: str, terms: bool = True) -> list[str]:
+    """``add`` with the base arguments, some replaced (value None removes one), plus ``flags``
+    (``--terms-accepted`` unless ``terms`` is false)."""
     options = {**BASE, **(changes or {})}
-    args = ["add"]
+    args = ["add", *(["--terms-accepted"] if terms else [])]
     for flag, value in options.items():
         if value is not None:
             args += [flag, value]
@@ -185,6 +186,33 @@ def test_add_human_output_names_the_citizen_and_shows_the_temporary_pin():
     key = Key.objects.get(citizen__doc_number="12345678")
     assert services.check_login_pin(key, printed[0], ip="198.51.100.2").ok
     assert Citizen.objects.get().nif == "123456789"
+
+
+@pytest.mark.django_db
+def test_add_records_the_terms_of_use_acceptance_as_the_counter_does(clock):
+    from chave.public.models import TermsAcceptance
+    from chave.public.terms import TERMS_VERSION
+
+    before = written()
+    message = refused(*add_args(None, terms=False))
+    assert "--terms-accepted: Give the citizen the terms of use" in message
+    assert written() == before and not TermsAcceptance.objects.exists()
+
+    data = json.loads(citizen_cli(*add_args(None, "--json")))
+    accepted = TermsAcceptance.objects.get()
+    assert (accepted.citizen_id, accepted.version, accepted.channel) == (data["citizen_id"], TERMS_VERSION, "cli")
+    assert accepted.accepted_at == service_clock.now()
+    event = AuditEvent.objects.get(event="terms.accept")
+    assert (event.citizen_id, event.channel, event.detail["version"]) == (data["citizen_id"], "cli", TERMS_VERSION)
+
+
+@pytest.mark.django_db
+def test_a_refused_registration_records_no_acceptance():
+    from chave.public.models import TermsAcceptance
+
+    citizen_cli(*add_args())
+    refused(*add_args({"--phone": "912 345 671", "--email": "other@example.pt"}))  # the same NIC again
+    assert TermsAcceptance.objects.count() == 1
 
 
 @pytest.mark.django_db

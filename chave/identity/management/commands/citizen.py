@@ -7,6 +7,10 @@ for the contacts (``contacts_verified_by="operator (CLI)"``), so the key is acti
 ``--pin`` exists for demos and tests and is refused outside ``CHAVE_ENV=dev``: a PIN typed on a
 command line stays in the shell history and the process list.
 
+As at the counter, nothing is registered unless the citizen accepted the terms of use: the
+operator says so with ``--terms-accepted`` (after giving them the terms, ``/terms/``), and the
+acceptance is recorded with the key (channel ``cli``), in the same transaction.
+
 Every argument is parsed by :mod:`chave.identity.validation`; all bad arguments are reported
 together, one line each, and the command exits non-zero without a traceback.
 """
@@ -28,6 +32,7 @@ from chave import clock
 from chave.identity import services, validation
 from chave.identity.models import Citizen, ContactKind, DocType, Key, KeyStatus
 from chave.identity.registry import DocumentRef, IdentityRecord, LocalRecords
+from chave.public import terms
 
 VERIFIED_BY = "operator (CLI)"
 # Without --doc-expiry the document is taken to expire this many years from today: the usual
@@ -81,8 +86,8 @@ class Command(BaseCommand):
             description=(
                 "Record the identity read on the document and register an active key. Portuguese citizens: "
                 "--nic; foreign residents: --doc-type, --doc-country and --doc-number. Give --phone or "
-                "--email (or both). Without --pin a temporary PIN is printed once; it must be changed at "
-                "the first sign-in."
+                "--email (or both), and --terms-accepted once the citizen accepted the terms of use. Without "
+                "--pin a temporary PIN is printed once; it must be changed at the first sign-in."
             ),
         )
         add.add_argument("--nic", help="civil identification number (8 digits) or Citizen Card document number")
@@ -106,6 +111,9 @@ class Command(BaseCommand):
             "--language", choices=[code for code, _name in settings.LANGUAGES], default=settings.LANGUAGE_CODE,
             help="language of the messages sent to the citizen",
         )
+        add.add_argument("--terms-accepted", action="store_true",
+                         help="the citizen was given the terms of use (/terms/) and accepted them: recorded with "
+                              "the key; required")
         add.add_argument("--pin", help="set this PIN instead of a temporary one (development only)")
         add.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -144,6 +152,7 @@ class Command(BaseCommand):
                     doc, reg.contacts, pin=reg.pin, contacts_verified_by=VERIFIED_BY, language=reg.language,
                     channel="cli",
                 )
+                terms.record_acceptance(key.citizen, channel="cli")
         except ValidationError as exc:
             flag = _SERVICE_ERROR_FLAG.get(exc.code)
             if exc.code == "already_registered":
@@ -234,6 +243,10 @@ class Command(BaseCommand):
         if options["pin"] is not None:
             pin = parse("--pin", validation.check_pin_rules, options["pin"], birth_date=birth_date)
 
+        if not options.get("terms_accepted"):
+            errors.append("--terms-accepted: " + _("Give the citizen the terms of use (the /terms/ page) and add "
+                                                   "--terms-accepted once they accepted them: as at the counter, no "
+                                                   "key is registered without it."))
         if errors:
             raise CommandError("\n  ".join([_("Nothing was registered:"), *errors]))
         record = IdentityRecord(
