@@ -525,8 +525,9 @@ def replace_document(key: Key, doc, document_expiry: dt.date, *, by: str, ip: st
     """A foreign resident's renewed passport or residence document has a new number (a clerk saw
     it): the citizen's document becomes ``doc`` (a :class:`~.registry.DocumentRef`), the local
     civil records gain it, the key's validity follows its expiry (even an earlier one: the old
-    document no longer counts), and the citizen is told (``key_new_document``). The citizen, their
-    portal identifiers and a signing certificate stay as they are. Returns the previous
+    document no longer counts), and the citizen is told (``key_new_document``). The citizen and their
+    portal identifiers stay as they are; a signing certificate, which names the document, is
+    re-issued for the same key and the earlier one revoked as superseded (``key_renewed``). Returns the previous
     document ("type country number"). Raises ``ValidationError``: ``document_expired`` (a past date),
     ``not_foreign`` (a Citizen Card keeps its NIC: :func:`renew_document`), ``same_document``
     (the number on record), ``document_taken`` (another person's document, in the citizens or
@@ -574,6 +575,8 @@ def replace_document(key: Key, doc, document_expiry: dt.date, *, by: str, ip: st
                      valid_until=key.valid_until.isoformat(), previous_valid_until=before.isoformat())
         delivery.notify(citizen, "key_new_document",
                         until=timezone.make_aware(dt.datetime.combine(key.valid_until, dt.time(12))))
+        # The signing certificate names the document: re-issued for the same key (chave.signing).
+        key_renewed.send(sender=Key, key=key, by=by, ip=ip, channel=channel)
     return previous
 
 

@@ -172,3 +172,33 @@ def test_a_revoked_credential_is_not_reissued(signing_pki, signer, clock, django
     assert identity.renew_document(key, clock.today() + dt.timedelta(days=3650), by="test")
     assert not AuditEvent.objects.filter(event="signing.reissue").exists()
     assert _history(credential) == [(credential.serial_number, "revoked")]
+
+
+def test_a_new_document_number_reissues_the_certificate_naming_it_and_revokes_the_earlier(signing_pki, client,
+                                                                                       clock):
+    from chave.identity.registry import IdentityRecord
+
+    ca = _cert(signing_pki, "ca.crt")
+    doc = DocumentRef("residence_permit", "UA", "AB123456")
+    LocalRecords().store(IdentityRecord(doc=doc, full_name="Olena Kovalenko", given_name="Olena",
+                                        family_name="Kovalenko", birth_date=dt.date(1988, 3, 2),
+                                        document_expiry=clock.today() + dt.timedelta(days=20), nif="123456789"))
+    key, _ = identity.register_citizen(doc, [identity.ContactInput("mobile", "+351912345678")], pin="4719",
+                                       contacts_verified_by="test")
+    credential = services.activate_signing(key, "5820", by="test").credential
+    old = services.certificate(credential)
+    assert "AB123456" in old.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)[0].value
+
+    identity.replace_document(key, DocumentRef("residence_permit", "UA", "CD765432"),
+                              clock.today() + dt.timedelta(days=1825), by="staff:clerk", channel="counter")
+    credential.refresh_from_db()
+    new = services.certificate(credential)
+    assert "CD765432" in new.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)[0].value
+    assert new.public_key().public_numbers() == old.public_key().public_numbers()
+    assert services.check_signing_pin(credential, "5820").ok  # no new activation
+    # The earlier certificate names a document the citizen no longer holds: revoked, superseded.
+    answer = ask(client, old, ca)
+    assert answer.certificate_status == ocsp.OCSPCertStatus.REVOKED
+    assert answer.revocation_reason == x509.ReasonFlags.superseded
+    assert ask(client, new, ca).certificate_status == ocsp.OCSPCertStatus.GOOD
+    assert _history(credential) == [(f"{old.serial_number:x}", "revoked"), (f"{new.serial_number:x}", "current")]
