@@ -53,7 +53,6 @@ def test_a_supervisor_reverses_an_unlock_from_the_report(staff_client, make_staf
 
 
 def show(who: str, *args) -> str:
-    from django.utils import translation
 
     out = io.StringIO()
     with translation.override("en"):
