@@ -205,6 +205,20 @@ def test_three_wrong_codes_spend_the_code(en, make_citizen, outbox):
     assert not AuditEvent.objects.filter(event="login").exists()
 
 
+def test_a_session_id_chosen_by_an_attacker_is_never_the_one_the_login_gets(make_citizen, outbox):
+    # A browser given a session id that names no stored session (set by an attacker before the
+    # citizen arrives): the login's session is written under a key Chave draws.
+    make_citizen(phone=PHONE, pin=PIN)
+    chosen = "attackerchosensessionid123456789"
+    browser = client_in("en")
+    browser.cookies["sessionid"] = chosen
+    sign_in(browser, "912345678", PIN)
+    assert session_key(browser) not in (None, "", chosen)
+    assert not SessionStore().exists(chosen)
+    assert ends_at(browser.post("/login/code/", {"code": outbox.last_code(PHONE)}), "/login/done/")
+    assert session_key(browser) != chosen and not SessionStore().exists(chosen)
+
+
 def test_session_is_rotated_when_the_pin_is_accepted_and_when_the_login_completes(en, make_citizen, outbox):
     make_citizen(phone=PHONE, pin=PIN)
     planted = en.session.session_key  # a session that exists before the login (e.g. fixed by an attacker)
