@@ -10,7 +10,7 @@ why=()
 want() { need+=("$1"); why+=("$2"); }
 command -v softhsm2-util >/dev/null || [ -f /usr/lib/softhsm/libsofthsm2.so ] \
   || want softhsm2 "the demo Citizen Card (card sign-in, online registration, recovery) and signing PDFs"
-[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || want fonts-dejavu-core "the counter's PIN letters (PDF)"
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || want fonts-dejavu-core "the counter's PIN letters (PDF) and the signature stamp on signed PDFs"
 command -v pdftoppm >/dev/null || want poppler-utils "the page images for placing a signature on a PDF"
 command -v xmlsec1 >/dev/null || want xmlsec1 "the SAML identity provider (pysaml2 signs and verifies with it)"
 if [ "$mode" != demo ]; then

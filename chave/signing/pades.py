@@ -31,7 +31,6 @@ from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.utils.translation import gettext as _
 from pyhanko.pdf_utils import generic, layout
-from pyhanko.pdf_utils.font.basic import SimpleFontEngineFactory
 from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -49,6 +48,7 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 from chave import clock, formats
 
 from . import pki
+from .stamp_font import DEJAVU_SANS, StampFont
 
 MD = "sha256"
 CHUNK = 1024 * 1024  # bytes pyHanko reads and hashes at a time while signing
@@ -158,9 +158,10 @@ class _UprightStamp(TextStamp):
         return xobject
 
 
-# Chave's stamp: the citizen's language, the site's blue as a thin frame, a plain sans-serif (PDF's
-# standard Helvetica, with its average width for the layout), no background art.
-STAMP_FONT = SimpleFontEngineFactory("Helvetica", 0.5)
+# Chave's stamp: the citizen's language, the site's blue as a thin frame, a plain sans-serif that
+# prints every name (DejaVu Sans embedded: chave/signing/stamp_font.py), no background art.
+STAMP_FONT_SIZE = 8
+STAMP_FONT = StampFont(DEJAVU_SANS, font_size=STAMP_FONT_SIZE)
 STAMP_BLUE = (0.043, 0.325, 0.580)  # #0b5394, the site's accent
 
 
@@ -179,7 +180,7 @@ class UprightStampStyle(TextStampStyle):
     @classmethod
     def for_page(cls, turn: int) -> UprightStampStyle:
         return cls(stamp_text=stamp_text(), background=None, border_width=1, border_color=STAMP_BLUE, turn=turn,
-                   text_box_style=TextBoxStyle(font=STAMP_FONT, font_size=8,
+                   text_box_style=TextBoxStyle(font=STAMP_FONT, font_size=STAMP_FONT_SIZE,
                                                leading=10, text_color=(0.1, 0.1, 0.1)))
 
     def create_stamp(self, writer, box: layout.BoxConstraints, text_params: dict) -> TextStamp:

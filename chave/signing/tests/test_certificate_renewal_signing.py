@@ -109,7 +109,7 @@ def test_a_document_prepared_before_a_renewal_keeps_its_certificate(signer, clie
     assert credential.serial_number != old_serial
     assert client.post("/area/sign/code/", {"code": code})["Location"] == "/area/sign/done/"
     link = re.findall(r'href="(/area/sign/download/\d+/)"', client.get("/area/sign/done/").content.decode())[0]
-    status, _answers = _validated(client.get(link).content)
+    status, _answers = _validated(client.get(link).getvalue())
     assert status.intact and status.valid and status.trusted, status.pretty_print_details()
     assert f"{status.signing_cert.serial_number:x}" == old_serial  # the one its signed attributes name
 

@@ -252,3 +252,23 @@ def test_the_stamp_reads_upright_on_a_turned_page(signer, client, outbox, live_s
         sideways = stamps[turn].rotate(90, expand=True).resize(upright.size)
         wrong = ImageStat.Stat(ImageChops.difference(upright, sideways)).mean[0]
         assert difference < wrong / 2, (turn, difference, wrong)
+
+
+def test_the_stamp_prints_a_name_beyond_latin_1_letter_for_letter(signer, client, outbox, live_server, tmp_path):
+    """A foreign resident's name (Polish, Czech letters) is drawn in the embedded font, each letter
+    where it belongs: poppler reads the stamp back as the name, not as the "þÿ" and garbage the
+    standard Helvetica made of it, nor letter-spaced as a wrongly scaled font would be."""
+    key, _credential = signer(phone=PHONE, full_name="Łukasz Żółć Dvořák")
+    sign_in(client, key)
+    original = sample_pdf(1)
+    upload(client, original)
+    signed = sign_placed(client, outbox, PHONE, {"d0-page": "1", "d0-position": "bottom-right",
+                                                 "signing_pin": PIN})[0]
+    (tmp_path / "signed.pdf").write_bytes(signed)
+    text = subprocess.run(["pdftotext", "-layout", str(tmp_path / "signed.pdf"), "-"], capture_output=True,
+                          text=True, check=True, timeout=60).stdout
+    assert "Łukasz Żółć Dvořák" in text, text
+    assert "þÿ" not in text
+    # The box is the same size as ever, and the name fits in it.
+    stamp = _stamp(signed, tmp_path, "foreign-name", original)
+    assert abs(stamp.width / stamp.height - pades.BOX_WIDTH / pades.BOX_HEIGHT) < 0.15, stamp.size
