@@ -57,6 +57,30 @@ def portal_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
+def serve_portal(command, package, config, host: str, port: int, banner: str) -> None:
+    """Serve a demo portal ``package`` in the foreground, saying ``banner`` once it listens; the
+    error of a port that cannot be had as a ``CommandError``."""
+
+    def ready(bound_port):
+        command.stdout.write(banner)
+        if not os.environ.get("CHAVE_SERVE_CHILD"):  # under `chave serve`, the service says it once
+            command.stdout.write(_("Press Ctrl-C to stop."))
+        command.stdout.flush()
+
+    try:
+        package.serve(config, host=host, port=port, ready=ready)
+    except OSError as exc:
+        raise CommandError(_("Cannot listen on %(host)s:%(port)s: %(error)s")
+                           % {"host": host, "port": port, "error": exc.strerror or exc})
+    command.stdout.write(_("Stopped."))
+
+
+def database_unusable(exc: DatabaseError) -> CommandError:
+    detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return CommandError(_("The database cannot be used (%(error)s). Is it running, and was `chave migrate` "
+                          "run?") % {"error": detail})
+
+
 class Command(BaseCommand):
     help = "Run the Demo Portal (a separate portal that logs citizens in with Chave) on http://HOST:PORT/."
 
@@ -79,19 +103,9 @@ class Command(BaseCommand):
         config = package.Config(issuer=issuer, client_id=relying_party.client_id, base_url=base_url,
                                 data_dir=Path(data_dir) if data_dir else settings.DATA_DIR / PACKAGE)
 
-        def ready(bound_port):
-            self.stdout.write(_("Demo portal (%(name)s) at %(url)s — it logs citizens in with Chave at %(issuer)s")
-                              % {"name": relying_party.name, "url": f"{base_url}/", "issuer": issuer})
-            if not os.environ.get("CHAVE_SERVE_CHILD"):  # under `chave serve`, the service says it once
-                self.stdout.write(_("Press Ctrl-C to stop."))
-            self.stdout.flush()
-
-        try:
-            package.serve(config, host=host, port=port, ready=ready)
-        except OSError as exc:
-            raise CommandError(_("Cannot listen on %(host)s:%(port)s: %(error)s")
-                               % {"host": host, "port": port, "error": exc.strerror or exc})
-        self.stdout.write(_("Stopped."))
+        serve_portal(self, package, config, host, port, _(
+            "Demo portal (%(name)s) at %(url)s — it logs citizens in with Chave at %(issuer)s")
+            % {"name": relying_party.name, "url": f"{base_url}/", "issuer": issuer})
 
     def _registration(self, base_url: str):
         from chave.federation.models import RelyingParty
@@ -100,9 +114,7 @@ class Command(BaseCommand):
         try:
             relying_party = demo_portal(base_url)
         except DatabaseError as exc:
-            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise CommandError(_("The database cannot be used (%(error)s). Is it running, and was `chave migrate` "
-                                 "run?") % {"error": detail})
+            raise database_unusable(exc) from exc
         if relying_party is None:
             raise CommandError(_("The demo portal is not registered for %(url)s: run `chave seed_demo "
                                  "--demo-portal-url %(url)s` first.") % {"url": base_url})

@@ -10,13 +10,13 @@ then serves it with waitress in the foreground until SIGINT or SIGTERM, pointed 
 
 from __future__ import annotations
 
-import os
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 from django.utils.translation import gettext as _
 
-from chave.oidc.management.commands.demo_portal import portal_module, portal_package, portal_url
+from chave.oidc.management.commands.demo_portal import (database_unusable, portal_module, portal_package,
+                                                        portal_url, serve_portal)
 
 DEFAULT_PORT = 8002
 
@@ -42,19 +42,9 @@ class Command(BaseCommand):
         config = portal_module("saml_app").SamlConfig(issuer=issuer, base_url=base_url,
                                                       data_dir=demo_saml_portal_dir())
 
-        def ready(bound_port):
-            self.stdout.write(_("SAML demo portal (%(name)s) at %(url)s — it signs citizens in with Chave at "
-                                "%(issuer)s") % {"name": sp.relying_party.name, "url": f"{base_url}/", "issuer": issuer})
-            if not os.environ.get("CHAVE_SERVE_CHILD"):  # under `chave serve`, the service says it once
-                self.stdout.write(_("Press Ctrl-C to stop."))
-            self.stdout.flush()
-
-        try:
-            package.serve(config, host=host, port=port, ready=ready)
-        except OSError as exc:
-            raise CommandError(_("Cannot listen on %(host)s:%(port)s: %(error)s")
-                               % {"host": host, "port": port, "error": exc.strerror or exc})
-        self.stdout.write(_("Stopped."))
+        serve_portal(self, package, config, host, port, _(
+            "SAML demo portal (%(name)s) at %(url)s — it signs citizens in with Chave at %(issuer)s")
+            % {"name": sp.relying_party.name, "url": f"{base_url}/", "issuer": issuer})
 
     def _registration(self, base_url: str):
         from chave.federation.models import RelyingParty
@@ -64,9 +54,7 @@ class Command(BaseCommand):
         try:
             sp = demo_saml_portal(base_url)
         except DatabaseError as exc:
-            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise CommandError(_("The database cannot be used (%(error)s). Is it running, and was `chave migrate` "
-                                 "run?") % {"error": detail})
+            raise database_unusable(exc) from exc
         if sp is None:
             raise CommandError(_("The SAML demo portal is not registered for %(url)s: run `chave seed_demo "
                                  "--demo-saml-portal-url %(url)s` first.") % {"url": base_url})
