@@ -10,7 +10,9 @@ from chave.throttle import services as throttle
 from chave.throttle.models import ThrottleEvent
 from chave.throttle.tests.parallel import run_together
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
+# The shared Redis, one database per suite pass: .ci/run runs the SQLite and the PostgreSQL pass at
+# the same time, and each empties its own database.
+REDIS_DB = {"sqlite": 15, "postgresql": 14}
 RULES = {"three_a_minute": (3, 60), "five_a_minute": (5, 60), "ten_an_hour": (10, 3600), "never": (0, 60),
          "two_per_ip": (2, 60)}
 
@@ -23,15 +25,17 @@ def rules(settings):
 @pytest.fixture
 def redis_store():
     import redis
+    from django.db import connection
 
-    client = redis.Redis.from_url(REDIS_URL)
+    url = f"redis://127.0.0.1:6379/{REDIS_DB.get(connection.vendor, 13)}"
+    client = redis.Redis.from_url(url)
     try:
         client.ping()
     except redis.ConnectionError:
-        pytest.fail(f"the Redis store is tested against a Redis server at {REDIS_URL}")
+        pytest.fail(f"the Redis store is tested against a Redis server at {url}")
     client.flushdb()
     throttle._redis.cache_clear()
-    with override_settings(CHAVE_THROTTLE_STORE="redis", CHAVE_REDIS_URL=REDIS_URL):
+    with override_settings(CHAVE_THROTTLE_STORE="redis", CHAVE_REDIS_URL=url):
         yield client
     throttle._redis.cache_clear()
     client.flushdb()
