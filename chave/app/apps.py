@@ -10,9 +10,8 @@ class ChaveAppConfig(AppConfig):
         # A key's devices go with it: cancelled or blocked key, or a new mobile number (the pairing
         # was confirmed by a code to the old one).
         from chave.identity.signals import contact_changed, key_blocked, key_cancelled
+        from chave.receivers import connect
 
-        from . import services
-
-        key_cancelled.connect(services.on_key_cancelled, dispatch_uid="app.key_cancelled")
-        key_blocked.connect(services.on_key_blocked, dispatch_uid="app.key_blocked")
-        contact_changed.connect(services.on_contact_changed, dispatch_uid="app.contact_changed")
+        connect(key_cancelled, "chave.app.services.on_key_cancelled", dispatch_uid="app.key_cancelled")
+        connect(key_blocked, "chave.app.services.on_key_blocked", dispatch_uid="app.key_blocked")
+        connect(contact_changed, "chave.app.services.on_contact_changed", dispatch_uid="app.contact_changed")

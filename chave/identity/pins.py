@@ -12,12 +12,14 @@ an HMAC keyed with the ``CHAVE_PIN_PEPPER`` setting) still verify, and :func:`ve
 re-hash at the next correct use, as it does for a hash made with other Argon2 parameters.
 
 At most ``CHAVE_ARGON2_CONCURRENCY`` Argon2 computations run at once in a process (default: its
-cores); further ones wait their turn, so a burst of logins costs time, not memory.
+cores); further ones wait their turn, so a burst of logins costs time, not memory. And the memory
+of a finished one goes back to the system (:func:`_argon2_memory_returned`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import functools
 import hashlib
@@ -121,7 +123,29 @@ def _setting_peppered(pin: str) -> bytes:
 
 @functools.lru_cache(maxsize=4)
 def _slots(count: int) -> threading.BoundedSemaphore:
+    _argon2_memory_returned()
     return threading.BoundedSemaphore(count)
+
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
+
+
+@functools.cache
+def _argon2_memory_returned() -> bool:
+    """Make every Argon2 block (``memory_cost`` KiB, 19 MiB by default) a mapping of its own that
+    goes back to the system when the check ends.
+
+    Without this, glibc raises its mmap threshold after the first block is freed, so later blocks
+    come from the heap of the thread that asked, and each of a server process's threads keeps one
+    block after its check: 8 threads held 150 MB more than one. A fixed threshold (128 KiB,
+    glibc's default) also stops that adjustment. Elsewhere than glibc (musl has no such
+    threshold) nothing changes; False says so."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return mallopt(M_MMAP_THRESHOLD, 128 * 1024) == 1
 
 
 def argon2_slots() -> int:

@@ -192,6 +192,45 @@ def test_concurrent_argon2_computations_are_bounded(key, settings, monkeypatch):
         assert peak[0] == bound
 
 
+ARGON2_ON_EIGHT_THREADS = """
+import os, threading
+from argon2 import PasswordHasher
+from chave.identity import pins
+
+def resident_mib():
+    return next(int(line.split()[1]) // 1024 for line in open("/proc/self/status") if line.startswith("VmRSS:"))
+
+hasher = PasswordHasher(time_cost=1, memory_cost=19456, parallelism=1)
+stored = hasher.hash("4719")
+pins._bounded(lambda: hasher.verify(stored, "4719"))
+before = resident_mib()
+
+def checks():
+    for _ in range(3):
+        pins._bounded(lambda: hasher.verify(stored, "4719"))
+        bytearray(200_000)  # what a request allocates between checks
+
+threads = [threading.Thread(target=checks) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(resident_mib() - before)
+"""
+
+
+def test_a_server_process_keeps_no_argon2_memory_after_its_checks():
+    """Eight threads checking PINs one at a time (19 MiB each, the default cost) leave the process
+    about as big as one check did: each block goes back to the system, where glibc would otherwise
+    keep one per thread (about 150 MB more)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAVE_")}
+    env.update(DJANGO_SETTINGS_MODULE="chave.settings", CHAVE_ENV="dev", CHAVE_ARGON2_CONCURRENCY="1")
+    code = "import django; django.setup()\n" + ARGON2_ON_EIGHT_THREADS
+    grown = int(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                               check=True).stdout)
+    assert grown < 2 * 19, f"{grown} MiB more after eight threads' checks"
+
+
 def test_changed_argon2_parameters_rehash_the_pin_at_the_next_right_use(key, settings):
     before = fresh(key).pin_hash
     stronger = {**settings.CHAVE_ARGON2, "time_cost": settings.CHAVE_ARGON2["time_cost"] + 1}

@@ -32,6 +32,7 @@ from django_tasks_db.management.commands import db_worker
 from django_tasks_db.models import DBTaskResult
 
 from chave import policy
+from chave.public.management.commands.serve import SUPERVISOR_CHECKS
 from chave.delivery import doorbell, providers, services
 
 log = logging.getLogger("chave.delivery")
@@ -95,6 +96,9 @@ def _worker_id(text: str) -> str:
 
 
 class Command(BaseCommand):
+    # Every check but the URLs': that one imports every view, and with them libraries the worker
+    # never uses (the same list as `chave serve`'s supervisor).
+    requires_system_checks = SUPERVISOR_CHECKS
     help = (
         "Run the delivery worker: it sends the queued messages (security codes, notices) through the "
         "provider configured for each channel, retrying with backoff while a gateway fails. It is "

@@ -2,7 +2,11 @@
 
 ``--processes N`` serves with N processes (gunicorn, ``gthread`` workers of ``--threads`` threads
 each: a pre-forking master that restarts a worker that dies or grows old, after
-``CHAVE_SERVE_MAX_REQUESTS`` requests); one process is waitress, what ``make run`` uses. The default is
+``CHAVE_SERVE_MAX_REQUESTS`` requests); one process is waitress, what ``make run`` uses. gunicorn's
+master loads the application once (``--preload``: every view imported, the system checks run)
+and forks its workers from it, so they share those pages instead of each holding its own copy
+(:func:`static_application`); this command itself, which only supervises, checks everything but
+the URLs and imports no view. The default is
 one process per core in production (``CHAVE_ENV=production``, ``CHAVE_SERVE_PROCESSES`` to
 change it) and one process elsewhere. The Argon2 slots of :mod:`chave.identity.pins` are shared
 out between the processes, so all of them together run at most one PIN hash per core.
@@ -41,6 +45,7 @@ from django.conf import settings
 from django.contrib.staticfiles.handlers import StaticFilesHandler
 from django.core.exceptions import SuspiciousOperation
 from django.core.handlers.exception import response_for_exception
+from django.core.checks import Tags
 from django.core.management.base import BaseCommand, CommandError
 from django.core.handlers.wsgi import WSGIHandler
 from django.db import DatabaseError
@@ -125,7 +130,7 @@ def gunicorn_child(fd: int, processes: int, threads: int) -> Child:
         "--keep-alive", str(settings.CHAVE_SERVE_KEEPALIVE_SECONDS),
         "--max-requests", str(settings.CHAVE_SERVE_MAX_REQUESTS),
         "--max-requests-jitter", str(settings.CHAVE_SERVE_MAX_REQUESTS // 10),
-        "--no-control-socket", "--name", "chave", "--log-level", "warning",
+        "--no-control-socket", "--name", "chave", "--log-level", "warning", "--preload",
         "chave.public.management.commands.serve:static_application()",
     ]
     return Child(
@@ -138,11 +143,34 @@ def gunicorn_child(fd: int, processes: int, threads: int) -> Child:
     )
 
 
-def static_application():
-    """The WSGI application with its static files (what waitress serves too), for gunicorn."""
-    from django.core.wsgi import get_wsgi_application
+# What the supervising process checks before it starts anything: every system check but the URL
+# configuration's, which imports every view (and with them pyHanko, pysaml2, Authlib: about 70 MB
+# that a process which serves nothing would hold). The process that serves checks the URLs.
+SUPERVISOR_CHECKS = [tag for name, tag in vars(Tags).items() if not name.startswith("_") and tag != Tags.urls]
 
-    return StaticFiles(get_wsgi_application())
+
+def static_application():
+    """The WSGI application with its static files (what waitress serves too), for gunicorn.
+
+    gunicorn's master calls it once (``--preload``) before it forks the workers: the URL
+    configuration and every view are imported and checked here, the database connections this
+    made are closed (a child must open its own), and what exists now is moved out of the garbage
+    collector's reach (``gc.freeze``), so that collections in the workers do not write to these
+    pages and each worker keeps sharing them with the master instead of copying them."""
+    import gc
+
+    from django.core.management.base import BaseCommand
+    from django.core.wsgi import get_wsgi_application
+    from django.db import connections
+    from django.urls import get_resolver
+
+    application = StaticFiles(get_wsgi_application())
+    get_resolver().url_patterns  # noqa: B018 - imports every view now, in the master
+    BaseCommand().check(tags=[Tags.urls])  # raises SystemCheckError: gunicorn's master does not start
+    connections.close_all()
+    gc.collect()
+    gc.freeze()
+    return application
 
 
 class StaticFiles(StaticFilesHandler):
@@ -184,6 +212,7 @@ class Command(BaseCommand):
     help = ("Serve Chave on http://HOST:PORT/ with waitress; --with-worker also runs the delivery worker, "
             "--with-demo-portal the demo portal.")
     requires_migrations_checks = True
+    requires_system_checks = SUPERVISOR_CHECKS  # the URLs: by whoever serves (static_application)
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -232,6 +261,8 @@ class Command(BaseCommand):
         self.saml_portal, self.saml_portal_port = None, demo_saml_portal_port
         import waitress
 
+        if processes == 1:  # this process serves: it checks the URL configuration too
+            self.check(tags=[Tags.urls])
         application = StaticFiles(WSGIHandler())  # Django is already set up
         self.stopping = False
         self.children: list[Child] = []
