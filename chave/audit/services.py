@@ -61,11 +61,41 @@ def record(
     # ends, so its head cannot move between reading it and appending. No savepoint: a failed
     # append is never caught and retried, it fails the whole transaction.
     with transaction.atomic(savepoint=False):
-        stream = chain.claim_stream()
-        seq, prev_hash = chain.head(stream)
+        connection = transaction.get_connection()
+        appended = _appended_here(connection)
+        if appended is not None:  # this transaction's own last link: its stream is still claimed
+            stream, seq, prev_hash = appended
+        else:
+            stream = chain.claim_stream()
+            seq, prev_hash = chain.head(stream)
         link = dict(stream=stream, seq=seq + 1, prev_hash=prev_hash)
-        return AuditEvent.objects.create(**fields, **link, citizen=citizen,
-                                         hash=chain.link_hash(**link, **fields, citizen_id=citizen_id))
+        event = AuditEvent.objects.create(**fields, **link, citizen=citizen,
+                                          hash=chain.link_hash(**link, **fields, citizen_id=citizen_id))
+        _remember_appended(connection, (stream, event.seq, event.hash))
+        return event
+
+
+# A transaction that appends several events (a login's code check and completion) reads its
+# stream's head once: the link it appended last is the head until it ends, since the stream is
+# its own (PostgreSQL's transaction lock; SQLite's single writer). What it appended is kept on the
+# connection with an on-commit callback, and trusted only while that callback is still pending:
+# Django drops it when the transaction, or a savepoint around the append, rolls back.
+
+def _appended_here(connection) -> tuple[int, int, str] | None:
+    kept = getattr(connection, "_chave_audit_appended", None)
+    if kept is None:
+        return None
+    forget, link = kept
+    return link if any(func is forget for _sids, func, _robust in connection.run_on_commit) else None
+
+
+def _remember_appended(connection, link: tuple[int, int, str]) -> None:
+    def forget():
+        if getattr(connection, "_chave_audit_appended", (None,))[0] is forget:
+            connection._chave_audit_appended = None
+
+    connection._chave_audit_appended = (forget, link)
+    connection.on_commit(forget)
 
 
 def history(citizen, limit: int = 100):

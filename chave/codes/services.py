@@ -68,6 +68,11 @@ def _sms_country(destination: str) -> str | None:
         return None
 
 
+def sent_codes(purpose: str, transaction: str) -> list[OneTimeCode]:
+    """Every code sent for ``transaction``, newest first (at most ``code_max_sends_per_transaction``)."""
+    return list(OneTimeCode.objects.filter(purpose=purpose, transaction=transaction).order_by("-created_at", "-id"))
+
+
 def latest_code(purpose: str, transaction: str) -> OneTimeCode | None:
     return OneTimeCode.objects.filter(purpose=purpose, transaction=transaction).order_by("-created_at", "-id").first()
 
@@ -101,9 +106,7 @@ def issue_code(
     with db_transaction.atomic(savepoint=False):  # a refusal returns, it never raises to be caught
         # Serialise issues for one key (PostgreSQL; SQLite's IMMEDIATE transactions already do).
         key = Key.objects.select_for_update().select_related("citizen").get(pk=key.pk)
-        earlier = list(
-            OneTimeCode.objects.filter(purpose=purpose, transaction=transaction).order_by("-created_at", "-id")
-        )
+        earlier = sent_codes(purpose, transaction)
         refusal: IssueResult | None = None
         if len(earlier) >= max_sends:
             refusal = IssueResult(False, "too_many_sends")
@@ -167,7 +170,9 @@ def verify_code(*, purpose: str, transaction: str, submitted, ip: str | None = N
     if not (candidate.isascii() and candidate.isdigit() and len(candidate) == digits):
         return VerifyResult(False, "malformed")
     now = clock.now()
-    with db_transaction.atomic():
+    # No savepoint: nothing here catches an error and goes on; a caller may make this check and
+    # what follows from it (a login's completion) one transaction.
+    with db_transaction.atomic(savepoint=False):
         row = (
             OneTimeCode.objects.select_for_update()
             .select_related("key__citizen")

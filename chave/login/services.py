@@ -282,7 +282,7 @@ def send_code(tx: LoginTransaction, channel: str, *, ip: str | None, language: s
         destination = chosen.destination
     else:
         return None
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # a refusal returns; nothing here is caught and retried
         result = codes.issue_code(
             tx.key, purpose=Purpose.LOGIN, transaction=str(tx.pk), channel=channel, destination=destination,
             ip=ip, portal=tx.portal or "Chave", language=language,
@@ -384,10 +384,13 @@ def verify(request, tx: LoginTransaction, submitted: str) -> codes.VerifyResult:
         if result.ok:
             LoginTransaction.objects.filter(pk=tx.pk).update(destination=str(checked.device.pk))
             tx.destination = str(checked.device.pk)
-    else:
+            _past_second_factor(request, tx, from_status=LoginTransaction.Status.CODE_SENT)
+        return result
+    # The code is spent and the login completed in one transaction: both happen, or neither.
+    with transaction.atomic():
         result = codes.verify_code(purpose=Purpose.LOGIN, transaction=str(tx.pk), submitted=submitted, ip=ip)
-    if result.ok:
-        _past_second_factor(request, tx, from_status=LoginTransaction.Status.CODE_SENT)
+        if result.ok:
+            _past_second_factor(request, tx, from_status=LoginTransaction.Status.CODE_SENT)
     return result
 
 
@@ -400,7 +403,7 @@ def complete(request, tx: LoginTransaction) -> SignedIn:
     completed, e.g. by a concurrent request).
     """
     now = clock.now()
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # StaleTransaction fails the caller's transaction too
         updated = LoginTransaction.objects.filter(
             pk=tx.pk, status__in=[LoginTransaction.Status.CODE_SENT, LoginTransaction.Status.PIN_CHANGE,
                                   LoginTransaction.Status.APP_WAIT]

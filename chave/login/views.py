@@ -12,6 +12,7 @@ import math
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.shortcuts import redirect, render
 from django.utils import translation
 from django.utils.translation import gettext as _
@@ -20,8 +21,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from chave import formats, clock, policy
-from chave.codes.models import OneTimeCode, Purpose
-from chave.codes.services import latest_code
+from chave.codes.models import Purpose
+from chave.codes.services import sent_codes
 from chave.identity import services as identity
 from chave.app.services import device_label
 from chave.identity.models import mask
@@ -84,21 +85,9 @@ def start(request):
             ip = services.client_ip(request)
             decision = identity.check_login_pin(key, form.cleaned_data["pin"], ip=ip, channel="web")
             if decision.ok:
-                target = services.login_for(request)
-                tx = services.start(request, key=decision.key, must_change_pin=decision.must_change_pin,
-                                    portal=target.portal if target else "",
-                                    required_level=target.min_level if target else 0)
-                options = services.login_options(tx.key, tx.required_level)
-                if not options and tx.required_level and services.login_options(tx.key):
-                    form.add_error(None, _("%(portal)s asks for assurance level %(level)d, which a code to your "
-                                           "registered contacts cannot reach. Register a mobile number for SMS codes.")
-                                   % {"portal": tx.portal, "level": tx.required_level})
-                elif not options:
-                    form.add_error(None, _("No contact of this key can receive codes now. Contact the help line."))
-                elif len(options) == 1:
-                    return _send_and_continue(request, tx, options[0].channel, options=options)
-                else:
-                    return redirect("login:channel")
+                answer = _after_right_pin(request, form, decision)
+                if answer is not None:
+                    return answer
             elif decision.reason == "throttled":
                 form.add_error(None, _("Too many attempts from this connection. Please try again later."))
                 status = 429
@@ -111,6 +100,29 @@ def start(request):
     target = services.login_for(request)
     return render(request, "login/start.html", {"form": form, "login_for": target, "card_only": card_only,
                                                 "methods": services.login_methods(target)}, status=status)
+
+
+def _after_right_pin(request, form, decision):
+    """Open the login and send its code, in one transaction: the login's row, the code, its
+    message and task, and the audit commit together. None (with the form's error) when no code
+    can be sent."""
+    with transaction.atomic():
+        target = services.login_for(request)
+        tx = services.start(request, key=decision.key, must_change_pin=decision.must_change_pin,
+                            portal=target.portal if target else "",
+                            required_level=target.min_level if target else 0)
+        options = services.login_options(tx.key, tx.required_level)
+        if not options and tx.required_level and services.login_options(tx.key):
+            form.add_error(None, _("%(portal)s asks for assurance level %(level)d, which a code to your "
+                                   "registered contacts cannot reach. Register a mobile number for SMS codes.")
+                           % {"portal": tx.portal, "level": tx.required_level})
+        elif not options:
+            form.add_error(None, _("No contact of this key can receive codes now. Contact the help line."))
+        elif len(options) == 1:
+            return _send_and_continue(request, tx, options[0].channel, options=options)
+        else:
+            return redirect("login:channel")
+    return None
 
 
 def _send_and_continue(request, tx, channel, *, sent_message: str = "", options=None):
@@ -173,10 +185,11 @@ def channel(request):
 
 def _code_context(tx, form):
     now = clock.now()
-    code = latest_code(Purpose.LOGIN, str(tx.pk))
+    sent = sent_codes(Purpose.LOGIN, str(tx.pk))  # newest first: a few rows at most
+    code = sent[0] if sent else None
     cooldown = dt.timedelta(seconds=policy.get("code_resend_cooldown_seconds"))
     max_sends = policy.get("code_max_sends_per_transaction")
-    sends = OneTimeCode.objects.filter(purpose=Purpose.LOGIN, transaction=str(tx.pk)).count()
+    sends = len(sent)
     if tx.channel == "app_offline":  # the app makes the code: nothing is sent, nothing to resend
         sends = max_sends
     resend_at = code.created_at + cooldown if code else now

@@ -36,6 +36,7 @@ from authlib.oauth2.rfc6749 import (
     InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
+    OAuth2Error,
     grants,
 )
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
@@ -140,6 +141,17 @@ class ChaveAuthorizationServer(AuthorizationServer):
 
     def handle_error_response(self, request, error):
         return super().handle_error_response(request, as_sentence(error))
+
+    def authorization_response(self, grant, grant_user):
+        """The authorization response for ``grant``, which :meth:`get_consent_grant` validated:
+        the library's ``create_authorization_response`` would validate the whole request again
+        (the client read again, the redirect URI, PKCE and the nonce checked again)."""
+        try:
+            args = grant.create_authorization_response(grant.redirect_uri, grant_user)
+        except OAuth2Error as error:
+            error.state = grant.request.payload.state
+            return self.handle_error_response(grant.request, error)
+        return self.handle_response(*args)
 
     def create_bearer_token_generator(self):
         def expires_in(client, grant_type):

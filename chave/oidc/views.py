@@ -441,7 +441,7 @@ def _authorize(request, parameters, query: str, state: str | None, response_mode
             "auth_time": dt.datetime.fromisoformat(who.auth_time),
         }
         federation.record_authorization(relying_party, key, who, request)
-        return to_portal(request, srv.create_authorization_response(request, grant_user=key, grant=grant),
+        return to_portal(request, srv.authorization_response(grant, key),
                          response_mode, relying_party)
     except OAuth2Error as error:
         if relying_party is None and getattr(error, "redirect_uri", None):

@@ -135,6 +135,37 @@ def test_an_event_rolled_back_with_its_transaction_leaves_no_gap():
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_transaction_appending_several_events_reads_its_stream_head_once():
+    from django.test.utils import CaptureQueriesContext
+
+    record_some(1)
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        record_some(3)
+    heads = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('SELECT "audit_auditevent"."seq"')]
+    assert len(heads) == 1
+    assert verify()[0] == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_a_rolled_back_transaction_the_next_event_follows_the_committed_head():
+    """What a rolled-back transaction appended is not the head the next transaction builds on."""
+    before = AuditEvent.objects.count()
+    record_some(2)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        record_some(2, rolled_back=True)
+        raise RuntimeError
+    record_some(1)
+    with transaction.atomic():
+        audit.record("test.event", outcome="ok")
+        with pytest.raises(RuntimeError), transaction.atomic():
+            audit.record("test.event", outcome="rolled-back")
+            raise RuntimeError
+        audit.record("test.event", outcome="ok")
+    assert AuditEvent.objects.count() - before == 5
+    assert verify()[0] == 0
+
+
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_writers_each_append_to_a_stream_and_every_chain_verifies():
     """Many transactions writing events at once (each holding its transaction open a while, like
     a login step) neither wait for each other on PostgreSQL nor fork a chain."""

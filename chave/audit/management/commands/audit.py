@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import sys
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils.translation import gettext as _
 
 from chave.audit import chain
+from chave.commands import ChaveCommand
 
 
-class Command(BaseCommand):
+class Command(ChaveCommand):
     help = (
         "The audit log. `chave audit verify` checks its hash chain event by event and exits 1 if any event "
         "was changed, removed or added after it was written; `--json` prints the result with each stream's "

@@ -12,14 +12,15 @@ from __future__ import annotations
 import os
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils.translation import gettext as _
 
 from chave.card import agent as card_agent
 from chave.card import tokens
+from chave.commands import ChaveCommand
 
 
-class Command(BaseCommand):
+class Command(ChaveCommand):
     help = "Run the Citizen Card agent on 127.0.0.1 for one website (the card PIN is typed on its own page)."
 
     def add_arguments(self, parser):

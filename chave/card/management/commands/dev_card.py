@@ -15,15 +15,16 @@ import datetime as dt
 import json
 
 from django.core.exceptions import ImproperlyConfigured, ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import DatabaseError
 from django.utils.translation import gettext as _
 
 from chave.card import devcards, tokens
 from chave.card.pki import PkiError
+from chave.commands import ChaveCommand
 
 
-class Command(BaseCommand):
+class Command(ChaveCommand):
     help = "Test Citizen Cards (SoftHSM tokens): `issue` makes one, `list` lists them."
 
     def add_arguments(self, parser):

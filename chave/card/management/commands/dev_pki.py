@@ -14,16 +14,17 @@ from __future__ import annotations
 import json
 
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils.translation import gettext as _
 
 from chave import clock
 from chave.card.devcards import refuse_in_production
 from chave.card.pki import DevPki
+from chave.commands import ChaveCommand
 from chave.signing.devpki import ensure_dev_pki
 
 
-class Command(BaseCommand):
+class Command(ChaveCommand):
     help = ("The development PKI: `init` creates the Citizen Card test root, authentication sub-CA and OCSP "
             "responder, and the signing CA, OCSP responder, time-stamp authority and HSM token.")
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 
-from django.core.management.base import BaseCommand
 
+
+from chave.commands import ChaveCommand
 from chave.counter import housekeeping
 
 
-class Command(BaseCommand):
+class Command(ChaveCommand):
     help = ("Remind, expire and revoke keys, end lapsed single sign-on sessions and close deliveries dead workers "
             "left half-done (run periodically, e.g. hourly).")
 

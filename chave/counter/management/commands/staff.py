@@ -13,14 +13,15 @@ from __future__ import annotations
 import json
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils.translation import gettext as _
 
+from chave.commands import ChaveCommand
 from chave.counter import services
 from chave.counter.roles import Role, RoleForm
 
 
-class Command(BaseCommand):
+class Command(ChaveCommand):
     help = "Counter staff accounts: add (and, in development, totp)."
 
     def add_arguments(self, parser):

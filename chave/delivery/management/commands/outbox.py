@@ -14,10 +14,11 @@ import argparse
 import json
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import DatabaseError
 from django.utils.translation import gettext as _
 
+from chave.commands import ChaveCommand
 from chave.delivery.models import DevOutboxMessage, MessageStatus, OutboundMessage
 from chave.identity.validation import parse_identifier, parse_x_user_id
 
@@ -38,7 +39,7 @@ def as_dict(message: DevOutboxMessage) -> dict:
     }
 
 
-class Command(BaseCommand):
+class Command(ChaveCommand):
     help = (
         "Show the messages the development sink kept for a mobile number or e-mail address, newest "
         "first. Example: chave outbox --to \"912 345 678\" --last --json"

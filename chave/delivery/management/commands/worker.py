@@ -23,7 +23,7 @@ import threading
 import time
 
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, connections
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV, run_with_reloader
 from django.utils.crypto import get_random_string
@@ -32,7 +32,7 @@ from django_tasks_db.management.commands import db_worker
 from django_tasks_db.models import DBTaskResult
 
 from chave import policy
-from chave.public.management.commands.serve import SUPERVISOR_CHECKS
+from chave.commands import ChaveCommand
 from chave.delivery import doorbell, providers, services
 
 log = logging.getLogger("chave.delivery")
@@ -95,10 +95,7 @@ def _worker_id(text: str) -> str:
     return text
 
 
-class Command(BaseCommand):
-    # Every check but the URLs': that one imports every view, and with them libraries the worker
-    # never uses (the same list as `chave serve`'s supervisor).
-    requires_system_checks = SUPERVISOR_CHECKS
+class Command(ChaveCommand):
     help = (
         "Run the delivery worker: it sends the queued messages (security codes, notices) through the "
         "provider configured for each channel, retrying with backoff while a gateway fails. It is "

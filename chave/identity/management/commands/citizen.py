@@ -23,12 +23,13 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from chave import clock
+from chave.commands import ChaveCommand
 from chave.identity import services, validation
 from chave.identity.models import Citizen, ContactKind, DocType, Key, KeyStatus
 from chave.identity.registry import DocumentRef, IdentityRecord, LocalRecords
@@ -74,7 +75,7 @@ def _messages(exc: ValidationError) -> str:
     return " ".join(str(m) for m in exc.messages)
 
 
-class Command(BaseCommand):
+class Command(ChaveCommand):
     help = "Register a citizen's Digital Mobile Key (add) or look one up (show)."
 
     def add_arguments(self, parser):

@@ -9,12 +9,13 @@ says whether the key is there (exit 1 when not).
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from chave.commands import ChaveCommand
 from chave.identity import pins
 
 
-class Command(BaseCommand):
+class Command(ChaveCommand):
     help = "The PIN pepper key in the HSM: init (make it unless present) or status."
 
     def add_arguments(self, parser):

@@ -15,9 +15,11 @@ import os
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import DatabaseError
 from django.utils.translation import gettext as _
+
+from chave.commands import ChaveCommand
 
 EXAMPLES_DIR = settings.PROJECT_DIR / "examples"
 PACKAGE = "demo_portal"
@@ -81,7 +83,7 @@ def database_unusable(exc: DatabaseError) -> CommandError:
                           "run?") % {"error": detail})
 
 
-class Command(BaseCommand):
+class Command(ChaveCommand):
     help = "Run the Demo Portal (a separate portal that logs citizens in with Chave) on http://HOST:PORT/."
 
     def add_arguments(self, parser):

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import DatabaseError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from chave import clock
+from chave.commands import ChaveCommand
 from chave.oidc import keys
 from chave.oidc.management.commands.rp import cli_operator
 
@@ -49,7 +50,7 @@ def _local(value) -> str:
     return timezone.localtime(value).strftime("%Y-%m-%d %H:%M") if value else "—"
 
 
-class Command(BaseCommand):
+class Command(ChaveCommand):
     help = ("The provider's ID token signing keys: list them, rotate (publish the next keys, which sign after the "
             "JWKS cache lifetime), activate (the next keys sign now; --force within the cache lifetime).")
 

@@ -22,11 +22,12 @@ import json
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from chave.commands import ChaveCommand
 from chave.federation import services as federation
 from chave.federation.models import RelyingParty
 from chave.federation.attributes import ATTRIBUTES, PREFIX
@@ -154,7 +155,7 @@ def describe(party: RelyingParty, *, history: bool = False) -> dict:
     return result
 
 
-class Command(BaseCommand):
+class Command(ChaveCommand):
     help = (
         "The registry of relying parties (portals): add, approve, suspend, show, list, rotate-secret, set-jwks, "
         "settings. "

@@ -3,12 +3,13 @@ status 0 when ready (``ok`` or ``degraded``), 1 when not; ``--strict`` also fail
 
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from chave.commands import ChaveCommand
 from chave.ops import checks
 
 
-class Command(BaseCommand):
+class Command(ChaveCommand):
     help = "Check the database, cache, delivery worker and signing HSM; print JSON."
 
     def add_arguments(self, parser):

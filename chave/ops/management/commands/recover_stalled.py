@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 
-from django.core.management.base import BaseCommand
+
 from django.utils.translation import gettext as _
 
+from chave.commands import ChaveCommand
 from chave.ops import recovery
 
 
-class Command(BaseCommand):
+class Command(ChaveCommand):
     help = ("Close deliveries that dead workers left half-done: messages left 'sending' are marked interrupted "
             "(never sent twice), back-channel logouts left 'sending' are sent again, queued ones that lost their "
             "task get a new one. Safe to run at any time, e.g. from cron after an incident.")

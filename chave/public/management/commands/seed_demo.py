@@ -20,11 +20,12 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import DatabaseError, transaction
 from django.utils.translation import gettext as _
 
 from chave import clock
+from chave.commands import ChaveCommand
 from chave.throttle import services as throttle
 from chave.federation import services as federation
 from chave.federation.levels import LEVEL_URIS
@@ -184,7 +185,7 @@ def seed_demo_saml_portal(url: str = DEMO_SAML_PORTAL_URL, data_dir=None):
     return sp, notes
 
 
-class Command(BaseCommand):
+class Command(ChaveCommand):
     help = ("Create the demo citizen and register the demo portal (development only) and print how to sign in "
             "and where the portal is.")
 

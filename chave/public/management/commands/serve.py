@@ -46,11 +46,13 @@ from django.contrib.staticfiles.handlers import StaticFilesHandler
 from django.core.exceptions import SuspiciousOperation
 from django.core.handlers.exception import response_for_exception
 from django.core.checks import Tags
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.core.handlers.wsgi import WSGIHandler
 from django.db import DatabaseError
 from django.http import Http404
 from django.utils.translation import gettext as _
+
+from chave.commands import ChaveCommand
 
 WORKER_COMMAND = [sys.executable, "-m", "chave.cli", "worker"]
 DEMO_PORTAL_COMMAND = [sys.executable, "-m", "chave.cli", "demo_portal"]
@@ -143,12 +145,6 @@ def gunicorn_child(fd: int, processes: int, threads: int) -> Child:
     )
 
 
-# What the supervising process checks before it starts anything: every system check but the URL
-# configuration's, which imports every view (and with them pyHanko, pysaml2, Authlib: about 70 MB
-# that a process which serves nothing would hold). The process that serves checks the URLs.
-SUPERVISOR_CHECKS = [tag for name, tag in vars(Tags).items() if not name.startswith("_") and tag != Tags.urls]
-
-
 def static_application():
     """The WSGI application with its static files (what waitress serves too), for gunicorn.
 
@@ -208,11 +204,11 @@ def _die_with_parent(parent_pid: int):
     return set_death_signal
 
 
-class Command(BaseCommand):
+class Command(ChaveCommand):
     help = ("Serve Chave on http://HOST:PORT/ with waitress; --with-worker also runs the delivery worker, "
             "--with-demo-portal the demo portal.")
     requires_migrations_checks = True
-    requires_system_checks = SUPERVISOR_CHECKS  # the URLs: by whoever serves (static_application)
+    # Inherited: every check but the URLs', which whoever serves runs (below, or static_application).
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")

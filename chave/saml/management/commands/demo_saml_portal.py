@@ -11,17 +11,18 @@ then serves it with waitress in the foreground until SIGINT or SIGTERM, pointed 
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import DatabaseError
 from django.utils.translation import gettext as _
 
+from chave.commands import ChaveCommand
 from chave.oidc.management.commands.demo_portal import (database_unusable, portal_module, portal_package,
                                                         portal_url, serve_portal)
 
 DEFAULT_PORT = 8002
 
 
-class Command(BaseCommand):
+class Command(ChaveCommand):
     help = "Run the SAML demo portal (a separate portal that signs citizens in with Chave over SAML 2.0)."
 
     def add_arguments(self, parser):

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import DatabaseError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from chave import clock
+from chave.commands import ChaveCommand
 from chave.oidc.management.commands.rp import cli_operator
 from chave.saml import keys
 
@@ -38,7 +39,7 @@ def _local(value) -> str:
     return timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
 
 
-class Command(BaseCommand):
+class Command(ChaveCommand):
     help = "The SAML IdP's signing certificate: list them, or rotate (a new key signs at once; the old "
     help += "certificate stays in the metadata for the grace period)."
 

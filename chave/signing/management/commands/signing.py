@@ -16,9 +16,10 @@ import json
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils.translation import gettext as _
 
+from chave.commands import ChaveCommand
 from chave.identity.services import find_citizen
 
 from ... import services
@@ -27,7 +28,7 @@ from ...devpki import ensure_dev_pki
 BY = "operator (CLI)"
 
 
-class Command(BaseCommand):
+class Command(ChaveCommand):
     help = "Activate or deactivate a citizen's remote signing, show it, or make the development signing PKI."
 
     def add_arguments(self, parser):
