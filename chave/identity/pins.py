@@ -12,8 +12,8 @@ an HMAC keyed with the ``CHAVE_PIN_PEPPER`` setting) still verify, and :func:`ve
 re-hash at the next correct use, as it does for a hash made with other Argon2 parameters.
 
 At most ``CHAVE_ARGON2_CONCURRENCY`` Argon2 computations run at once in a process (default: its
-cores); further ones wait their turn, so a burst of logins costs time, not memory. And the memory
-of a finished one goes back to the system (:func:`_argon2_memory_returned`).
+cores); further ones wait their turn, so a burst of logins costs time, not memory. And a finished
+one's memory is the next one's, whichever thread runs it (:func:`share_argon2_memory`).
 """
 
 from __future__ import annotations
@@ -123,29 +123,31 @@ def _setting_peppered(pin: str) -> bytes:
 
 @functools.lru_cache(maxsize=4)
 def _slots(count: int) -> threading.BoundedSemaphore:
-    _argon2_memory_returned()
     return threading.BoundedSemaphore(count)
 
 
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
+M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
 
 
 @functools.cache
-def _argon2_memory_returned() -> bool:
-    """Make every Argon2 block (``memory_cost`` KiB, 19 MiB by default) a mapping of its own that
-    goes back to the system when the check ends.
+def share_argon2_memory() -> bool:
+    """Let every thread of the process reuse the same Argon2 blocks (``memory_cost`` KiB each,
+    19 MiB by default): one malloc arena for the whole process. Called at start-up
+    (``IdentityConfig.ready``), before any server thread allocates.
 
-    Without this, glibc raises its mmap threshold after the first block is freed, so later blocks
-    come from the heap of the thread that asked, and each of a server process's threads keeps one
-    block after its check: 8 threads held 150 MB more than one. A fixed threshold (128 KiB,
-    glibc's default) also stops that adjustment. Elsewhere than glibc (musl has no such
-    threshold) nothing changes; False says so."""
+    glibc gives threads arenas of their own, and after the first block is freed it raises its
+    mmap threshold, so each later block comes from the arena of the thread that checks the PIN and
+    stays there: every thread of a server process kept one block (8 threads held 150 MB more than
+    one). With one arena a freed block is the next check's, whichever thread makes it, so a
+    process holds about as many blocks as it runs checks at once. (Returning each block to the
+    system instead, a fixed mmap threshold, costs a fresh mapping per check: page faults made a
+    check take twice as long here.) Elsewhere than glibc nothing changes; False says so."""
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return mallopt(M_MMAP_THRESHOLD, 128 * 1024) == 1
+    return mallopt(M_ARENA_MAX, 1) == 1
 
 
 def argon2_slots() -> int:

@@ -221,8 +221,8 @@ print(resident_mib() - before)
 
 def test_a_server_process_keeps_no_argon2_memory_after_its_checks():
     """Eight threads checking PINs one at a time (19 MiB each, the default cost) leave the process
-    about as big as one check did: each block goes back to the system, where glibc would otherwise
-    keep one per thread (about 150 MB more)."""
+    about as big as one check did: each check reuses the block the last one freed, whichever thread
+    made it, where glibc would otherwise keep one per thread (about 150 MB more)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAVE_")}
     env.update(DJANGO_SETTINGS_MODULE="chave.settings", CHAVE_ENV="dev", CHAVE_ARGON2_CONCURRENCY="1")
     code = "import django; django.setup()\n" + ARGON2_ON_EIGHT_THREADS
