@@ -68,13 +68,17 @@ def _sms_country(destination: str) -> str | None:
         return None
 
 
+def _newest_first(purpose: str, transaction: str):
+    return OneTimeCode.objects.filter(purpose=purpose, transaction=transaction).order_by("-created_at", "-id")
+
+
 def sent_codes(purpose: str, transaction: str) -> list[OneTimeCode]:
     """Every code sent for ``transaction``, newest first (at most ``code_max_sends_per_transaction``)."""
-    return list(OneTimeCode.objects.filter(purpose=purpose, transaction=transaction).order_by("-created_at", "-id"))
+    return list(_newest_first(purpose, transaction))
 
 
 def latest_code(purpose: str, transaction: str) -> OneTimeCode | None:
-    return OneTimeCode.objects.filter(purpose=purpose, transaction=transaction).order_by("-created_at", "-id").first()
+    return _newest_first(purpose, transaction).first()
 
 
 def issue_code(
@@ -173,13 +177,7 @@ def verify_code(*, purpose: str, transaction: str, submitted, ip: str | None = N
     # No savepoint: nothing here catches an error and goes on; a caller may make this check and
     # what follows from it (a login's completion) one transaction.
     with db_transaction.atomic(savepoint=False):
-        row = (
-            OneTimeCode.objects.select_for_update()
-            .select_related("key__citizen")
-            .filter(purpose=purpose, transaction=transaction)
-            .order_by("-created_at", "-id")
-            .first()
-        )
+        row = _newest_first(purpose, transaction).select_for_update().select_related("key__citizen").first()
         if row is None:
             return VerifyResult(False, "no_code")
         citizen = row.key.citizen
