@@ -49,6 +49,7 @@ from chave import clock, policy, sealing
 from chave.audit import services as audit
 from chave.codes import services as codes
 from chave.codes.models import Purpose
+from chave.compiled import Compiled, Inserter
 from chave.delivery import sealing as message_sealing
 from chave.delivery import services as delivery
 from chave.identity import services as identity
@@ -102,8 +103,16 @@ def active_devices(key: Key):
     return Device.objects.filter(key=key, status=DeviceStatus.ACTIVE).order_by("activated_at", "created_at")
 
 
+_ACTIVE_DEVICES = Compiled(lambda key: active_devices(Key(pk=key)), int)
+
+
+def active_device_list(key: Key) -> list[Device]:
+    """:func:`active_devices`, read with SQL compiled once (a login asks at every PIN)."""
+    return _ACTIVE_DEVICES.all(key.pk)
+
+
 def has_active_device(key: Key) -> bool:
-    return active_devices(key).exists()
+    return bool(active_device_list(key))
 
 
 def device_of_key(key: Key, device_id) -> Device | None:
@@ -112,7 +121,7 @@ def device_of_key(key: Key, device_id) -> Device | None:
         device_id = uuid.UUID(str(device_id))
     except ValueError:
         return None
-    return active_devices(key).filter(pk=device_id).first()
+    return next((device for device in active_device_list(key) if device.pk == device_id), None)
 
 
 def signing_device(key: Key) -> Device | None:
@@ -131,7 +140,11 @@ def device_label(device_id) -> str:
         device_id = uuid.UUID(str(device_id))
     except ValueError:
         return ""
-    return Device.objects.filter(pk=device_id).values_list("name", flat=True).first() or ""
+    found = _NAME.first(device_id)
+    return found[0] if found else ""
+
+
+_NAME = Compiled(lambda pk: Device.objects.filter(pk=pk).values_list("name")[:1], uuid.UUID, values=True)
 
 
 def _mobile(key: Key):
@@ -368,7 +381,7 @@ def confirm_device(device: Device, submitted, *, ip: str | None) -> Confirmed:
     secret = secrets.token_bytes(OFFLINE_SECRET_BYTES)
     now = clock.now()
     with transaction.atomic():
-        key = Key.objects.select_for_update().select_related("citizen").get(pk=device.key_id)
+        key = Key.locked(device.key_id)
         if not _key_usable(key, now):
             return Confirmed(False, "key_unusable")
         if active_devices(key).count() >= policy.get("app_max_devices"):
@@ -505,6 +518,10 @@ def check_signature(request, body: bytes, jwk, call: SignedCall | None, *, ip: s
         raise _signature_refusal(ip, "bad_signature", _("The signature of this call is not valid."))
 
 
+_DEVICE_WITH_KEY = Compiled(lambda pk: Device.objects.select_related("key__citizen").filter(pk=pk)[:1], uuid.UUID)
+_NEW_NONCE = Inserter(DeviceNonce)
+
+
 def authenticate(request, body: bytes, *, ip: str | None, pending: bool = False) -> Device:
     """The device that signed this call, after checking the signature, the time and the nonce
     (once only). ``pending``: a device waiting for its SMS code may make this call. Raises
@@ -518,7 +535,7 @@ def authenticate(request, body: bytes, *, ip: str | None, pending: bool = False)
         device_id = uuid.UUID(request.META.get("HTTP_CHAVE_DEVICE", "")[:64])
     except ValueError:
         device_id = None
-    device = Device.objects.select_related("key__citizen").filter(pk=device_id).first() if device_id else None
+    device = _DEVICE_WITH_KEY.first(device_id) if device_id else None
     if device is None:
         raise _signature_refusal(ip, "unknown_device", _("This device is not paired with Chave."))
     check_signature(request, body, device.public_key, call, ip=ip)
@@ -526,7 +543,7 @@ def authenticate(request, body: bytes, *, ip: str | None, pending: bool = False)
     window = dt.timedelta(seconds=policy.get("app_signature_skew_seconds"))
     try:
         with transaction.atomic():
-            DeviceNonce.objects.create(device=device, nonce=call.nonce, at=now)
+            _NEW_NONCE.create(device=device, nonce=call.nonce, at=now)
     except IntegrityError:
         raise _signature_refusal(ip, "replayed", _("This call was already made.")) from None
     if device.status == DeviceStatus.REMOVED:
@@ -607,11 +624,18 @@ def _uuid(value) -> bool:
     return True
 
 
+_INBOX = Compiled(lambda device: InboxItem.objects.filter(device_id=device).order_by("-created_at"), uuid.UUID)
+_WAITING_APPROVALS = Compiled(
+    lambda key, now: SignInRequest.objects.filter(key_id=key, kind=SignInRequest.Kind.APPROVAL,
+                                                  status=SignInRequest.Status.PENDING, expires_at__gt=now)
+    .order_by("-created_at"), int, dt.datetime)
+
+
 def inbox(device: Device) -> dict:
     """What the app shows: the codes waiting for this device (newest first, unexpired) and the
     approvals waiting for its key. Expired items are wiped as they are found."""
     now = clock.now()
-    found = list(InboxItem.objects.filter(device=device).order_by("-created_at"))
+    found = _INBOX.all(device.pk)
     expired = [item.pk for item in found if item.expires_at <= now]
     if expired:
         InboxItem.objects.filter(pk__in=expired).delete()
@@ -629,9 +653,7 @@ def inbox(device: Device) -> dict:
     approvals = [
         {"id": str(r.pk), "portal": r.portal or "Chave", "created_at": r.created_at.isoformat(),
          "expires_at": r.expires_at.isoformat(), "numbers": list(r.choices)}
-        for r in SignInRequest.objects.filter(key=device.key, kind=SignInRequest.Kind.APPROVAL,
-                                              status=SignInRequest.Status.PENDING, expires_at__gt=now)
-        .order_by("-created_at")
+        for r in _WAITING_APPROVALS.all(device.key_id, now)
     ]
     return {"codes": items, "approvals": approvals}
 
@@ -647,7 +669,7 @@ def prompt_devices(key: Key, payload: dict) -> int:
     """Wake the key's devices (Web Push, where they gave a subscription) for a prompt that waits
     in Chave (an approval): the message carries no secret. Queued with the caller's transaction."""
     count = 0
-    for device in active_devices(key).exclude(push_endpoint=""):
+    for device in (d for d in active_device_list(key) if d.push_endpoint):
         text = json.dumps(payload, ensure_ascii=False)
         delivery.queue_message(channel="app", destination=str(device.pk), body=text, redacted=text,
                                citizen=key.citizen, kind="prompt",
@@ -678,6 +700,15 @@ def _three_numbers(number: int) -> list[int]:
     return choices
 
 
+_NEW_REQUEST = Inserter(SignInRequest)
+# A login asks again: its earlier approval request stops counting.
+_SUPERSEDE = Compiled(
+    lambda login, now: SignInRequest.objects.filter(kind=SignInRequest.Kind.APPROVAL, login_transaction=login,
+                                                    status=SignInRequest.Status.PENDING),
+    str, dt.datetime,
+    update=lambda login, now: {"status": SignInRequest.Status.REFUSED, "refusal": "superseded", "answered_at": now})
+
+
 def request_approval(key: Key, *, login_transaction: str, portal: str, required_level: int = 0,
                      ip: str | None = None) -> ApprovalStarted:
     """Ask the key's devices to approve this login (number matching). An earlier request of the
@@ -691,11 +722,9 @@ def request_approval(key: Key, *, login_transaction: str, portal: str, required_
         if not gate.allowed:
             audit.record("app.approval", outcome="rate_limited", citizen=key.citizen, channel=APP_APPROVE, ip=ip)
             return ApprovalStarted(False, "throttled", retry_at=gate.retry_at)
-        SignInRequest.objects.filter(kind=SignInRequest.Kind.APPROVAL, login_transaction=login_transaction,
-                                     status=SignInRequest.Status.PENDING).update(
-            status=SignInRequest.Status.REFUSED, refusal="superseded", answered_at=now)
+        _SUPERSEDE.update(str(login_transaction), now)
         number = 10 + secrets.randbelow(90)
-        request = SignInRequest.objects.create(
+        request = _NEW_REQUEST.create(
             kind=SignInRequest.Kind.APPROVAL, key=key, login_transaction=login_transaction, portal=portal or "",
             required_level=required_level, number=number, choices=_three_numbers(number), ip=ip, created_at=now,
             expires_at=now + dt.timedelta(seconds=policy.get("app_approval_seconds")))
@@ -708,15 +737,23 @@ def request_approval(key: Key, *, login_transaction: str, portal: str, required_
 
 def approval_of(login_transaction: str) -> SignInRequest | None:
     """The newest approval request of a login."""
-    return (SignInRequest.objects.select_related("device").filter(kind=SignInRequest.Kind.APPROVAL,
-                                                                  login_transaction=login_transaction)
-            .order_by("-created_at").first())
+    return _LATEST_APPROVAL.first(str(login_transaction))
+
+
+_LATEST_APPROVAL = Compiled(
+    lambda login: SignInRequest.objects.select_related("device").filter(kind=SignInRequest.Kind.APPROVAL,
+                                                                        login_transaction=login)
+    .order_by("-created_at")[:1], str)
+
+
+_REQUEST_OF_KEY = Compiled(lambda pk, kind, key: SignInRequest.objects.filter(pk=pk, kind=kind, key_id=key)[:1],
+                           uuid.UUID, str, int)
 
 
 def _request_for_device(device: Device, request_id, kind: str) -> SignInRequest:
     if not _uuid(request_id):
         raise AppRefusal(404, "not_found", _("This request does not exist or has ended."))
-    found = SignInRequest.objects.filter(pk=request_id, kind=kind, key=device.key).first()
+    found = _REQUEST_OF_KEY.first(uuid.UUID(str(request_id)), str(kind), device.key_id)
     if found is None:
         raise AppRefusal(404, "not_found", _("This request does not exist or has ended."))
     return found
@@ -725,6 +762,15 @@ def _request_for_device(device: Device, request_id, kind: str) -> SignInRequest:
 @dataclass(frozen=True)
 class Answer:
     result: str  # approved | refused | reported
+
+
+# The first answer to a pending, unexpired request is the one that counts.
+_ANSWER = Compiled(
+    lambda pk, now, status, refusal, device: SignInRequest.objects.filter(
+        pk=pk, status=SignInRequest.Status.PENDING, expires_at__gt=now),
+    uuid.UUID, dt.datetime, str, str, uuid.UUID,
+    update=lambda pk, now, status, refusal, device: {"status": status, "refusal": refusal, "device_id": device,
+                                                     "answered_at": now})
 
 
 def answer_approval(device: Device, request_id, *, answer, number=None, ip: str | None = None) -> Answer:
@@ -750,9 +796,7 @@ def answer_approval(device: Device, request_id, *, answer, number=None, ip: str 
     else:
         status, refusal, result = SignInRequest.Status.REFUSED, "wrong_number", "refused"
     with transaction.atomic():
-        won = SignInRequest.objects.filter(pk=request.pk, status=SignInRequest.Status.PENDING,
-                                           expires_at__gt=now).update(status=status, refusal=refusal,
-                                                                      device=device, answered_at=now)
+        won = _ANSWER.update(request.pk, now, str(status), refusal, device.pk)
         if won != 1:
             raise AppRefusal(409, "answered", _("This sign-in was already answered or has expired."))
         audit.record("app.approval", outcome="ok" if result == "approved" else refusal, citizen=citizen,
@@ -766,14 +810,18 @@ def answer_approval(device: Device, request_id, *, answer, number=None, ip: str 
     return Answer(result)
 
 
+_TAKE = Compiled(lambda pk, now: SignInRequest.objects.filter(pk=pk, status=SignInRequest.Status.APPROVED),
+                 uuid.UUID, dt.datetime,
+                 update=lambda pk, now: {"status": SignInRequest.Status.COMPLETED, "completed_at": now})
+
+
 def take_approval(login_transaction: str) -> SignInRequest | None:
     """The approved request of this login, marked completed: the one caller that gets it signs
     the citizen in (concurrent callers get None)."""
     request = approval_of(login_transaction)
     if request is None or request.status != SignInRequest.Status.APPROVED:
         return None
-    won = SignInRequest.objects.filter(pk=request.pk, status=SignInRequest.Status.APPROVED).update(
-        status=SignInRequest.Status.COMPLETED, completed_at=clock.now())
+    won = _TAKE.update(request.pk, clock.now())
     return request if won == 1 else None
 
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import connection
 
+from chave.compiled import Compiled
+
 GENESIS = "0" * 64
 # Two-int advisory locks (namespace, stream): a space apart from the throttles' one-bigint locks.
 _LOCK_NAMESPACE = 0x43484156  # "CHAV"
@@ -96,11 +98,18 @@ def claim_stream() -> int:
         return stream
 
 
-def head(stream: int) -> tuple[int, str]:
-    """(seq, hash) of the stream's last link, read after the stream was claimed; (0, GENESIS) when empty."""
+def _last_link(stream):
     from .models import AuditEvent
 
-    last = AuditEvent.objects.filter(stream=stream).order_by("-seq").values_list("seq", "hash").first()
+    return AuditEvent.objects.filter(stream=stream).order_by("-seq").values_list("seq", "hash")[:1]
+
+
+_HEAD = Compiled(_last_link, int, values=True)
+
+
+def head(stream: int) -> tuple[int, str]:
+    """(seq, hash) of the stream's last link, read after the stream was claimed; (0, GENESIS) when empty."""
+    last = _HEAD.first(stream)
     return last if last is not None else (0, GENESIS)
 
 

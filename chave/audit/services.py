@@ -8,9 +8,12 @@ import re
 from django.db import transaction
 
 from chave import clock
+from chave.compiled import Inserter
 
 from . import chain
 from .models import AuditEvent
+
+_NEW = Inserter(AuditEvent)
 
 # Words that, in a detail field's name, suggest a secret is being written (``pin``, ``new_pin``,
 # ``sms_code``, ``api_token``...): refusing them keeps PINs, codes and keys out of the log.
@@ -69,7 +72,7 @@ def record(
             stream = chain.claim_stream()
             seq, prev_hash = chain.head(stream)
         link = dict(stream=stream, seq=seq + 1, prev_hash=prev_hash)
-        event = AuditEvent.objects.create(**fields, **link, citizen=citizen,
+        event = _NEW.create(**fields, **link, citizen=citizen,
                                           hash=chain.link_hash(**link, **fields, citizen_id=citizen_id))
         _remember_appended(connection, (stream, event.seq, event.hash))
         return event

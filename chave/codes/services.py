@@ -25,6 +25,7 @@ from django.db.models import F
 
 from chave import clock, policy
 from chave.audit import services as audit
+from chave.compiled import Compiled, Inserter
 from chave.delivery import messages as message_texts
 from chave.delivery import services as delivery
 from chave.identity.models import Key
@@ -72,13 +73,25 @@ def _newest_first(purpose: str, transaction: str):
     return OneTimeCode.objects.filter(purpose=purpose, transaction=transaction).order_by("-created_at", "-id")
 
 
+_NEW = Inserter(OneTimeCode)
+# A right code is used once: the one request that marks it used wins.
+_USE = Compiled(lambda pk, now: OneTimeCode.objects.filter(pk=pk, used_at__isnull=True, invalidated_at__isnull=True,
+                                                           expires_at__gt=now),
+                int, dt.datetime, update=lambda pk, now: {"used_at": now})
+_SENT = Compiled(_newest_first, str, str)
+_LATEST = Compiled(lambda purpose, transaction: _newest_first(purpose, transaction)[:1], str, str)
+# The code a candidate is checked against, its row locked, with the key and citizen it is for.
+_LATEST_LOCKED = Compiled(lambda purpose, transaction: _newest_first(purpose, transaction)
+                          .select_for_update().select_related("key__citizen")[:1], str, str)
+
+
 def sent_codes(purpose: str, transaction: str) -> list[OneTimeCode]:
     """Every code sent for ``transaction``, newest first (at most ``code_max_sends_per_transaction``)."""
-    return list(_newest_first(purpose, transaction))
+    return _SENT.all(purpose, str(transaction))
 
 
 def latest_code(purpose: str, transaction: str) -> OneTimeCode | None:
-    return _newest_first(purpose, transaction).first()
+    return _LATEST.first(purpose, str(transaction))
 
 
 def issue_code(
@@ -109,7 +122,7 @@ def issue_code(
     cooldown = dt.timedelta(seconds=policy.get("code_resend_cooldown_seconds"))
     with db_transaction.atomic(savepoint=False):  # a refusal returns, it never raises to be caught
         # Serialise issues for one key (PostgreSQL; SQLite's IMMEDIATE transactions already do).
-        key = Key.objects.select_for_update().select_related("citizen").get(pk=key.pk)
+        key = Key.locked(key.pk)
         earlier = sent_codes(purpose, transaction)
         refusal: IssueResult | None = None
         if len(earlier) >= max_sends:
@@ -138,7 +151,7 @@ def issue_code(
             OneTimeCode.objects.filter(
                 purpose=purpose, transaction=transaction, used_at__isnull=True, invalidated_at__isnull=True
             ).update(invalidated_at=now)
-        OneTimeCode.objects.create(
+        _NEW.create(
             key=key,
             purpose=purpose,
             transaction=transaction,
@@ -177,7 +190,7 @@ def verify_code(*, purpose: str, transaction: str, submitted, ip: str | None = N
     # No savepoint: nothing here catches an error and goes on; a caller may make this check and
     # what follows from it (a login's completion) one transaction.
     with db_transaction.atomic(savepoint=False):
-        row = _newest_first(purpose, transaction).select_for_update().select_related("key__citizen").first()
+        row = _LATEST_LOCKED.first(purpose, str(transaction))
         if row is None:
             return VerifyResult(False, "no_code")
         citizen = row.key.citizen
@@ -188,9 +201,7 @@ def verify_code(*, purpose: str, transaction: str, submitted, ip: str | None = N
         elif row.expires_at <= now:
             result = VerifyResult(False, "expired")
         elif hmac.compare_digest(_code_hash(purpose, transaction, candidate), row.code_hash):
-            won = OneTimeCode.objects.filter(
-                pk=row.pk, used_at__isnull=True, invalidated_at__isnull=True, expires_at__gt=now
-            ).update(used_at=now)
+            won = _USE.update(row.pk, now)
             result = VerifyResult(True, "ok") if won == 1 else VerifyResult(False, "used")
         else:
             OneTimeCode.objects.filter(pk=row.pk, wrong_attempts__lt=max_wrong).update(

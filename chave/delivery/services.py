@@ -27,10 +27,13 @@ from django.db import models, transaction
 
 from chave import clock, policy
 from chave.audit import services as audit
+from chave.compiled import Inserter
 
 from . import providers, sealing
 from .messages import notice_message
 from .models import Channel, MessageStatus, OutboundMessage
+
+_NEW_MESSAGE = Inserter(OutboundMessage)
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ def queue_message(
     if channel not in Channel.values:
         raise ValueError(f"unknown delivery channel: {channel!r}")
     with transaction.atomic(savepoint=False):
-        message = OutboundMessage.objects.create(
+        message = _NEW_MESSAGE.create(
             channel=channel,
             destination=destination,
             kind=kind,

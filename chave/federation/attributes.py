@@ -81,7 +81,7 @@ def attribute_values(key: Key) -> dict[str, object]:
         values.update(DocType=citizen.doc_type, DocNationality=citizen.doc_country, DocNumber=citizen.doc_number)
     if citizen.nif:
         values["NIF"] = citizen.nif
-    for contact in key.contacts.filter(verified_at__isnull=False, live=True):
+    for contact in key.verified_contacts():
         if contact.kind == ContactKind.MOBILE:
             values["NumeroTelemovel"] = contact.value
         elif contact.kind == ContactKind.EMAIL:

@@ -24,9 +24,16 @@ from django.utils.translation import gettext_lazy as _
 
 from chave import clock
 from chave.audit import services as audit
+from chave.compiled import Compiled, Inserter, first
 
 from .models import Consent, RelyingParty, RelyingPartyEvent, SsoSession
 from .signals import approving, consent_revoked
+
+_CONSENT = Compiled(lambda citizen, party: first(Consent.objects.filter(citizen_id=citizen, relying_party_id=party)),
+                    int, int)
+_OPEN_SSO = Compiled(lambda sid, key: first(SsoSession.objects.filter(sid=sid, key_id=key, ended_at__isnull=True)),
+                     str, int)
+_NEW_SSO = Inserter(SsoSession)
 
 SESSION_SSO = "chave.oidc.sso"
 REASON_MAX_LENGTH = RelyingPartyEvent._meta.get_field("reason").max_length
@@ -194,7 +201,7 @@ def consent_state(citizen, relying_party: RelyingParty, requested: list[str]) ->
     """Split the ``requested`` attributes by what the citizen decided for this portal before:
     ``granted`` (shared), ``withheld`` (refused, and optional), ``undecided`` (never asked, or
     a mandatory one refused earlier): the consent page asks only about the undecided ones."""
-    row = Consent.objects.filter(citizen=citizen, relying_party=relying_party).first()
+    row = _CONSENT.first(citizen.pk, relying_party.pk)
     granted = set(row.granted) if row else set()
     refused = set(row.refused) if row else set()
     state = ConsentState()
@@ -259,11 +266,11 @@ def sso_session(request, key, who) -> SsoSession:
     stored = request.session.get(SESSION_SSO) or {}
     row = None
     if stored.get("sid"):
-        row = SsoSession.objects.filter(sid=stored["sid"], key=key, ended_at__isnull=True).first()
+        row = _OPEN_SSO.first(str(stored["sid"]), key.pk)
     auth_time = dt.datetime.fromisoformat(who.auth_time)
     now = clock.now()
     if row is None:
-        row = SsoSession.objects.create(
+        row = _NEW_SSO.create(
             sid=secrets.token_urlsafe(24), key=key, auth_time=auth_time,
             assurance_level=who.assurance_level, method=who.method, created_at=now, last_used_at=now,
         )

@@ -81,7 +81,7 @@ def confirm(key: Key, kind: str, value: str, *, transaction_id: str, code: str, 
     old_value = None
     try:
         with transaction.atomic():
-            key = Key.objects.select_for_update().select_related("citizen").get(pk=key.pk)
+            key = Key.locked(key.pk)
             _check_contacts_free([ContactInput(kind, value)], except_key=key)
             contact = key.contacts.filter(kind=kind).first()
             if contact is None:

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from chave import policy
+from chave.compiled import Compiled
 
 
 class DocType(models.TextChoices):
@@ -170,6 +171,24 @@ class Key(models.Model):
     def __str__(self) -> str:
         return f"key of {self.citizen} ({self.status})"
 
+    @staticmethod
+    def locked(pk: int) -> Key:
+        """The key with its citizen, its row locked until the caller's transaction ends (what
+        ``select_for_update().select_related("citizen").get(pk=pk)`` reads, compiled once)."""
+        key = _LOCKED_KEY.first(pk)
+        if key is None:
+            raise Key.DoesNotExist("Key matching query does not exist.")
+        return key
+
+    @staticmethod
+    def with_citizen(pk: int) -> Key | None:
+        """The key with its citizen, or None."""
+        return _KEY.first(pk)
+
+    def verified_contacts(self) -> list[Contact]:
+        """The key's live, verified contacts."""
+        return _VERIFIED_CONTACTS.all(self.pk)
+
     @property
     def is_live(self) -> bool:
         return self.status in LIVE_STATUSES
@@ -208,6 +227,12 @@ class Key(models.Model):
         if status in {KeyStatus.ACTIVE, KeyStatus.LOCKED} and self.valid_until < timezone.localdate(at):
             return KeyStatus.EXPIRED
         return status
+
+
+# Reads of every login, compiled once (chave/compiled.py).
+_LOCKED_KEY = Compiled(lambda pk: Key.objects.select_for_update().select_related("citizen").filter(pk=pk)[:1], int)
+_KEY = Compiled(lambda pk: Key.objects.select_related("citizen").filter(pk=pk)[:1], int)
+_VERIFIED_CONTACTS = Compiled(lambda key: Contact.objects.filter(key_id=key, verified_at__isnull=False, live=True), int)
 
 
 class ContactKind(models.TextChoices):

@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 
 from chave import clock, policy
 from chave.audit import services as audit
+from chave.compiled import Compiled
 from chave.delivery import services as delivery
 from chave.throttle import services as throttle
 
@@ -205,12 +206,13 @@ def activate_key(key: Key, *, ip: str | None = None, channel: str = "") -> None:
 
 def find_key_by_contact(kind: str, value: str) -> Key | None:
     """The live key whose verified contact is ``value`` (a normalised mobile or e-mail)."""
-    contact = (
-        Contact.objects.select_related("key__citizen")
-        .filter(kind=kind, value=value, live=True, verified_at__isnull=False)
-        .first()
-    )
+    contact = _KEY_BY_CONTACT.first(kind, value)
     return contact.key if contact else None
+
+
+_KEY_BY_CONTACT = Compiled(
+    lambda kind, value: Contact.objects.select_related("key__citizen")
+    .filter(kind=kind, value=value, live=True, verified_at__isnull=False).order_by("pk")[:1], str, str)
 
 
 def find_citizen(text: str) -> Citizen | None:
@@ -287,7 +289,7 @@ def check_login_pin(key: Key | None, pin: str, *, ip: str | None = None, channel
     correct, needs_rehash = pins.verify(verified_hash, pin)
 
     with transaction.atomic():
-        key = Key.objects.select_for_update().select_related("citizen").get(pk=key.pk)
+        key = Key.locked(key.pk)
         now = clock.now()
         if key.pin_hash != verified_hash:
             # The PIN changed while we were hashing (rare): judge the attempt by the new one.
@@ -353,7 +355,7 @@ def change_pin(key: Key, new_pin: str, *, ip: str | None = None, reason: str = "
         raise ValidationError(_("Choose a PIN different from the current one."), code="pin_same")
     new_hash = pins.hash_pin(new_pin)
     with transaction.atomic():
-        key = Key.objects.select_for_update().select_related("citizen").get(pk=key.pk)
+        key = Key.locked(key.pk)
         if key.pin_hash != current_hash and pins.verify(key.pin_hash, new_pin)[0]:
             raise ValidationError(_("Choose a PIN different from the current one."), code="pin_same")
         key.pin_hash = new_hash
@@ -367,7 +369,10 @@ def change_pin(key: Key, new_pin: str, *, ip: str | None = None, reason: str = "
 
 
 def record_login(key: Key, *, at: dt.datetime) -> None:
-    Key.objects.filter(pk=key.pk).update(last_used_at=at)
+    _USED.update(key.pk, at)
+
+
+_USED = Compiled(lambda pk, at: Key.objects.filter(pk=pk), int, dt.datetime, update=lambda pk, at: {"last_used_at": at})
 
 
 def cancel_key(key: Key, *, ip: str | None = None, by: str = "citizen", channel: str = "") -> None:
@@ -376,7 +381,7 @@ def cancel_key(key: Key, *, ip: str | None = None, by: str = "citizen", channel:
     Raises :class:`IllegalTransition` when the key is already cancelled.
     """
     with transaction.atomic():
-        key = Key.objects.select_for_update().select_related("citizen").get(pk=key.pk)
+        key = Key.locked(key.pk)
         key.transition(KeyStatus.CANCELLED, at=clock.now())
         key.save()
         key.contacts.update(live=False)
@@ -391,7 +396,7 @@ def unlock_key(key: Key, *, ip: str | None = None, by: str, channel: str = "") -
     locked nor blocked: a pending key is activated by confirming a contact, not unlocked.
     """
     with transaction.atomic():
-        key = Key.objects.select_for_update().select_related("citizen").get(pk=key.pk)
+        key = Key.locked(key.pk)
         if key.status not in (KeyStatus.LOCKED, KeyStatus.BLOCKED):
             raise IllegalTransition(key.status, KeyStatus.ACTIVE)
         key.transition(KeyStatus.ACTIVE, at=clock.now())
@@ -409,7 +414,7 @@ def block_key(key: Key, *, ip: str | None = None, by: str, channel: str = "", **
     :class:`IllegalTransition` for a key that is pending, cancelled or expired.
     """
     with transaction.atomic():
-        key = Key.objects.select_for_update().select_related("citizen").get(pk=key.pk)
+        key = Key.locked(key.pk)
         if key.status == KeyStatus.BLOCKED:
             return False
         key.transition(KeyStatus.BLOCKED, at=clock.now())
@@ -425,7 +430,7 @@ def lock_key(key: Key, *, until: dt.datetime, ip: str | None = None, by: str, ch
     in place stays. Returns False, changing nothing, for a key that is not active or locked.
     Audited as ``key.locked`` with ``by`` and ``detail``; the caller tells the citizen."""
     with transaction.atomic():
-        key = Key.objects.select_for_update().select_related("citizen").get(pk=key.pk)
+        key = Key.locked(key.pk)
         now = clock.now()
         if key.effective_status(now) not in (KeyStatus.ACTIVE, KeyStatus.LOCKED):
             return False
@@ -454,7 +459,7 @@ def set_temporary_pin(key: Key, *, by: str, ip: str | None = None, channel: str 
     pin = generate_temporary_pin(key.citizen.birth_date)
     new_hash = pins.hash_pin(pin)
     with transaction.atomic():
-        key = Key.objects.select_for_update().select_related("citizen").get(pk=key.pk)
+        key = Key.locked(key.pk)
         if not key.is_live:
             raise ValidationError(_("This Digital Mobile Key is cancelled or expired."), code="key_not_live")
         key.pin_hash = new_hash
@@ -471,7 +476,7 @@ def void_temporary_pin(key: Key, *, digest: str, by: str, ip: str | None = None,
     usable PIN until a new one is issued. Returns False, changing nothing, when the key holds
     another PIN by now (the citizen changed it, or a newer one was issued)."""
     with transaction.atomic():
-        key = Key.objects.select_for_update().select_related("citizen").get(pk=key.pk)
+        key = Key.locked(key.pk)
         if not (key.pin_is_temporary and key.pin_hash and pin_hash_digest(key.pin_hash) == digest):
             return False
         key.pin_hash = ""
@@ -495,7 +500,7 @@ def renew_document(key: Key, document_expiry: dt.date, *, by: str, ip: str | Non
     if document_expiry < clock.today():
         raise ValidationError(_("This document has expired: it cannot renew the key."), code="document_expired")
     with transaction.atomic():
-        key = Key.objects.select_for_update().select_related("citizen").get(pk=key.pk)
+        key = Key.locked(key.pk)
         if not key.is_live:  # past its date but not yet written down as expired: still renewable
             raise ValidationError(_("This Digital Mobile Key is cancelled or expired."), code="key_not_live")
         citizen = key.citizen
@@ -540,7 +545,7 @@ def replace_document(key: Key, doc, document_expiry: dt.date, *, by: str, ip: st
     taken = ValidationError(_("Another person is registered with this document: check the type, country and "
                               "number against the document in your hands."), code="document_taken")
     with transaction.atomic():
-        key = Key.objects.select_for_update().select_related("citizen").get(pk=key.pk)
+        key = Key.locked(key.pk)
         citizen = key.citizen
         if not key.is_live:
             raise ValidationError(_("This Digital Mobile Key is cancelled or expired."), code="key_not_live")
@@ -608,7 +613,7 @@ def restore_pin(key: Key, *, pin_hash: str, temporary: bool, expires_at: dt.date
     before, by its hash. Returns False, changing nothing, when the key has a PIN by now, the key is
     not live, or that earlier PIN was temporary and has expired. Audited as ``pin.restore``."""
     with transaction.atomic():
-        key = Key.objects.select_for_update().select_related("citizen").get(pk=key.pk)
+        key = Key.locked(key.pk)
         if key.pin_hash or not pin_hash or not key.is_live or (temporary and expires_at and expires_at <= clock.now()):
             return False
         key.pin_hash, key.pin_is_temporary, key.pin_expires_at = pin_hash, temporary, expires_at if temporary else None
@@ -628,7 +633,7 @@ def expire_keys(*, by: str = "validity") -> int:
     expired = 0
     for pk in list(Key.objects.filter(status__in=expirable, valid_until__lt=today).values_list("pk", flat=True)):
         with transaction.atomic():
-            key = Key.objects.select_for_update().select_related("citizen").get(pk=pk)
+            key = Key.locked(pk)
             if key.status not in expirable or key.valid_until >= today:
                 continue  # expired, cancelled or renewed since we looked
             key.transition(KeyStatus.EXPIRED, at=clock.now())
@@ -648,7 +653,7 @@ def cancel_abandoned_registrations(*, by: str = "abandoned") -> int:
     cancelled = 0
     for pk in list(Key.objects.filter(status=KeyStatus.PENDING, created_at__lt=cutoff).values_list("pk", flat=True)):
         with transaction.atomic():
-            key = Key.objects.select_for_update().select_related("citizen").get(pk=pk)
+            key = Key.locked(pk)
             if key.status != KeyStatus.PENDING:
                 continue  # activated or cancelled since we looked
             key.transition(KeyStatus.CANCELLED, at=clock.now())
@@ -682,7 +687,7 @@ def revoke_unused_keys(*, by: str = "inactivity") -> int:
     revoked = 0
     for pk in list(candidates):
         with transaction.atomic():
-            key = Key.objects.select_for_update().select_related("citizen").get(pk=pk)
+            key = Key.locked(pk)
             if not key.unused_too_long(now):
                 continue  # used (or already cancelled) since we looked
             key.transition(KeyStatus.CANCELLED, at=now)

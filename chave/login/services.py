@@ -11,6 +11,7 @@ raises :class:`StaleTransaction`; views answer it like an expired login.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ipaddress
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -22,6 +23,7 @@ from chave import clock, policy
 from chave.audit import services as audit
 from chave.codes import services as codes
 from chave.codes.models import Purpose
+from chave.compiled import Compiled, Inserter
 from chave.delivery.providers import enabled_channels
 from chave.identity import services as identity
 from chave.identity.models import Citizen, ContactKind, Key, KeyStatus, mask
@@ -200,7 +202,7 @@ def channel_options(key: Key, min_level: int = 0) -> list[ChannelOption]:
     best level first."""
     enabled = enabled_channels()
     options = []
-    for contact in key.contacts.filter(verified_at__isnull=False, live=True):
+    for contact in key.verified_contacts():
         channel = CHANNEL_OF_KIND[contact.kind]
         level = policy.assurance_level(channel)
         if channel in enabled and level >= min_level:
@@ -217,7 +219,7 @@ def login_options(key: Key, min_level: int = 0) -> list[ChannelOption]:
 
     options = channel_options(key, min_level)
     level = policy.assurance_level("app")
-    devices = list(app.active_devices(key)) if level >= min_level else []
+    devices = app.active_device_list(key) if level >= min_level else []
     if not devices:
         return options
     extra = [ChannelOption(f"{app.APP_CODE}:{d.pk}", d.name, level) for d in devices if "app" in enabled_channels()]
@@ -233,7 +235,7 @@ def start(request, *, key: Key, must_change_pin: bool, portal: str = "", require
     fixation) never carries a login.
     """
     now = clock.now()
-    tx = LoginTransaction.objects.create(
+    tx = _NEW.create(
         key=key, portal=portal, required_level=required_level, must_change_pin=must_change_pin,
         ip=client_ip(request), created_at=now,
         expires_at=now + dt.timedelta(seconds=policy.get("login_transaction_seconds")),
@@ -241,6 +243,15 @@ def start(request, *, key: Key, must_change_pin: bool, portal: str = "", require
     request.session.cycle_key()
     request.session[SESSION_TRANSACTION] = str(tx.pk)
     return tx
+
+
+_NEW = Inserter(LoginTransaction)
+# A transaction waiting for its last step, completed (once: a concurrent request finds it done).
+_COMPLETE = Compiled(
+    lambda pk, now: LoginTransaction.objects.filter(pk=pk, status__in=[
+        LoginTransaction.Status.CODE_SENT, LoginTransaction.Status.PIN_CHANGE, LoginTransaction.Status.APP_WAIT]),
+    uuid.UUID, dt.datetime, update=lambda pk, now: {"status": LoginTransaction.Status.COMPLETED, "completed_at": now})
+_WITH_KEY = Compiled(lambda pk: LoginTransaction.objects.select_related("key__citizen").filter(pk=pk)[:1], uuid.UUID)
 
 
 def current(request, *statuses: str) -> LoginTransaction | None:
@@ -253,7 +264,7 @@ def current(request, *statuses: str) -> LoginTransaction | None:
         tx_id = None
     if tx_id is None:
         return None
-    tx = LoginTransaction.objects.select_related("key__citizen").filter(pk=tx_id).first()
+    tx = _WITH_KEY.first(tx_id)
     now = clock.now()
     if tx is None or tx.expires_at <= now or tx.key.effective_status(now) not in USABLE_KEY_STATUSES:
         return None
@@ -327,9 +338,22 @@ def ask_approval(tx: LoginTransaction, *, ip: str | None, options: list[ChannelO
 
 def _moved(tx: LoginTransaction, **fields) -> None:
     """Write ``fields`` to the transaction's row and to ``tx``."""
-    LoginTransaction.objects.filter(pk=tx.pk).update(**fields)
+    kinds = tuple((name, next((k for k in (str, int, dt.datetime) if isinstance(value, k)), None))
+                  for name, value in fields.items())
+    if any(kind is None or isinstance(fields[name], bool) for name, kind in kinds):
+        LoginTransaction.objects.filter(pk=tx.pk).update(**fields)
+    else:
+        _moves(kinds).update(tx.pk, *fields.values())
     for name, value in fields.items():
         setattr(tx, name, value)
+
+
+@functools.cache
+def _moves(kinds: tuple[tuple[str, type], ...]) -> Compiled:
+    """The UPDATE of :func:`_moved` for these fields (of these types), compiled once."""
+    names = [name for name, _kind in kinds]
+    return Compiled(lambda pk, *values: LoginTransaction.objects.filter(pk=pk), uuid.UUID,
+                    *(kind for _name, kind in kinds), update=lambda pk, *values: dict(zip(names, values)))
 
 
 def abandon(request, tx: LoginTransaction) -> None:
@@ -404,10 +428,7 @@ def complete(request, tx: LoginTransaction) -> SignedIn:
     """
     now = clock.now()
     with transaction.atomic(savepoint=False):  # StaleTransaction fails the caller's transaction too
-        updated = LoginTransaction.objects.filter(
-            pk=tx.pk, status__in=[LoginTransaction.Status.CODE_SENT, LoginTransaction.Status.PIN_CHANGE,
-                                  LoginTransaction.Status.APP_WAIT]
-        ).update(status=LoginTransaction.Status.COMPLETED, completed_at=now)
+        updated = _COMPLETE.update(tx.pk, now)
         if updated != 1:
             raise StaleTransaction()
         identity.record_login(tx.key, at=now)

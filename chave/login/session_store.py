@@ -16,14 +16,32 @@ store's per-rotation work is paid by every login:
   the key's session list, sees it), and its row is inserted once when the response saves it,
   instead of an ``INSERT`` at the rotation and an ``UPDATE`` at the end.
 
+Reading, writing and deleting a session (every request that has one) run SQL compiled once
+(``chave.compiled``), the statements Django's store runs; a single write outside a transaction
+is not wrapped in one of its own (a statement is atomic by itself).
+
 ``SESSION_ENGINE = "chave.login.session_store"``; the table and the data are Django's own.
 """
 
 from __future__ import annotations
 
-from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError
+import contextlib
+import datetime as dt
+
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError, UpdateError
 from django.contrib.sessions.backends.db import SessionStore as DatabaseStore
+from django.contrib.sessions.models import Session
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 from django.utils.crypto import get_random_string
+
+from chave.compiled import Compiled, Inserter
+
+_UNEXPIRED = Compiled(lambda key, now: Session.objects.filter(session_key=key, expire_date__gt=now)[:1], str, dt.datetime)
+_NEW = Inserter(Session)
+_REWRITE = Compiled(lambda key, data, expires: Session.objects.filter(session_key=key), str, str, dt.datetime,
+                    update=lambda key, data, expires: {"session_data": data, "expire_date": expires})
+_DELETE = Compiled(lambda key: Session.objects.filter(session_key=key), str, delete=True)
 
 
 class SessionStore(DatabaseStore):
@@ -31,6 +49,13 @@ class SessionStore(DatabaseStore):
         return get_random_string(32, VALID_KEY_CHARS)
 
     _unstored = False  # the session key was drawn by a rotation and has no row yet
+
+    def _get_session_from_db(self):
+        # The key is one this store drew, or a cookie's value that passed Django's key check.
+        found = _UNEXPIRED.first(self.session_key, timezone.now())
+        if found is None:
+            self._session_key = None
+        return found
 
     def cycle_key(self) -> None:
         self.modified = True
@@ -44,18 +69,39 @@ class SessionStore(DatabaseStore):
 
     def save(self, must_create: bool = False) -> None:
         if not self._unstored:
-            super().save(must_create=must_create)
+            self._write(must_create)
             return
         try:
-            super().save(must_create=True)
+            self._write(True)
         except CreateError:  # the drawn key is someone's (a 1 in 2^165 chance): draw until one is free
             self._session_key = None
-            super().save()
+            self._write(False)
         self._unstored = False
+
+    def _write(self, must_create: bool) -> None:
+        """Django's ``save()``: insert (``CreateError`` if the key is taken) or update
+        (``UpdateError`` if the row is gone); with no key yet, ``create()`` draws one."""
+        if self.session_key is None:
+            self.create()
+            return
+        data = self._get_session(no_load=must_create)
+        key, encoded, expires = self._get_or_create_session_key(), self.encode(data), self.get_expiry_date()
+        # Inside a transaction, a savepoint: a refused insert must not spoil the caller's work.
+        scope = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+        try:
+            with scope:
+                if must_create:
+                    _NEW.create(session_key=key, session_data=encoded, expire_date=expires)
+                elif _REWRITE.update(key, encoded, expires) != 1:
+                    raise UpdateError
+        except IntegrityError:
+            if must_create:
+                raise CreateError from None
+            raise
 
     def delete(self, session_key=None) -> None:
         if session_key is None:
             if self.session_key is None:
                 return
             session_key = self.session_key
-        self.model.objects.filter(session_key=session_key).delete()
+        _DELETE.delete(session_key)

@@ -31,8 +31,11 @@ from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry
 
 from chave import clock, policy
+from chave.compiled import Inserter
 
 from .models import DpopProof
+
+_NEW_PROOF = Inserter(DpopProof)
 
 ALGORITHMS = ["ES256", "PS256", "RS256"]
 FAPI2_ALGORITHMS = ["ES256", "PS256"]
@@ -155,7 +158,7 @@ def verify(request, *, url: str, access_token: str | None = None, algorithms: li
 def _remember(jkt: str, jti: str, expires: int) -> None:
     try:
         with transaction.atomic():
-            DpopProof.objects.create(jkt=jkt, jti=jti, expires_at=dt.datetime.fromtimestamp(expires, tz=dt.timezone.utc))
+            _NEW_PROOF.create(jkt=jkt, jti=jti, expires_at=dt.datetime.fromtimestamp(expires, tz=dt.timezone.utc))
     except IntegrityError:
         raise DpopError("invalid_dpop_proof", "This DPoP proof was already used.") from None
 

@@ -29,6 +29,7 @@ from joserfc.jwk import ECKey, RSAKey
 
 from chave import clock, policy, sealing
 from chave.audit import services as audit
+from chave.compiled import Compiled
 
 from .models import SigningKey
 
@@ -69,9 +70,12 @@ def _store(material: _Material, activates_at=None) -> SigningKey:
 
 def _signing(alg: str, now) -> SigningKey | None:
     """The key that signs with ``alg`` at ``now``: the newest one activated and not yet retired."""
-    return (SigningKey.objects.filter(alg=alg)
-            .filter(Q(activates_at__isnull=True) | Q(activates_at__lte=now))
-            .exclude(retired_at__lte=now).order_by("-created_at", "-id").first())
+    return _SIGNING.first(alg, now)
+
+
+_SIGNING = Compiled(lambda alg, now: SigningKey.objects.filter(alg=alg)
+                    .filter(Q(activates_at__isnull=True) | Q(activates_at__lte=now))
+                    .exclude(retired_at__lte=now).order_by("-created_at", "-id")[:1], str, dt.datetime)
 
 
 def cache_lifetime() -> dt.timedelta:

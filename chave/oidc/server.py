@@ -54,12 +54,28 @@ from joserfc.jwk import KeySet
 
 from chave import clock, policy
 from chave.audit import services as audit
+from chave.compiled import Compiled, Inserter, first
 from chave.federation.attributes import subject
 from chave.identity.models import KeyStatus
 
 from . import claims as claims_module
 from . import keys
 from .models import AuthorizationCode, ClientAssertion, RelyingParty, Token, client_settings, token_hash
+
+# What every authorization and token request reads and writes, compiled once (chave/compiled.py).
+_APPROVED_CLIENT = Compiled(lambda client_id: first(RelyingParty.objects.select_related("oidc_settings").filter(
+    client_id=client_id, state=RelyingParty.State.APPROVED)), str)
+_CLIENT = Compiled(lambda client_id: first(RelyingParty.objects.filter(client_id=client_id)), str)
+_CODE = Compiled(lambda code_hash, client: first(AuthorizationCode.objects.select_related("key__citizen", "sso_session")
+                                                 .filter(code_hash=code_hash, relying_party_id=client)), str, int)
+_NONCE_USED = Compiled(lambda client, nonce: AuthorizationCode.objects.filter(relying_party_id=client, nonce=nonce)
+                       .values_list("pk")[:1], int, str, values=True)
+# A code is used once: the one request that marks it used gets the tokens.
+_CLAIM_CODE = Compiled(lambda pk, now: AuthorizationCode.objects.filter(pk=pk, used_at__isnull=True, expires_at__gt=now),
+                       int, dt.datetime, update=lambda pk, now: {"used_at": now})
+_NEW_ASSERTION = Inserter(ClientAssertion)
+_NEW_CODE = Inserter(AuthorizationCode)
+_NEW_TOKEN = Inserter(Token)
 
 
 def issuer() -> str:
@@ -119,8 +135,7 @@ class ChaveAuthorizationServer(AuthorizationServer):
         # PostgreSQL text cannot hold NUL: such an id names no client (and must not reach the query).
         if not isinstance(client_id, str) or len(client_id) > 64 or "\x00" in client_id:
             return None
-        return RelyingParty.objects.select_related("oidc_settings").filter(
-            client_id=client_id, state=RelyingParty.State.APPROVED).first()
+        return _APPROVED_CLIENT.first(client_id)
 
     def authenticate_client(self, request, methods, endpoint="token"):
         """As registered (see :class:`PrivateKeyJwt`), and a ``client_id`` sent beside the
@@ -185,9 +200,7 @@ class ChaveAuthorizationServer(AuthorizationServer):
         expired = False
         with transaction.atomic():
             if code is not None:
-                claimed = AuthorizationCode.objects.filter(
-                    pk=code.pk, used_at__isnull=True, expires_at__gt=now
-                ).update(used_at=now)
+                claimed = _CLAIM_CODE.update(code.pk, now)
                 if claimed != 1:
                     expired = not revoke_if_reused(code, now)
             elif previous is not None:
@@ -195,7 +208,7 @@ class ChaveAuthorizationServer(AuthorizationServer):
             else:
                 claimed = 1
             if claimed == 1:
-                row = Token.objects.create(
+                row = _NEW_TOKEN.create(
                     access_token_hash=token_hash(token["access_token"]),
                     refresh_token_hash=token_hash(refresh) if refresh else None,
                     relying_party=request.client,
@@ -386,13 +399,13 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
             raise InvalidClientError(description="The client assertion was already used.")
 
     def validate_jti(self, claims, jti):
-        client = RelyingParty.objects.filter(client_id=claims.get("sub")).first()
+        client = _CLIENT.first(claims["sub"]) if isinstance(claims.get("sub"), str) else None
         if client is None:
             return False
         expires_at = dt.datetime.fromtimestamp(claims["exp"], tz=dt.timezone.utc) + dt.timedelta(seconds=self.leeway)
         try:
             with transaction.atomic():
-                ClientAssertion.objects.create(relying_party=client, jti=jti, expires_at=expires_at)
+                _NEW_ASSERTION.create(relying_party=client, jti=jti, expires_at=expires_at)
         except IntegrityError:
             return False
         return True
@@ -452,7 +465,7 @@ class CodeGrant(grants.AuthorizationCodeGrant):
         extra = request.chave  # set by the authorize view: what the login and consent decided
         now = clock.now()
         data = request.payload.data
-        return AuthorizationCode.objects.create(
+        return _NEW_CODE.create(
             code_hash=token_hash(code),
             relying_party=request.client,
             key=request.user,
@@ -478,9 +491,7 @@ class CodeGrant(grants.AuthorizationCodeGrant):
         revoked). The code is claimed when the tokens are saved (``save_token``)."""
         if not isinstance(code, str) or len(code) > 256:
             return None
-        row = AuthorizationCode.objects.select_related("key__citizen", "sso_session").filter(
-            code_hash=token_hash(code), relying_party=client
-        ).first()
+        row = _CODE.first(token_hash(code), client.pk)
         if row is None:
             return None
         now = clock.now()
@@ -636,7 +647,9 @@ class OpenIdCode(oidc_grants.OpenIDCode):
         super().__init__(require_nonce=False)
 
     def exists_nonce(self, nonce, request):
-        return AuthorizationCode.objects.filter(relying_party=request.client, nonce=nonce).exists()
+        if not isinstance(nonce, str):
+            return AuthorizationCode.objects.filter(relying_party=request.client, nonce=nonce).exists()
+        return bool(_NONCE_USED.all(request.client.pk, nonce))
 
     def encode_id_token(self, token, request):
         code: AuthorizationCode = request.authorization_code

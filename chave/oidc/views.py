@@ -37,6 +37,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from chave import clock, policy
 from chave.audit import services as audit
+from chave.compiled import Compiled, first
 from chave.federation import attributes
 from chave.federation import services as federation
 from chave.federation.levels import LEVEL_URIS, supported_uris
@@ -49,6 +50,9 @@ from . import dpop, jar, keys, pushed, services
 from .models import AuthorizationCode, RelyingParty, Token, client_settings, token_hash
 from .logout import ui_language
 from .server import PrivateKeyJwt, as_sentence, endpoint_url, issuer, server, token_endpoint
+
+_TOKEN = Compiled(lambda token_hash: first(Token.objects.select_related("relying_party", "key__citizen")
+                                           .filter(access_token_hash=token_hash)), str)
 
 PENDING = "chave.oidc.pending"
 # Input bounds (formats, not rules): an OAuth parameter longer than this is refused, a nonce must
@@ -262,7 +266,7 @@ def _parse_claims_parameter(raw):
 def _usable_key(who):
     if who is None:
         return None
-    key = Key.objects.select_related("citizen").filter(pk=who.key_id).first()
+    key = Key.with_citizen(who.key_id)
     if key is None or key.effective_status(clock.now()) not in (KeyStatus.ACTIVE, KeyStatus.LOCKED):
         return None
     return key
@@ -578,7 +582,7 @@ def _bearer(request) -> tuple[Token | None, bool]:
     value = value.strip()
     if scheme.lower() not in ("bearer", "dpop") or not value or len(value) > 256:
         return None, True
-    row = Token.objects.select_related("relying_party", "key__citizen").filter(access_token_hash=token_hash(value)).first()
+    row = _TOKEN.first(token_hash(value))
     if row is None or row.is_revoked() or row.is_expired() or not row.relying_party.is_approved or row.key is None:
         return None, True
     if row.key.effective_status(clock.now()) not in (KeyStatus.ACTIVE, KeyStatus.LOCKED):

@@ -41,6 +41,7 @@ from chave.audit import services as audit
 from chave.audit.models import AuditEvent
 from chave.codes import services as codes
 from chave.codes.models import OneTimeCode, Purpose
+from chave.compiled import Compiled, Inserter
 from chave.delivery import services as delivery
 from chave.delivery.models import OutboundMessage
 from chave.federation import services as federation
@@ -53,6 +54,10 @@ from chave.oidc import services as oidc
 from chave.oidc.logout import end_sso_session
 
 from .models import KeySession, NotMeReport
+
+_NEW_SESSION = Inserter(KeySession)
+_OPEN_SESSIONS = Compiled(lambda key: KeySession.objects.filter(key_id=key, ended_at__isnull=True)
+                          .values_list("pk", "session_key"), int, values=True)
 
 # The code confirming a PIN change is a fresh proof of the key's second factor, so it is a login
 # code (its lifetime and message), bound to a transaction of the personal area's own.
@@ -112,8 +117,7 @@ def record_session(sender, request, who, **kwargs) -> None:
     about as many open rows per key as the key has browsers.
     """
     now = clock.now()
-    open_rows = dict(KeySession.objects.filter(key_id=who.key_id, ended_at__isnull=True)
-                     .values_list("pk", "session_key"))
+    open_rows = dict(_OPEN_SESSIONS.all(who.key_id))
     if open_rows:
         live = _existing_sessions(open_rows.values())
         lapsed = [pk for pk, session_key in open_rows.items() if session_key not in live]
@@ -121,7 +125,7 @@ def record_session(sender, request, who, **kwargs) -> None:
             KeySession.objects.filter(pk__in=lapsed).update(ended_at=now)
     if request.session.session_key is None:  # a session never stored before this sign-in: store it now
         request.session.save()
-    KeySession.objects.create(key_id=who.key_id, session_key=request.session.session_key, method=who.method,
+    _NEW_SESSION.create(key_id=who.key_id, session_key=request.session.session_key, method=who.method,
                               assurance_level=who.assurance_level, signed_in_at=now)
 
 

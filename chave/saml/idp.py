@@ -1,4 +1,4 @@
-"""The SAML 2.0 protocol work, done by pysaml2 (whose XML signatures are Debian's xmlsec1).
+"""The SAML 2.0 protocol work, done by pysaml2 (its XML signatures by libxmlsec1, in process: :class:`XmlSec1`).
 
 pysaml2 is the maintained Python SAML library that has an identity-provider side (python3-saml is
 service-provider only): it parses and verifies AuthnRequests against the SP's metadata, and builds
@@ -130,12 +130,21 @@ class ChaveIdp(Server):
 
 
 class XmlSec1(CryptoBackendXmlSec1):
-    """pysaml2's xmlsec1 backend, for Chave's messages.
+    """pysaml2's xmlsec1 backend, for Chave's messages, run in this process.
 
-    Checks (the SPs' requests) stay with the xmlsec1 program as pysaml2 drives it (its checks of
-    which element a signature covers). Signing (Chave's own responses) is done in this process by
-    the same library, libxmlsec1, through its Python bindings (``xmlsec``), with the key held in
-    memory for the message: no second process, and the unsealed key is never written to a file.
+    The XML signature work is libxmlsec1's, through its Python bindings (``xmlsec``) rather than
+    the ``xmlsec1`` program pysaml2 starts for each message (a process per request cost a login
+    more than all of Chave's own work on it):
+
+    - checking an SP's request: pysaml2 still decides what must be signed and how (its checks
+      before it asks: one Reference, to the request's own ID, the allowed transforms, no
+      ``ds:Object``, schema-valid); this does what it asked the program to do with the same
+      options (``--pubkey-cert-pem``, ``--enabled-key-data raw-x509-cert``, ``--id-attr:ID``,
+      ``--node-id``): verify the Signature of the one element of that name with that ID with
+      the registered certificate's key, and nothing the message carries;
+    - signing Chave's own responses, with the key held in memory for the message (the unsealed
+      key is never written to a file).
+
     xmlsec1's version is asked once per process rather than before every operation.
     """
 
@@ -144,6 +153,33 @@ class XmlSec1(CryptoBackendXmlSec1):
     @property
     def version(self):
         return _xmlsec1_version()
+
+    def validate_signature(self, signedtext, cert_file, cert_type, node_name, node_id):
+        import xmlsec
+        from lxml import etree
+
+        if cert_type != "pem" or not node_id:
+            return super().validate_signature(signedtext, cert_file, cert_type, node_name, node_id)
+        namespace, _sep, name = node_name.rpartition(":")
+        try:
+            parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+            root = etree.fromstring(signedtext.encode() if isinstance(signedtext, str) else signedtext, parser)
+            nodes = [e for e in root.iter() if isinstance(e.tag, str) and e.get("ID") == node_id]
+            if len(nodes) != 1 or nodes[0].tag != f"{{{namespace}}}{name}":
+                return False  # none, or an ID given twice (a wrapping attack), or another element's
+            node = nodes[0]
+            signatures = node.findall(f"{{{xmlsec.constants.DSigNs}}}Signature")
+            references = [r for s in signatures for r in s.iter(f"{{{xmlsec.constants.DSigNs}}}Reference")]
+            if len(signatures) != 1 or [r.get("URI") for r in references] != [f"#{node_id}"]:
+                return False
+            context = xmlsec.SignatureContext()
+            context.set_enabled_key_data([xmlsec.constants.KeyDataRawX509Cert])
+            context.key = xmlsec.Key.from_file(cert_file, xmlsec.constants.KeyDataFormatCertPem)
+            context.register_id(node, "ID")
+            context.verify(signatures[0])
+        except (etree.Error, xmlsec.Error, ValueError):
+            return False
+        return True
 
     def sign_statement(self, statement, node_name, key_file, node_id):
         if self.signing_key_pem is None:

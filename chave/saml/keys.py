@@ -28,6 +28,7 @@ from django.db import IntegrityError, transaction
 
 from chave import clock, policy, sealing
 from chave.audit import services as audit
+from chave.compiled import Compiled, first
 
 from .models import IdpKey
 
@@ -60,11 +61,14 @@ def _generate(now: dt.datetime) -> dict:
     }
 
 
+_ACTIVE = Compiled(lambda: first(IdpKey.objects.filter(retired_at__isnull=True)))
+
+
 def active_key() -> IdpKey:
     """The key that signs now; made on first use (safe when two first callers race: the
     database admits one unretired key, the loser takes the winner's)."""
     for _attempt in range(_ATTEMPTS):
-        row = IdpKey.objects.filter(retired_at__isnull=True).first()
+        row = _ACTIVE.first()
         if row is not None:
             return row
         material = _generate(clock.now())

@@ -34,6 +34,7 @@ from saml2.time_util import str_to_time
 
 from chave import clock, policy
 from chave.audit import services as audit
+from chave.compiled import Compiled, Inserter, first
 from chave.federation import services as federation
 from chave.federation.attributes import ATTRIBUTES, PREFIX
 from chave.federation.levels import EIDAS_LEVEL_URIS, LEVEL_URIS, levels_named
@@ -290,13 +291,25 @@ def _safe_root(xml: bytes):
         raise Refusal(_("The SAML request is not well-formed XML, or holds a document type declaration."))
 
 
+def _approved(queryset):
+    return first(queryset.select_related("relying_party").filter(relying_party__state=RelyingParty.State.APPROVED))
+
+
+_APPROVED_BY_ENTITY = Compiled(lambda entity_id: _approved(ServiceProvider.objects.filter(entity_id=entity_id)), str)
+_APPROVED_BY_PK = Compiled(lambda pk: _approved(ServiceProvider.objects.filter(pk=pk)), int)
+
+
+def approved_provider(pk: int) -> ServiceProvider | None:
+    """The SP ``pk`` with its relying party, if approved."""
+    return _APPROVED_BY_PK.first(pk)
+
+
 def _service_provider(root, kind: str = "AuthnRequest") -> ServiceProvider:
     if root.tag != f"{{{SAMLP_NS}}}{kind}":
         raise Refusal(_("This is not a SAML 2.0 %(kind)s.") % {"kind": kind})
     issuer = root.find(f"{{{SAML_NS}}}Issuer")
     entity_id = (issuer.text or "").strip() if issuer is not None else ""
-    sp = (ServiceProvider.objects.select_related("relying_party")
-          .filter(entity_id=entity_id, relying_party__state=RelyingParty.State.APPROVED).first()) if entity_id else None
+    sp = _APPROVED_BY_ENTITY.first(entity_id) if entity_id else None
     if sp is None:
         raise Refusal(_("This service provider is not registered with Chave, or not approved."))
     return sp
@@ -457,16 +470,26 @@ def receive(*, binding: str, raw: str | None, relay_state: str | None, sig_alg: 
     return sp, parsed
 
 
+_NEW_SEEN = Inserter(SeenRequest)
+_FORGET_SEEN = Compiled(lambda now: SeenRequest.objects.filter(expires_at__lt=now), dt.datetime, delete=True)
+_SEEN = Compiled(lambda reference, now: first(SeenRequest.objects.select_related("service_provider__relying_party")
+                                              .filter(reference=reference, taken_at__isnull=True, expires_at__gt=now)),
+                 str, dt.datetime)
+# A kept request is taken once: the one request that marks it taken carries it on.
+_TAKE_SEEN = Compiled(lambda pk, now: SeenRequest.objects.filter(pk=pk, taken_at__isnull=True), int, dt.datetime,
+                      update=lambda pk, now: {"taken_at": now})
+
+
 def _keep(sp: ServiceProvider, request_id: str, parsed: dict) -> str | None:
     """Keep a checked request under a new one-use reference (returned), for the browser to carry
     to a top-level GET; None when the SP's request ID was received before (a replay)."""
     now = clock.now()
     window = dt.timedelta(seconds=policy.get("saml_request_max_age_seconds"))
-    SeenRequest.objects.filter(expires_at__lt=now).delete()
+    _FORGET_SEEN.delete(now)
     reference = secrets.token_urlsafe(32)
     try:
         with transaction.atomic():
-            SeenRequest.objects.create(service_provider=sp, request_id=request_id, reference=reference,
+            _NEW_SEEN.create(service_provider=sp, request_id=request_id, reference=reference,
                                        parsed=parsed, received_at=now, expires_at=now + 2 * window)
     except IntegrityError:
         audit.record("saml.replay", outcome="refused", client_id=sp.relying_party.client_id)
@@ -480,11 +503,10 @@ def _take(reference: str, *, logout: bool) -> SeenRequest | None:
     if not reference or len(reference) > 64 or "\x00" in reference:  # not a reference we made (NUL: not in SQL)
         return None
     now = clock.now()
-    row = SeenRequest.objects.select_related("service_provider__relying_party").filter(
-        reference=reference, taken_at__isnull=True, expires_at__gt=now).first()
+    row = _SEEN.first(reference, now)
     if row is None or (LOGOUT_REQUEST in row.parsed) != logout:
         return None
-    if not SeenRequest.objects.filter(pk=row.pk, taken_at__isnull=True).update(taken_at=now):
+    if not _TAKE_SEEN.update(row.pk, now):
         return None
     return row
 

@@ -25,7 +25,6 @@ from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, samlp
 from chave import clock, policy
 from chave.federation import attributes
 from chave.federation import services as federation
-from chave.federation.models import RelyingParty
 from chave.identity.models import Key
 from chave.login import services as login_services
 
@@ -109,7 +108,7 @@ def sso(request):
 def _usable_key(who):
     if who is None:
         return None
-    key = Key.objects.select_related("citizen").filter(pk=who.key_id).first()
+    key = Key.with_citizen(who.key_id)
     if key is None or key.effective_status(clock.now()) not in login_services.USABLE_KEY_STATUSES:
         return None
     return key
@@ -119,8 +118,7 @@ def _pending_request(request):
     pending = request.session.get(PENDING)
     if not pending:
         return None, None, None
-    sp = ServiceProvider.objects.select_related("relying_party").filter(
-        pk=pending["sp"], relying_party__state=RelyingParty.State.APPROVED).first()
+    sp = services.approved_provider(pending["sp"]) if isinstance(pending["sp"], int) else None
     if sp is None:
         request.session.pop(PENDING, None)
         return None, None, None

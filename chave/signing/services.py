@@ -35,6 +35,7 @@ from chave import clock, policy
 from chave.audit import services as audit
 from chave.codes import services as codes
 from chave.codes.models import Purpose
+from chave.compiled import Compiled, first
 from chave.delivery import services as delivery
 from chave.identity import pins
 from chave.identity.models import Citizen, ContactKind, Key, KeyStatus
@@ -85,8 +86,12 @@ def active_credential(citizen: Citizen | int | None) -> SigningCredential | None
     if citizen is None:
         return None
     citizen_id = citizen if isinstance(citizen, int) else citizen.pk
-    return (SigningCredential.objects.select_related("citizen", "key")
-            .filter(citizen_id=citizen_id, status=SigningCredential.Status.ACTIVE).first())
+    return _ACTIVE_CREDENTIAL.first(citizen_id)
+
+
+_ACTIVE_CREDENTIAL = Compiled(lambda citizen: first(SigningCredential.objects.select_related("citizen", "key")
+                                                    .filter(citizen_id=citizen, status=SigningCredential.Status.ACTIVE)),
+                              int)
 
 
 def credential_by_id(credential_id) -> SigningCredential | None:

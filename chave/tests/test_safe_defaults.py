@@ -79,11 +79,21 @@ def static_server():
     import waitress
 
     server = waitress.create_server(StaticFiles(WSGIHandler()), host="127.0.0.1", port=0, threads=2)
-    thread = threading.Thread(target=server.run, daemon=True)
+    stopping = threading.Event()
+
+    def serve():
+        try:
+            server.run()
+        except OSError:  # waitress has no stop from another thread: closing pulls the socket from its select
+            if not stopping.is_set():
+                raise
+
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
         yield server.effective_port
     finally:
+        stopping.set()
         server.close()
         thread.join(timeout=5)
 

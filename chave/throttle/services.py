@@ -31,8 +31,11 @@ from django.db import connection, transaction
 from django.db.models import Count, Min, Q
 
 from chave import clock, policy
+from chave.compiled import Compiled, Inserter
 
 from .models import ThrottleEvent
+
+_NEW = Inserter(ThrottleEvent)
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +105,7 @@ def _db_hit(pairs) -> ThrottleDecision:
         refusal = _db_refusal(hashed, now)
         if refusal:
             return refusal
-        ThrottleEvent.objects.bulk_create([ThrottleEvent(name=name, subject=h, at=now) for name, h in hashed])
+        _NEW.create_many([ThrottleEvent(name=name, subject=h, at=now) for name, h in hashed])
     return ALLOW
 
 
@@ -111,12 +114,24 @@ def _db_window_counts(hashed, now: dt.datetime) -> dict[tuple[str, str], tuple[i
     query. An event counts for exactly one window: at ``at + window`` it no longer does, which is
     the ``retry_at`` a refusal names (and what the Redis store does). Events older than their
     window are left for :func:`purge`."""
-    within = Q()
-    for name, h in hashed:
-        within |= Q(name=name, subject=h, at__gt=now - policy.throttle(name).window)
-    rows = (ThrottleEvent.objects.filter(within).order_by().values_list("name", "subject")
-            .annotate(events=Count("id"), oldest=Min("at")))
+    values = [v for name, h in hashed for v in (name, h, now - policy.throttle(name).window)]
+    rows = _window_counts(len(hashed)).all(*values)
     return {(name, h): (events, oldest) for name, h, events, oldest in rows}
+
+
+@functools.cache
+def _window_counts(subjects: int) -> Compiled:
+    """The query of :func:`_db_window_counts` for that many subjects, compiled once."""
+
+    def build(*values):
+        within = Q()
+        triples = iter(values)
+        for name, h, since in zip(triples, triples, triples):
+            within |= Q(name=name, subject=h, at__gt=since)
+        return (ThrottleEvent.objects.filter(within).order_by().values_list("name", "subject")
+                .annotate(events=Count("id"), oldest=Min("at")))
+
+    return Compiled(build, *(str, str, dt.datetime) * subjects, values=True)
 
 
 def _db_refusal(hashed, now: dt.datetime) -> ThrottleDecision | None:
