@@ -665,11 +665,12 @@ def dismiss(device: Device, item_id) -> bool:
     return InboxItem.objects.filter(device=device, pk=item_id).delete()[0] > 0
 
 
-def prompt_devices(key: Key, payload: dict) -> int:
-    """Wake the key's devices (Web Push, where they gave a subscription) for a prompt that waits
-    in Chave (an approval): the message carries no secret. Queued with the caller's transaction."""
+def prompt_devices(key: Key, payload: dict, devices: list[Device] | None = None) -> int:
+    """Wake the key's devices (``devices``, else its active ones: by Web Push, where they gave a
+    subscription) for a prompt that waits in Chave (an approval): the message carries no secret.
+    Queued with the caller's transaction."""
     count = 0
-    for device in (d for d in active_device_list(key) if d.push_endpoint):
+    for device in (d for d in (active_device_list(key) if devices is None else devices) if d.push_endpoint):
         text = json.dumps(payload, ensure_ascii=False)
         delivery.queue_message(channel="app", destination=str(device.pk), body=text, redacted=text,
                                citizen=key.citizen, kind="prompt",
@@ -714,7 +715,8 @@ def request_approval(key: Key, *, login_transaction: str, portal: str, required_
     """Ask the key's devices to approve this login (number matching). An earlier request of the
     same login stops counting. Each request is a prompt on the citizen's phone, so they are
     limited per key (``app_prompt_per_key``) and per address as codes sent are."""
-    if not has_active_device(key):
+    devices = active_device_list(key)
+    if not devices:
         return ApprovalStarted(False, "no_device")
     now = clock.now()
     with transaction.atomic():
@@ -731,7 +733,7 @@ def request_approval(key: Key, *, login_transaction: str, portal: str, required_
         audit.record("app.approval", outcome="ok", citizen=key.citizen, channel=APP_APPROVE, ip=ip, step="asked",
                      portal=portal or None)
         prompt_devices(key, {"type": "approval", "id": str(request.pk), "portal": portal or "Chave",
-                             "created_at": now.isoformat(), "expires_at": request.expires_at.isoformat()})
+                             "created_at": now.isoformat(), "expires_at": request.expires_at.isoformat()}, devices)
     return ApprovalStarted(True, "sent", request)
 
 

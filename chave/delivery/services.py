@@ -21,19 +21,30 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import uuid
 
 from cryptography.fernet import InvalidToken
 from django.db import models, transaction
 
 from chave import clock, policy
 from chave.audit import services as audit
-from chave.compiled import Inserter
+from chave.compiled import Compiled, Inserter
 
 from . import providers, sealing
 from .messages import notice_message
 from .models import Channel, MessageStatus, OutboundMessage
 
 _NEW_MESSAGE = Inserter(OutboundMessage)
+# The worker's claim of a queued message and its usual end (sent), compiled once.
+_LOCKED = Compiled(lambda pk: OutboundMessage.objects.select_for_update().filter(pk=pk)[:1], uuid.UUID)
+_CLAIM = Compiled(lambda pk, attempts, provider, now: OutboundMessage.objects.filter(pk=pk), uuid.UUID, int, str,
+                  dt.datetime, update=lambda pk, attempts, provider, now: {
+                      "status": MessageStatus.SENDING, "attempts": attempts, "provider": provider,
+                      "sending_since": now})
+_SENT = Compiled(lambda pk, at, ref, error: OutboundMessage.objects.filter(pk=pk, status=MessageStatus.SENDING),
+                 uuid.UUID, dt.datetime, str, str, update=lambda pk, at, ref, error: {
+                     "status": MessageStatus.SENT, "sent_at": at, "body_sealed": "", "provider_ref": ref,
+                     "last_error": error, "next_attempt_at": None})
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +148,12 @@ def send_message(message_id: str) -> str:
     from .tasks import deliver
 
     now = clock.now()
+    try:
+        message_pk = uuid.UUID(str(message_id))
+    except ValueError:
+        return "missing"
     with transaction.atomic():
-        message = OutboundMessage.objects.select_for_update().filter(pk=message_id).first()
+        message = _LOCKED.first(message_pk)
         if message is None or message.status != MessageStatus.QUEUED:
             return message.status if message else "missing"
         if message.expires_at and message.expires_at <= now:
@@ -160,7 +175,7 @@ def send_message(message_id: str) -> str:
         message.attempts += 1
         message.provider = provider.name
         message.sending_since = now
-        message.save(update_fields=["status", "attempts", "provider", "sending_since"])
+        _CLAIM.update(message.pk, message.attempts, message.provider, now)
 
     # Outside any transaction: a slow gateway must not hold database locks.
     try:
@@ -194,11 +209,14 @@ def send_message(message_id: str) -> str:
                 deliver.using(run_after=next_attempt).enqueue(str(message.pk))
         else:
             message.status, message.body_sealed = MessageStatus.FAILED, ""
-        updated = OutboundMessage.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(
-            status=message.status, sent_at=message.sent_at, body_sealed=message.body_sealed,
-            provider_ref=message.provider_ref, last_error=message.last_error,
-            next_attempt_at=message.next_attempt_at,
-        )
+        if outcome == "sent" and message.next_attempt_at is None:  # the usual end, its statement compiled once
+            updated = _SENT.update(message.pk, message.sent_at, message.provider_ref, message.last_error)
+        else:
+            updated = OutboundMessage.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(
+                status=message.status, sent_at=message.sent_at, body_sealed=message.body_sealed,
+                provider_ref=message.provider_ref, last_error=message.last_error,
+                next_attempt_at=message.next_attempt_at,
+            )
         if not updated:
             # Only the claimer finishes a message in "sending"; should anything else have closed it
             # meanwhile, its word stands: change nothing and queue no retry.

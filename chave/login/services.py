@@ -383,8 +383,7 @@ def approved(request, tx: LoginTransaction) -> bool:
     taken = app.take_approval(str(tx.pk))
     if taken is None:
         return False
-    LoginTransaction.objects.filter(pk=tx.pk).update(destination=str(taken.device_id or ""))
-    tx.destination = str(taken.device_id or "")
+    _moved(tx, destination=str(taken.device_id or ""))
     _past_second_factor(request, tx, from_status=LoginTransaction.Status.APP_WAIT)
     return True
 

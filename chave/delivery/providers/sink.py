@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from chave import clock
 
 
@@ -14,7 +16,13 @@ class DevSink:
     def submit_message(self, to: str, body: str, subject: str = "") -> str:
         from chave.delivery.models import DevOutboxMessage
 
-        row = DevOutboxMessage.objects.create(
-            channel=self.channel, to=to, subject=subject, body=body, sent_at=clock.now()
-        )
+        row = _new_message().create(channel=self.channel, to=to, subject=subject, body=body, sent_at=clock.now())
         return f"sink-{row.pk}"
+
+
+@functools.cache
+def _new_message():
+    from chave.compiled import Inserter
+    from chave.delivery.models import DevOutboxMessage
+
+    return Inserter(DevOutboxMessage)
