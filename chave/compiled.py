@@ -158,12 +158,7 @@ class Compiled:
     # --- Compiling -----------------------------------------------------------------------
 
     def _plan(self, using: str, connection) -> _Plan:
-        plan = self._plans.get(using)
-        if plan is None:
-            with self._lock:
-                plan = self._plans.get(using) or self._compile(using, connection)
-                self._plans[using] = plan
-        return plan
+        return _cached(self._plans, self._lock, using, lambda: self._compile(using, connection))
 
     def _compile(self, using: str, connection) -> _Plan:
         # Built and compiled twice, with two sets of markers: what differs between the two is
@@ -245,6 +240,17 @@ class Compiled:
         return slots
 
 
+def _cached(plans: dict, lock: threading.Lock, key, compile_plan: Callable[[], Any]):
+    """``plans[key]``, compiled by the first caller (the others wait for it)."""
+    plan = plans.get(key)
+    if plan is None:
+        with lock:
+            plan = plans.get(key)
+            if plan is None:
+                plan = plans[key] = compile_plan()
+    return plan
+
+
 def _same(a, b) -> bool:
     return type(a) is type(b) and a == b
 
@@ -303,12 +309,8 @@ class Inserter:
         return objs
 
     def _plan(self, using: str, connection, count: int, pk_set: bool) -> tuple:
-        plan = self._plans.get((using, count, pk_set))
-        if plan is None:
-            with self._lock:
-                plan = self._plans.get((using, count, pk_set)) or self._compile(using, connection, count, pk_set)
-                self._plans[(using, count, pk_set)] = plan
-        return plan
+        return _cached(self._plans, self._lock, (using, count, pk_set),
+                       lambda: self._compile(using, connection, count, pk_set))
 
     def _compile(self, using: str, connection, count: int, pk_set: bool) -> tuple:
         meta = self.model._meta

@@ -73,7 +73,7 @@ def record(
             seq, prev_hash = chain.head(stream)
         link = dict(stream=stream, seq=seq + 1, prev_hash=prev_hash)
         event = _NEW.create(**fields, **link, citizen=citizen,
-                                          hash=chain.link_hash(**link, **fields, citizen_id=citizen_id))
+                            hash=chain.link_hash(**link, **fields, citizen_id=citizen_id))
         _remember_appended(connection, (stream, event.seq, event.hash))
         return event
 

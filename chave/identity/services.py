@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 
 from chave import clock, policy
 from chave.audit import services as audit
-from chave.compiled import Compiled
+from chave.compiled import Compiled, first
 from chave.delivery import services as delivery
 from chave.throttle import services as throttle
 
@@ -211,8 +211,8 @@ def find_key_by_contact(kind: str, value: str) -> Key | None:
 
 
 _KEY_BY_CONTACT = Compiled(
-    lambda kind, value: Contact.objects.select_related("key__citizen")
-    .filter(kind=kind, value=value, live=True, verified_at__isnull=False).order_by("pk")[:1], str, str)
+    lambda kind, value: first(Contact.objects.select_related("key__citizen")
+                              .filter(kind=kind, value=value, live=True, verified_at__isnull=False)), str, str)
 
 
 def find_citizen(text: str) -> Citizen | None:

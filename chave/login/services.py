@@ -405,8 +405,7 @@ def verify(request, tx: LoginTransaction, submitted: str) -> codes.VerifyResult:
         if result.reason in ("wrong", "spent") and not result.ok:
             LoginTransaction.objects.filter(pk=tx.pk).update(wrong_attempts=F("wrong_attempts") + 1)
         if result.ok:
-            LoginTransaction.objects.filter(pk=tx.pk).update(destination=str(checked.device.pk))
-            tx.destination = str(checked.device.pk)
+            _moved(tx, destination=str(checked.device.pk))
             _past_second_factor(request, tx, from_status=LoginTransaction.Status.CODE_SENT)
         return result
     # The code is spent and the login completed in one transaction: both happen, or neither.

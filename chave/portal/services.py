@@ -126,7 +126,7 @@ def record_session(sender, request, who, **kwargs) -> None:
     if request.session.session_key is None:  # a session never stored before this sign-in: store it now
         request.session.save()
     _NEW_SESSION.create(key_id=who.key_id, session_key=request.session.session_key, method=who.method,
-                              assurance_level=who.assurance_level, signed_in_at=now)
+                        assurance_level=who.assurance_level, signed_in_at=now)
 
 
 def forget_session(sender, request, who=None, **kwargs) -> None:
