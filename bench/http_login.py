@@ -236,6 +236,19 @@ def _kib(path: str, field: str) -> int:
     return 0
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (the 14th and 15th fields)
+    return total / ticks
+
+
 def _rss(pid: int) -> int:
     return _kib(f"/proc/{pid}/status", "VmRSS:")
 
@@ -327,6 +340,8 @@ def _round(base: str, concurrency: int, logins: int, citizens, pid: int, bare: f
         finally:
             connections.close_all()
 
+    service = _tree(pid)
+    service_cpu, driver_cpu = _cpu_seconds(service), time.process_time()
     start = time.perf_counter()
     threads = [threading.Thread(target=user, args=(n,)) for n in range(concurrency)]
     for t in threads:
@@ -334,6 +349,7 @@ def _round(base: str, concurrency: int, logins: int, citizens, pid: int, bare: f
     for t in threads:
         t.join()
     wall = time.perf_counter() - start
+    service_cpu, driver_cpu = _cpu_seconds(service) - service_cpu, time.process_time() - driver_cpu
     memory.stop.set()
     memory.join()
     rate = len(durations) / wall
@@ -344,5 +360,7 @@ def _round(base: str, concurrency: int, logins: int, citizens, pid: int, bare: f
           f"{rate / bare:.2f}; login p50 {result['p50'] * 1000:4.0f} ms p95 {result['p95'] * 1000:4.0f} ms; code "
           f"p95 {_pct(delays, 95) * 1000:3.0f} ms; memory {memory.shared / 2**20:.0f} MB "
           f"(resident sizes added {memory.total / 2**20:.0f} MB, largest process {memory.largest / 2**20:.0f} MB)")
+    print(f"    CPU per login: the service {service_cpu * 1000 / len(durations):.0f} ms, this load driver "
+          f"{driver_cpu * 1000 / len(durations):.0f} ms (on the same cores)")
     print(f"    peak MB per process, resident (proportional): {memory.breakdown()}")
     return result

@@ -9,15 +9,18 @@
 code's time to the gateway and the service's memory (``bench/http_login.py`` says how). Without
 it, what follows: one thread, in process.
 
-A complete login is what a citizen does through the pages (Django's test client, so templates,
-sessions, CSRF-exempt client aside, the database and the audit all count): POST identifier + PIN
+A complete login is what a citizen does through the pages (Django's test client, less what only
+tests need: ``bench/client.py``; so templates, sessions, CSRF-exempt client aside, the database
+and the audit all count; forms posted urlencoded as browsers do): POST identifier + PIN
 → the code is issued and queued → the delivery worker's send step hands it to the development
 sink → the code is read from the sink → POST code → signed-in page. The baseline is a bare
 Argon2id verification of a PIN with the same parameters (``CHAVE_ARGON2``): ``--hashes`` of them
 at the start (printed), and half as many just before and just after each kind's timed logins,
 which is what that kind's ratio is against, so that a machine whose speed drifts during the run
-(a shared VM, CPU frequency) moves both sides of a ratio alike. All run on one thread, on a fresh embedded SQLite
-database in a temporary folder.
+(a shared VM, CPU frequency) moves both sides of a ratio alike. Before each kind the process is
+settled as ``chave serve`` settles its serving processes once they are loaded (``chave/ops/
+loaded.py``: what exists is frozen for the garbage collector). All run on one thread, on a fresh
+embedded SQLite database in a temporary folder.
 
 A complete OpenID Connect login (issue 3) is a portal's login of a citizen from a fresh browser
 (no Chave session): the portal's authorization request (PKCE S256, state, nonce) → Chave's login
@@ -110,7 +113,7 @@ def main() -> int:
     django.setup()
     from django.conf import settings
     from django.core.management import call_command
-    from django.test import Client
+    from bench.client import BenchClient as Client
 
     from chave import clock
     from chave.delivery.models import DevOutboxMessage, MessageStatus, OutboundMessage
@@ -118,6 +121,7 @@ def main() -> int:
     from chave.identity import pins, services
     from chave.identity.models import ContactKind
     from chave.identity.registry import DocumentRef, IdentityRecord, LocalRecords
+    from chave.ops.loaded import settle
 
     call_command("migrate", verbosity=0)
     pin = "4719"
@@ -157,6 +161,7 @@ def main() -> int:
             assert ok
 
     def bracketed(kind: str, run):
+        settle()  # what a server process does once it is loaded (chave serve; ops/loaded.py)
         hashes(kind)
         timed = run()
         hashes(kind)
@@ -255,7 +260,7 @@ class BenchApp:
 
     @staticmethod
     def register(count: int, pin: str) -> list:
-        from django.test import Client
+        from bench.client import BenchClient as Client
 
         from chave import clock
         from chave.app import services as app
@@ -291,7 +296,7 @@ class BenchApp:
         return [login(i, phone, device) for i, (phone, device) in enumerate(self.citizens[1:], start=1)]
 
     def _past_the_pin(self, i: int, phone: str, channel: str):
-        from django.test import Client
+        from bench.client import BenchClient as Client
 
         browser = Client(REMOTE_ADDR=f"10.201.{i // 250}.{i % 250}")
         r = browser.post("/login/", {"identifier": phone, "pin": self.pin})
@@ -344,7 +349,7 @@ class BenchPortal:
         self.dpop_nonce = None
         self.client_id = federation.decide(registration.relying_party, "approve", by="bench").client_id
         self.issuer = issuer()
-        from django.test import Client
+        from bench.client import BenchClient as Client
 
         self.provider_keys = KeySet.import_key_set(Client().get("/oidc/jwks").json())
 
@@ -356,7 +361,7 @@ class BenchPortal:
         import secrets
         from urllib.parse import parse_qs, urlencode, urlsplit
 
-        from django.test import Client
+        from bench.client import BenchClient as Client
         from joserfc import jwt
 
         from chave.delivery.models import (
@@ -449,7 +454,7 @@ class BenchSaml:
     def __init__(self):
         from pathlib import Path
 
-        from django.test import Client
+        from bench.client import BenchClient as Client
 
         from chave.federation import services as federation
         from chave.saml import services
@@ -470,7 +475,7 @@ class BenchSaml:
         import base64
         import uuid
 
-        from django.test import Client
+        from bench.client import BenchClient as Client
         from onelogin.saml2.constants import OneLogin_Saml2_Constants as C
         from onelogin.saml2.response import OneLogin_Saml2_Response
         from onelogin.saml2.utils import OneLogin_Saml2_Utils

@@ -496,12 +496,15 @@ def _signature_refusal(ip: str | None, code: str, message) -> AppRefusal:
     return AppRefusal(401, code, message)
 
 
-def check_signature(request, body: bytes, jwk, call: SignedCall | None, *, ip: str | None) -> None:
+def check_signature(request, body: bytes, jwk, call: SignedCall | None, *, ip: str | None,
+                    address_checked: bool = False) -> None:
     """Check ``call`` (the request's signature headers) against ``jwk``: well formed, on time and
-    valid. Raises :class:`AppRefusal` (401, or 429 once the address sent too many bad ones)."""
-    gate = throttle.check(("app_bad_signature_per_ip", ip or ""))
-    if not gate.allowed:
-        raise _throttled(gate)
+    valid. Raises :class:`AppRefusal` (401, or 429 once the address sent too many bad ones;
+    ``address_checked``: the caller has just looked at that throttle)."""
+    if not address_checked:
+        gate = throttle.check(("app_bad_signature_per_ip", ip or ""))
+        if not gate.allowed:
+            raise _throttled(gate)
     if call is None or not signatures.NONCE.match(call.nonce) or not call.timestamp.isascii() \
             or not call.timestamp.isdigit() or len(call.timestamp) > 12:
         raise _signature_refusal(ip, "unsigned", _("This call must be signed by the device."))
@@ -538,19 +541,20 @@ def authenticate(request, body: bytes, *, ip: str | None, pending: bool = False)
     device = _DEVICE_WITH_KEY.first(device_id) if device_id else None
     if device is None:
         raise _signature_refusal(ip, "unknown_device", _("This device is not paired with Chave."))
-    check_signature(request, body, device.public_key, call, ip=ip)
+    check_signature(request, body, device.public_key, call, ip=ip, address_checked=True)
     now = clock.now()
     window = dt.timedelta(seconds=policy.get("app_signature_skew_seconds"))
+    usable = device.status == DeviceStatus.ACTIVE or (device.status == DeviceStatus.PENDING and pending)
     try:
-        with transaction.atomic():
+        with transaction.atomic():  # the nonce and the device's call counted in one write
             _NEW_NONCE.create(device=device, nonce=call.nonce, at=now)
+            gate = throttle.hit(("app_api_per_device", str(device.pk))) if usable else throttle.ALLOW
     except IntegrityError:
         raise _signature_refusal(ip, "replayed", _("This call was already made.")) from None
     if device.status == DeviceStatus.REMOVED:
         raise AppRefusal(403, "device_removed", _("This device was removed from your key. Pair it again to use it."))
     if device.status == DeviceStatus.PENDING and not pending:
         raise AppRefusal(403, "device_pending", _("Type the code we sent by SMS to finish adding this device."))
-    gate = throttle.hit(("app_api_per_device", str(device.pk)))
     if not gate.allowed:
         raise _throttled(gate)
     if device.last_seen_at is None or now - device.last_seen_at > dt.timedelta(minutes=1):
@@ -817,10 +821,12 @@ _TAKE = Compiled(lambda pk, now: SignInRequest.objects.filter(pk=pk, status=Sign
                  update=lambda pk, now: {"status": SignInRequest.Status.COMPLETED, "completed_at": now})
 
 
-def take_approval(login_transaction: str) -> SignInRequest | None:
+def take_approval(login_transaction: str, request: SignInRequest | None = None) -> SignInRequest | None:
     """The approved request of this login, marked completed: the one caller that gets it signs
-    the citizen in (concurrent callers get None)."""
-    request = approval_of(login_transaction)
+    the citizen in (concurrent callers get None). ``request``: :func:`approval_of` of this login,
+    when the caller has just read it."""
+    if request is None:
+        request = approval_of(login_transaction)
     if request is None or request.status != SignInRequest.Status.APPROVED:
         return None
     won = _TAKE.update(request.pk, clock.now())

@@ -375,15 +375,17 @@ def _past_second_factor(request, tx: LoginTransaction, *, from_status: str) -> N
         complete(request, tx)
 
 
-def approved(request, tx: LoginTransaction) -> bool:
+def approved(request, tx: LoginTransaction, waiting=None) -> bool:
     """Whether the app approved this waiting login; if so (once), it moves on as a right code does.
-    Raises :class:`StaleTransaction` when another request took it first."""
+    ``waiting``: the login's approval request (``app.approval_of``), when the caller has just read
+    it. Raises :class:`StaleTransaction` when another request took it first."""
     from chave.app import services as app
 
-    taken = app.take_approval(str(tx.pk))
+    taken = app.take_approval(str(tx.pk), waiting)
     if taken is None:
         return False
     _moved(tx, destination=str(taken.device_id or ""))
+    tx.device_name = taken.device.name if taken.device else None  # read with the request: named in the history
     _past_second_factor(request, tx, from_status=LoginTransaction.Status.APP_WAIT)
     return True
 
@@ -406,6 +408,7 @@ def verify(request, tx: LoginTransaction, submitted: str) -> codes.VerifyResult:
             LoginTransaction.objects.filter(pk=tx.pk).update(wrong_attempts=F("wrong_attempts") + 1)
         if result.ok:
             _moved(tx, destination=str(checked.device.pk))
+            tx.device_name = checked.device.name
             _past_second_factor(request, tx, from_status=LoginTransaction.Status.CODE_SENT)
         return result
     # The code is spent and the login completed in one transaction: both happen, or neither.
@@ -446,7 +449,9 @@ def _device_detail(tx: LoginTransaction) -> dict:
 
     if tx.channel not in app.APP_METHODS or not tx.destination:
         return {}
-    return {"device": tx.destination, "device_name": app.device_label(tx.destination) or None}
+    name = getattr(tx, "device_name", None)  # the device as the step that used it read it
+    return {"device": tx.destination, "device_name": (name if name is not None else app.device_label(tx.destination))
+            or None}
 
 
 def complete_app_login(request, key: Key, *, device, portal: str = "") -> SignedIn:

@@ -262,12 +262,12 @@ def approve(request):
     tx = services.current(request, TX.APP_WAIT)
     if tx is None:
         return _elsewhere(request)
+    waiting = app.approval_of(str(tx.pk))
     try:
-        if services.approved(request, tx):
+        if services.approved(request, tx, waiting):
             return redirect("login:change_pin") if tx.must_change_pin else _after_login(request)
     except services.StaleTransaction:
         return _elsewhere(request)
-    waiting = app.approval_of(str(tx.pk))
     now = clock.now()
     if waiting is not None and waiting.status in (waiting.Status.APPROVED, waiting.Status.COMPLETED):
         return _elsewhere(request)  # another request of this browser is signing in with it

@@ -399,7 +399,9 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
             raise InvalidClientError(description="The client assertion was already used.")
 
     def validate_jti(self, claims, jti):
-        client = _CLIENT.first(claims["sub"]) if isinstance(claims.get("sub"), str) else None
+        client = _ASSERTING_CLIENT.get()  # the client whose keys verified the assertion, read just before
+        if client is None or client.client_id != claims.get("sub"):
+            client = _CLIENT.first(claims["sub"]) if isinstance(claims.get("sub"), str) else None
         if client is None:
             return False
         expires_at = dt.datetime.fromtimestamp(claims["exp"], tz=dt.timezone.utc) + dt.timedelta(seconds=self.leeway)

@@ -53,6 +53,7 @@ from django.http import Http404
 from django.utils.translation import gettext as _
 
 from chave.commands import ChaveCommand
+from chave.ops.loaded import settle
 
 WORKER_COMMAND = [sys.executable, "-m", "chave.cli", "worker"]
 DEMO_PORTAL_COMMAND = [sys.executable, "-m", "chave.cli", "demo_portal"]
@@ -149,23 +150,15 @@ def static_application():
     """The WSGI application with its static files (what waitress serves too), for gunicorn.
 
     gunicorn's master calls it once (``--preload``) before it forks the workers: the URL
-    configuration and every view are imported and checked here, the database connections this
-    made are closed (a child must open its own), and what exists now is moved out of the garbage
-    collector's reach (``gc.freeze``), so that collections in the workers do not write to these
-    pages and each worker keeps sharing them with the master instead of copying them."""
-    import gc
-
+    configuration is checked here and the process settled (``chave.ops.loaded.settle``: every
+    view imported, the database connections closed, what exists now frozen for the garbage
+    collector), so each worker starts ready and keeps sharing those pages with the master."""
     from django.core.management.base import BaseCommand
     from django.core.wsgi import get_wsgi_application
-    from django.db import connections
-    from django.urls import get_resolver
 
     application = StaticFiles(get_wsgi_application())
-    get_resolver().url_patterns  # noqa: B018 - imports every view now, in the master
     BaseCommand().check(tags=[Tags.urls])  # raises SystemCheckError: gunicorn's master does not start
-    connections.close_all()
-    gc.collect()
-    gc.freeze()
+    settle()
     return application
 
 
@@ -288,6 +281,7 @@ class Command(ChaveCommand):
                     except (OSError, ValueError) as exc:
                         raise self._cannot_listen(host, port, exc)
                     try:
+                        settle()  # as gunicorn's master does before it forks (static_application)
                         self._print_banner(host, server.effective_port, worker, portal, demo_portal_port, agent)
                         server.run()  # returns when a stop signal raises SystemExit in this thread
                     finally:
