@@ -236,17 +236,28 @@ def _kib(path: str, field: str) -> int:
     return 0
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time the processes have used so far."""
+def _cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU time each process has used so far."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    used = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (the 14th and 15th fields)
-    return total / ticks
+        used[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (the 14th and 15th fields)
+    return used
+
+
+def _role(pid: int, service: int) -> str:
+    """What a process of ``chave serve`` (pid ``service``) is."""
+    try:
+        line = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        line = ""
+    return ("web" if "gunicorn" in line and pid != service and _parent(pid) != service else
+            "gunicorn master" if "gunicorn" in line else "delivery worker" if " worker" in line
+            else "chave serve" if pid == service else "other")
 
 
 def _rss(pid: int) -> int:
@@ -283,13 +294,7 @@ class _Memory(threading.Thread):
         """Each process's peak, named by what it is."""
         names = []
         for p, size in sorted(self.peaks.items()):
-            try:
-                line = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                line = ""
-            name = ("web" if "gunicorn" in line and p != self.pid and _parent(p) != self.pid else
-                    "gunicorn master" if "gunicorn" in line else "delivery worker" if " worker" in line
-                    else "chave serve" if p == self.pid else "other")
+            name = _role(p, self.pid)
             names.append(f"{name} {size / 2**20:.0f} ({self.share_peaks.get(p, 0) / 2**20:.0f})")
         return ", ".join(names)
 
@@ -349,7 +354,11 @@ def _round(base: str, concurrency: int, logins: int, citizens, pid: int, bare: f
     for t in threads:
         t.join()
     wall = time.perf_counter() - start
-    service_cpu, driver_cpu = _cpu_seconds(service) - service_cpu, time.process_time() - driver_cpu
+    after = _cpu_seconds(_tree(pid))  # a web process forked after the round began counts from 0
+    roles: dict[str, float] = {}
+    for p, seconds in after.items():
+        roles[_role(p, pid)] = roles.get(_role(p, pid), 0.0) + seconds - service_cpu.get(p, 0.0)
+    service_cpu, driver_cpu = sum(roles.values()), time.process_time() - driver_cpu
     memory.stop.set()
     memory.join()
     rate = len(durations) / wall
@@ -360,7 +369,8 @@ def _round(base: str, concurrency: int, logins: int, citizens, pid: int, bare: f
           f"{rate / bare:.2f}; login p50 {result['p50'] * 1000:4.0f} ms p95 {result['p95'] * 1000:4.0f} ms; code "
           f"p95 {_pct(delays, 95) * 1000:3.0f} ms; memory {memory.shared / 2**20:.0f} MB "
           f"(resident sizes added {memory.total / 2**20:.0f} MB, largest process {memory.largest / 2**20:.0f} MB)")
-    print(f"    CPU per login: the service {service_cpu * 1000 / len(durations):.0f} ms, this load driver "
-          f"{driver_cpu * 1000 / len(durations):.0f} ms (on the same cores)")
+    each = ", ".join(f"{role} {seconds * 1000 / len(durations):.1f}" for role, seconds in sorted(roles.items()))
+    print(f"    CPU per login: the service {service_cpu * 1000 / len(durations):.0f} ms ({each}), this load "
+          f"driver {driver_cpu * 1000 / len(durations):.0f} ms (on the same cores)")
     print(f"    peak MB per process, resident (proportional): {memory.breakdown()}")
     return result
