@@ -90,7 +90,8 @@ def main() -> int:
     if args.http:
         from bench import http_login
 
-        args.citizens = args.logins_per_round * len(args.concurrency)
+        args.citizens = args.logins_per_round * len(args.concurrency) + http_login.WARM_UP_PER_PROCESS * (
+            args.processes or len(os.sched_getaffinity(0)))
         return http_login.run(args)
     if args.argon2_before_after:
         from bench import http_login
