@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 
@@ -24,6 +25,11 @@ def _named_like_secret(name: str, value) -> bool:
     # A flag (``temporary_pin=True``) says whether something is the case; it cannot carry one.
     if isinstance(value, bool) or value is None:
         return False
+    return _secret_name(name)
+
+
+@functools.lru_cache(maxsize=512)  # the names are the code's own keyword arguments: a few dozen
+def _secret_name(name: str) -> bool:
     words = set(re.split(r"[^a-z0-9]+|(?<=[a-z])(?=[0-9])", re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()))
     return bool(words & _SECRET_WORDS)
 
