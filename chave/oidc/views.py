@@ -28,6 +28,7 @@ from authlib.oidc.core.errors import (
 )
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.db import transaction
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import translation
@@ -433,20 +434,21 @@ def _authorize(request, parameters, query: str, state: str | None, response_mode
                     "The sign-in does not meet any of the essential 'acr' values.", redirect_uri=grant.redirect_uri)
         if pushed_request is not None and not pushed.consume(pushed_request):
             raise InvalidRequestError("This pushed request was already answered.", redirect_uri=grant.redirect_uri)
-        sso = federation.sso_session(request, key, who)
-        sso.relying_parties.add(relying_party)
-        grant.request.chave = {
-            "sso_session": sso,
-            "attributes": consent.granted,
-            "withheld": consent.withheld,
-            "claims_request": claims_request,
-            "acr": acr,
-            "amr": claims_module.AMR.get(who.method, ["pin", "mfa"]),
-            "auth_time": dt.datetime.fromisoformat(who.auth_time),
-        }
-        federation.record_authorization(relying_party, key, who, request)
-        return to_portal(request, srv.authorization_response(grant, key),
-                         response_mode, relying_party)
+        with transaction.atomic():  # the SSO session, the portal on it, the audit link and the code
+            sso = federation.sso_session(request, key, who)
+            federation.served(sso, relying_party)
+            grant.request.chave = {
+                "sso_session": sso,
+                "attributes": consent.granted,
+                "withheld": consent.withheld,
+                "claims_request": claims_request,
+                "acr": acr,
+                "amr": claims_module.AMR.get(who.method, ["pin", "mfa"]),
+                "auth_time": dt.datetime.fromisoformat(who.auth_time),
+            }
+            federation.record_authorization(relying_party, key, who, request)
+            answer = srv.authorization_response(grant, key)
+        return to_portal(request, answer, response_mode, relying_party)
     except OAuth2Error as error:
         if relying_party is None and getattr(error, "redirect_uri", None):
             # Raised by the library while validating (prompt=none, say): the client was found.

@@ -15,6 +15,7 @@ import datetime as dt
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -177,10 +178,11 @@ def _decide(request, pending, sp, parsed):
         request.session[PENDING] = {**pending, "consent": undecided, "required": required_attributes}
         return redirect("saml:consent")
     request.session.pop(PENDING, None)
-    sso = federation.sso_session(request, key, who)
-    sso.relying_parties.add(party)
+    with transaction.atomic():  # the SSO session, the SP on it and the audit link (not the signing)
+        sso = federation.sso_session(request, key, who)
+        federation.served(sso, party)
+        federation.record_authorization(party, key, who, request, protocol="saml")
     granted = federation.consent_state(key.citizen, party, asked).granted
-    federation.record_authorization(party, key, who, request, protocol="saml")
     response = services.success_response(sp, parsed, key=key, level=who.assurance_level,
                                          auth_time=dt.datetime.fromisoformat(who.auth_time), granted=granted,
                                          address=login_services.client_ip(request),
