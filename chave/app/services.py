@@ -715,11 +715,12 @@ _SUPERSEDE = Compiled(
 
 
 def request_approval(key: Key, *, login_transaction: str, portal: str, required_level: int = 0,
-                     ip: str | None = None) -> ApprovalStarted:
+                     ip: str | None = None, devices: list[Device] | None = None) -> ApprovalStarted:
     """Ask the key's devices to approve this login (number matching). An earlier request of the
     same login stops counting. Each request is a prompt on the citizen's phone, so they are
-    limited per key (``app_prompt_per_key``) and per address as codes sent are."""
-    devices = active_device_list(key)
+    limited per key (``app_prompt_per_key``) and per address as codes sent are. ``devices``: the
+    key's active devices (:func:`active_device_list`), when the caller has just read them."""
+    devices = active_device_list(key) if devices is None else devices
     if not devices:
         return ApprovalStarted(False, "no_device")
     now = clock.now()

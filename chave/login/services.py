@@ -53,6 +53,8 @@ class ChannelOption:
     masked: str
     assurance_level: int
     destination: str = field(default="", repr=False, compare=False)  # where a code goes; never shown
+    # An approval in the app: the key's active devices as they were read for this option.
+    devices: tuple = field(default=(), repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -223,7 +225,8 @@ def login_options(key: Key, min_level: int = 0) -> list[ChannelOption]:
     if not devices:
         return options
     extra = [ChannelOption(f"{app.APP_CODE}:{d.pk}", d.name, level) for d in devices if "app" in enabled_channels()]
-    extra += [ChannelOption(app.APP_APPROVE, "", level), ChannelOption(app.APP_OFFLINE, "", level)]
+    extra += [ChannelOption(app.APP_APPROVE, "", level, devices=tuple(devices)),
+              ChannelOption(app.APP_OFFLINE, "", level)]
     ranked = sorted([*extra, *options], key=lambda o: (-o.assurance_level, not o.channel.startswith("app")))
     return ranked
 
@@ -326,10 +329,11 @@ def ask_approval(tx: LoginTransaction, *, ip: str | None, options: list[ChannelO
 
     if options is None:
         options = login_options(tx.key, tx.required_level)
-    if app.APP_APPROVE not in {o.channel for o in options}:
+    approve = next((o for o in options if o.channel == app.APP_APPROVE), None)
+    if approve is None:
         return app.ApprovalStarted(False, "no_device")
     started = app.request_approval(tx.key, login_transaction=str(tx.pk), portal=tx.portal, ip=ip,
-                                   required_level=tx.required_level)
+                                   required_level=tx.required_level, devices=list(approve.devices))
     if started.ok:
         _moved(tx, status=LoginTransaction.Status.APP_WAIT, channel=app.APP_APPROVE, destination="",
                assurance_level=policy.assurance_level("app"))
