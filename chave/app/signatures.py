@@ -18,6 +18,7 @@ SHA-256 of the body, so a signature covers exactly one call; the server refuses 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import re
@@ -56,11 +57,19 @@ def public_key(jwk) -> ec.EllipticCurvePublicKey:
     """The P-256 public key of ``jwk`` ({kty: EC, crv: P-256, x, y}); raises :class:`BadKey`."""
     if not isinstance(jwk, dict) or jwk.get("kty") != "EC" or jwk.get("crv") != "P-256" or "d" in jwk:
         raise BadKey("an EC P-256 public JWK is expected")
+    x, y = jwk.get("x"), jwk.get("y")
+    if not isinstance(x, str) or not isinstance(y, str):
+        raise BadKey("not base64url")
+    return _point(x, y)
+
+
+@functools.lru_cache(maxsize=1024)  # a paired device's key is checked at each of its calls
+def _point(x: str, y: str) -> ec.EllipticCurvePublicKey:
     try:
-        x, y = unb64url(jwk.get("x")), unb64url(jwk.get("y"))
-        if len(x) != 32 or len(y) != 32:
+        raw_x, raw_y = unb64url(x), unb64url(y)
+        if len(raw_x) != 32 or len(raw_y) != 32:
             raise ValueError("coordinates of 32 bytes")
-        return ec.EllipticCurvePublicNumbers(int.from_bytes(x, "big"), int.from_bytes(y, "big"),
+        return ec.EllipticCurvePublicNumbers(int.from_bytes(raw_x, "big"), int.from_bytes(raw_y, "big"),
                                              ec.SECP256R1()).public_key()
     except ValueError as exc:  # also a point that is not on the curve
         raise BadKey(str(exc)) from None
