@@ -274,7 +274,7 @@ def sso_session(request, key, who) -> SsoSession:
             sid=secrets.token_urlsafe(24), key=key, auth_time=auth_time,
             assurance_level=who.assurance_level, method=who.method, created_at=now, last_used_at=now,
         )
-        row.new = True
+        row.made_now = True
     elif stored.get("auth_time") != who.auth_time:
         SsoSession.objects.filter(pk=row.pk).update(auth_time=auth_time, assurance_level=who.assurance_level,
                                                    method=who.method, last_used_at=now)
@@ -290,7 +290,7 @@ _SERVED = Inserter(SsoSession.relying_parties.through)
 
 def served(sso: SsoSession, party: RelyingParty) -> None:
     """Remember that ``sso`` signed the citizen in to ``party`` (its logout will reach it)."""
-    if getattr(sso, "new", False):  # made by this request: the portal cannot be on it yet
+    if getattr(sso, "made_now", False):  # made by this request: the portal cannot be on it yet
         _SERVED.create(ssosession=sso, relyingparty=party)
     else:
         sso.relying_parties.add(party)
