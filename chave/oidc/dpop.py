@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -128,9 +129,8 @@ def verify(request, *, url: str, access_token: str | None = None, algorithms: li
     if not isinstance(jwk, dict) or _PRIVATE_MEMBERS & set(jwk) or jwk.get("kty") not in ("EC", "RSA"):
         raise DpopError("invalid_dpop_proof", "The DPoP proof's 'jwk' must be a public EC or RSA key.")
     try:
-        key = JWKRegistry.import_key(jwk)
+        key, jkt = _key_of(jwk)
         claims = jwt.decode(value, key, registry=_registry([header["alg"]])).claims
-        jkt = key.thumbprint()
     except (JoseError, ValueError, TypeError, KeyError):
         raise DpopError("invalid_dpop_proof", "The DPoP proof's signature is not valid.") from None
     if claims.get("htm") != request.method:
@@ -153,6 +153,22 @@ def verify(request, *, url: str, access_token: str | None = None, algorithms: li
         raise DpopError("use_dpop_nonce", "Send the DPoP proof again with the nonce in the DPoP-Nonce header.")
     _remember(jkt, jti, iat + window + _LEEWAY_SECONDS)
     return Proof(jkt, header["alg"])
+
+
+def _key_of(jwk: dict):
+    """The proof's public key and its RFC 7638 thumbprint. A client signs its proofs with one key
+    for a while: imported (the point checked, the thumbprint hashed) once per process."""
+    members = tuple(sorted(jwk.items()))
+    if not all(isinstance(v, str) for _k, v in members):  # unhashable, or odd: not kept
+        key = JWKRegistry.import_key(jwk)
+        return key, key.thumbprint()
+    return _imported(members)
+
+
+@functools.lru_cache(maxsize=4096)
+def _imported(members: tuple[tuple[str, str], ...]):
+    key = JWKRegistry.import_key(dict(members))
+    return key, key.thumbprint()
 
 
 def _remember(jkt: str, jti: str, expires: int) -> None:

@@ -356,7 +356,7 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
         if client.auth_method != RelyingParty.AuthMethod.PRIVATE_KEY_JWT:
             raise InvalidClientError(description="This client does not authenticate with private_key_jwt.")
         try:
-            return KeySet.import_key_set(client.jwks if client.jwks else fetch_jwks(client.jwks_uri))
+            return _key_set(json.dumps(client.jwks if client.jwks else fetch_jwks(client.jwks_uri), sort_keys=True))
         except Exception as exc:  # noqa: BLE001 - unreachable or malformed keys: the client cannot be authenticated
             raise InvalidClientError(description="The client's keys could not be read.") from exc
 
@@ -423,6 +423,12 @@ def forget_expired_assertions(now: dt.datetime) -> int:
 def _fetch(uri: str, bucket: int) -> dict:
     with urllib.request.urlopen(uri, timeout=settings.CHAVE_HTTP_TIMEOUT) as response:  # noqa: S310 - registered https URI
         return json.loads(response.read(256 * 1024))
+
+
+@functools.lru_cache(maxsize=256)
+def _key_set(jwks: str) -> KeySet:
+    """A party's keys, imported once per process for the same JSON (a changed key set is new JSON)."""
+    return KeySet.import_key_set(json.loads(jwks))
 
 
 def fetch_jwks(uri: str) -> dict:
