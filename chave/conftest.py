@@ -71,6 +71,23 @@ def _flush_past_the_audit_trigger():
 
 _flush_past_the_audit_trigger()
 
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test databases; on PostgreSQL, before they are dropped, the sessions other
+    than this one are ended. A test's thread or subprocess that closed its connection just before
+    leaves a server process finishing for a few milliseconds, and DROP DATABASE refuses a
+    database "being accessed by other users" (the suite passed, the database stayed behind)."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                               "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+
 BROWSER_FIXTURES = {"browser", "new_page", "phone"}
 
 
