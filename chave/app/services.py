@@ -111,10 +111,6 @@ def active_device_list(key: Key) -> list[Device]:
     return _ACTIVE_DEVICES.all(key.pk)
 
 
-def has_active_device(key: Key) -> bool:
-    return bool(active_device_list(key))
-
-
 def device_of_key(key: Key, device_id) -> Device | None:
     """The key's active device ``device_id`` (a string from a form or a transaction), else None."""
     try:
