@@ -66,3 +66,69 @@ def test_signature_tricks_are_refused(portal):
     assert not in_process("<not xml", portal.cert_file, request_id)
     assert not in_process('<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>',
                           portal.cert_file, request_id)
+
+
+def _with_unheard_element(xml: str) -> str:
+    return re.sub(r"</(\w+):AuthnRequest>\s*$", r"<\1:Unheard>x</\1:Unheard></\1:AuthnRequest>", xml)
+
+
+def _schema_cases(portal) -> dict[str, tuple[str, bool]]:
+    """Requests as pysaml2 hands them to its schema check, and whether they are schema-valid."""
+    request_id, good = signed_xml(portal)
+    good = re.sub(r"^<\?xml[^>]*\?>", "", good)
+    return {
+        "as signed": (good, True),
+        "a boolean that is not one": (good.replace(f'ID="{request_id}"', f'ID="{request_id}" ForceAuthn="perhaps"', 1),
+                                      False),
+        "no Version": (re.sub(r' Version="2.0"', "", good, count=1), False),
+        "an element the protocol does not have": (
+            _with_unheard_element(good), False),
+        "an element out of its place": (re.sub(r"(<ns1:Issuer[^>]*>[^<]*</ns1:Issuer>)(.*)(</ns0:AuthnRequest>)",
+                                               r"\2\1\3", good, count=1, flags=re.S), False),
+        "not XML": ("<ns0:AuthnRequest", False),
+    }
+
+
+def test_the_schema_check_answers_as_pysaml2s_own(portal):
+    """pysaml2 checks a request against the SAML schema before its signature; Chave has it done by
+    libxml2 (``idp.validate_with_schema``) with the same schema files, and it answers as
+    pysaml2's own check (``saml2.xml.schema.validate``, pure-Python ``xmlschema``) does."""
+    import saml2.sigver
+    from saml2.xml.schema import XMLSchemaError
+    from saml2.xml.schema import validate as pysaml2s
+
+    assert saml2.sigver.validate_doc_with_schema is idp.validate_with_schema
+    cases = _schema_cases(portal)
+    assert "ns0:AuthnRequest" in cases["as signed"][0] and cases["an element out of its place"][0] != cases["as signed"][0]
+    for what, (xml, valid) in cases.items():
+        for check in (pysaml2s, idp.validate_with_schema):
+            try:
+                check(xml)
+                answer = True
+            except XMLSchemaError:
+                answer = False
+            assert answer is valid, (what, check)
+
+
+def test_a_signed_request_the_schema_refuses_is_refused(client, portal):
+    """Correctly signed by the portal, but not a valid AuthnRequest: refused with a page."""
+    from onelogin.saml2.constants import OneLogin_Saml2_Constants as C
+    from onelogin.saml2.utils import OneLogin_Saml2_Utils
+
+    from .bad_requests import b64
+    from .test_bad_input import assert_refused_with_a_page
+
+    request_id, xml = portal.client.create_authn_request(
+        idp.sso_url(), binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST", sign=False,
+        assertion_consumer_service_url=portal.acs)
+    key, cert = open(portal.key_file).read(), open(portal.cert_file).read()
+    for broken in (str(xml).replace(f'ID="{request_id}"', f'ID="{request_id}" ForceAuthn="perhaps"', 1),
+                   _with_unheard_element(str(xml))):
+        assert broken != str(xml)
+        signed = OneLogin_Saml2_Utils.add_sign(broken, key, cert, sign_algorithm=C.RSA_SHA256,
+                                               digest_algorithm=C.SHA256)
+        assert_refused_with_a_page(client.post("/saml/sso", {"SAMLRequest": b64(signed)}))
+    # The same request, well-formed and signed the same way, is accepted: the refusals were the schema's.
+    signed = OneLogin_Saml2_Utils.add_sign(str(xml), key, cert, sign_algorithm=C.RSA_SHA256, digest_algorithm=C.SHA256)
+    response = client.post("/saml/sso", {"SAMLRequest": b64(signed)})
+    assert response.status_code == 302, response.content[:500]
