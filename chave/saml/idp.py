@@ -143,13 +143,13 @@ class XmlSec1(CryptoBackendXmlSec1):
       options (``--pubkey-cert-pem``, ``--enabled-key-data raw-x509-cert``, ``--id-attr:ID``,
       ``--node-id``): verify the Signature of the one element of that name with that ID with
       the registered certificate's key, and nothing the message carries;
-    - signing Chave's own responses, with the key held in memory for the message (the unsealed
-      key is never written to a file).
+    - signing Chave's own responses, with the key in memory (the unsealed key is never written to
+      a file; it is imported once per process, :func:`_xmlsec_key`).
 
     xmlsec1's version is asked once per process rather than before every operation.
     """
 
-    signing_key_pem: bytes | None = None
+    signing_key = None  # an xmlsec.Key, for the message being signed
 
     @property
     def version(self):
@@ -183,7 +183,7 @@ class XmlSec1(CryptoBackendXmlSec1):
         return True
 
     def sign_statement(self, statement, node_name, key_file, node_id):
-        if self.signing_key_pem is None:
+        if self.signing_key is None:
             return super().sign_statement(statement, node_name, key_file, node_id)
         import xmlsec
         from lxml import etree
@@ -195,7 +195,7 @@ class XmlSec1(CryptoBackendXmlSec1):
         node = root.xpath("//*[@ID=$id]", id=node_id)[0] if node_id else root
         signature = [child for child in node.findall(f"{{{xmlsec.constants.DSigNs}}}Signature")][0]
         context = xmlsec.SignatureContext()
-        context.key = xmlsec.Key.from_memory(self.signing_key_pem, xmlsec.constants.KeyDataFormatPem)
+        context.key = self.signing_key  # the context takes its own reference
         context.sign(signature)
         return etree.tostring(root, xml_declaration=True, encoding="UTF-8").decode()
 
@@ -263,6 +263,16 @@ def _rsa_key(kid: str, sealed: str, secret: str):
     return load_pem_private_key(keys.unsealed_pem(sealed, secret).encode(), None)
 
 
+@functools.lru_cache(maxsize=4)
+def _xmlsec_key(kid: str, sealed: str, secret: str):
+    """The IdP's private key as libxmlsec1 signs responses with it, unsealed and imported once per
+    key: a key's first signature also works out what OpenSSL then keeps with the key (its
+    Montgomery forms), so a key imported per message made each signature cost twice as much."""
+    import xmlsec
+
+    return xmlsec.Key.from_memory(keys.unsealed_pem(sealed, secret).encode(), xmlsec.constants.KeyDataFormatPem)
+
+
 _servers = threading.local()
 _SERVERS_PER_THREAD = 64
 
@@ -298,14 +308,14 @@ def idp(sp_metadata: list[str] = (), *, signing: bool = False):
         return
     sec = server.sec
     active = keys.active_key()
-    sec.key_file = "(in memory)"  # XmlSec1 signs with signing_key_pem
+    sec.key_file = "(in memory)"  # XmlSec1 signs with signing_key
     sec.my_cert = keys.certificate_base64(active)
-    sec.crypto.signing_key_pem = keys.unsealed_pem(active.private_key_sealed, settings.CHAVE_KEY_SEAL_SECRET).encode()
+    sec.crypto.signing_key = _xmlsec_key(active.kid, active.private_key_sealed, settings.CHAVE_KEY_SEAL_SECRET)
     sec.sec_backend = RSACrypto(_rsa_key(active.kid, active.private_key_sealed, settings.CHAVE_KEY_SEAL_SECRET))
     try:
         yield server
     finally:
-        sec.key_file = sec.my_cert = sec.crypto.signing_key_pem = None
+        sec.key_file = sec.my_cert = sec.crypto.signing_key = None
         sec.sec_backend = RSACrypto(None)
 
 
