@@ -72,6 +72,13 @@ def _with_unheard_element(xml: str) -> str:
     return re.sub(r"</(\w+):AuthnRequest>\s*$", r"<\1:Unheard>x</\1:Unheard></\1:AuthnRequest>", xml)
 
 
+def _in_extensions(xml: str, sp_type: str) -> str:
+    element = f'<eidas:SPType xmlns:eidas="http://eidas.europa.eu/saml-extensions">{sp_type}</eidas:SPType>'
+    changed = re.sub(r"(<(\w+):Extensions>)", lambda m: m.group(1) + element, xml, count=1)
+    assert changed != xml
+    return changed
+
+
 def _schema_cases(portal) -> dict[str, tuple[str, bool]]:
     """Requests as pysaml2 hands them to its schema check, and whether they are schema-valid."""
     request_id, good = signed_xml(portal)
@@ -85,6 +92,8 @@ def _schema_cases(portal) -> dict[str, tuple[str, bool]]:
             _with_unheard_element(good), False),
         "an element out of its place": (re.sub(r"(<ns1:Issuer[^>]*>[^<]*</ns1:Issuer>)(.*)(</ns0:AuthnRequest>)",
                                                r"\2\1\3", good, count=1, flags=re.S), False),
+        "an eIDAS extension as eIDAS defines it": (_in_extensions(good, "public"), True),
+        "an eIDAS extension eIDAS does not allow": (_in_extensions(good, "everyone"), False),
         "not XML": ("<ns0:AuthnRequest", False),
     }
 
