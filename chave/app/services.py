@@ -786,6 +786,22 @@ def answer_approval(device: Device, request_id, *, answer, number=None, ip: str 
         raise AppRefusal(400, "invalid_answer", _("Answer with a number, or say it was not you."))
     if answer == "number" and (isinstance(number, bool) or not isinstance(number, int) or not 0 <= number <= 99):
         raise AppRefusal(400, "invalid_number", _("Tap one of the numbers shown."))
+    # One transaction: the answer counted against the throttles, and then, when it may go on, the
+    # request answered and audited. What is refused after the count is raised once the count is
+    # committed (an unknown request, or one answered already, is still an attempt).
+    with transaction.atomic():
+        try:
+            result = _answer_approval(device, request_id, answer, number, ip)
+        except AppRefusal as refused:
+            result = refused
+    if isinstance(result, AppRefusal):
+        raise result
+    return result
+
+
+def _answer_approval(device: Device, request_id, answer: str, number, ip: str | None) -> Answer:
+    """:func:`answer_approval`'s work, in its transaction. An :class:`AppRefusal` is raised only
+    before anything is written but the throttles' count, so the caller may commit that count."""
     gate = throttle.hit(("app_approval_per_ip", ip or ""), ("app_approval_per_key", str(device.key_id)))
     if not gate.allowed:
         raise _throttled(gate)
@@ -798,18 +814,17 @@ def answer_approval(device: Device, request_id, *, answer, number=None, ip: str 
         status, refusal, result = SignInRequest.Status.APPROVED, "", "approved"
     else:
         status, refusal, result = SignInRequest.Status.REFUSED, "wrong_number", "refused"
-    with transaction.atomic():
-        won = _ANSWER.update(request.pk, now, str(status), refusal, device.pk)
-        if won != 1:
-            raise AppRefusal(409, "answered", _("This sign-in was already answered or has expired."))
-        audit.record("app.approval", outcome="ok" if result == "approved" else refusal, citizen=citizen,
-                     channel=APP_APPROVE, ip=ip,
-                     device=str(device.pk), device_name=device.name, portal=request.portal or None)
-        if answer == "not_me":
-            until = now + dt.timedelta(seconds=policy.get("app_not_me_lock_seconds"))
-            identity.lock_key(device.key, until=until, ip=ip, by="app_not_me", channel=CHANNEL,
-                              device_name=device.name)
-            delivery.notify(citizen, "app_not_me", until=until)
+    won = _ANSWER.update(request.pk, now, str(status), refusal, device.pk)
+    if won != 1:  # nothing written since the count: refusing keeps it
+        raise AppRefusal(409, "answered", _("This sign-in was already answered or has expired."))
+    audit.record("app.approval", outcome="ok" if result == "approved" else refusal, citizen=citizen,
+                 channel=APP_APPROVE, ip=ip,
+                 device=str(device.pk), device_name=device.name, portal=request.portal or None)
+    if answer == "not_me":
+        until = now + dt.timedelta(seconds=policy.get("app_not_me_lock_seconds"))
+        identity.lock_key(device.key, until=until, ip=ip, by="app_not_me", channel=CHANNEL,
+                          device_name=device.name)
+        delivery.notify(citizen, "app_not_me", until=until)
     return Answer(result)
 
 

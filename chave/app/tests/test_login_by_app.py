@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import uuid
 
 import pytest
 
@@ -366,11 +367,27 @@ def test_approval_answers_are_limited_per_key(paired, settings):
     number, waiting = _waiting(browser, paired)
     wrong = next(n for n in waiting["numbers"] if n != number)
     paired.approve(waiting["id"], wrong)  # refuses that login
-    with pytest.raises(ApiRefused):
+    with pytest.raises(ApiRefused) as refused:
         paired.approve(waiting["id"], number)  # answered already (409), and counted
+    assert refused.value.status == 409
     with pytest.raises(ApiRefused) as refused:
         paired.approve(waiting["id"], number)
     assert refused.value.status == 429 and "retry-after" in refused.value.answer.headers
+
+
+def test_answers_to_requests_that_do_not_exist_are_counted(paired, settings):
+    settings.CHAVE_POLICY = {**settings.CHAVE_POLICY, "throttles": {
+        **settings.CHAVE_POLICY["throttles"], "app_approval_per_key": (2, 900)}}
+    for _ in range(2):
+        with pytest.raises(ApiRefused) as refused:
+            paired.approve(str(uuid.uuid4()), 7)
+        assert refused.value.status == 404
+    browser = past_the_pin()
+    number, waiting = _waiting(browser, paired)
+    with pytest.raises(ApiRefused) as refused:
+        paired.approve(waiting["id"], number)
+    assert refused.value.status == 429
+    assert browser.get("/login/approve/").status_code == 200  # still waiting: the answer was not taken
 
 
 def test_approval_prompts_are_limited_per_key(paired, settings):
