@@ -23,6 +23,7 @@ from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, SamlBase, saml, saml
 from saml2.config import IdPConfig
 from saml2.metadata import entity_descriptor, sign_entity_descriptor
 from saml2.saml import NAME_FORMAT_URI, NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT
+from saml2.sdb import SessionStorage
 from saml2.server import Server
 from saml2.sigver import (
     CryptoBackendXmlSec1,
@@ -295,6 +296,17 @@ def _xmlsec_key(kid: str, sealed: str, secret: str):
     return xmlsec.Key.from_memory(keys.unsealed_pem(sealed, secret).encode(), xmlsec.constants.KeyDataFormatPem)
 
 
+class _NoAssertionStore(SessionStorage):
+    """pysaml2's IdP keeps, in memory, every assertion it issues and every authentication statement
+    by subject (for its Assertion ID Request and Authn Query services, which Chave does not offer),
+    with no end: a process kept each citizen's released attributes from every SAML login it
+    answered, some 11 KB a login. Chave's sessions and ``SessionIndex`` are its own (the SSO
+    session, :func:`chave.saml.services.session_index`), so nothing is kept here."""
+
+    def store_assertion(self, assertion, to_sign):
+        return None
+
+
 _servers = threading.local()
 _SERVERS_PER_THREAD = 64
 
@@ -314,6 +326,11 @@ def _server(sp_metadata: list[str]) -> ChaveIdp:
         if len(cache) >= _SERVERS_PER_THREAD:
             cache.clear()
         server = cache[key] = ChaveIdp(config=_config(None, None, list(sp_metadata), []))
+        server.session_db = _NoAssertionStore()
+        # pysaml2 loads its attribute maps into the configuration, but looks for them in the IdP's
+        # part of it when it writes an assertion, finds none, and builds every map it ships again
+        # for each assertion (Chave writes the attributes itself: setup_assertion).
+        server.config.setattr("idp", "attribute_converters", server.config.getattr("attribute_converters", ""))
         server.sec.sec_backend = RSACrypto(None)  # verifies Redirect-binding signatures with the SP's certificate
         server.sec.crypto = XmlSec1(XMLSEC1)
     server.released, server.address, server.session_index = [], None, None

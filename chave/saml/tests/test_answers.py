@@ -57,3 +57,23 @@ def test_responses_after_a_key_rotation_verify_with_the_new_metadata(client, mak
     register(portal.metadata_xml)
     result = login(client, outbox, portal, extensions=fa_extensions({"NIC": True}, level=3))
     assert result.ava
+
+
+def test_nothing_of_an_answer_stays_in_the_process(client, make_citizen, outbox, portal, monkeypatch):
+    """pysaml2's IdP would keep every assertion it issued, attributes and all, for as long as the
+    process lives; Chave's keeps none. Nor does it build pysaml2's attribute maps for each one."""
+    import saml2.assertion
+
+    from chave.saml import idp
+
+    key = make_citizen()
+    login(client, outbox, portal, extensions=fa_extensions({"NIC": True}, level=3))
+    built = []
+    factory = saml2.assertion.ac_factory
+    monkeypatch.setattr(saml2.assertion, "ac_factory", lambda *args: built.append(args) or factory(*args))
+    result = login(client, outbox, portal, first=False, extensions=fa_extensions({"NIC": True}, level=3))
+    assert any(value.text == key.citizen.doc_number for statement in result.assertion.attribute_statement
+               for attribute in statement.attribute for value in attribute.attribute_value)
+    assert built == []
+    servers = list(idp._servers.by_key.values())
+    assert servers and all(not s.session_db.assertion and not s.session_db.authn for s in servers)
