@@ -15,12 +15,14 @@ and the audit all count; forms posted urlencoded as browsers do): POST identifie
 → the code is issued and queued → the delivery worker's send step hands it to the development
 sink → the code is read from the sink → POST code → signed-in page. The baseline is a bare
 Argon2id verification of a PIN with the same parameters (``CHAVE_ARGON2``): ``--hashes`` of them
-at the start (printed), and half as many just before and just after each kind's timed logins,
-which is what that kind's ratio is against, so that a machine whose speed drifts during the run
-(a shared VM, CPU frequency) moves both sides of a ratio alike. Before each kind the process is
-settled as ``chave serve`` settles its serving processes once they are loaded (``chave/ops/
-loaded.py``: what exists is frozen for the garbage collector). All run on one thread, on a fresh
-embedded SQLite database in a temporary folder.
+at the start (printed), and as many again for each kind beside its timed logins, which is what
+that kind's ratio is against. The kinds' timed logins are interleaved in ``--rounds`` rounds (5):
+each round runs a fifth of every kind's logins, each kind's share between a few bare checks of
+its own, so that a machine whose speed drifts during the run (a shared VM's neighbours, CPU
+frequency) moves every kind and the checks it is compared with alike, wherever the drift falls.
+Before each round the process is settled as ``chave serve`` settles its serving processes once
+they are loaded (``chave/ops/loaded.py``: what exists is frozen for the garbage collector). All
+run on one thread, on a fresh embedded SQLite database in a temporary folder.
 
 A complete OpenID Connect login (issue 3) is a portal's login of a citizen from a fresh browser
 (no Chave session): the portal's authorization request (PKCE S256, state, nonce) → Chave's login
@@ -58,6 +60,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import os
 import re
 import statistics
@@ -73,6 +76,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--logins", type=int, default=40)
     parser.add_argument("--hashes", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="rounds the kinds' timed logins are interleaved in (each kind's share of a round "
+                             "between bare PIN checks of its own)")
     parser.add_argument("--oidc-logins", type=int, default=None,
                         help="OpenID Connect logins to time (default: as many as --logins)")
     parser.add_argument("--app-logins", type=int, default=None,
@@ -148,25 +154,21 @@ def main() -> int:
         ok, _ = pins.verify(stored, pin)
         assert ok
     hash_seconds = time.perf_counter() - t0
-    # Bare PIN checks just before and just after each kind's timed logins: each kind's ratio is
-    # against those, so a machine whose speed drifts during the run (a shared VM's neighbours,
-    # frequency scaling) moves both sides of a ratio alike. (Not one check beside each login: the
-    # next login would start with the caches the check flushed, which no server sees twice.)
+    # The kinds' timed logins run interleaved, in ``--rounds`` rounds: each round runs a share of
+    # every kind's logins, each share between bare PIN checks of its own, and each kind's ratio is
+    # against the checks beside its own shares. A machine whose speed drifts during the run (a
+    # shared VM's neighbours, frequency scaling) then moves every kind and its checks alike,
+    # wherever in the run the drift falls. (Not one check beside each login: the next login would
+    # start with the caches the check flushed, which no server sees twice.)
     paired: dict[str, list[float]] = {}
+    per_bracket = max(2, round(args.hashes / (2 * args.rounds)))
 
     def hashes(kind: str) -> None:
-        for _ in range(max(5, args.hashes // 2)):
+        for _ in range(per_bracket):
             t = time.perf_counter()
             ok, _ = pins.verify(stored, pin)
             paired.setdefault(kind, []).append(time.perf_counter() - t)
             assert ok
-
-    def bracketed(kind: str, run):
-        settle()  # what a server process does once it is loaded (chave serve; ops/loaded.py)
-        hashes(kind)
-        timed = run()
-        hashes(kind)
-        return timed
 
     def hash_rate(kind: str) -> float:
         return len(paired[kind]) / sum(paired[kind])
@@ -184,31 +186,42 @@ def main() -> int:
         assert r.status_code == 302 and r["Location"].endswith("/login/done/"), r.status_code
         return time.perf_counter() - start
 
-    one_login(0, phones[0])  # warm-up (templates, caches)
-    durations = bracketed("sms", lambda: [one_login(i, phone) for i, phone in enumerate(phones[1:args.logins], start=1)])
-    login_seconds = sum(durations)
-
-    portal = BenchPortal()
-    portal.login(phones[0], pin, ip="10.100.0.1", first=True)  # warm-up
-    first_oidc = bracketed("first_oidc", lambda: [portal.login(phone, pin, ip=f"10.100.{i}.1", first=True)
-                                                  for i, phone in enumerate(phones[1:oidc_logins + 1], start=1)])
-    oidc = bracketed("oidc", lambda: [portal.login(phone, pin, ip=f"10.101.{i}.1", first=False)
-                                      for i, phone in enumerate(phones[1:oidc_logins + 1])])
-    dpop_portal = BenchPortal(dpop=True)
-    for i, phone in enumerate(phones[:oidc_logins + 1]):  # consent once per portal, untimed
-        dpop_portal.login(phone, pin, ip=f"10.102.{i}.1", first=True)
-    dpop = bracketed("dpop", lambda: [dpop_portal.login(phone, pin, ip=f"10.103.{i}.1", first=False)
-                                      for i, phone in enumerate(phones[1:oidc_logins + 1])])
-
-    saml_portal = BenchSaml()
-    for i, phone in enumerate(phones[:oidc_logins + 1]):  # consent once per portal, untimed
-        saml_portal.login(phone, pin, ip=f"10.104.{i}.1", first=True)
-    saml = bracketed("saml", lambda: [saml_portal.login(phone, pin, ip=f"10.105.{i}.1", first=False)
-                                      for i, phone in enumerate(phones[1:oidc_logins + 1])])
-
+    portal, dpop_portal, saml_portal = BenchPortal(), BenchPortal(dpop=True), BenchSaml()
     app = BenchApp(app_citizens, pin)
-    approvals = bracketed("approval", lambda: app.timed(app.approval_login))
-    offline = bracketed("offline", lambda: app.timed(app.offline_login))
+    # Untimed: a warm-up of each kind (templates, caches), and the consent every returning citizen
+    # gave the DPoP and SAML portals at an earlier login (the first OIDC logins, timed, give it to
+    # the OIDC portal before that portal's returning logins).
+    one_login(0, phones[0])
+    portal.login(phones[0], pin, ip="10.100.0.1", first=True)
+    for i, phone in enumerate(phones[:oidc_logins + 1]):
+        dpop_portal.login(phone, pin, ip=f"10.102.{i}.1", first=True)
+        saml_portal.login(phone, pin, ip=f"10.104.{i}.1", first=True)
+    app.warm_up()
+
+    oidc_phones = list(enumerate(phones[1:oidc_logins + 1], start=1))
+    logins = {  # in the order a round runs them: a citizen's first OIDC login before the returning one
+        "sms": [functools.partial(one_login, i, phone) for i, phone in enumerate(phones[1:args.logins], start=1)],
+        "first_oidc": [functools.partial(portal.login, phone, pin, ip=f"10.100.{i}.1", first=True)
+                       for i, phone in oidc_phones],
+        "oidc": [functools.partial(portal.login, phone, pin, ip=f"10.101.{i}.1", first=False) for i, phone in oidc_phones],
+        "dpop": [functools.partial(dpop_portal.login, phone, pin, ip=f"10.103.{i}.1", first=False)
+                 for i, phone in oidc_phones],
+        "saml": [functools.partial(saml_portal.login, phone, pin, ip=f"10.105.{i}.1", first=False)
+                 for i, phone in oidc_phones],
+        "approval": app.logins(app.approval_login),
+        "offline": app.logins(app.offline_login),
+    }
+    timed: dict[str, list[float]] = {kind: [] for kind in logins}
+    for r in range(args.rounds):
+        settle()  # what a server process does once it is loaded (chave serve; ops/loaded.py)
+        for kind, runs in logins.items():
+            share = runs[r * len(runs) // args.rounds:(r + 1) * len(runs) // args.rounds]
+            if share:
+                hashes(kind)
+                timed[kind].extend(run() for run in share)
+                hashes(kind)
+    durations, first_oidc, oidc, dpop, saml, approvals, offline = timed.values()
+    login_seconds = sum(durations)
 
     hashes_per_s = args.hashes / hash_seconds
     logins_per_s = len(durations) / login_seconds
@@ -216,7 +229,8 @@ def main() -> int:
     print(f"Argon2id parameters: time_cost={p['time_cost']} memory={p['memory_cost']} KiB parallelism={p['parallelism']}")
     print(f"database: {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}, one thread")
     print(f"bare PIN verifications: {args.hashes} in {hash_seconds:.2f} s = {hashes_per_s:.1f}/s at the start; "
-          f"each ratio is against the ones made just before and after its own logins (rate in brackets)")
+          f"each ratio is against the ones made beside its own logins, the kinds interleaved in {args.rounds} rounds "
+          f"(rate in brackets)")
     print(f"complete logins:        {len(durations)} in {login_seconds:.2f} s = {logins_per_s:.1f}/s "
           f"(median {statistics.median(durations) * 1000:.0f} ms)")
     ratio = logins_per_s / hash_rate("sms")
@@ -291,10 +305,17 @@ class BenchApp:
             citizens.append((phone, device))
         return citizens
 
-    def timed(self, login) -> list[float]:
+    def warm_up(self) -> None:
         phone, device = self.citizens[0]
-        login(0, phone, device)  # warm-up
-        return [login(i, phone, device) for i, (phone, device) in enumerate(self.citizens[1:], start=1)]
+        self.approval_login(0, phone, device)
+        self.offline_login(0, phone, device)
+
+    def logins(self, login) -> list:
+        """One timed ``login`` (a callable returning its seconds) per citizen but the first."""
+        import functools
+
+        return [functools.partial(login, i, phone, device)
+                for i, (phone, device) in enumerate(self.citizens[1:], start=1)]
 
     def _past_the_pin(self, i: int, phone: str, channel: str):
         from bench.client import BenchClient as Client
