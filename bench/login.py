@@ -203,7 +203,8 @@ def main() -> int:
         "sms": [functools.partial(one_login, i, phone) for i, phone in enumerate(phones[1:args.logins], start=1)],
         "first_oidc": [functools.partial(portal.login, phone, pin, ip=f"10.100.{i}.1", first=True)
                        for i, phone in oidc_phones],
-        "oidc": [functools.partial(portal.login, phone, pin, ip=f"10.101.{i}.1", first=False) for i, phone in oidc_phones],
+        "oidc": [functools.partial(portal.login, phone, pin, ip=f"10.101.{i}.1", first=False)
+                 for i, phone in oidc_phones],
         "dpop": [functools.partial(dpop_portal.login, phone, pin, ip=f"10.103.{i}.1", first=False)
                  for i, phone in oidc_phones],
         "saml": [functools.partial(saml_portal.login, phone, pin, ip=f"10.105.{i}.1", first=False)
