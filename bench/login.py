@@ -313,8 +313,6 @@ class BenchApp:
 
     def logins(self, login) -> list:
         """One timed ``login`` (a callable returning its seconds) per citizen but the first."""
-        import functools
-
         return [functools.partial(login, i, phone, device)
                 for i, (phone, device) in enumerate(self.citizens[1:], start=1)]
 
