@@ -6,6 +6,7 @@ Django command (``chave migrate``) go through here.
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import sys
 
@@ -15,6 +16,9 @@ HYPHENATED = {"dev-pki": "dev_pki", "dev-card": "dev_card", "card-agent": "card_
 
 
 def main(argv: list[str] | None = None) -> None:
+    # A process that dies of a fatal signal (a C library's crash) leaves every thread's Python
+    # traceback on stderr, in the service's log, instead of only an exit code.
+    faulthandler.enable()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chave.settings")
     from django.core.management import execute_from_command_line
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,12 +27,16 @@ from django.conf import settings
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11 import exceptions as p11
 
+from chave.signing.hsm import MODULE_LOCK
+
 AUTH_KEY_LABEL = "CITIZEN AUTHENTICATION KEY"
 AUTH_CERT_LABEL = "CITIZEN AUTHENTICATION CERTIFICATE"
 AUTH_OBJECT_ID = b"\x45"
 RSA_BITS = 2048
 
-_lock = threading.RLock()
+# The process's one PKCS#11 lock (the signing HSM's): the module is loaded, re-initialised and
+# used by one thread at a time, whichever part of Chave uses it (chave.signing.hsm).
+_lock = MODULE_LOCK
 
 
 class CardError(Exception):

@@ -62,8 +62,11 @@ def pepper_hsm():
     if (settings.CHAVE_PIN_HSM_TOKEN_LABEL == settings.CHAVE_SIGNING_TOKEN_LABEL
             and settings.CHAVE_PIN_HSM_USER_PIN == settings.CHAVE_SIGNING_USER_PIN):
         return signing
-    return _separate_hsm(settings.CHAVE_SIGNING_PKCS11_MODULE, settings.CHAVE_PIN_HSM_TOKEN_LABEL,
-                         settings.CHAVE_PIN_HSM_USER_PIN)
+    from chave.signing.hsm import MODULE_LOCK
+
+    with MODULE_LOCK:  # one adapter, however many threads ask first
+        return _separate_hsm(settings.CHAVE_SIGNING_PKCS11_MODULE, settings.CHAVE_PIN_HSM_TOKEN_LABEL,
+                             settings.CHAVE_PIN_HSM_USER_PIN)
 
 
 @functools.lru_cache(maxsize=2)

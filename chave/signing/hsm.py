@@ -14,9 +14,14 @@ module is initialised: when the process has none yet (``SOFTHSM2_CONF``), the si
 (``CHAVE_SIGNING_SOFTHSM2_CONF``) is put in the environment; when another part of the process
 (the Citizen Card's development tokens) set one first, that one is used, and
 :func:`chave.signing.devpki.init_softhsm_token` makes the signing token there. One logged-in
-session serves the process, used under a lock (PKCS#11 sessions are not thread-safe; the web
-server's threads take turns on it); a session another user of the module ended by re-initialising
-it is opened again.
+session serves each adapter; a session another user of the module ended by re-initialising it is
+opened again.
+
+Everything a process does with PKCS#11 holds :data:`MODULE_LOCK`: loading and (re)initialising
+the module, making the adapters, and every operation on a session. PKCS#11 sessions are not
+thread-safe, python-pkcs11's ``pkcs11.lib`` loads a module twice when two threads ask at once,
+and a module re-initialised under another thread's call crashes the process (SoftHSM2 frees what
+that call is using): the web server's threads, whose first PIN checks arrive together, take turns.
 """
 
 from __future__ import annotations
@@ -39,10 +44,13 @@ CURVE = "secp256r1"
 # session belongs to and opens a new one after a re-initialisation rather than use a stale handle.
 _generation = [0]
 
+MODULE_LOCK = threading.RLock()  # see the module's documentation
+
 
 def reinitialize_module(module: str) -> None:
-    pkcs11.lib(module).reinitialize()
-    _generation[0] += 1
+    with MODULE_LOCK:
+        pkcs11.lib(module).reinitialize()
+        _generation[0] += 1
 
 
 class HsmError(Exception):
@@ -52,7 +60,6 @@ class HsmError(Exception):
 class Pkcs11Hsm:
     def __init__(self, module: str, token_label: str, user_pin: str):
         self._module, self._label, self._pin = module, token_label, user_pin
-        self._lock = threading.Lock()
         self._session = None
         self._session_generation = -1
         self._secret_keys: dict = {}
@@ -72,7 +79,7 @@ class Pkcs11Hsm:
             return token.open(rw=True)
 
     def _run(self, operation):
-        with self._lock:
+        with MODULE_LOCK:
             if self._session is None or self._session_generation != _generation[0]:
                 self._session = self._open()
                 self._session_generation = _generation[0]
@@ -255,5 +262,6 @@ def _hsm(module: str, token_label: str, user_pin: str, softhsm_conf: str) -> Pkc
 
 def hsm() -> Pkcs11Hsm:
     """The process's HSM adapter, as the settings name it."""
-    return _hsm(settings.CHAVE_SIGNING_PKCS11_MODULE, settings.CHAVE_SIGNING_TOKEN_LABEL,
-                settings.CHAVE_SIGNING_USER_PIN, settings.CHAVE_SIGNING_SOFTHSM2_CONF)
+    with MODULE_LOCK:  # made once, its module initialised once, however many threads ask first
+        return _hsm(settings.CHAVE_SIGNING_PKCS11_MODULE, settings.CHAVE_SIGNING_TOKEN_LABEL,
+                    settings.CHAVE_SIGNING_USER_PIN, settings.CHAVE_SIGNING_SOFTHSM2_CONF)

@@ -188,8 +188,11 @@ class PrivateRedis:
 
 
 def chave_env(database_url: str, data_dir: Path, **extra) -> dict:
-    """Environment for a ``chave`` process on the private database (cheap Argon2, as in tests)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAVE_") and k != "DJANGO_SETTINGS_MODULE"}
+    """Environment for a ``chave`` process on the private database (cheap Argon2, as in tests), in
+    ``data_dir``: none of the test run's own settings, nor the SoftHSM2 configuration its HSM tests
+    point the test process at, so the process makes and finds its tokens as the service does."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CHAVE_") and k not in ("DJANGO_SETTINGS_MODULE", "SOFTHSM2_CONF")}
     env.update(CHAVE_ENV="test", CHAVE_DATABASE_URL=database_url, CHAVE_DATA_DIR=str(data_dir),
                CHAVE_ARGON2_MEMORY_KIB="8192", CHAVE_ARGON2_TIME_COST="2", PYTHONUNBUFFERED="1",
                DJANGO_SETTINGS_MODULE="chave.settings", **extra)
@@ -214,10 +217,16 @@ class ChaveProcess:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def running(self) -> bool:
+        """True while the process runs; an AssertionError with its output once it stopped (a wait
+        on what it should do fails at once, with why, rather than at the wait's bound)."""
+        if self.process.poll() is not None:
+            raise AssertionError(f"the process stopped (exit code {self.process.returncode}):\n{self.output()}")
+        return True
+
     def url(self) -> str:
         def found():
-            if self.process.poll() is not None:
-                raise AssertionError(f"the process stopped:\n{self.output()}")
+            self.running()
             match = re.search(r"(http://127\.0\.0\.1:\d+)/", self.output())
             return match and match.group(1)
 

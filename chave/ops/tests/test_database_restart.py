@@ -110,7 +110,7 @@ def test_postgresql_restarted_under_load_answers_503_and_recovers_by_itself(priv
         base = server.url()
         load = Load(base)
         load.start()
-        wait_for(lambda: load.count(200) >= 12, what="the service to be under load")
+        wait_for(lambda: server.running() and load.count(200) >= 12, what="the service to be under load")
 
         # Requests inside the database at the moment it goes: hold the audit table so that the PIN
         # steps in flight wait on it, then restart PostgreSQL under them.
@@ -118,7 +118,7 @@ def test_postgresql_restarted_under_load_answers_503_and_recovers_by_itself(priv
 
         holder = psycopg.connect(chave_database)
         holder.execute("LOCK TABLE audit_auditevent IN SHARE MODE")
-        wait_for(lambda: private_pg.execute(
+        wait_for(lambda: server.running() and private_pg.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'",
             [database])[0][0] >= 2, what="requests to be waiting inside the database")
         refused_before = load.count(503) + load.count(500)
