@@ -16,9 +16,10 @@ knows (404/410) is forgotten; a push service not in ``CHAVE_APP_PUSH_SERVICES`` 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import logging
+import os
+import threading
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -26,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
 
 from chave import clock
+from chave.once import locked_cache
 from chave.delivery.providers import PermanentFailure, TemporaryFailure
 
 from . import signatures
@@ -33,24 +35,37 @@ from . import signatures
 log = logging.getLogger(__name__)
 
 
-@functools.lru_cache(maxsize=4)
+@locked_cache(maxsize=4)  # one key per process, however many threads push first
 def _vapid_key(configured: str, data_dir: str) -> ec.EllipticCurvePrivateKey:
     if configured:
         text = Path(configured).read_bytes() if not configured.lstrip().startswith("-----") else configured.encode()
         key = serialization.load_pem_private_key(text, password=None)
     else:  # development and tests: one key made once under the data directory
         path = Path(data_dir) / "app" / "vapid.pem"
-        if path.exists():
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        else:
-            key = ec.generate_private_key(ec.SECP256R1())
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
-            path.chmod(0o600)
+        if not path.exists():
+            _make_dev_vapid_key(path)
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
         raise ValueError("CHAVE_APP_VAPID_PRIVATE_KEY must be an EC P-256 private key")
     return key
+
+
+def _make_dev_vapid_key(path: Path) -> None:
+    """Write a new key to ``path`` unless another process got there first: written whole under
+    another name, then linked to ``path``, which fails if it exists (every process then reads the
+    one that won, so the subscriptions made through any of them stay good)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}")
+    draft.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption()))
+    draft.chmod(0o600)
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink()
 
 
 def vapid_private_key() -> ec.EllipticCurvePrivateKey:

@@ -33,6 +33,8 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from django.conf import settings
 
+from chave.once import locked_cache
+
 HSM_SCHEME = "hsm1$"  # prefix of hashes peppered by the HSM's key
 _DOMAIN = b"chave-pin\x00"
 
@@ -124,7 +126,7 @@ def _setting_peppered(pin: str) -> bytes:
 
 # --- bounded Argon2 ----------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=4)
+@locked_cache(maxsize=4)  # one semaphore, however many threads check their first PIN together
 def _slots(count: int) -> threading.BoundedSemaphore:
     return threading.BoundedSemaphore(count)
 

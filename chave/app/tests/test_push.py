@@ -125,3 +125,35 @@ def test_a_removed_device_gets_no_push(subscribed, allowed, area, run_worker):
     choose(browser, "sms")
     run_worker()
     assert len(allowed.messages(subscribed.subscription)) == before
+
+
+def test_the_development_vapid_key_is_made_once_whoever_asks_first(tmp_path):
+    """Threads (and processes) of a fresh development service asking at once all sign with the
+    key on disk: a subscription made through any of them stays good for every push."""
+    import threading
+
+    from cryptography.hazmat.primitives import serialization
+
+    def public(key) -> bytes:
+        return key.public_key().public_bytes(serialization.Encoding.DER,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    barrier, keys = threading.Barrier(8), []
+
+    def ask():
+        barrier.wait()
+        keys.append(push._vapid_key("", str(tmp_path)))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    on_disk = serialization.load_pem_private_key((tmp_path / "app" / "vapid.pem").read_bytes(), password=None)
+    assert {public(key) for key in keys} == {public(on_disk)}
+
+    push._make_dev_vapid_key(tmp_path / "app" / "vapid.pem")  # another process, a moment late
+    again = serialization.load_pem_private_key((tmp_path / "app" / "vapid.pem").read_bytes(), password=None)
+    assert public(again) == public(on_disk)
+    assert [p.name for p in (tmp_path / "app").iterdir()] == ["vapid.pem"]  # no draft left behind
+    push._vapid_key.cache_clear()
