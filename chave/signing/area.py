@@ -124,7 +124,12 @@ class Batch:
         return _root() / self.id
 
     def save(self) -> None:
-        (self.directory / "batch.json").write_text(json.dumps(asdict(self)))
+        """Written whole under a name of its own, then renamed over ``batch.json``: a request that
+        loads the batch meanwhile (the page's images, a second click) reads the old one or the new
+        one, never half a file (which it would take for no batch at all)."""
+        draft = self.directory / f"batch.json.{secrets.token_hex(4)}"
+        draft.write_text(json.dumps(asdict(self)))
+        os.replace(draft, self.directory / "batch.json")
 
     def path(self, index: int, kind: str) -> Path:
         return self.directory / f"{index}.{kind}.pdf"
@@ -140,7 +145,12 @@ def _clean_old() -> None:
             data = json.loads((directory / "batch.json").read_text())
             old = data["created_at"] < cutoff
         except (OSError, ValueError, KeyError):
-            old = True
+            # No readable batch (an upload still copying its files, or left broken): judged by
+            # when the folder last changed, never removed under a citizen who is using it.
+            try:
+                old = directory.stat().st_mtime < cutoff
+            except OSError:
+                continue
         if old:
             shutil.rmtree(directory, ignore_errors=True)
 

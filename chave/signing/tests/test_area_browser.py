@@ -49,7 +49,9 @@ def test_click_on_the_page_image_then_sign(live_server, phone, signer, outbox):
     page.wait_for_url(re.compile(r"/area/sign/place/$"))
     fits_the_screen(page)
     # The last page is shown first; the citizen looks at page 1 instead.
-    page.get_by_role("button", name=f'{says("Show page", lang)} 1', exact=True).click()
+    # Each click posts the form: wait for its page (load state alone may be the old page's).
+    with page.expect_navigation():
+        page.get_by_role("button", name=f'{says("Show page", lang)} 1', exact=True).click()
     page.wait_for_load_state()
     assert page.locator("#document-0 p", has_text="Showing page 1 of 2").is_visible()
 
@@ -57,7 +59,8 @@ def test_click_on_the_page_image_then_sign(live_server, phone, signer, outbox):
                                                                             lang, page=1))))
     frame = image.bounding_box()
     assert frame["width"] > frame["height"]  # a landscape page looks landscape
-    image.click(position={"x": frame["width"] * 0.25, "y": frame["height"] * 0.30})
+    with page.expect_navigation():
+        image.click(position={"x": frame["width"] * 0.25, "y": frame["height"] * 0.30})
     page.wait_for_load_state()
     marker = page.locator("#signature-box-0").bounding_box()
     frame = page.locator("#page-image-0").bounding_box()
