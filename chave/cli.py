@@ -15,10 +15,17 @@ HYPHENATED = {"dev-pki": "dev_pki", "dev-card": "dev_card", "card-agent": "card_
               "pin-pepper": "pin_pepper"}
 
 
+def enable_faulthandler() -> None:
+    try:
+        faulthandler.enable()
+    except (AttributeError, OSError, RuntimeError, ValueError):  # no stderr with a file descriptor
+        pass
+
+
 def main(argv: list[str] | None = None) -> None:
     # A process that dies of a fatal signal (a C library's crash) leaves every thread's Python
     # traceback on stderr, in the service's log, instead of only an exit code.
-    faulthandler.enable()
+    enable_faulthandler()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chave.settings")
     from django.core.management import execute_from_command_line
 

@@ -153,12 +153,12 @@ def static_application():
     configuration is checked here and the process settled (``chave.ops.loaded.settle``: every
     view imported, the database connections closed, what exists now frozen for the garbage
     collector), so each worker starts ready and keeps sharing those pages with the master."""
-    import faulthandler
-
     from django.core.management.base import BaseCommand
     from django.core.wsgi import get_wsgi_application
 
-    faulthandler.enable()  # as chave.cli does; the workers it forks inherit it
+    from chave.cli import enable_faulthandler
+
+    enable_faulthandler()  # as the chave command does; the workers it forks inherit it
     application = StaticFiles(get_wsgi_application())
     BaseCommand().check(tags=[Tags.urls])  # raises SystemCheckError: gunicorn's master does not start
     settle()
