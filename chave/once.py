@@ -16,14 +16,18 @@ import functools
 import threading
 
 
-def locked_cache(maxsize: int | None = 128):
+def locked_cache(maxsize: int | None = 128, *, lock=None):
+    """``lru_cache(maxsize)`` whose lookups and misses hold ``lock`` (by default one of its own;
+    re-entrant, as the function may use another cached function of its own): pass a lock that
+    must also be held while the function works, such as the PKCS#11 module's."""
+
     def decorate(function):
         cached = functools.lru_cache(maxsize=maxsize)(function)
-        lock = threading.RLock()  # re-entrant: the function may use another cached function of its own
+        held = lock if lock is not None else threading.RLock()
 
         @functools.wraps(function)
         def wrapper(*args, **kwargs):
-            with lock:
+            with held:
                 return cached(*args, **kwargs)
 
         wrapper.cache_clear, wrapper.cache_info = cached.cache_clear, cached.cache_info

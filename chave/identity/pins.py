@@ -34,6 +34,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from django.conf import settings
 
 from chave.once import locked_cache
+from chave.signing.hsm import MODULE_LOCK
 
 HSM_SCHEME = "hsm1$"  # prefix of hashes peppered by the HSM's key
 _DOMAIN = b"chave-pin\x00"
@@ -64,14 +65,11 @@ def pepper_hsm():
     if (settings.CHAVE_PIN_HSM_TOKEN_LABEL == settings.CHAVE_SIGNING_TOKEN_LABEL
             and settings.CHAVE_PIN_HSM_USER_PIN == settings.CHAVE_SIGNING_USER_PIN):
         return signing
-    from chave.signing.hsm import MODULE_LOCK
-
-    with MODULE_LOCK:  # one adapter, however many threads ask first
-        return _separate_hsm(settings.CHAVE_SIGNING_PKCS11_MODULE, settings.CHAVE_PIN_HSM_TOKEN_LABEL,
-                             settings.CHAVE_PIN_HSM_USER_PIN)
+    return _separate_hsm(settings.CHAVE_SIGNING_PKCS11_MODULE, settings.CHAVE_PIN_HSM_TOKEN_LABEL,
+                         settings.CHAVE_PIN_HSM_USER_PIN)
 
 
-@functools.lru_cache(maxsize=2)
+@locked_cache(maxsize=2, lock=MODULE_LOCK)  # one adapter, however many threads ask first
 def _separate_hsm(module: str, token_label: str, user_pin: str):
     from chave.signing.hsm import Pkcs11Hsm
 

@@ -26,7 +26,6 @@ that call is using): the web server's threads, whose first PIN checks arrive tog
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 
@@ -35,6 +34,8 @@ from django.conf import settings
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.util.ec import encode_ec_public_key, encode_ecdsa_signature, encode_named_curve_parameters
 from pkcs11.util.rsa import encode_rsa_public_key
+
+from chave.once import locked_cache
 
 CURVE = "secp256r1"
 
@@ -249,7 +250,7 @@ def _rsa_spki(public_key) -> bytes:
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-@functools.lru_cache(maxsize=1)
+@locked_cache(maxsize=1, lock=MODULE_LOCK)  # made once, its module initialised once, however many threads ask
 def _hsm(module: str, token_label: str, user_pin: str, softhsm_conf: str) -> Pkcs11Hsm:
     if softhsm_conf and os.environ.get("SOFTHSM2_CONF") != softhsm_conf:
         # SoftHSM2 reads its configuration when the module is initialised: point it at this one
@@ -262,6 +263,5 @@ def _hsm(module: str, token_label: str, user_pin: str, softhsm_conf: str) -> Pkc
 
 def hsm() -> Pkcs11Hsm:
     """The process's HSM adapter, as the settings name it."""
-    with MODULE_LOCK:  # made once, its module initialised once, however many threads ask first
-        return _hsm(settings.CHAVE_SIGNING_PKCS11_MODULE, settings.CHAVE_SIGNING_TOKEN_LABEL,
-                    settings.CHAVE_SIGNING_USER_PIN, settings.CHAVE_SIGNING_SOFTHSM2_CONF)
+    return _hsm(settings.CHAVE_SIGNING_PKCS11_MODULE, settings.CHAVE_SIGNING_TOKEN_LABEL,
+                settings.CHAVE_SIGNING_USER_PIN, settings.CHAVE_SIGNING_SOFTHSM2_CONF)

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import functools
 import threading
-import time
 
 from chave.once import locked_cache
 
+THREADS = 8
 
-def _together(function, threads: int = 8) -> list:
-    barrier, results = threading.Barrier(threads), []
+
+def _together(function) -> list:
+    """``function("key")`` from THREADS threads at once; each thread counts itself in first."""
+    barrier, results = threading.Barrier(THREADS), []
 
     def call():
         barrier.wait()
+        with _arrived:
+            _arrived.count += 1
+            _arrived.notify_all()
         results.append(function("key"))
 
-    started = [threading.Thread(target=call) for _ in range(threads)]
+    _arrived.count = 0
+    started = [threading.Thread(target=call) for _ in range(THREADS)]
     for thread in started:
         thread.start()
     for thread in started:
@@ -24,10 +30,15 @@ def _together(function, threads: int = 8) -> list:
     return results
 
 
+_arrived = threading.Condition()
+
+
 def _slow_maker(calls: list):
     def make(key):
         calls.append(key)
-        time.sleep(0.05)  # long enough for every thread to miss at once
+        # Until every thread has asked (or at most 10 s): all of them miss while this one makes it.
+        with _arrived:
+            assert _arrived.wait_for(lambda: _arrived.count == THREADS, timeout=10)
         return object()
 
     return make
@@ -47,4 +58,4 @@ def test_lru_cache_alone_makes_it_once_per_thread():
     """What the helper is for: without it, every thread that missed made its own."""
     calls = []
     results = _together(functools.lru_cache(maxsize=4)(_slow_maker(calls)))
-    assert len(calls) == 8 and len({id(r) for r in results}) == 8
+    assert len(calls) == THREADS and len({id(r) for r in results}) == THREADS
