@@ -177,7 +177,8 @@ def press_cancel(desk, letter, reason, link="Lost in the post"):
     if desk.locator("#letters").count():
         letter_row(desk, letter).get_by_role("link", name=link).click()
     fill_presented(desk, reason)
-    desk.get_by_role("button", name="Cancel the letter").click()
+    with desk.expect_navigation():  # the answer's page, not the form's, is what is looked at next
+        desk.get_by_role("button", name="Cancel the letter").click()
     if desk.locator("#confirm").count():
         assert "stops working" in desk.locator("#consequences").inner_text()
         desk.locator("#confirm").click()
