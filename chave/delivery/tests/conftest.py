@@ -23,6 +23,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -164,6 +165,7 @@ class KannelGateway:
 
     username = "chave"
     password = "sendsms-secret"
+    admin_password = "admin-secret"
 
     def __init__(self, directory: Path):
         self.dir = directory
@@ -176,7 +178,7 @@ class KannelGateway:
         self._smsc_runs = 0
 
     def _conf_text(self, *, smsbox_log="smsbox.log", smsbox_extra="", **ports) -> str:
-        return KANNEL_CONF.format(dir=self.dir, admin_password="admin-secret", username=self.username,
+        return KANNEL_CONF.format(dir=self.dir, admin_password=self.admin_password, username=self.username,
                                   password=self.password, smsbox_log=smsbox_log, smsbox_extra=smsbox_extra,
                                   **{**self.ports, **ports})
 
@@ -223,14 +225,21 @@ class KannelGateway:
             stop_process(process)
         self.boxes.clear()
 
-    def _bearerbox_log(self) -> str:
-        path = self.dir / "bearerbox.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+    def smsc_state(self) -> str:
+        """What bearerbox's status page says of the SMSC link: ``online``, ``re-connecting``, ...
+
+        Its log is not the condition to wait for: bearerbox logs "Fakesmsc client connected"
+        (and "EOF from fakesmsc client") before it changes the link's state, and until then a
+        sendsms still gets the old answer."""
+        url = f"http://127.0.0.1:{self.ports['admin']}/status.txt?password={self.admin_password}"
+        with urllib.request.urlopen(url, timeout=BOUND) as response:
+            status = response.read().decode(errors="replace")
+        match = re.search(r"^\s+fake\[fake\]\s+\S+ \(([a-z-]+)", status, re.MULTILINE)
+        return match.group(1) if match else ""
 
     def start_smsc(self) -> None:
-        """Connect a fresh fakesmsc; returns once bearerbox has it."""
+        """Connect a fresh fakesmsc; returns once bearerbox has it online."""
         assert self.smsc is None
-        connected_before = self._bearerbox_log().count("Fakesmsc client connected")
         self._smsc_runs += 1
         self.smsc_log = self.dir / f"fakesmsc-{self._smsc_runs}.log"
         log = open(self.smsc_log, "wb")
@@ -241,18 +250,15 @@ class KannelGateway:
             [FAKESMSC, "-H", "127.0.0.1", "-r", str(self.ports["smsc"]), "-m", "0", "0 0 text unused"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir, preexec_fn=die_with_pytest,
         )
-        wait_for(lambda: self._bearerbox_log().count("Fakesmsc client connected") > connected_before,
-                 what="fakesmsc to connect to bearerbox")
+        wait_for(lambda: self.smsc_state() == "online", what="bearerbox to have fakesmsc online")
 
     def stop_smsc(self) -> None:
         """Take the SMSC away; returns once bearerbox has noticed (sendsms then answers 503)."""
         if self.smsc is None:
             return
-        closed_before = self._bearerbox_log().count("EOF from fakesmsc client")
         stop_process(self.smsc, sig=signal.SIGINT)
         self.smsc = None
-        wait_for(lambda: self._bearerbox_log().count("EOF from fakesmsc client") > closed_before,
-                 what="bearerbox to notice fakesmsc left")
+        wait_for(lambda: self.smsc_state() == "re-connecting", what="bearerbox to notice fakesmsc left")
 
     def received(self) -> list[Sms]:
         """Every SMS the current fakesmsc run has received."""
