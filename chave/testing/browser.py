@@ -22,6 +22,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 PHONE_SCREEN = {"width": 390, "height": 844}
+PATIENCE_MS = 10_000  # how long a page action or an expectation waits
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def new_page(browser):
 
     def open_page(**options):
         context = browser.new_context(**options)
-        context.set_default_timeout(10_000)
+        context.set_default_timeout(PATIENCE_MS)
         contexts.append(context)
         page = context.new_page()
         page.on("console", lambda message: blocked.append(f"{page.url}: {message.text}")
@@ -67,6 +68,26 @@ def phone(new_page):
         return new_page(viewport=PHONE_SCREEN, is_mobile=True, has_touch=True, locale=locale)
 
     return open_page
+
+
+def expect(locator):
+    """Playwright's ``expect``: its assertions retry until the page shows what is asserted, for as
+    long as the pages' default timeout. Use it after a click rather than ``locator.is_visible()``,
+    which looks once: a click does not wait for the answer's page, so under load it would look at
+    the page the click left."""
+    from playwright.sync_api import expect as playwright_expect
+
+    playwright_expect.set_options(timeout=PATIENCE_MS)
+    return playwright_expect(locator)
+
+
+def click_and_wait(locator, **options):
+    """Clicks ``locator`` and waits for the page the click leads to (a form's answer, a link's page),
+    loaded. A click does not wait for it: what is read next (an element's text or attribute, the
+    URL, the database) could otherwise be the page the click left, or the state before the request
+    ran. Not for a page that refreshes itself: its own refresh would do."""
+    with locator.page.expect_navigation():
+        locator.click(**options)
 
 
 def fits_the_screen(page):

@@ -17,7 +17,7 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 from chave.app.models import Device, DeviceStatus  # noqa: E402
 from chave.audit.models import AuditEvent  # noqa: E402
 from chave.login.tests.pages import says  # noqa: E402
-from chave.testing.browser import fits_the_screen  # noqa: E402
+from chave.testing.browser import expect, fits_the_screen  # noqa: E402
 
 from .conftest import EMAIL, PHONE, PIN  # noqa: E402
 
@@ -147,7 +147,7 @@ def test_pair_and_sign_in_every_way_then_remove(live_server, new_page, phone, ma
     # --- An offline code, the phone without network (the service worker serves the app).
     app.context.set_offline(True)
     app.reload()
-    assert app.locator("#network").is_visible()
+    expect(app.locator("#network")).to_be_visible()
     offline = app.locator("#offline-code").filter(has_text=re.compile(r"^\d{6}$"))
     offline.wait_for(timeout=WAIT)
     shot(app, f"app-offline-{lang}")

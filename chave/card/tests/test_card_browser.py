@@ -29,6 +29,7 @@ from chave.delivery.messages import notice_message  # noqa: E402
 from chave.identity import services as identity  # noqa: E402
 from chave.identity.models import Citizen, Key, KeyStatus  # noqa: E402
 from chave.login.tests.pages import says  # noqa: E402
+from chave.testing.browser import expect  # noqa: E402
 
 from .conftest import CARD_PIN, card_citizen  # noqa: E402
 
@@ -207,11 +208,11 @@ def test_enter_the_personal_area_with_the_card_and_cancel_the_key_without_a_pin(
     page.chave = live_server.url
     page.goto(live_server.url + "/area/")
     page.wait_for_url(re.compile(r"/area/enter/\?next=%2Farea%2F$"))
-    assert page.get_by_role("heading", name=says("Enter the personal area", lang), level=1).is_visible()
+    expect(page.get_by_role("heading", name=says("Enter the personal area", lang), level=1)).to_be_visible()
     page.get_by_role("link", name=says("Enter with the Citizen Card", lang)).click()
     page.wait_for_url(re.compile(r"/card/\?next=/area/$"))
     through_the_agent(page, card, start=None, next_path="/area/", lang=lang)
-    assert page.get_by_role("heading", name=says("Personal area", lang), level=1).is_visible()
+    expect(page.get_by_role("heading", name=says("Personal area", lang), level=1)).to_be_visible()
     method = says("Citizen Card", lang)
     assert page.locator("#entered").inner_text() == says("You entered with: %(method)s (assurance level %(level)s).",
                                                          lang, method=method, level=4)
@@ -225,7 +226,7 @@ def test_enter_the_personal_area_with_the_card_and_cancel_the_key_without_a_pin(
                            "again.", lang)).check()
     with page.expect_navigation():
         page.get_by_role("button", name=says("Cancel my key", lang)).click()
-    assert page.get_by_role("heading", name=says("Your key is cancelled", lang), level=1).is_visible()
+    expect(page.get_by_role("heading", name=says("Your key is cancelled", lang), level=1)).to_be_visible()
     assert Key.objects.get(pk=key.pk).status == KeyStatus.CANCELLED
 
 
@@ -246,7 +247,7 @@ def test_a_clerk_signs_in_at_the_counter_with_their_own_card(new_page, live_serv
     assert CARD_PIN not in page.content()
     page.get_by_label("NIC, mobile number, e-mail or name").fill("12345678")
     page.get_by_role("button", name="Find").click()
-    assert page.locator("#no-results").is_visible()  # the desk works
+    expect(page.locator("#no-results")).to_be_visible()  # the desk works
     page.goto(live_server.url + "/area/")  # the card opened the counter only, not the citizen's area
     page.wait_for_url(re.compile(r"/area/enter/"))
     event = AuditEvent.objects.filter(event="staff.sign_in").latest("at")

@@ -28,7 +28,7 @@ from chave.oidc.models import BackchannelLogout  # noqa: E402
 from chave.oidc.tests.test_demo_portal import demo, portal_key_dir, running_portal  # noqa: E402
 from chave.public.management.commands.seed_demo import DEMO_PORTAL_NAME, DEMO_SAML_PORTAL_NAME  # noqa: E402
 from chave.saml.tests.test_demo_saml_portal import running_saml_portal  # noqa: E402
-from chave.testing.browser import fits_the_screen  # noqa: E402
+from chave.testing.browser import click_and_wait, expect, fits_the_screen  # noqa: E402
 
 from .conftest import card_citizen  # noqa: E402
 from .test_card_browser import through_the_agent  # noqa: E402
@@ -50,7 +50,7 @@ def portals(live_server, settings, tmp_path_factory):
 
 def saml_login(page, url: str, *, level: int, lang: str):
     page.goto(url + "/")
-    assert page.get_by_role("heading", name=say(lang, "saml_portal"), level=1).is_visible()
+    expect(page.get_by_role("heading", name=say(lang, "saml_portal"), level=1)).to_be_visible()
     page.get_by_label(say(lang, f"saml_level_{level}")).check()
     page.get_by_role("button", name=say(lang, "login")).click()
 
@@ -100,8 +100,8 @@ def test_oidc_then_saml_at_level_2_without_a_second_pin_then_saml_logout_reaches
     logins = never_asked_to_sign_in(page)
     saml_login(page, saml_url, level=2, lang=lang)
     page.wait_for_url(re.compile(r"/saml/consent$"))
-    assert page.get_by_role("heading", name=says("Share your data with %(portal)s", chave_lang,
-                                                 portal=DEMO_SAML_PORTAL_NAME)).is_visible()
+    expect(page.get_by_role("heading", name=says("Share your data with %(portal)s", chave_lang,
+                                                 portal=DEMO_SAML_PORTAL_NAME))).to_be_visible()
     for required in ("Full name", "Civil identification number (NIC)"):  # isRequired="True"
         mandatory = page.get_by_label(re.compile(re.escape(says(required, chave_lang))))
         assert mandatory.is_checked() and mandatory.is_disabled()
@@ -109,7 +109,7 @@ def test_oidc_then_saml_at_level_2_without_a_second_pin_then_saml_logout_reaches
     page.wait_for_url(saml_url + "/")
     assert logins == []
 
-    assert page.get_by_role("heading", name=say(lang, "saml_signed_in"), level=1).is_visible()
+    expect(page.get_by_role("heading", name=say(lang, "saml_signed_in"), level=1)).to_be_visible()
     assert page.locator("#who").inner_text() == "Maria Teste Silva"
     assert page.locator("#level").inner_text().endswith("nível 2 (urn:chave:loa:2)")
     claims = page.locator("#claims")
@@ -122,13 +122,13 @@ def test_oidc_then_saml_at_level_2_without_a_second_pin_then_saml_logout_reaches
     # SP-initiated logout: Chave's session ends, and the OIDC portal is told by back-channel.
     page.get_by_role("button", name=say(lang, "logout")).click()
     page.wait_for_url(saml_url + "/saml/slo?*")
-    assert page.get_by_role("heading", name=say(lang, "signed_out"), level=1).is_visible()
+    expect(page.get_by_role("heading", name=say(lang, "signed_out"), level=1)).to_be_visible()
     assert page.locator("#signed-out").inner_text() == say(lang, "saml_signed_out_text")
     run_worker()  # the delivery worker posts the logout token to the OIDC portal
     delivered = BackchannelLogout.objects.get(relying_party__client_id=oidc_portal.client_id)
     assert delivered.status == BackchannelLogout.Status.DELIVERED
     page.goto(oidc_portal.url + "/")
-    assert page.get_by_role("button", name=say(lang, "login")).is_visible()  # its session ended
+    expect(page.get_by_role("button", name=say(lang, "login"))).to_be_visible()  # its session ended
     page.goto(live_server.url + "/area/")
     page.wait_for_url(re.compile(r"/area/enter/"))  # and Chave's
 
@@ -145,7 +145,7 @@ def test_saml_at_level_4_with_the_citizen_card_then_oidc_without_signing_in_agai
 
     saml_login(page, saml_url, level=4, lang=lang)
     page.wait_for_url(re.compile(r"/login/$"))
-    assert page.locator("#card-only").is_visible()  # level 4: only the card reaches it
+    expect(page.locator("#card-only")).to_be_visible()  # level 4: only the card reaches it
     assert DEMO_SAML_PORTAL_NAME in page.locator("#card-only").inner_text()
     page.locator("#login-card").click()
     through_the_agent(page, card, start=None, next_path="/saml/consent", lang="en")
@@ -160,8 +160,8 @@ def test_saml_at_level_4_with_the_citizen_card_then_oidc_without_signing_in_agai
     page.goto(oidc_portal.url + "/")
     page.get_by_role("button", name=say(lang, "login")).click()
     page.wait_for_url(re.compile(r"/oidc/consent$"))
-    assert page.get_by_role("heading", name=says("Share your data with %(portal)s", chave_lang,
-                                                 portal=DEMO_PORTAL_NAME)).is_visible()
+    expect(page.get_by_role("heading", name=says("Share your data with %(portal)s", chave_lang,
+                                                 portal=DEMO_PORTAL_NAME))).to_be_visible()
     page.get_by_role("button", name=says("Share and continue", chave_lang)).click()
     page.wait_for_url(oidc_portal.url + "/")
     assert logins == []
@@ -170,9 +170,8 @@ def test_saml_at_level_4_with_the_citizen_card_then_oidc_without_signing_in_agai
 
     # Signing out of Chave reaches the SAML portal (a frame of the signed-out page).
     page.goto(service + "/area/")
-    page.get_by_role("button", name=says("Sign out", chave_lang)).first.click()
-    page.wait_for_load_state("load")  # the frames' too
+    click_and_wait(page.get_by_role("button", name=says("Sign out", chave_lang)).first)  # loaded, its frames too
     answered = [frame.url for frame in page.frames if "/saml/slo?SAMLResponse=" in frame.url]
     assert len(answered) == 1 and answered[0].startswith(service)
     page.goto(saml_url + "/")
-    assert page.get_by_role("button", name=say(lang, "login")).is_visible()  # signed out there too
+    expect(page.get_by_role("button", name=say(lang, "login"))).to_be_visible()  # signed out there too

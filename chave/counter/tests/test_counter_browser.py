@@ -19,6 +19,7 @@ from chave.federation.models import RelyingParty  # noqa: E402
 from chave.identity import services as identity  # noqa: E402
 from chave.identity.models import Key, KeyStatus  # noqa: E402
 from chave.oidc import services as registry  # noqa: E402
+from chave.testing.browser import click_and_wait, expect  # noqa: E402
 
 from .test_registration import EMAIL, PHONE, PIN, portuguese  # noqa: E402
 
@@ -41,7 +42,7 @@ def pair_citizen_screen(desk, open_page):
     tablet.goto(link)
     tablet.get_by_role("button", name="Use this device").click()
     tablet.wait_for_url(re.compile(r"/counter/screen/$"))
-    assert tablet.locator("#screen-idle").is_visible()
+    expect(tablet.locator("#screen-idle")).to_be_visible()
     return tablet
 
 
@@ -63,11 +64,11 @@ def test_register_at_the_desk_with_codes_and_pin_on_the_citizen_screen(live_serv
 
     for kind, destination in (("mobile", PHONE), ("email", EMAIL)):
         desk.locator(f'li[data-step="{kind}"]').get_by_role("button").click()
-        assert desk.locator("#turn-waiting").is_visible()
+        expect(desk.locator("#turn-waiting")).to_be_visible()
         tablet.locator("#screen-task").wait_for()  # the idle screen refreshes itself
         tablet.get_by_label("Security code").fill(outbox.last_code(destination))
         tablet.get_by_role("button", name="Confirm").click()
-        assert tablet.locator("#screen-thanks").is_visible()
+        expect(tablet.locator("#screen-thanks")).to_be_visible()
         # The desk's page refreshes itself until the citizen is done.
         desk.locator(f'li[data-step="{kind}"] .done').wait_for()
 
@@ -76,7 +77,7 @@ def test_register_at_the_desk_with_codes_and_pin_on_the_citizen_screen(live_serv
     tablet.get_by_label("Your new PIN").fill(PIN)
     tablet.get_by_label("The same PIN again").fill(PIN)
     tablet.get_by_role("button", name="Confirm").click()
-    assert tablet.locator("#screen-thanks").is_visible()
+    expect(tablet.locator("#screen-thanks")).to_be_visible()
     desk.locator('li[data-step="pin"] .done').wait_for()
     assert PIN not in desk.content()
 
@@ -94,23 +95,23 @@ def test_find_unlock_new_pin_letter_and_the_mail_room(live_server, signed_in, ma
     desk.get_by_label("NIC, mobile number, e-mail or name").fill("912345678")
     desk.get_by_role("button", name="Find").click()
     desk.locator("#results a").click()
-    assert desk.locator("#key-status").get_attribute("data-status") == "blocked"
+    expect(desk.locator("#key-status")).to_have_attribute("data-status", "blocked")
 
     desk.get_by_role("link", name="Unlock the key").click()
     fill_presented(desk, "short")
     desk.get_by_role("button", name="Unlock the key").click()
-    assert desk.locator(".error-summary").is_visible()  # the reason is too short
+    expect(desk.locator(".error-summary")).to_be_visible()  # the reason is too short
     fill_presented(desk, "Forgot the PIN, identified with the card")
     desk.get_by_role("button", name="Unlock the key").click()
-    assert desk.locator("#key-status").get_attribute("data-status") == "active"
+    expect(desk.locator("#key-status")).to_have_attribute("data-status", "active")
 
     desk.get_by_role("link", name="New PIN by letter").click()
     fill_presented(desk, "Forgot the PIN, asked for a new one")
     desk.get_by_label("By post to the citizen's address").check()
     desk.get_by_label("Postal address").fill("Rua das Flores 12\n1200-195 Lisboa")
-    desk.get_by_role("button", name="Issue a new PIN").click()
+    click_and_wait(desk.get_by_role("button", name="Issue a new PIN"))
     reference = Letter.objects.get().reference
-    assert desk.locator(f'tr[data-reference="{reference}"]').is_visible()
+    expect(desk.locator(f'tr[data-reference="{reference}"]')).to_be_visible()
 
     run_worker()
     room = signed_in("mailroom", counter="")
@@ -120,7 +121,7 @@ def test_find_unlock_new_pin_letter_and_the_mail_room(live_server, signed_in, ma
         room.get_by_role("link", name="Download PDF").click()
     text = PdfReader(io.BytesIO(open(download.value.path(), "rb").read())).pages[0].extract_text()
     assert reference in text and "Maria Teste Silva" in text
-    room.get_by_role("button", name="Mark as posted").click()
+    click_and_wait(room.get_by_role("button", name="Mark as posted"))
     assert Letter.objects.get().status == "posted"
     assert not room.get_by_role("link", name="Download PDF").count()
 
@@ -135,19 +136,21 @@ def test_change_contact_and_cancel_at_the_desk(live_server, signed_in, open_page
     desk.get_by_label("Contact", exact=True).select_option("mobile")
     desk.get_by_label("New mobile number or e-mail address").fill("936 000 111")
     desk.get_by_role("button", name="Send the code").click()
-    assert desk.locator("#turn-waiting").is_visible()
+    expect(desk.locator("#turn-waiting")).to_be_visible()
     tablet.locator("#screen-task").wait_for()
     tablet.get_by_label("Security code").fill(outbox.last_code("+351936000111"))
     tablet.get_by_role("button", name="Confirm").click()
+    expect(tablet.locator("#screen-thanks")).to_be_visible()  # the code is taken
     desk.locator("#turn-waiting").wait_for(state="detached")
     assert key.contacts.get(kind="mobile").value == "+351936000111"
 
     desk.get_by_role("link", name="Cancel the key").click()
     fill_presented(desk, "The citizen no longer wants the key")
     desk.get_by_role("button", name="Cancel the key").click()
+    expect(desk.get_by_role("button", name="Yes, cancel the key")).to_be_visible()
     assert Key.objects.get(pk=key.pk).status == KeyStatus.ACTIVE  # not before it is confirmed
     desk.get_by_role("button", name="Yes, cancel the key").click()
-    assert desk.locator("#key-status").get_attribute("data-status") == "cancelled"
+    expect(desk.locator("#key-status")).to_have_attribute("data-status", "cancelled")
     assert [a.kind for a in CounterAction.objects.order_by("at", "id")] == ["contact", "cancel"]
 
 
@@ -163,7 +166,7 @@ def test_supervisor_reverses_and_rp_administrator_approves(live_server, signed_i
     assert "Loja Aveiro" in boss.locator("#report").inner_text()
     boss.get_by_label("Reason").fill("The clerk did not check the document")
     boss.get_by_role("button", name="Reverse").click()
-    assert boss.locator(".reversed").is_visible()
+    expect(boss.locator(".reversed")).to_be_visible()
     assert Key.objects.get(pk=key.pk).status == KeyStatus.BLOCKED
 
     party = registry.register_relying_party(name="Portal das Finanças", entity_nif="600084779",
@@ -174,6 +177,6 @@ def test_supervisor_reverses_and_rp_administrator_approves(live_server, signed_i
     admin.get_by_role("link", name="Portal das Finanças").click()
     admin.get_by_label("Reason").first.fill("Public entity, NIF checked")
     admin.get_by_role("button", name="Approve").click()
-    assert admin.locator("#rp-state").get_attribute("data-state") == "approved"
-    assert "Public entity, NIF checked" in admin.locator("#rp-history").inner_text()
+    expect(admin.locator("#rp-state")).to_have_attribute("data-state", "approved")
+    expect(admin.locator("#rp-history")).to_contain_text("Public entity, NIF checked")
     assert RelyingParty.objects.get(pk=party.pk).state == "approved"

@@ -25,6 +25,7 @@ from chave.identity.models import Citizen, Key, KeyStatus  # noqa: E402
 from chave.login.models import LoginTransaction  # noqa: E402
 from chave.login.tests.pages import sign_in as citizen_sign_in  # noqa: E402
 from chave.oidc import services as registry  # noqa: E402
+from chave.testing.browser import click_and_wait, expect  # noqa: E402
 
 from .test_counter_browser import fill_presented, pair_citizen_screen  # noqa: E402
 from .test_letters import run_due_tasks, temporary_pin, text_of_pdf  # noqa: E402
@@ -54,7 +55,7 @@ def issue_sealed_pin(desk, live_server, key):
     desk.goto(f"{live_server.url}/counter/citizen/{key.citizen.pk}/new-pin")
     fill_presented(desk, REASON)
     desk.get_by_label("Printed here and handed over sealed").check()
-    desk.get_by_role("button", name="Issue a new PIN").click()
+    click_and_wait(desk.get_by_role("button", name="Issue a new PIN"))
     assert "A new temporary PIN is on its way." in notice(desk)
     return Letter.objects.get()
 
@@ -79,7 +80,7 @@ def test_a_foreigner_registers_with_a_pin_by_letter_and_the_mail_room_posts_it(l
     desk.get_by_label("The citizen has read the terms of use and accepts them").check()
     desk.get_by_role("button", name="Register").click()
     # Without the NIF a foreigner is not registered; what was typed stays.
-    assert desk.locator("#id_nif_error").is_visible()
+    expect(desk.locator("#id_nif_error")).to_be_visible()
     assert desk.get_by_label("Document number").input_value() == "ab 123 456"
     assert not Citizen.objects.exists()
     desk.get_by_label("NIF (tax number)").fill("123456789")
@@ -123,7 +124,7 @@ def test_a_foreigner_registers_with_a_pin_by_letter_and_the_mail_room_posts_it(l
     text = text_of_pdf(open(download.value.path(), "rb").read())[0]
     for expected in ("João da Silva Souza", "Rua do Sol 5", "4000-001 Porto", letter.reference):
         assert expected in text, expected
-    room.get_by_role("button", name="Mark as posted").click()
+    click_and_wait(room.get_by_role("button", name="Mark as posted"))
     assert "marked as posted (1 letters)" in notice(room)
     assert Letter.objects.get().status == LetterStatus.POSTED
     # The foreigner signs in with the letter's PIN and must choose their own first.
@@ -148,7 +149,7 @@ def test_a_pin_handed_over_sealed_is_printed_here_and_recorded_as_handed_over(li
     printed = tmp_path / "Loja-Aveiro" / f"{letter.reference}.pdf"
     pin = temporary_pin(text_of_pdf(printed.read_bytes())[0])
     assert pin not in desk.content()
-    row.get_by_role("button", name="Handed over sealed").click()
+    click_and_wait(row.get_by_role("button", name="Handed over sealed"))
     assert "the sealed PIN mailer was handed over" in notice(desk)
     row = letter_row(desk, letter)
     assert row.locator(".letter-status").inner_text() == "Handed over sealed"
@@ -181,7 +182,7 @@ def press_cancel(desk, letter, reason, link="Lost in the post"):
         desk.get_by_role("button", name="Cancel the letter").click()
     if desk.locator("#confirm").count():
         assert "stops working" in desk.locator("#consequences").inner_text()
-        desk.locator("#confirm").click()
+        click_and_wait(desk.locator("#confirm"))
 
 
 def cancel_lost_letter(desk, letter, reason):
@@ -246,7 +247,7 @@ def test_a_failed_print_is_shown_and_printed_again_once_the_printer_is_fixed(liv
     assert not row.locator(".print-retry").count()
 
     broken_printer.fix()
-    row.get_by_role("button", name="Print again").click()
+    click_and_wait(row.get_by_role("button", name="Print again"))
     assert "on its way to the printer again" in notice(desk)
     assert letter_row(desk, letter).locator(".letter-status").inner_text() == "Being produced"
     run_worker()
@@ -283,7 +284,7 @@ def test_the_supervisor_reads_the_daily_report_per_counter(live_server, signed_i
     cancel = services.cancel(porto, make_citizen(nic="33333333", phone=None, email="c@example.pt"), doc("33333333"))
 
     boss = signed_in("supervisor", counter="Loja Aveiro")
-    boss.get_by_role("link", name="Daily report").click()
+    click_and_wait(boss.get_by_role("link", name="Daily report"))
     from django.utils import formats, translation
 
     with translation.override("en"):
@@ -325,17 +326,17 @@ def fill_portal_request(page, name, *, auth_method="private_key_jwt", redirect_u
 def decide(page, reason, button):
     form = page.locator("#decide")
     form.get_by_label("Reason").fill(reason)
-    form.get_by_role("button", name=button).click()
+    click_and_wait(form.get_by_role("button", name=button))
 
 
 def test_the_rp_administrator_reviews_suspends_reinstates_and_changes_keys(live_server, signed_in):
     admin = signed_in("rp-admin", counter="")
     admin.get_by_role("link", name="Record a portal's request").click()
     fill_portal_request(admin, "Portal da Saúde", redirect_uri="http://saude.gov.pt/cb")
-    assert admin.locator("#id_redirect_uris_error").is_visible()  # not https: nothing recorded
+    expect(admin.locator("#id_redirect_uris_error")).to_be_visible()  # not https: nothing recorded
     assert not RelyingParty.objects.exists()
     admin.get_by_label("Redirect URIs (one per line)", exact=True).fill("https://saude.gov.pt/cb")
-    admin.get_by_role("button", name="Record the request").click()
+    click_and_wait(admin.get_by_role("button", name="Record the request"))
     assert admin.locator("#rp-state").get_attribute("data-state") == "requested"
     assert not admin.locator("#client-secret").count()  # private_key_jwt: no secret
     party = RelyingParty.objects.get()
@@ -343,7 +344,7 @@ def test_the_rp_administrator_reviews_suspends_reinstates_and_changes_keys(live_
         3, ["NIC", "NomeCompleto"], ["NIC"])
 
     decide(admin, "ok", "Approve")  # a reason of a few words is required
-    assert admin.locator("#id_decide-reason_error").is_visible()
+    expect(admin.locator("#id_decide-reason_error")).to_be_visible()
     assert RelyingParty.objects.get().state == "requested"
     for reason, button, state in (("Public entity, NIF checked", "Approve", "approved"),
                                   ("Security incident reported", "Suspend", "suspended"),
@@ -356,7 +357,7 @@ def test_the_rp_administrator_reviews_suspends_reinstates_and_changes_keys(live_
     keys = admin.locator("#keys")
     keys.get_by_label("JWKS URI").fill("https://saude.gov.pt/jwks-2025.json")
     keys.get_by_label("Reason").fill("Yearly key rotation")
-    keys.get_by_role("button", name="Change the keys").click()
+    click_and_wait(keys.get_by_role("button", name="Change the keys"))
     assert "The portal's keys are changed." in notice(admin)
     assert "https://saude.gov.pt/jwks-2025.json" in admin.locator("dl.facts").inner_text()
     assert RelyingParty.objects.get().jwks_uri == "https://saude.gov.pt/jwks-2025.json"
@@ -372,10 +373,10 @@ def test_the_rp_administrator_reviews_suspends_reinstates_and_changes_keys(live_
 
     admin.get_by_role("link", name="Relying parties").click()
     admin.get_by_label("State").select_option("suspended")
-    admin.get_by_role("button", name="Show").click()
+    click_and_wait(admin.get_by_role("button", name="Show"))
     assert admin.locator("#parties").inner_text().count("Portal da Saúde") == 0
     admin.get_by_label("State").select_option("approved")
-    admin.get_by_role("button", name="Show").click()
+    click_and_wait(admin.get_by_role("button", name="Show"))
     assert admin.locator(f'tr[data-client-id="{party.client_id}"] .rp-state').inner_text() == "approved"
 
 
@@ -421,20 +422,20 @@ def test_the_auditor_reads_without_action_buttons_and_a_forged_post_is_refused(l
         assert bar.get_by_role("link", name=link).count() == 0
     auditor.get_by_label("NIC, mobile number, e-mail or name").fill("12345678")
     auditor.get_by_role("button", name="Find").click()
-    auditor.locator("#results a").click()
+    click_and_wait(auditor.locator("#results a"))
     assert auditor.locator("#key-status").get_attribute("data-status") == "blocked"
-    assert letter_row(auditor, letter).is_visible()
+    expect(letter_row(auditor, letter)).to_be_visible()
     assert REASON in auditor.locator("#actions").inner_text()
     history = auditor.locator("#history").inner_text()
     assert "Key blocked" in history and "key.blocked" not in history  # in words
     actions = 'main form[method="post"]:not(:has(#staff-logout))'  # every form that changes something
     assert auditor.locator(actions).count() == 0 and auditor.locator("details").count() == 0
-    auditor.get_by_role("link", name="Daily report").click()
+    click_and_wait(auditor.get_by_role("link", name="Daily report"))
     assert cells(auditor, "#report") == [["Loja Aveiro", "New PIN by letter", "1", "0"]]
     assert auditor.locator(actions).count() == 0 and auditor.get_by_role("button", name="Reverse").count() == 0
-    auditor.get_by_role("link", name="Relying parties").click()
+    click_and_wait(auditor.get_by_role("link", name="Relying parties"))
     assert auditor.locator("#rp-new").count() == 0
-    auditor.get_by_role("link", name="Portal das Finanças").click()
+    click_and_wait(auditor.get_by_role("link", name="Portal das Finanças"))
     assert auditor.locator("#rp-state").get_attribute("data-state") == "requested"
     assert auditor.locator(actions).count() == 0
 

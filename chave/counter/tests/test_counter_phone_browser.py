@@ -16,6 +16,7 @@ from chave.counter import letters, services  # noqa: E402
 from chave.counter.models import CounterAction  # noqa: E402
 from chave.identity import services as identity  # noqa: E402
 from chave.identity.models import Key, KeyStatus  # noqa: E402
+from chave.testing.browser import click_and_wait, expect  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -71,11 +72,12 @@ def test_the_desk_on_a_phone(live_server, new_page, make_staff, make_citizen, ru
     page.locator("#results a").wait_for()
     assert page.url == live_server.url + "/counter/find/"
     assert "912" not in page.evaluate("document.referrer + location.href")
-    page.locator("#results a").click()
+    click_and_wait(page.locator("#results a"))
 
     # The summary: status, the tasks; no form on it.
     assert page.locator("#key-status").get_attribute("data-status") == "blocked"
-    assert page.locator("#tasks #task-unlock").is_visible() and page.locator("#tasks a.danger").count() == 1
+    expect(page.locator("#tasks #task-unlock")).to_be_visible()
+    assert page.locator("#tasks a.danger").count() == 1
     assert page.locator("main form").count() == page.locator("#letters form").count() == 0
     assert fits_the_screen(page)
 
@@ -89,19 +91,20 @@ def test_the_desk_on_a_phone(live_server, new_page, make_staff, make_citizen, ru
     assert page.locator(".field.has-error").count() == 2 and fits_the_screen(page)
     page.locator("#id_unlock-presented_number").fill(NIC)
     page.locator("#id_unlock-reason").fill("Forgot the PIN, identified with the card")
-    page.locator("#task-form button[type=submit]").click()
+    click_and_wait(page.locator("#task-form button[type=submit]"))
     assert words["unlocked"] in page.locator("ul.messages").inner_text()
     assert page.locator("#key-status").get_attribute("data-status") == "active"
 
     # Cancelling warns, asks to confirm, and going back changes nothing.
     page.locator("#task-cancel").click()
-    assert page.locator("#task-warning").is_visible() and page.locator("#task-form button.warning").count() == 1
+    expect(page.locator("#task-warning")).to_be_visible()
+    assert page.locator("#task-form button.warning").count() == 1
     page.locator("#id_cancel-presented_number").fill(NIC)
     page.locator("#id_cancel-reason").fill("The citizen no longer wants the key")
     page.locator("#task-form button[type=submit]").click()
     assert page.locator("#confirm-title").inner_text() == words["confirm"]
     assert page.locator("#consequences li").count() == 3 and fits_the_screen(page)
-    page.locator("main a.button.secondary").click()
+    click_and_wait(page.locator("main a.button.secondary"))
     assert page.locator("#key-status").get_attribute("data-status") == "active"
     assert Key.objects.get(pk=key.pk).status == KeyStatus.ACTIVE
     assert [a.kind for a in CounterAction.objects.all()] == ["unlock"]
@@ -120,7 +123,7 @@ def test_the_desk_on_a_phone(live_server, new_page, make_staff, make_citizen, ru
     letters.mark_posted(room, batch)
     page.reload()
     assert row.locator(".letter-status").inner_text() == words["posted"]
-    assert row.get_by_role("link", name=words["lost"]).is_visible()
+    expect(row.get_by_role("link", name=words["lost"])).to_be_visible()
 
 
 @pytest.mark.parametrize("lang", ["en", "pt-pt"])
@@ -143,10 +146,11 @@ def test_a_supervisor_reverses_a_new_pin_on_a_phone_and_the_previous_pin_works_a
     item = page.locator(f'li[data-action="{action.pk}"]')
     item.locator(f"#reason-{action.pk}").fill("The clerk did not check the document")
     item.locator("button[type=submit]").click()
-    assert page.locator(f'li[data-action="{action.pk}"] .reversed').is_visible() and fits_the_screen(page)
+    expect(page.locator(f'li[data-action="{action.pk}"] .reversed')).to_be_visible()
+    assert fits_the_screen(page)
 
     # The clerk's page tells the truth; the citizen's own PIN opens the key again, and they are told.
-    page.locator(f'li[data-action="{action.pk}"] a').click()
+    click_and_wait(page.locator(f'li[data-action="{action.pk}"] a'))
     assert page.locator("#pin-state").inner_text() == words["chosen"]
     row = page.locator(f'tr[data-reference="{letter.reference}"]')
     assert row.locator(".letter-status").inner_text() == words["cancelled"] and not row.locator("a").count()

@@ -18,7 +18,7 @@ from chave.identity.models import Key  # noqa: E402
 from chave.identity.registry import DocumentRef, IdentityRecord, LocalRecords  # noqa: E402
 from chave.login.tests.pages import says  # noqa: E402
 from chave.testing.accessibility import assert_accessible  # noqa: E402
-from chave.testing.browser import fits_the_screen  # noqa: E402
+from chave.testing.browser import click_and_wait, fits_the_screen  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 SHOTS = os.environ.get("CHAVE_SCREENSHOTS")  # a folder: the pages are saved there to be looked at
@@ -66,7 +66,7 @@ def test_a_new_document_number_recorded_at_the_counter(live_server, new_page, ma
     # Every problem at once: the number on record, a short reason, the box not ticked, no date.
     page.get_by_label(says("New document number", lang)).fill("AB 123456")
     page.get_by_label(says("Reason", lang)).fill("new")
-    page.locator("#task-form button[type=submit]").click()
+    click_and_wait(page.locator("#task-form button[type=submit]"))  # the same URL: wait for the answer's page
     errors = page.locator("p.error").all_inner_texts()
     assert len(errors) == 4, errors
     fits_the_screen(page)

@@ -17,7 +17,7 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 from chave.audit.models import AuditEvent  # noqa: E402
 from chave.identity.models import ContactKind, mask  # noqa: E402
-from chave.testing.browser import fits_the_screen  # noqa: E402
+from chave.testing.browser import click_and_wait, expect, fits_the_screen  # noqa: E402
 
 from .pages import PHONE, PIN, says  # noqa: E402
 
@@ -81,7 +81,7 @@ def test_sms_login_in_english_by_keyboard_only_on_a_phone(live_server, phone, ma
 
     page.wait_for_url(re.compile(r"/login/done/$"))
     fits_the_screen(page)
-    assert page.get_by_role("heading", name=says("You are signed in", lang)).is_visible()
+    expect(page.get_by_role("heading", name=says("You are signed in", lang))).to_be_visible()
     assert _text(page, "#who") == "Maria Teste Silva"
     assert _text(page, "#method") == says("Digital Mobile Key, code by SMS", lang)
     assert _text(page, "#level") == "3"
@@ -98,14 +98,13 @@ def test_sms_login_in_portuguese_after_switching_language(live_server, phone, ma
         page.get_by_role("button", name="Português").click()
     page.wait_for_url(re.compile(r"/login/$"))
     assert page.locator("html").get_attribute("lang") == "pt-PT"
-    assert page.get_by_role("heading", name=says("Sign in with your Digital Mobile Key", lang)).is_visible()
+    expect(page.get_by_role("heading", name=says("Sign in with your Digital Mobile Key", lang))).to_be_visible()
     fits_the_screen(page)
 
     # A wrong PIN first: the refusal is shown in Portuguese, the number kept, the PIN not.
     page.get_by_label(says("Mobile number or e-mail", lang)).fill("912345678")
     page.get_by_label(says("PIN of the Digital Mobile Key", lang)).fill("5820")
-    page.get_by_role("button", name=says("Continue", lang)).click()
-    page.wait_for_load_state()
+    click_and_wait(page.get_by_role("button", name=says("Continue", lang)))  # the same URL: its answer's page
     alert = " ".join(page.get_by_role("alert").inner_text().split())
     assert says("The mobile number, e-mail or PIN is not correct. After several wrong PINs the key is locked "
                 "for a while, and its owner is told by SMS or e-mail.", lang) in alert
@@ -122,8 +121,7 @@ def test_sms_login_in_portuguese_after_switching_language(live_server, phone, ma
     # A code with a letter: the message sits with the field, in Portuguese.
     code_field = page.get_by_label(says("Security code", lang))
     code_field.fill("12a456")
-    page.get_by_role("button", name=says("Sign in", lang), exact=True).click()
-    page.wait_for_load_state()
+    click_and_wait(page.get_by_role("button", name=says("Sign in", lang), exact=True))  # the same URL
     error = says("The security code has %(n)d digits.", lang, n=6)
     assert _text(page, "#id_code_error") == error
     assert code_field.get_attribute("aria-invalid") == "true"
@@ -133,7 +131,7 @@ def test_sms_login_in_portuguese_after_switching_language(live_server, phone, ma
     page.get_by_role("button", name=says("Sign in", lang), exact=True).click()
     page.wait_for_url(re.compile(r"/login/done/$"))
     fits_the_screen(page)
-    assert page.get_by_role("heading", name=says("You are signed in", lang)).is_visible()
+    expect(page.get_by_role("heading", name=says("You are signed in", lang))).to_be_visible()
     assert _text(page, "#method") == says("Digital Mobile Key, code by SMS", lang)
     assert _text(page, "#level") == "3"
 
@@ -151,7 +149,8 @@ def test_citizen_with_phone_and_email_chooses_email_and_signs_in_at_level_2(live
     fits_the_screen(page)
     sms = page.get_by_label(says("SMS to %s", lang) % mask(ContactKind.MOBILE, PHONE))
     email = page.get_by_label(says("E-mail to %s", lang) % mask(ContactKind.EMAIL, EMAIL))
-    assert sms.is_visible() and email.is_visible()
+    expect(sms).to_be_visible()
+    expect(email).to_be_visible()
     email.check()
     page.get_by_role("button", name=says("Send the code", lang)).click()
 

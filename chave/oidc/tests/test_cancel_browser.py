@@ -16,7 +16,7 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 from chave.login.tests.pages import says  # noqa: E402
 from chave.testing.accessibility import assert_accessible  # noqa: E402
-from chave.testing.browser import fits_the_screen  # noqa: E402
+from chave.testing.browser import expect, fits_the_screen  # noqa: E402
 
 from .portal import register_portal  # noqa: E402
 from .signin import renew  # noqa: E402
@@ -87,7 +87,7 @@ def test_cancel_brings_the_citizen_back_to_the_portal(live_server, settings, mak
             second_tab.goto(live_server.url + "/login/")
         button.click()
         page.wait_for_url(re.compile(re.escape(callback.url) + r"\?"))
-        assert page.get_by_role("heading", name="Back at the portal").is_visible()
+        expect(page.get_by_role("heading", name="Back at the portal")).to_be_visible()
         answer = callback.received[-1]
         assert answer["error"] == "access_denied" and answer["state"] == portal.state, answer
         assert answer["iss"] == live_server.url and "code" not in answer

@@ -18,7 +18,7 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 from chave.login.tests.pages import says  # noqa: E402
 from chave.public.management.commands.seed_demo import DEMO_PORTAL_NAME  # noqa: E402
-from chave.testing.browser import fits_the_screen, sign_in_with_the_key  # noqa: E402
+from chave.testing.browser import expect, fits_the_screen, sign_in_with_the_key  # noqa: E402
 
 from .test_demo_portal import PHONE, PIN, demo, portal_key_dir, running_portal  # noqa: E402
 
@@ -47,7 +47,7 @@ def test_from_the_demo_portal_through_login_and_consent_and_back(phone, portal, 
 
     page.wait_for_url(re.compile(r"/oidc/consent$"))
     heading = says("Share your data with %(portal)s", chave_lang, portal=DEMO_PORTAL_NAME)
-    assert page.get_by_role("heading", name=heading).is_visible()
+    expect(page.get_by_role("heading", name=heading)).to_be_visible()
     full_name = page.get_by_label(re.compile(re.escape(says("Full name", chave_lang))))
     assert full_name.is_checked() and full_name.is_disabled()  # mandatory for this portal
     page.get_by_label(re.compile(re.escape(says("Date of birth", chave_lang)))).uncheck()
@@ -55,10 +55,10 @@ def test_from_the_demo_portal_through_login_and_consent_and_back(phone, portal, 
 
     page.wait_for_url(portal.url + "/")
     assert page.locator("html").get_attribute("lang") == demo.text.HTML_LANG[portal_lang]
-    assert page.get_by_role("heading", name=demo.text.say(portal_lang, "signed_in")).is_visible()
+    expect(page.get_by_role("heading", name=demo.text.say(portal_lang, "signed_in"))).to_be_visible()
     assert page.locator("#who").inner_text() == "Maria Teste Silva"
     assert "urn:chave:loa:3" in page.locator("#level").inner_text()
     claims = page.locator("#claims").inner_text()
     assert "Maria Teste Silva" in claims and "1980-05-17" not in claims
-    assert page.get_by_role("button", name=demo.text.say(portal_lang, "logout")).is_visible()
+    expect(page.get_by_role("button", name=demo.text.say(portal_lang, "logout"))).to_be_visible()
     fits_the_screen(page)  # on a phone, the portal's page does not scroll sideways

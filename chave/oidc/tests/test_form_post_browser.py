@@ -16,7 +16,7 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 from chave.login.tests.pages import says  # noqa: E402
 from chave.testing.accessibility import assert_accessible  # noqa: E402
-from chave.testing.browser import fits_the_screen, sign_in_with_the_key  # noqa: E402
+from chave.testing.browser import expect, fits_the_screen, sign_in_with_the_key  # noqa: E402
 
 from .portal import register_portal  # noqa: E402
 from .signin import renew  # noqa: E402
@@ -80,7 +80,7 @@ def test_form_post_hands_the_code_to_the_portal_with_one_button(live_server, set
             page.screenshot(path=str(Path(SHOTS) / f"form_post-{lang}-{size}.png"), full_page=True)
         button.click()
         page.wait_for_url(callback.url)
-        assert page.get_by_role("heading", name="Signed in").is_visible()
+        expect(page.get_by_role("heading", name="Signed in")).to_be_visible()
         assert callback.posted[-1].get("state") == portal.state and callback.posted[-1].get("code"), callback.posted
         assert callback.posted[-1]["iss"] == live_server.url
         renew(portal)  # the next request is a new one

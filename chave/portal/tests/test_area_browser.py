@@ -22,7 +22,7 @@ from chave.identity.models import Contact, ContactKind, Key, KeyStatus  # noqa: 
 from chave.login.tests.pages import says  # noqa: E402
 from chave.oidc.tests.portal import register_portal  # noqa: E402
 from chave.portal.models import NotMeReport  # noqa: E402
-from chave.testing.browser import fits_the_screen, sign_in_with_the_key  # noqa: E402
+from chave.testing.browser import click_and_wait, expect, fits_the_screen, sign_in_with_the_key  # noqa: E402
 
 from .helpers import PHONE, PIN  # noqa: E402
 
@@ -41,8 +41,8 @@ def _enter(page, live_server, outbox, lang):
     page.get_by_role("link", name=says("Sign in with the Digital Mobile Key", lang)).click()
     sign_in_with_the_key(page, outbox, lang=lang, phone=PHONE, pin=PIN)
     page.wait_for_url(re.compile(r"/area/$"))
-    assert page.get_by_role("heading", name=says("Personal area", lang), level=1).is_visible()
-    assert page.locator("#nav-area").is_visible()
+    expect(page.get_by_role("heading", name=says("Personal area", lang), level=1)).to_be_visible()
+    expect(page.locator("#nav-area")).to_be_visible()
     fits_the_screen(page)
 
 
@@ -67,8 +67,7 @@ def test_see_the_key_and_change_the_pin(live_server, phone, citizen, outbox, lan
     page.get_by_label(says("Security code", lang)).fill(outbox.last_code(PHONE))
     page.get_by_label(says("New PIN", lang), exact=True).fill("1234")
     page.get_by_label(says("New PIN again", lang)).fill("1234")
-    page.get_by_role("button", name=says("Save the new PIN", lang)).click()
-    page.wait_for_load_state()
+    click_and_wait(page.get_by_role("button", name=says("Save the new PIN", lang)))  # the same URL: its answer
     alert = " ".join(page.get_by_role("alert").inner_text().split())
     assert says("The PIN cannot be a run of digits such as 1234 or 9876.", lang) in alert
     fits_the_screen(page)
@@ -112,15 +111,13 @@ def test_cancel_the_key(live_server, phone, citizen, outbox, lang, locale):
     page.get_by_role("link", name=says("Cancel your key", lang)).click()
     page.wait_for_url(re.compile(r"/area/cancel/$"))
     page.get_by_label(says("PIN of the Digital Mobile Key", lang)).fill(PIN)
-    page.get_by_role("button", name=says("Cancel my key", lang)).click()
-    page.wait_for_load_state()
-    assert page.locator("#id_confirm_error").is_visible()  # the box was not ticked
+    click_and_wait(page.get_by_role("button", name=says("Cancel my key", lang)))
+    expect(page.locator("#id_confirm_error")).to_be_visible()  # the box was not ticked
     page.get_by_label(says("I understand that my Digital Mobile Key will be cancelled for good and cannot be "
                            "used again.", lang)).check()
     page.get_by_label(says("PIN of the Digital Mobile Key", lang)).fill(PIN)
-    page.get_by_role("button", name=says("Cancel my key", lang)).click()
-    page.wait_for_load_state()
-    assert page.get_by_role("heading", name=says("Your key is cancelled", lang)).is_visible()
+    click_and_wait(page.get_by_role("button", name=says("Cancel my key", lang)))
+    expect(page.get_by_role("heading", name=says("Your key is cancelled", lang))).to_be_visible()
     assert Key.objects.get(pk=citizen.pk).status == KeyStatus.CANCELLED
     assert not Contact.objects.filter(key=citizen, live=True).exists()
     page.goto(live_server.url + "/area/")
@@ -139,9 +136,8 @@ def test_history_and_this_wasnt_me(live_server, phone, citizen, outbox, lang, lo
     fits_the_screen(page)
     login_entry.get_by_role("link", name=says("This wasn't me", lang)).click()
     page.wait_for_url(re.compile(r"/not-me/$"))
-    page.get_by_role("button", name=says("Block my key", lang)).click()
-    page.wait_for_load_state()
-    assert page.get_by_role("heading", name=says("Your key is blocked", lang)).is_visible()
+    click_and_wait(page.get_by_role("button", name=says("Block my key", lang)))
+    expect(page.get_by_role("heading", name=says("Your key is blocked", lang))).to_be_visible()
     assert page.locator("#next-steps a").get_attribute("href") == "/card/recover/"
     assert Key.objects.get(pk=citizen.pk).status == KeyStatus.BLOCKED
     assert NotMeReport.objects.filter(key=citizen).count() == 1
@@ -160,9 +156,10 @@ def test_portals_and_revoking_consent(live_server, phone, citizen, outbox, lang,
     page.wait_for_url(re.compile(r"/area/portals/$"))
     entry = page.locator(f"#portal-{portal.client_id}")
     assert says("Full name", lang) in entry.inner_text() and says("Tax number (NIF)", lang) in entry.inner_text()
-    entry.get_by_role("button", name=says("Stop sharing with %(portal)s", lang, portal="Portal da Saúde (teste)")).click()
+    stop = says("Stop sharing with %(portal)s", lang, portal="Portal da Saúde (teste)")
+    click_and_wait(entry.get_by_role("button", name=stop))  # back at the same URL: wait for the new page
     page.wait_for_url(re.compile(r"/area/portals/$"))
-    assert page.locator("#no-portals").is_visible()
+    expect(page.locator("#no-portals")).to_be_visible()
     assert not Consent.objects.filter(citizen=citizen.citizen).exists()
 
 

@@ -17,7 +17,7 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 from chave.federation.attributes import PREFIX  # noqa: E402
 from chave.login.tests.pages import says  # noqa: E402
-from chave.testing.browser import sign_in_with_the_key  # noqa: E402
+from chave.testing.browser import click_and_wait, sign_in_with_the_key  # noqa: E402
 
 from .conftest import register  # noqa: E402
 from .sp import fa_extensions, pysaml2_portal  # noqa: E402
@@ -82,7 +82,7 @@ def test_a_saml_login_with_consent_in_a_browser(live_server, settings, make_citi
 
     page = new_page(locale="pt-PT")
     page.goto(f"http://{portal_server.host}/start")
-    page.get_by_role("button", name="Entrar com a Chave").click()
+    click_and_wait(page.get_by_role("button", name="Entrar com a Chave"))
     assert "Portal SAML (teste)" in page.content()
     sign_in_with_the_key(page, outbox, lang="pt-pt", phone=PHONE, pin=PIN)
     page.wait_for_url(re.compile(r"/saml/consent$"))
@@ -136,7 +136,7 @@ def test_an_sp_logout_answered_by_http_post_in_a_browser(live_server, settings, 
     page.get_by_role("button", name="Sair").click()
     page.get_by_role("heading", name=says("You have signed out", "pt-pt")).wait_for()
     page.get_by_role("button", name=says("Return to %(portal)s", "pt-pt", portal="Portal SAML (teste)")).click()
-    page.wait_for_url(re.compile(r"/saml/slo$"))
+    page.wait_for_url(re.compile(rf"^http://{re.escape(portal_server.host)}/saml/slo$"))  # the portal's, not Chave's
     posted = portal_server.posted[1]
     verdict = portal.client.parse_logout_request_response(posted["SAMLResponse"], BINDING_HTTP_POST)
     assert verdict.response.in_response_to == logout_id and posted["RelayState"] == "sair"

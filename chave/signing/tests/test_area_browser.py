@@ -18,7 +18,7 @@ from django.test import RequestFactory  # noqa: E402
 
 from chave.login import services as login  # noqa: E402
 from chave.login.tests.pages import says  # noqa: E402
-from chave.testing.browser import fits_the_screen  # noqa: E402
+from chave.testing.browser import expect, fits_the_screen  # noqa: E402
 
 from .helpers import PIN, sample_pdf, widget  # noqa: E402
 
@@ -53,7 +53,7 @@ def test_click_on_the_page_image_then_sign(live_server, phone, signer, outbox):
     with page.expect_navigation():
         page.get_by_role("button", name=f'{says("Show page", lang)} 1', exact=True).click()
     page.wait_for_load_state()
-    assert page.locator("#document-0 p", has_text="Showing page 1 of 2").is_visible()
+    expect(page.locator("#document-0 p", has_text="Showing page 1 of 2")).to_be_visible()
 
     image = page.get_by_role("button", name=re.compile("^" + re.escape(says("Page %(page)s: put the signature here",
                                                                             lang, page=1))))
