@@ -512,7 +512,7 @@ class BenchSaml:
         signed = OneLogin_Saml2_Utils.add_sign(manual_request(request_id), self.key, self.cert,
                                                sign_algorithm=C.RSA_SHA256, digest_algorithm=C.SHA256)
         r = browser.post("/saml/sso", {"SAMLRequest": base64.b64encode(signed).decode()})
-        r = browser.get(browser.get(r["Location"])["Location"])
+        r = browser.get(r["Location"])
         assert r.status_code == 302 and r["Location"].endswith("/login/"), r.status_code
         r = browser.post("/login/", {"identifier": phone, "pin": pin})
         assert r.status_code == 302 and r["Location"].endswith("/login/code/"), r.status_code

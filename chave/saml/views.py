@@ -129,7 +129,11 @@ def _pending_request(request):
 @never_cache
 def continue_request(request, reference: str | None = None):
     """Where the browser brings a checked request (``reference``, once) and comes back to after
-    signing in and consenting: decide, then answer."""
+    signing in and consenting (no reference: the request kept in the session): decide, then answer.
+
+    The reference's visit decides at once (to the login, the consent page or the answer) rather
+    than redirecting to the reference-less address first: a round trip less on a phone's network,
+    and the reference is already spent, so reloading either address answers with an error page."""
     if request.method != "GET":
         return _error_page(request, _("Use GET."), status=405)
     if reference is not None:
@@ -138,9 +142,10 @@ def continue_request(request, reference: str | None = None):
             return _error_page(request, _("This sign-in request was already used or has expired. Go back to the "
                                           "portal and sign in again."))
         sp, parsed = taken
-        request.session[PENDING] = {"sp": sp.pk, "parsed": parsed.__dict__, "client_id": sp.relying_party.client_id,
-                                    "query": parsed.request_id, "requested_at": None}
-        return redirect("saml:resume")
+        pending = request.session[PENDING] = {
+            "sp": sp.pk, "parsed": parsed.__dict__, "client_id": sp.relying_party.client_id,
+            "query": parsed.request_id, "requested_at": None}
+        return _decide(request, pending, sp, parsed)
     pending, sp, parsed = _pending_request(request)
     if pending is None:
         return _error_page(request, _("There is no sign-in in progress."))

@@ -31,7 +31,7 @@ def test_a_portal_from_the_manual_signs_in_and_python3_saml_accepts_the_answer(c
     response = client.post("/saml/sso", {"SAMLRequest": base64.b64encode(signed).decode(),
                                          "RelayState": base64.b64encode(b"/pedido/42").decode()})
     assert response.status_code == 302, response.content[:1000]
-    response = client.get(client.get(response["Location"])["Location"])
+    response = client.get(response["Location"])  # the request, carried to Chave: to the login
     assert response["Location"].endswith("/login/")
     response = client.get(sign_in(client, outbox)["Location"])
     assert response["Location"] == "/saml/consent"

@@ -92,6 +92,28 @@ def test_sso_a_second_request_is_answered_without_signing_in(client, make_citize
     assert result.ava[PREFIX + "NIC"]
 
 
+def test_the_requests_one_use_address_decides_at_once_and_a_reload_answers_nothing_twice(client, make_citizen,
+                                                                                          outbox, portal):
+    make_citizen()
+    extensions = fa_extensions({"NIC": True}, level=3)
+    _, response = start(client, portal, extensions=extensions)
+    carried = response["Location"]
+    assert carried.startswith("/saml/continue/")
+    response = client.get(carried)  # one redirect to the login, not via another address first
+    assert response.status_code == 302 and response["Location"].endswith("/login/")
+    follow(client, sign_in(client, outbox))
+    follow(client, client.post("/saml/consent", {"decision": "allow"}))
+
+    # Signed in: the next request's address is the answer itself; reloaded, an error page, no second answer.
+    request_id, response = start(client, portal, extensions=extensions)
+    carried = response["Location"]
+    _, result = answer(portal, client.get(carried), request_id)
+    assert result.ava[PREFIX + "NIC"]
+    again = client.get(carried)
+    assert again.status_code == 400 and "SAMLResponse" not in again.content.decode()
+    assert client.get("/saml/continue").status_code == 400  # nothing in progress either
+
+
 def test_force_authn_signs_in_again(client, make_citizen, outbox, portal):
     make_citizen()
     extensions = fa_extensions({"NIC": True}, level=3)
