@@ -54,7 +54,7 @@ def test_cancel_on_the_login_page_sends_access_denied_with_state_and_iss(citizen
     assert response["Location"].endswith("/login/")
     page = browser.get("/login/").content.decode()
     assert cancel_form(page) == "/oidc/cancel"
-    assert "Cancelar e voltar a Portal das Finanças" in page
+    assert "Cancelar e voltar ao serviço Portal das Finanças" in page
 
     for other in ("/card/", "/login/app/"):  # the other ways to sign in offer it too
         assert cancel_form(browser.get(other).content.decode()) == "/oidc/cancel", other

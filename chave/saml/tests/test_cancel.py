@@ -36,7 +36,7 @@ def test_cancel_on_the_login_page_answers_a_signed_authn_failed(make_citizen, po
     assert follow(browser, response)["Location"].endswith("/login/")
     page = browser.get("/login/").content.decode()
     assert 'action="/saml/cancel" class="cancel-to-portal"' in page
-    assert "Cancelar e voltar a Portal do Cidadão (teste)" in page
+    assert "Cancelar e voltar ao serviço Portal do Cidadão (teste)" in page
     assert browser.post("/saml/cancel").status_code == 403  # CSRF: the form's token is needed
 
     # After the PIN, on the code page: the login ends with the cancel.
