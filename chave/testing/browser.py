@@ -29,10 +29,12 @@ PATIENCE_MS = 10_000  # how long a page action or an expectation waits
 def browser():
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make test does)")
+    from playwright.sync_api import expect as playwright_expect
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        playwright_expect.set_options(timeout=PATIENCE_MS)  # expect()'s patience, as the pages'
         yield browser
         browser.close()
 
@@ -72,12 +74,11 @@ def phone(new_page):
 
 def expect(locator):
     """Playwright's ``expect``: its assertions retry until the page shows what is asserted, for as
-    long as the pages' default timeout. Use it after a click rather than ``locator.is_visible()``,
+    long as the pages' default timeout (set with the ``browser`` fixture). Use it after a click rather than ``locator.is_visible()``,
     which looks once: a click does not wait for the answer's page, so under load it would look at
     the page the click left."""
     from playwright.sync_api import expect as playwright_expect
 
-    playwright_expect.set_options(timeout=PATIENCE_MS)
     return playwright_expect(locator)
 
 

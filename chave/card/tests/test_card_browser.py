@@ -29,7 +29,7 @@ from chave.delivery.messages import notice_message  # noqa: E402
 from chave.identity import services as identity  # noqa: E402
 from chave.identity.models import Citizen, Key, KeyStatus  # noqa: E402
 from chave.login.tests.pages import says  # noqa: E402
-from chave.testing.browser import expect  # noqa: E402
+from chave.testing.browser import click_and_wait, expect  # noqa: E402
 
 from .conftest import CARD_PIN, card_citizen  # noqa: E402
 
@@ -171,8 +171,7 @@ def test_recover_the_forgotten_pin_of_an_active_key_through_the_card_agent(phone
     page.get_by_label(says("Security code", lang)).fill("000000" if code != "000000" else "111111")
     page.locator("#id_new_pin").fill(NEW_PIN)
     page.locator("#id_new_pin_again").fill(NEW_PIN)
-    with page.expect_navigation():
-        page.get_by_role("button", name=says("Save the new PIN", lang)).click()
+    click_and_wait(page.get_by_role("button", name=says("Save the new PIN", lang)))
     assert page.url == live_server.url + "/card/recover/pin/"
     left = policy.get("code_max_wrong") - 1
     with translation.override(lang):  # "pode tentar mais 2 vezes": a plural, not "vez(es)"
@@ -224,8 +223,7 @@ def test_enter_the_personal_area_with_the_card_and_cancel_the_key_without_a_pin(
     assert page.locator("input[name=pin]").count() == 0  # the card is the proof
     page.get_by_label(says("I understand that my Digital Mobile Key will be cancelled for good and cannot be used "
                            "again.", lang)).check()
-    with page.expect_navigation():
-        page.get_by_role("button", name=says("Cancel my key", lang)).click()
+    click_and_wait(page.get_by_role("button", name=says("Cancel my key", lang)))
     expect(page.get_by_role("heading", name=says("Your key is cancelled", lang), level=1)).to_be_visible()
     assert Key.objects.get(pk=key.pk).status == KeyStatus.CANCELLED
 

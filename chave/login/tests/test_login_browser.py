@@ -94,8 +94,7 @@ def test_sms_login_in_portuguese_after_switching_language(live_server, phone, ma
     page = phone(locale="en-GB")
     page.goto(live_server.url + "/login/")
     assert page.locator("html").get_attribute("lang") == "en"
-    with page.expect_navigation():
-        page.get_by_role("button", name="Português").click()
+    click_and_wait(page.get_by_role("button", name="Português"))
     page.wait_for_url(re.compile(r"/login/$"))
     assert page.locator("html").get_attribute("lang") == "pt-PT"
     expect(page.get_by_role("heading", name=says("Sign in with your Digital Mobile Key", lang))).to_be_visible()

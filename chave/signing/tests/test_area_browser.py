@@ -18,7 +18,7 @@ from django.test import RequestFactory  # noqa: E402
 
 from chave.login import services as login  # noqa: E402
 from chave.login.tests.pages import says  # noqa: E402
-from chave.testing.browser import expect, fits_the_screen  # noqa: E402
+from chave.testing.browser import click_and_wait, expect, fits_the_screen  # noqa: E402
 
 from .helpers import PIN, sample_pdf, widget  # noqa: E402
 
@@ -50,18 +50,14 @@ def test_click_on_the_page_image_then_sign(live_server, phone, signer, outbox):
     fits_the_screen(page)
     # The last page is shown first; the citizen looks at page 1 instead.
     # Each click posts the form: wait for its page (load state alone may be the old page's).
-    with page.expect_navigation():
-        page.get_by_role("button", name=f'{says("Show page", lang)} 1', exact=True).click()
-    page.wait_for_load_state()
+    click_and_wait(page.get_by_role("button", name=f'{says("Show page", lang)} 1', exact=True))
     expect(page.locator("#document-0 p", has_text="Showing page 1 of 2")).to_be_visible()
 
     image = page.get_by_role("button", name=re.compile("^" + re.escape(says("Page %(page)s: put the signature here",
                                                                             lang, page=1))))
     frame = image.bounding_box()
     assert frame["width"] > frame["height"]  # a landscape page looks landscape
-    with page.expect_navigation():
-        image.click(position={"x": frame["width"] * 0.25, "y": frame["height"] * 0.30})
-    page.wait_for_load_state()
+    click_and_wait(image, position={"x": frame["width"] * 0.25, "y": frame["height"] * 0.30})
     marker = page.locator("#signature-box-0").bounding_box()
     frame = page.locator("#page-image-0").bounding_box()
     centre = (marker["x"] + marker["width"] / 2 - frame["x"], marker["y"] + marker["height"] / 2 - frame["y"])
