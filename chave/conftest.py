@@ -42,7 +42,7 @@ from django.test import override_settings
 from django.utils import translation
 
 from chave import clock as service_clock
-from chave.testing.browser import browser, new_page, phone  # noqa: F401 - fixtures for every app's browser tests
+from chave.testing.browser import browser, chromium, new_page, phone  # noqa: F401 - fixtures for every app's browser tests
 from chave.testing.faults import chave_database, chave_template, private_pg  # noqa: F401 - the fault tests
 
 
@@ -88,7 +88,7 @@ def django_db_setup(django_db_setup, django_db_blocker):
                                "WHERE datname = current_database() AND pid <> pg_backend_pid()")
 
 
-BROWSER_FIXTURES = {"browser", "new_page", "phone"}
+BROWSER_FIXTURES = {"chromium", "browser", "new_page", "phone"}
 
 
 def pytest_collection_modifyitems(config, items):

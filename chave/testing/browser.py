@@ -1,11 +1,16 @@
 """The real browser of the browser tests (``pytest -m browser``): Debian's chromium driven by
 Playwright's sync API, headless. ``chave/conftest.py`` offers the fixtures to every app's tests:
 
-- ``browser``: one chromium per test module;
+- ``browser``: one chromium per test module (the ``chromium`` fixture), launched again for the
+  next test if it exits: a crash fails the test it happens in, not every later test of the module;
 - ``new_page``: a new page in a context of its own (``new_page(viewport=..., locale=...)``);
 - ``phone``: a new phone-sized page (``phone(locale)``, the locale sent as Accept-Language).
 
 Pages are closed after the test.
+
+What Chromium itself prints (its stderr) reaches the test it was printed in as captured output:
+Playwright's driver logs it under ``DEBUG=pw:browser``, set for the driver only. A test that fails
+because Chromium died then shows why, and names itself (``chromium exited during <test>``).
 
 Test modules that use them set ``DJANGO_ALLOW_ASYNC_UNSAFE`` before their imports: Playwright's
 sync API runs an event loop in the test thread, whose own database work is synchronous and safe.
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 
 import pytest
 
@@ -25,18 +31,65 @@ PHONE_SCREEN = {"width": 390, "height": 844}
 PATIENCE_MS = 10_000  # how long a page action or an expectation waits
 
 
+class Chromium:
+    """Debian's chromium through one Playwright driver: :meth:`for_test` gives the running browser,
+    or launches a new one when the last has exited."""
+
+    def __init__(self, playwright):
+        self.playwright = playwright
+        self.browser = None
+        self.running = ""  # the test the browser serves, for the message if it exits
+        self.closing = False
+
+    def for_test(self, nodeid: str):
+        self.running = nodeid
+        if self.browser is None or not self.browser.is_connected():
+            self.browser = self.playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                                           args=CHROMIUM_ARGS)
+            self.browser.on("disconnected", self._exited)
+        return self.browser
+
+    def _exited(self, browser) -> None:
+        if browser is self.browser and not self.closing:
+            print(f"chromium exited during {self.running}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        self.closing = True
+        if self.browser is not None and self.browser.is_connected():
+            self.browser.close()
+
+
 @pytest.fixture(scope="module")
-def browser():
+def chromium():
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make test does)")
     from playwright.sync_api import expect as playwright_expect
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        playwright_expect.set_options(timeout=PATIENCE_MS)  # expect()'s patience, as the pages'
-        yield browser
-        browser.close()
+    # The driver inherits the environment when it starts: with pw:browser it logs Chromium's own
+    # output, which pytest captures into the test that was running.
+    before = os.environ.get("DEBUG")
+    os.environ["DEBUG"] = "pw:browser"
+    try:
+        manager = sync_playwright()
+        playwright = manager.__enter__()
+    finally:
+        if before is None:
+            os.environ.pop("DEBUG", None)
+        else:
+            os.environ["DEBUG"] = before
+    playwright_expect.set_options(timeout=PATIENCE_MS)  # expect()'s patience, as the pages'
+    browsers = Chromium(playwright)
+    try:
+        yield browsers
+    finally:
+        browsers.close()
+        manager.__exit__(None, None, None)
+
+
+@pytest.fixture
+def browser(chromium, request):
+    return chromium.for_test(request.node.nodeid)
 
 
 @pytest.fixture
@@ -74,9 +127,9 @@ def phone(new_page):
 
 def expect(locator):
     """Playwright's ``expect``: its assertions retry until the page shows what is asserted, for as
-    long as the pages' default timeout (set with the ``browser`` fixture). Use it after a click rather than ``locator.is_visible()``,
-    which looks once: a click does not wait for the answer's page, so under load it would look at
-    the page the click left."""
+    long as the pages' default timeout (set by the ``chromium`` fixture). Use it after a click
+    rather than ``locator.is_visible()``, which looks once: a click does not wait for the answer's
+    page, so under load it would look at the page the click left."""
     from playwright.sync_api import expect as playwright_expect
 
     return playwright_expect(locator)
