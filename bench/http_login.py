@@ -175,7 +175,9 @@ def _warm_up(base: str, phones: list[str], processes: int) -> None:
         list(pool.map(one, range(len(phones)), phones))
 
 
-def _citizens(count: int) -> list[str]:
+def _citizens(count: int, *, with_email: bool = False, first_nic: int = 40000000, name: str = "Load") -> list[str]:
+    """``count`` citizens with a key and its PIN, each with a mobile number (returned) and, with
+    ``with_email``, an e-mail address too."""
     import datetime as dt
 
     from chave import clock
@@ -186,13 +188,15 @@ def _citizens(count: int) -> list[str]:
 
     phones = []
     for i in range(count):
-        doc = DocumentRef("cc", "PT", f"{40000000 + i:08d}")
-        LocalRecords().store(IdentityRecord(doc=doc, full_name=f"Load Citizen {i}", given_name="Load",
+        doc = DocumentRef("cc", "PT", f"{first_nic + i:08d}")
+        LocalRecords().store(IdentityRecord(doc=doc, full_name=f"{name} Citizen {i}", given_name=name,
                                             family_name="Citizen", birth_date=dt.date(1980, 1, 1),
                                             document_expiry=clock.today() + dt.timedelta(days=3650)))
         phone = f"+3519200{i:05d}"
-        services.register_citizen(doc, [services.ContactInput(ContactKind.MOBILE, phone)], pin=PIN,
-                                  contacts_verified_by="bench")
+        contacts = [services.ContactInput(ContactKind.MOBILE, phone)]
+        if with_email:
+            contacts.append(services.ContactInput(ContactKind.EMAIL, f"citizen{i}@example.pt"))
+        services.register_citizen(doc, contacts, pin=PIN, contacts_verified_by="bench")
         phones.append(phone)
     OutboundMessage.objects.all().delete()  # activation notices are not part of a login
     return phones
