@@ -8,13 +8,16 @@ OpenID Connect maps each to a standard claim where one exists (:mod:`chave.oidc.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from chave import formats
 from chave.identity.models import Citizen, ContactKind, DocType, Key
 
 PREFIX = "http://interop.gov.pt/MDC/Cidadao/"
@@ -87,6 +90,34 @@ def attribute_values(key: Key) -> dict[str, object]:
         elif contact.kind == ContactKind.EMAIL:
             values["CorreioElectronico"] = contact.value
     return values
+
+
+def shown(name: str, value: object) -> str:
+    """An attribute's value as the citizen reads it on a consent page, in their language: dates
+    in words, the mobile number grouped, the foreign document's type and country by name, yes or
+    no. What a portal receives is :func:`attribute_values`' value, unchanged."""
+    if value is None:
+        return gettext("not available")
+    if isinstance(value, bool):
+        return gettext("yes") if value else gettext("no")
+    if name in ("DataNascimento", "DataValidade"):
+        return formats.day(dt.date.fromisoformat(str(value)))
+    if name == "NumeroTelemovel":
+        return formats.phone_number(str(value))
+    if name == "DocType" and value in DocType.values:
+        return str(DocType(value).label)
+    if name == "DocNationality":
+        return formats.country(str(value))
+    return str(value)
+
+
+def consent_rows(key: Key, names: list[str], mandatory: set[str]) -> list[dict]:
+    """The rows of a consent page: each attribute asked for (``names``, in order) that Chave
+    knows, with its label, its value as shown (:func:`shown`) and whether it is ``mandatory``."""
+    values = attribute_values(key)
+    return [{"name": name, "label": ATTRIBUTES[name].label, "shown": shown(name, values.get(name)),
+             "mandatory": name in mandatory}
+            for name in names if name in ATTRIBUTES]
 
 
 def subject(relying_party, citizen: Citizen) -> str:

@@ -1,10 +1,11 @@
-"""Dates, times and durations as the citizen's language writes them.
+"""Dates, times, durations, phone numbers and countries as the citizen's language writes them.
 
 pt-PT: "14 de março de 1985", "14 de março de 1985 às 10:17", "em 38 minutos";
 en: "14 March 1985", "14 March 1985 at 10:17", "in 38 minutes". Pages use the template filters of
 :mod:`chave.formats.filters` (built in to every template), Python code the functions below; no
 page shows an ISO date. The date formats themselves are in ``locales/<language>/formats.py``
-(``FORMAT_MODULE_PATH``).
+(``FORMAT_MODULE_PATH``). Phone numbers are grouped as people write them ("+351 912 345 678"),
+countries named rather than coded ("Brasil" / "Brazil"), both from phonenumbers' data.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.utils import formats, timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop, ngettext
 
@@ -98,3 +100,26 @@ def wait_until(until: dt.datetime, now: dt.datetime | None = None) -> str:
     if timezone.localdate(until) == timezone.localdate(now):
         return _("%(relative)s (at %(time)s)") % {"relative": relative, "time": clock_time(until)}
     return _("%(relative)s (on %(moment)s)") % {"relative": relative, "moment": moment(until)}
+
+
+def phone_number(value: str) -> str:
+    """A phone number in international form, grouped as people write it: "+351 912 345 678"
+    (stored as E.164, "+351912345678"). Anything that does not parse is shown as it is."""
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        return value
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def country(code: str) -> str:
+    """A country's name in the active language from its ISO 3166 two-letter code ("BR" →
+    "Brasil" / "Brazil"), from phonenumbers' geographic data; the code itself where it has none."""
+    import phonenumbers
+    from phonenumbers import geocoder
+
+    example = phonenumbers.example_number(code.upper()) if code else None
+    language = (get_language() or "en").split("-")[0]
+    return (geocoder.country_name_for_number(example, language) if example else "") or code

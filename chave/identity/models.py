@@ -102,6 +102,16 @@ class Citizen(models.Model):
             return f"NIC {self.doc_number}"
         return f"{self.get_doc_type_display()} {self.doc_country} {self.doc_number}"
 
+    @property
+    def document_in_words(self) -> str:
+        """The document as the citizen reads it, the country named in their language:
+        "Passaporte FB123456 (Brasil)" / "Passport FB123456 (Brazil)"; "NIC 12345678"."""
+        from chave import formats
+
+        if self.doc_type == DocType.CITIZEN_CARD:
+            return self.document_label
+        return f"{self.get_doc_type_display()} {self.doc_number} ({formats.country(self.doc_country)})"
+
 
 def fold_name(text: str) -> str:
     """A name as the counter searches it: lower case, without accents, single spaces

@@ -498,12 +498,7 @@ def consent(request):
     if relying_party is None or key is None:
         request.session.pop(PENDING, None)
         return _no_request(request, _("This portal cannot be used now."))
-    values = attributes.attribute_values(key)
-    rows = [
-        {"name": name, "label": attributes.ATTRIBUTES[name].label, "value": values.get(name),
-         "mandatory": name in relying_party.mandatory_attributes}
-        for name in pending["consent"] if name in attributes.ATTRIBUTES
-    ]
+    rows = attributes.consent_rows(key, pending["consent"], set(relying_party.mandatory_attributes))
     if request.method == "POST":
         decision = request.POST.get("decision")
         if decision == "refuse":

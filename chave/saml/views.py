@@ -208,11 +208,7 @@ def consent(request):
     if pending is None or "consent" not in pending or key is None:
         return _error_page(request, _("There is no sign-in in progress."))
     party = sp.relying_party
-    values = attributes.attribute_values(key)
-    required = set(pending.get("required") or [])
-    rows = [{"name": name, "label": attributes.ATTRIBUTES[name].label, "value": values.get(name),
-             "mandatory": name in required}
-            for name in pending["consent"] if name in attributes.ATTRIBUTES]
+    rows = attributes.consent_rows(key, pending["consent"], set(pending.get("required") or []))
     if request.method == "POST":
         decision = request.POST.get("decision")
         if decision == "refuse":

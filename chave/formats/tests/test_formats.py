@@ -44,3 +44,15 @@ def test_a_wait_says_how_long_and_until_when():
                 "em 1 dia (a 7 de dezembro de 2026 às 10:17)"
         with translation.override("en"):
             assert formats.wait_until(now + dt.timedelta(seconds=20), now) == "in 1 minute (at 10:17)"
+
+
+@pytest.mark.parametrize("language, brazil, united_kingdom", [
+    ("pt-pt", "Brasil", "Reino Unido"), ("en", "Brazil", "United Kingdom"),
+])
+def test_countries_are_named_in_the_language_and_numbers_grouped(language, brazil, united_kingdom):
+    with translation.override(language):
+        assert formats.country("BR") == brazil and formats.country("gb") == united_kingdom
+        assert formats.country("ZZ") == "ZZ"  # no such country: the code as given
+        assert formats.phone_number("+351912345678") == "+351 912 345 678"
+        assert formats.phone_number("+447400123456") == "+44 7400 123456"
+        assert formats.phone_number("not a number") == "not a number"

@@ -17,6 +17,7 @@ from .signin import (
     PHONE,
     claims_of,
     consent_choices,
+    make_foreigner,
     redeem,
     renew,
     sign_in,
@@ -64,7 +65,7 @@ def test_the_first_login_shows_the_portal_and_each_attribute_with_its_value(clie
     assert "Portal da Saúde" in page
     assert "Maria Teste Silva" in label(page, "NomeCompleto")
     assert citizen.citizen.doc_number in label(page, "NIC")
-    assert "1980-05-17" in label(page, "DataNascimento")
+    assert "17 May 1980" in label(page, "DataNascimento")
     assert EMAIL in label(page, "CorreioElectronico")
     # Mandatory ones are marked and cannot be unticked; the others can.
     for name in ("NomeCompleto", "NIC"):
@@ -75,6 +76,49 @@ def test_the_first_login_shows_the_portal_and_each_attribute_with_its_value(clie
         assert says("required") not in label(page, name)
     # A Portuguese citizen is not asked for a foreign document.
     assert 'id="attr-DocNumber"' not in page
+
+
+@pytest.mark.parametrize("lang, born, valid_until, phone, signing", [
+    ("en", "17 May 1980", "March 2031", "+351 912 345 678", "no"),
+    ("pt-pt", "17 de maio de 1980", "de março de 2031", "+351 912 345 678", "não"),
+])
+def test_values_are_shown_as_people_read_them_and_released_as_they_are(client, outbox, citizen, lang, born,
+                                                                       valid_until, phone, signing, settings):
+    """Dates in words, the mobile number grouped, yes or no: no ISO date, no E.164 string, no
+    True/False on the page; the portal still gets the values in their standard form."""
+    from chave.identity.models import Key
+
+    Key.objects.filter(pk=citizen.pk).update(valid_until="2031-03-20")
+    speak(client, lang)
+    portal = register_portal(attributes=["NomeCompleto", "DataNascimento", "NumeroTelemovel", "DataValidade",
+                                         "TemAssinaturaDigitalCMD"], mandatory=["NomeCompleto"])
+    page = to_consent(client, outbox, portal, scope="openid profile phone pt:validity pt:signing")
+    assert born in label(page, "DataNascimento")
+    assert valid_until in label(page, "DataValidade")
+    assert phone in label(page, "NumeroTelemovel")
+    assert label(page, "TemAssinaturaDigitalCMD").endswith(f": {signing}")
+    assert not re.search(r"\d{4}-\d{2}-\d{2}", page), "an ISO date on the consent page"
+    assert PHONE not in page and "True" not in page and "False" not in page
+    body = tokens(client, outbox, portal, channel="sms", scope="openid profile phone pt:validity pt:signing")
+    info = userinfo(client, body["access_token"]).json()
+    assert info["birthdate"] == "1980-05-17" and info["phone_number"] == PHONE
+
+
+@pytest.mark.parametrize("lang, document, country", [
+    ("en", "Passport", "Brazil"), ("pt-pt", "Passaporte", "Brasil"),
+])
+def test_a_foreign_document_is_shown_by_its_type_and_country_names(client, outbox, db, lang, document, country):
+    make_foreigner(phone="+351913333333")
+    speak(client, lang)
+    portal = register_portal(attributes=["NomeCompleto", "DocType", "DocNationality", "DocNumber"],
+                             mandatory=["NomeCompleto"])
+    response = client.get(renew(portal).authorize_url(scope="openid pt:identity profile"))
+    response = client.get(sign_in(client, outbox, identifier="+351913333333", channel="sms")["Location"])
+    assert response["Location"].endswith("/oidc/consent"), response["Location"]
+    page = client.get("/oidc/consent").content.decode()
+    assert label(page, "DocType").endswith(f": {document}")
+    assert label(page, "DocNationality").endswith(f": {country}")
+    assert label(page, "DocNumber").endswith(": FB123456")
 
 
 def test_refused_optional_attributes_are_absent_and_reported_withheld(client, outbox, citizen):

@@ -4,6 +4,8 @@ account is confirmed by a code sent to it there, through the X channel's develop
 offered only while the X channel is configured. A foreign resident is not offered recovery by
 Citizen Card, which they cannot use."""
 
+import re
+
 import pytest
 
 from chave.identity import services as identity
@@ -51,3 +53,5 @@ def test_a_foreign_resident_is_not_offered_recovery_by_citizen_card(outbox, cloc
     enter_with_key(client, outbox, identifier="+351913000222", pin="4719")
     home = body(client.get("/area/"))
     assert 'id="go-pin"' in home and 'id="go-recover"' not in home
+    # The document reads in words, its country named rather than coded.
+    assert re.search(r'id="document">Passport FX123456 \(Brazil\)<', home)
