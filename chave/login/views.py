@@ -164,7 +164,8 @@ def channel(request):
     if tx is None:
         return _elsewhere(request)
     options = services.login_options(tx.key, tx.required_level)
-    form = ChannelForm(_posted(request), options=options)
+    usual = services.usual_channel(tx.key, options) if request.method == "GET" else None
+    form = ChannelForm(_posted(request), options=options, initial={"channel": usual} if usual else None)
     if request.method == "POST":
         if form.is_valid():
             chosen = form.cleaned_data["channel"]

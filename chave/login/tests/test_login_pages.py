@@ -99,6 +99,31 @@ def test_with_phone_and_email_the_citizen_chooses_and_gets_that_level(en, make_c
     assert AuditEvent.objects.get(event="login", citizen=key.citizen).detail["level"] == level
 
 
+def test_the_channel_page_starts_on_the_channel_the_last_login_used(client, make_citizen, outbox):
+    """A first login chooses; the next one finds that choice made, and may change it."""
+    import re
+
+    make_citizen(phone=PHONE, email=EMAIL, pin=PIN)
+
+    def checked(page):
+        return re.findall(r'<input type="radio" name="channel" value="([^"]+)"[^>]* checked', page)
+
+    first = client_in("en")
+    assert ends_at(sign_in(first, PHONE, PIN), "/login/channel/")
+    assert checked(body(first.get("/login/channel/"))) == []  # nothing to go by yet
+    assert ends_at(first.post("/login/channel/", {"channel": "email"}), "/login/code/")
+    assert ends_at(first.post("/login/code/", {"code": outbox.last_code(EMAIL)}), "/login/done/")
+
+    again = client_in("en")
+    assert ends_at(sign_in(again, PHONE, PIN), "/login/channel/")
+    assert checked(body(again.get("/login/channel/"))) == ["email"]
+    assert ends_at(again.post("/login/channel/", {"channel": "sms"}), "/login/code/")  # still a choice
+    assert ends_at(again.post("/login/code/", {"code": outbox.last_code(PHONE)}), "/login/done/")
+    third = client_in("en")
+    assert ends_at(sign_in(third, PHONE, PIN), "/login/channel/")
+    assert checked(body(third.get("/login/channel/"))) == ["sms"]
+
+
 @override_settings(CHAVE_X_PROVIDER="sink")
 def test_x_direct_message_is_offered_when_the_channel_is_on_and_gives_level_2(en, make_citizen, outbox):
     key = make_citizen(phone=PHONE, pin=PIN)
