@@ -42,7 +42,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.http_login import PIN  # noqa: E402 - the citizens' PIN (bench.http_login._citizens)
 
-PORT = 8119
 PROJECT = Path(__file__).resolve().parent.parent
 
 
@@ -80,32 +79,23 @@ def main() -> int:
 
     from django.db import connections
 
+    from bench.http_login import _free_port, _wait_until_up
+
     connections.close_all()
-    server = subprocess.Popen(
-        ["taskset", "-c", "0", str(Path(sys.executable).parent / "waitress-serve"), f"--listen=127.0.0.1:{PORT}",
-         "--threads=8", "chave.wsgi:application"],
-        env={**os.environ, "PYTHONPATH": str(PROJECT)}, cwd=PROJECT, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True)
+    base = f"http://127.0.0.1:{_free_port()}"
+    log = Path(env["CHAVE_DATA_DIR"]) / "waitress.log"
+    with log.open("ab") as output:
+        server = subprocess.Popen(
+            ["taskset", "-c", "0", str(Path(sys.executable).parent / "waitress-serve"),
+             f"--listen={base.removeprefix('http://')}", "--threads=8", "chave.wsgi:application"],
+            env={**os.environ, "PYTHONPATH": str(PROJECT)}, cwd=PROJECT, stdout=output, stderr=subprocess.STDOUT,
+            start_new_session=True)
     try:
-        wait_listening(server)
-        return measure(server, phones, args.logins, with_email=args.with_email)
+        _wait_until_up(base, server, log)
+        return measure(server, base, phones, args.logins, with_email=args.with_email)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-
-
-def wait_listening(server: subprocess.Popen) -> None:
-    import requests
-
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            requests.get(f"http://127.0.0.1:{PORT}/health/live", timeout=1)
-            return
-        except requests.ConnectionError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("waitress-serve did not start") from None
-            time.sleep(0.1)
 
 
 def server_cpu_ms(server: subprocess.Popen) -> float:
@@ -129,13 +119,12 @@ def deliver(phone: str) -> str:
     return re.search(r"#(\d{6})\s*$", DevOutboxMessage.objects.filter(to=phone).latest("sent_at", "id").body).group(1)
 
 
-def measure(server: subprocess.Popen, phones: list[str], logins: int, *, with_email: bool) -> int:
+def measure(server: subprocess.Popen, base: str, phones: list[str], logins: int, *, with_email: bool) -> int:
     from bench.client import BenchClient
     from chave.identity import pins
     from chave.ops.loaded import settle
     from chave.testing.httpcitizen import Browser, source_address
 
-    base = f"http://127.0.0.1:{PORT}"
     steps = (("login page", "PIN + channel page", "channel + code page", "code + signed-in page") if with_email
              else ("login page", "PIN + code page", "code + signed-in page"))
 

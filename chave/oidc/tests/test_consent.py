@@ -83,7 +83,7 @@ def test_the_first_login_shows_the_portal_and_each_attribute_with_its_value(clie
     ("pt-pt", "17 de maio de 1980", "de março de 2031", "+351 912 345 678", "não"),
 ])
 def test_values_are_shown_as_people_read_them_and_released_as_they_are(client, outbox, citizen, lang, born,
-                                                                       valid_until, phone, signing, settings):
+                                                                       valid_until, phone, signing):
     """Dates in words, the mobile number grouped, yes or no: no ISO date, no E.164 string, no
     True/False on the page; the portal still gets the values in their standard form."""
     from chave.identity.models import Key
