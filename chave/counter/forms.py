@@ -30,6 +30,10 @@ class JSONTextField(forms.JSONField):
         except (ValueError, RecursionError):
             return forms.fields.InvalidJSONInput(data)
 
+    def prepare_value(self, value):
+        # Django writes an empty field as JSON's "null", which the box would then show.
+        return "" if value is None else super().prepare_value(value)
+
 
 class StaffSignInForm(AccessibleForm):
     username = forms.CharField(label=_("Username"), max_length=150,
@@ -159,6 +163,13 @@ def _lines(text: str) -> list[str]:
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
 
 
+# How a portal proves who it is at the token endpoint, in words, the protocol's name beside them.
+AUTH_METHODS = {
+    "private_key_jwt": _("Signed with the portal's private key (private_key_jwt)"),
+    "client_secret_basic": _("Client secret (client_secret_basic)"),
+}
+
+
 def _attribute_choices():
     from chave.federation.attributes import ATTRIBUTES
 
@@ -182,12 +193,14 @@ class RelyingPartyRequestForm(AccessibleForm):
     min_level = forms.TypedChoiceField(label=_("Minimum assurance level"), coerce=int, initial=2,
                                        choices=[(2, "2"), (3, "3"), (4, "4")])
     auth_method = forms.ChoiceField(label=_("Client authentication"), choices=[
-        ("private_key_jwt", "private_key_jwt"), ("client_secret_basic", "client_secret_basic")])
+        (method, label) for method, label in AUTH_METHODS.items()])
     jwks_uri = forms.CharField(label=_("JWKS URI (private_key_jwt)"), required=False, max_length=500)
     jwks = JSONTextField(label=_("Or the JWKS itself (JSON)"), required=False,
                          widget=forms.Textarea(attrs={"rows": 3}))
     sector_identifier = forms.CharField(label=_("Sector identifier (host)"), required=False, max_length=255)
-    subject_type = forms.ChoiceField(label=_("Subject type"), choices=[("pairwise", "pairwise"), ("public", "public")])
+    subject_type = forms.ChoiceField(label=_("Subject type"), choices=[
+        ("pairwise", _("Pairwise: each sector gets its own identifier for a citizen (pairwise)")),
+        ("public", _("Public: every portal gets the same identifier (public)"))])
     id_token_alg = forms.ChoiceField(label=_("ID token algorithm"), choices=[("RS256", "RS256"), ("ES256", "ES256")])
     sector_identifier_uri = forms.CharField(
         label=_("Sector identifier URI"), required=False, max_length=500,

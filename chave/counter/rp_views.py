@@ -9,8 +9,6 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
-
-from chave.oidc.logout import deliveries_for
 from django.utils.translation import gettext as _
 from django.views.decorators.http import (
     require_http_methods,
@@ -20,11 +18,21 @@ from django.views.decorators.http import (
 
 from chave import policy
 from chave.federation import services as federation
+from chave.federation.attributes import ATTRIBUTES
 from chave.federation.models import RelyingParty
 from chave.oidc import services as registry
+from chave.oidc.logout import deliveries_for
 
-from .forms import ClientSettingsForm, DecisionForm, KeysForm, ReasonForm, RelyingPartyRequestForm, SamlMetadataForm
-from .services import by
+from .forms import (
+    AUTH_METHODS,
+    ClientSettingsForm,
+    DecisionForm,
+    KeysForm,
+    ReasonForm,
+    RelyingPartyRequestForm,
+    SamlMetadataForm,
+)
+from .services import by, who_did
 from .views import staff_only
 
 
@@ -71,17 +79,27 @@ def _rp_page(request, party, *, status=200, client_secret=None, decision_form=No
 
     oidc_settings = client_settings(party)
     saml = ServiceProvider.objects.filter(relying_party=party).first()
+    events = list(party.events.all())
+    who = who_did([e.by for e in events])
+    for event in events:
+        event.who = who[event.by]
     return render(request, "counter/rp_detail.html", {
         "oidc_settings": oidc_settings,
         "settings_form": settings_form or ClientSettingsForm.for_party(oidc_settings, prefix="settings"),
         "saml": saml, "saml_soap_logout": soap_logout_url(saml) if saml else None,
         "metadata_form": metadata_form or SamlMetadataForm(prefix="metadata"),
-        "staff": request.staff, "party": party, "events": party.events.all(), "client_secret": client_secret,
+        "staff": request.staff, "party": party, "events": events, "client_secret": client_secret,
+        "attributes": [_in_words(party.allowed_attributes), _in_words(party.mandatory_attributes)],
+        "auth_method": AUTH_METHODS.get(party.auth_method, party.auth_method),
         "may_decide": "rp.decide" in request.staff.capabilities,
         "decision_form": decision_form or DecisionForm(prefix="decide"),
         "keys_form": keys_form or KeysForm(prefix="keys"), "reason_form": ReasonForm(prefix="rotate"),
         "logouts": deliveries_for(party),
     }, status=status)
+
+
+def _in_words(names: list[str]) -> str:
+    return ", ".join(str(ATTRIBUTES[n].label) if n in ATTRIBUTES else n for n in names)
 
 
 @staff_only("rp.view")

@@ -348,6 +348,28 @@ def by(staff: Staff) -> str:
     return f"staff:{staff.username}"
 
 
+def who_did(recorded: list[str]) -> dict[str, str]:
+    """Who made each decision of a history, in words, for its ``by`` values (:func:`by`'s
+    ``staff:<username>``, the ``rp`` command's ``<user> (CLI)``, ``seed_demo``): a member of staff
+    by name and username, the command line and the demo data said so; anything else as recorded."""
+    from chave.public.management.commands.seed_demo import SEEDED_BY
+
+    usernames = {value.removeprefix("staff:") for value in recorded if value.startswith("staff:")}
+    names = dict(Staff.objects.filter(user__username__in=usernames).values_list("user__username", "name"))
+    words = {}
+    for value in recorded:
+        username = value.removeprefix("staff:")
+        if value.startswith("staff:"):
+            words[value] = f"{names[username]} ({username})" if username in names else username
+        elif value.endswith(" (CLI)"):
+            words[value] = _("%(user)s, on the command line") % {"user": value.removesuffix(" (CLI)")}
+        elif value == SEEDED_BY:
+            words[value] = _("The demo data (make run)")
+        else:
+            words[value] = value
+    return words
+
+
 def unlock(staff: Staff, key: Key, presented: Presented, *, ip: str | None = None) -> CounterAction:
     """Unlock a locked or blocked key. Raises ``ValidationError`` for any other state."""
     presented = check_presented(key.citizen, presented)

@@ -361,14 +361,14 @@ def test_the_rp_administrator_reviews_suspends_reinstates_and_changes_keys(live_
     assert "https://saude.gov.pt/jwks-2025.json" in admin.locator("dl.facts").inner_text()
     assert RelyingParty.objects.get().jwks_uri == "https://saude.gov.pt/jwks-2025.json"
 
-    by = f"staff:{admin.login.username}"
+    by = f"Staff {admin.login.username} ({admin.login.username})"
     history = [row[1:] for row in cells(admin, "#rp-history")]
     assert history == [["keys changed", by, "Yearly key rotation — https://saude.gov.pt/jwks-2025.json"],
                        ["reinstated", by, "Incident closed by the entity"],
                        ["suspended", by, "Security incident reported"],
                        ["approved", by, "Public entity, NIF checked"],
                        ["requested", by, ""]]
-    assert AuditEvent.objects.get(event="rp.suspended").detail["by"] == by
+    assert AuditEvent.objects.get(event="rp.suspended").detail["by"] == f"staff:{admin.login.username}"
 
     admin.get_by_role("link", name="Relying parties").click()
     admin.get_by_label("State").select_option("suspended")
@@ -396,7 +396,8 @@ def test_the_rp_administrator_sees_a_client_secret_once_and_rotates_it(live_serv
     assert second != first and RelyingParty.objects.get().client_secret_hash == token_hash(second)
     admin.goto(f"{live_server.url}/counter/rp/{party.client_id}/")
     assert second not in admin.content()
-    assert cells(admin, "#rp-history")[0][1:] == ["client secret rotated", f"staff:{admin.login.username}",
+    assert cells(admin, "#rp-history")[0][1:] == ["client secret rotated",
+                                                  f"Staff {admin.login.username} ({admin.login.username})",
                                                   "Secret leaked in a log"]
 
 

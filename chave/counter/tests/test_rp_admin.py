@@ -40,9 +40,43 @@ def test_request_review_approve_suspend_reinstate_with_history(staff_client):
         assert RelyingParty.objects.get().state == state
     page = admin.get(url).content.decode()
     for text in ("requested", "approved", "suspended", "reinstated", "Security incident reported",
-                 f"staff:{admin.login_as.username}"):
+                 f"Staff {admin.login_as.username} ({admin.login_as.username})"):
         assert text in page, text
     assert AuditEvent.objects.filter(event="rp.suspended").get().detail["by"] == f"staff:{admin.login_as.username}"
+
+
+@pytest.mark.parametrize("language", ["en", "pt-pt"])
+def test_portal_pages_say_things_in_words(staff_client, language, settings):
+    """The list and a portal's page as the administrator reads them: dates, who decided, the
+    attributes and the client authentication in words; an empty JWKS box is empty, not "null"."""
+    import re
+
+    from chave.federation import services as federation
+    from chave.public.management.commands.seed_demo import SEEDED_BY
+
+    admin = staff_client("rp-admin", counter="", name="Paula Portais")
+    admin.post("/counter/rp/request", REQUEST)
+    party = RelyingParty.objects.get()
+    federation.decide(party, "approve", by=SEEDED_BY, reason="demo portal")
+    federation.decide(party, "suspend", by="ana (CLI)", reason="Certificate expired")
+    admin.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+    pages = admin.get("/counter/rp/").content.decode(), admin.get(f"/counter/rp/{party.client_id}/").content.decode()
+    for page in pages:
+        assert not re.search(r"\b\d{4}-\d{2}-\d{2}\b", page) and "staff:" not in page and SEEDED_BY not in page
+        assert f"<code>{party.client_id}</code>" in page or f'<code id="client-id">{party.client_id}</code>' in page
+    listing, detail = pages
+    assert re.search(r'<textarea name="keys-jwks"[^>]*>\s*</textarea>', detail), "the JWKS box shows something"
+    blank = admin.get("/counter/rp/request").content.decode()
+    assert re.search(r'<textarea name="jwks"[^>]*>\s*</textarea>', blank), "the request's JWKS box shows something"
+    words = {"en": ["Client ID (client_id)", f"Paula Portais ({admin.login_as.username})", "ana, on the command line",
+                    "The demo data (make run)", "Civil identification number (NIC), Full name",
+                    "Signed with the portal&#x27;s private key (private_key_jwt)"],
+             "pt-pt": ["Identificador de cliente (client_id)", f"Paula Portais ({admin.login_as.username})",
+                       "ana, na linha de comandos", "Os dados de demonstração (make run)",
+                       "Assinada com a chave privada do portal (private_key_jwt)"]}[language]
+    for text in words:
+        assert text in detail, text
+    assert words[0] in listing
 
 
 def test_refusals_by_field(staff_client):
