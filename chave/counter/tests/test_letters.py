@@ -7,8 +7,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test import Client
+from django.utils import translation
 from pypdf import PdfReader
 
+from chave import formats
 from chave.audit.models import AuditEvent
 from chave.counter import letters
 from chave.counter.models import CounterAction, Letter, LetterStatus
@@ -205,6 +207,12 @@ def test_mail_room_pages_batch_download_and_post(staff_client, make_citizen, run
     assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
     assert temporary_pin(text_of_pdf(response.content)[0])
     assert room.post(f"/counter/letters/batch/{batch.pk}/posted").status_code == 302
+    row = room.get("/counter/letters/").content.decode().split(f'data-batch="{batch.pk}"')[1].split("</tr>")[0]
+    # When the batch was made and posted, in words, as the mail room reads them (no ISO date).
+    batch.refresh_from_db()
+    with translation.override("en"):
+        assert formats.moment(batch.created_at) in row and formats.moment(batch.posted_at) in row
+    assert not re.search(r"\d{4}-\d{2}-\d{2}", row)
     response = room.get(f"/counter/letters/batch/{batch.pk}.pdf")
     assert response.status_code == 302  # posted: nothing is kept to download
     assert AuditEvent.objects.filter(event="letter.batch_download").count() == 1

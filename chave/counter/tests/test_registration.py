@@ -2,6 +2,7 @@
 the desk's citizen screen, never seen by the clerk."""
 
 import datetime as dt
+import re
 
 import pytest
 
@@ -170,6 +171,8 @@ def test_screen_pairing_links_work_once_and_expire(staff_client, clock):
     link = page.split('id="pairing-link" href="')[1].split('"')[0]
     assert Client().post(link).status_code == 302
     assert Client().post(link).status_code == 400  # used
+    paired = desk.get("/counter/desk/screen").content.decode()
+    assert "paired with your desk since" in paired and not re.search(r"\d{4}-\d{2}-\d{2}", paired)
     page = desk.post("/counter/desk/screen").content.decode()
     link = page.split('id="pairing-link" href="')[1].split('"')[0]
     clock.travel(dt.timedelta(minutes=6))
