@@ -49,7 +49,7 @@ def sign_in_on_a_phone(live_server, new_page, login, locale):
     page.locator("#id_password").fill(login.password)
     page.locator("#id_code").fill(login.code())
     page.locator("main form button[type=submit]").click()
-    page.wait_for_url(re.compile(r"/counter/(find|report)/$"))
+    page.wait_for_url(re.compile(r"/counter/(find|report|rp)/$"))
     return page
 
 
@@ -157,3 +157,29 @@ def test_a_supervisor_reverses_a_new_pin_on_a_phone_and_the_previous_pin_works_a
     assert Letter.objects.get().status == LetterStatus.CANCELLED
     assert words["back"] in outbox.last(MOBILE).body
     assert sign_in(Client(), "912 345 678", pin="4719").status_code == 302
+
+
+def test_the_rp_administrators_pages_fit_a_phone_in_both_languages(live_server, new_page, make_staff):
+    """The portals' list and a portal's page, whose tables (client ids, the history) are wider than a
+    phone: the tables scroll in their own region, the page never sideways; in Portuguese (the longer
+    words), then in English through the header's language switch."""
+    from chave.federation import services as federation
+    from chave.oidc import services as registry
+
+    from .test_rp_admin import REQUEST, jwks
+
+    party = registry.register_relying_party(
+        name="Autoridade Tributária e Aduaneira — Portal das Finanças", entity_nif="600084779",
+        contact_email="integracao@at.gov.pt", redirect_uris=["https://www.portaldasfinancas.gov.pt/callback"],
+        allowed_attributes=REQUEST["allowed_attributes"], jwks=jwks(), by="ana (CLI)").relying_party
+    federation.decide(party, "approve", by="ana (CLI)", reason="Public entity, NIF checked at the registry")
+    login = make_staff("rp-admin", counter="", name="Paula Portais")
+    page = sign_in_on_a_phone(live_server, new_page, login, "pt-PT")
+    for switch_to in ("English", None):
+        page.goto(f"{live_server.url}/counter/rp/")
+        assert fits_the_screen(page), "the list"
+        click_and_wait(page.locator(f'#parties a[href$="/{party.client_id}/"]'))
+        expect(page.locator("#rp-history")).to_contain_text("ana")
+        assert fits_the_screen(page), "the portal's page"
+        if switch_to:
+            click_and_wait(page.get_by_role("button", name=switch_to))
