@@ -176,7 +176,8 @@ def _matching_step(staff: Staff, code: str, at: dt.datetime) -> int | None:
 def check_staff_sign_in(username: str, password: str, code: str, *, ip: str | None = None) -> StaffSignIn:
     """Password and TOTP code, both required; one answer for every refusal.
 
-    Throttled per client IP and per username before anything is checked. A TOTP code is accepted
+    Throttled per client IP and per username before anything is checked; a successful sign-in is
+    taken back from both counts, so only failures use them up. A TOTP code is accepted
     once (the account's newest accepted time step only goes up, by a conditional update, so two
     concurrent sign-ins with one code cannot both pass). The password is always checked, so an
     unknown username takes as long as a known one.
@@ -196,6 +197,8 @@ def check_staff_sign_in(username: str, password: str, code: str, *, ip: str | No
         step = _matching_step(staff, code, clock.now())
     if step is not None and Staff.objects.filter(pk=staff.pk, totp_last_step__lt=step).update(totp_last_step=step):
         audit.record("staff.sign_in", outcome="ok", channel=CHANNEL, ip=ip, staff=staff.username)
+        # Only failed sign-ins use up the limits: a counter's desks often share one address.
+        throttle.refund(gate)
         return StaffSignIn(True, "ok", staff)
     audit.record("staff.sign_in", outcome="wrong", channel=CHANNEL, ip=ip, staff=username[:150])
     return StaffSignIn(False, "wrong")

@@ -261,7 +261,8 @@ def _may_attempt(key: Key, now: dt.datetime) -> str:
 def check_login_pin(key: Key | None, pin: str, *, ip: str | None = None, channel: str = "") -> PinDecision:
     """Check a login PIN for ``key`` (None when the identifier matched no key).
 
-    Order: the per-IP throttle first (so that one client cannot lock many keys), then the key's
+    Order: the per-IP throttle first (so that one client cannot lock many keys; a right PIN is
+    taken back from it afterwards, :func:`chave.throttle.services.refund`), then the key's
     state, then Argon2id (always run, also for unknown keys and refusals, so the answer takes the
     same time), then the outcome is recorded under the key's row lock: failures are counted
     exactly under concurrency and lock or block the key as ``pin_lock_steps`` say.
@@ -314,6 +315,8 @@ def check_login_pin(key: Key | None, pin: str, *, ip: str | None = None, channel
                 key.save()
             audit.record("pin.attempt", outcome="ok", citizen=key.citizen, channel=channel, ip=ip,
                          rehashed=needs_rehash or None)
+            # Only wrong PINs use up the address's budget: many citizens may share one address.
+            throttle.refund(gate)
             return PinDecision(True, "ok", key=key, must_change_pin=key.pin_is_temporary)
         key.pin_failures += 1
         decision = PinDecision(False, "wrong", key=key)

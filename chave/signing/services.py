@@ -360,6 +360,7 @@ def check_signing_pin(credential: SigningCredential | None, pin, *, ip: str | No
                 row.pin_hash = pins.hash_pin(str(pin))
             row.save(update_fields=["pin_failures", "pin_hash"])
             audit.record("signing.pin", outcome="ok", citizen=citizen, channel=channel, ip=ip)
+            throttle.refund(gate)  # only wrong PINs use up the address's (or integrator's) budget
             return PinDecision(True, "ok")
         row.pin_failures += 1
         blocked = row.pin_failures >= max_failures

@@ -24,7 +24,7 @@ import hmac
 import ipaddress
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -45,6 +45,9 @@ class ThrottleDecision:
     allowed: bool
     rule: str = ""
     retry_at: dt.datetime | None = None
+    # What an allowed hit counted, for :func:`refund`: ("db", name, hashed subject, at) or
+    # ("redis", name, key, member) per pair. Not part of the decision's value.
+    counted: tuple = field(default=(), compare=False, repr=False)
 
     @property
     def retry_after_seconds(self) -> int:
@@ -106,7 +109,7 @@ def _db_hit(pairs) -> ThrottleDecision:
         if refusal:
             return refusal
         _NEW.create_many([ThrottleEvent(name=name, subject=h, at=now) for name, h in hashed])
-    return ALLOW
+    return ThrottleDecision(True, counted=tuple(("db", name, h, now) for name, h in hashed))
 
 
 def _db_window_counts(hashed, now: dt.datetime) -> dict[tuple[str, str], tuple[int, dt.datetime]]:
@@ -243,6 +246,26 @@ return {0, 0}
 """
 
 
+def refund(decision: ThrottleDecision, *names: str) -> None:
+    """Take back what an allowed :func:`hit` counted, under ``names`` only if any are given: for
+    an attempt that proved right, so that only failures use up a limit meant for guessing (a
+    correct PIN from an address many citizens share — a carrier's NAT, an office, a counter's
+    desks — is no guess). The hit itself still counted while the attempt ran, so concurrent
+    attempts never exceed the limit. A refund Redis cannot take leaves the hit counted (closed)."""
+    for store, name, where, what in decision.counted:
+        if names and name not in names:
+            continue
+        if store == "db":
+            one = ThrottleEvent.objects.filter(name=name, subject=where, at=what).values("pk")[:1]
+            ThrottleEvent.objects.filter(pk__in=one).delete()
+            continue
+        try:
+            client, _script = _redis()
+            client.zrem(where, what)
+        except _redis_errors() as exc:
+            log.warning("throttle refund not taken, the attempt stays counted: %s", type(exc).__name__)
+
+
 def forget(*pairs: tuple[str, str]) -> None:
     """Drop what was counted against each ``(throttle name, subject)``, in the database and in
     Redis when it is used (an operator's reset, e.g. ``chave seed_demo`` for the demo key)."""
@@ -293,10 +316,12 @@ def _redis_script_hit(pairs) -> ThrottleDecision:
             return ThrottleDecision(False, name, (oldest or now) + rule.window)
         keys.append(_redis_key(name, s))
         args += [rule.limit - already, rule.window.total_seconds()]
-    args.append(secrets.token_hex(8))
+    token = secrets.token_hex(8)
+    args.append(token)
     index, oldest = script(keys=keys, args=args, client=client)
     if int(index) == 0:
-        return ALLOW
+        return ThrottleDecision(True, counted=tuple(("redis", name, key, f"{token}:{i}")
+                                                    for i, ((name, _s), key) in enumerate(zip(pairs, keys), start=1)))
     name = pairs[int(index) - 1][0]
     retry = dt.datetime.fromtimestamp(float(oldest), tz=dt.timezone.utc) + policy.throttle(name).window
     return ThrottleDecision(False, name, retry)

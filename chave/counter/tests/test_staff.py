@@ -82,6 +82,26 @@ def test_sign_in_is_throttled_per_username(client, make_staff, settings):
     assert response.status_code == 429
 
 
+def test_a_counter_s_desks_behind_one_address_all_sign_in(make_staff, clock):
+    """Every desk of a Loja do Cidadão may reach Chave from one address: signing in is no guess,
+    so only failed sign-ins use up the address's limit (and the member's own)."""
+    import datetime as dt
+
+    from django.test import Client
+
+    limit = policy.throttle("staff_login_per_ip").limit
+    for desk in range(limit + 5):
+        login = make_staff()
+        for _ in range(2):  # each member signs in twice (a new TOTP step each time)
+            clock.travel(dt.timedelta(seconds=30))
+            response = Client(REMOTE_ADDR="203.0.113.40").post("/counter/login", {
+                "username": login.username, "password": login.password, "code": login.code()})
+            assert response.status_code == 302, desk
+    wrong = [Client(REMOTE_ADDR="203.0.113.40").post("/counter/login", {
+        "username": f"nobody{i}", "password": "bad", "code": "000000"}).status_code for i in range(limit + 1)]
+    assert wrong == [400] * limit + [429]
+
+
 def test_idle_session_ends(staff_client, clock):
     client = staff_client("clerk")
     idle = policy.get("staff_idle_seconds")

@@ -344,6 +344,16 @@ def test_per_ip_throttle_refuses_before_the_key_counter_moves(key, settings):
     assert AuditEvent.objects.filter(event="pin.attempt", outcome="throttled", ip=attacker).count() == 3
 
 
+def test_right_pins_do_not_use_up_the_address_s_budget(key, settings):
+    """Many citizens may share one address (a carrier's NAT, an office): their right PINs are not
+    guesses, so only wrong ones count against it."""
+    settings.CHAVE_POLICY = policy_with(settings, pin_attempt_per_ip=(2, 15 * 60))
+    shared = "198.51.100.68"
+    assert all(attempt(key, RIGHT, ip=shared).ok for _ in range(5))
+    assert [attempt(None, WRONG, ip=shared).reason for _ in range(3)] == ["unknown", "unknown", "throttled"]
+    assert attempt(key, RIGHT, ip=shared).reason == "throttled"  # once over it, even the right one waits
+
+
 def test_per_ip_throttle_default_is_30_per_15_minutes(key, clock):
     ip = "198.51.100.67"
     for i in range(30):

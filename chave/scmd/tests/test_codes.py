@@ -200,8 +200,9 @@ def test_an_integrator_s_one_address_is_not_limited_like_a_citizen_s(signer, int
         signer(phone=phone)
         assert _sign(c, user=phone).Code == "200", n
     settings.CHAVE_POLICY = {**settings.CHAVE_POLICY, "throttles": {
-        **throttles, "signing_pin_per_client": (4, 900)}}  # three checks made above, one left
+        **throttles, "signing_pin_per_client": (2, 900)}}  # the right PINs above took nothing from it
     signer(phone="+351912000714")
     signer(phone="+351912000715")
     assert _sign(c, user="+351912000714").Code == "200"
+    assert [_sign(c, user="+351912000715", pin="9371").Code for _ in range(2)] == ["801", "801"]  # wrong ones count
     assert _sign(c, user="+351912000715").Code == "900"  # its own limit

@@ -212,3 +212,25 @@ def test_per_ip_throttles_count_an_ipv6_subscriber_s_whole_64(store, clock):
     assert throttle.hit(("two_per_ip", "::ffff:192.0.2.1")).allowed
     assert not throttle.hit(("two_per_ip", "192.0.2.1")).allowed
     assert throttle.hit(("two_per_ip", "192.0.2.2")).allowed
+
+
+def test_a_refund_takes_back_exactly_what_the_hit_counted(store, clock):
+    """An attempt that proved right is taken back (a correct PIN is no guess): only failures use
+    up a limit. A refund takes back that hit only, and only under the names asked for."""
+    for _ in range(10):  # ten right attempts: each counted while it ran, each taken back
+        gate = throttle.hit(("three_a_minute", "ana"))
+        assert gate.allowed
+        throttle.refund(gate)
+    wrong = [throttle.hit(("three_a_minute", "ana")) for _ in range(3)]
+    assert all(w.allowed for w in wrong) and not throttle.hit(("three_a_minute", "ana")).allowed
+    throttle.refund(wrong[0])
+    assert throttle.hit(("three_a_minute", "ana")).allowed  # one place freed, one only
+    assert not throttle.hit(("three_a_minute", "ana")).allowed
+    both = throttle.hit(("five_a_minute", "rui"), ("two_per_ip", "10.0.0.1"))
+    throttle.refund(both, "two_per_ip")  # the per-address count only
+    assert throttle.hit(("two_per_ip", "10.0.0.1")).allowed and throttle.hit(("two_per_ip", "10.0.0.1")).allowed
+    assert not throttle.hit(("two_per_ip", "10.0.0.1")).allowed
+    for _ in range(4):
+        assert throttle.hit(("five_a_minute", "rui")).allowed
+    assert not throttle.hit(("five_a_minute", "rui")).allowed  # the pair's other count stayed
+    throttle.refund(throttle.hit(("never", "ana")))  # a refusal counted nothing: nothing to take back
