@@ -3,9 +3,10 @@
 A throttle is a name in ``CHAVE_POLICY["throttles"]`` with a limit and a sliding window. Callers
 ask :func:`hit` with one or more ``(name, subject)`` pairs: either every pair is under its limit
 and each is counted, or none is counted and the decision says which one refused and until when;
-:func:`check` gives the same decision without counting anything. Two stores: the database
-(exact on SQLite and PostgreSQL; the default) and Redis (for several instances;
-``CHAVE_THROTTLE_STORE=redis``).
+:func:`check` gives the same decision without counting anything, and :func:`refund` takes back
+what an allowed hit counted once the attempt proved right (only failures use up a limit meant for
+guessing). Two stores: the database (exact on SQLite and PostgreSQL; the default) and Redis (for
+several instances; ``CHAVE_THROTTLE_STORE=redis``).
 
 Redis down never opens a throttle: a hit Redis cannot answer is counted in the database store
 instead (exact, and shared by every instance), and refused if the database cannot answer either
