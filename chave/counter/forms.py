@@ -192,8 +192,7 @@ class RelyingPartyRequestForm(AccessibleForm):
                                                      widget=forms.CheckboxSelectMultiple, choices=_attribute_choices)
     min_level = forms.TypedChoiceField(label=_("Minimum assurance level"), coerce=int, initial=2,
                                        choices=[(2, "2"), (3, "3"), (4, "4")])
-    auth_method = forms.ChoiceField(label=_("Client authentication"), choices=[
-        (method, label) for method, label in AUTH_METHODS.items()])
+    auth_method = forms.ChoiceField(label=_("Client authentication"), choices=list(AUTH_METHODS.items()))
     jwks_uri = forms.CharField(label=_("JWKS URI (private_key_jwt)"), required=False, max_length=500)
     jwks = JSONTextField(label=_("Or the JWKS itself (JSON)"), required=False,
                          widget=forms.Textarea(attrs={"rows": 3}))

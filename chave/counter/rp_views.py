@@ -18,7 +18,7 @@ from django.views.decorators.http import (
 
 from chave import policy
 from chave.federation import services as federation
-from chave.federation.attributes import ATTRIBUTES
+from chave.federation.attributes import labels
 from chave.federation.models import RelyingParty
 from chave.oidc import services as registry
 from chave.oidc.logout import deliveries_for
@@ -89,17 +89,13 @@ def _rp_page(request, party, *, status=200, client_secret=None, decision_form=No
         "saml": saml, "saml_soap_logout": soap_logout_url(saml) if saml else None,
         "metadata_form": metadata_form or SamlMetadataForm(prefix="metadata"),
         "staff": request.staff, "party": party, "events": events, "client_secret": client_secret,
-        "attributes": [_in_words(party.allowed_attributes), _in_words(party.mandatory_attributes)],
+        "attributes": labels(party.allowed_attributes), "mandatory_attributes": labels(party.mandatory_attributes),
         "auth_method": AUTH_METHODS.get(party.auth_method, party.auth_method),
         "may_decide": "rp.decide" in request.staff.capabilities,
         "decision_form": decision_form or DecisionForm(prefix="decide"),
         "keys_form": keys_form or KeysForm(prefix="keys"), "reason_form": ReasonForm(prefix="rotate"),
         "logouts": deliveries_for(party),
     }, status=status)
-
-
-def _in_words(names: list[str]) -> str:
-    return ", ".join(str(ATTRIBUTES[n].label) if n in ATTRIBUTES else n for n in names)
 
 
 @staff_only("rp.view")

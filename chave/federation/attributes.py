@@ -92,6 +92,11 @@ def attribute_values(key: Key) -> dict[str, object]:
     return values
 
 
+def labels(names: list[str]) -> str:
+    """Attribute names as people read them, in the active language: "Full name, Date of birth"."""
+    return ", ".join(str(ATTRIBUTES[n].label) if n in ATTRIBUTES else n for n in names)
+
+
 def shown(name: str, value: object) -> str:
     """An attribute's value as the citizen reads it on a consent page, in their language: dates
     in words, the mobile number grouped, the foreign document's type and country by name, yes or
